@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both bootstrap .venv themselves. On a machine without CUDA the small CPU torch
+# wheel is installed first so that `torch>=2.3` does not pull a multi-GB CUDA build.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export MUJOCO_GL ?= egl
+
+.PHONY: venv demo test bench weights clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+		echo "CUDA found: installing the default torch build"; \
+	else \
+		echo "no CUDA: installing the CPU torch wheel"; \
+		$(BIN)/pip install -q "torch==2.13.0"; \
+	fi
+	$(BIN)/pip install -q -e ".[dev,text,tensorboard,bench]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	$(BIN)/vip-rl demo
+
+test: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+weights: venv
+	$(BIN)/python -m vip_rl.weights_recipe
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,1 @@
+"""vip_envs: the MuJoCo tabletop manipulation suite."""
