@@ -1,0 +1,303 @@
+"""Collect demonstrations / play data from a `vip_envs` task into a suite HDF5 file (``vip-rl collect``).
+
+Policies (``policy=``):
+
+- ``"expert"``: the scripted expert, ``noise`` 0 unless given.
+- ``"noisy"``: the scripted expert with ``noise`` (default 0.3): mixed-quality demos.
+- ``"play"``: ``vip_envs.play_policy``: smooth random exploration that touches objects.
+- ``"mixed"``: per episode, drawn with the seeded rng using weights ``mix = (expert, noisy, failed)``
+  (default 1/3 each): a clean expert demo, a noisy expert demo, or a *failed* demo = a noisy
+  expert rollout cut at a uniformly random step before its first success. The drawn kind is stored
+  in the demo attr ``mixed_kind``. Used for BC-vs-RWR from mixed demos.
+
+``early_stop_prob`` cuts any episode with that probability the same way (uniform step before the
+first success, or anywhere when it never succeeds); cut episodes get ``early_stopped=True``.
+
+Each demo stores frames of every camera for ``o_0..o_T`` (rendered from the recorded simulator states
+with ``env.unwrapped.render_states``), state observations, true task progress, actions, env rewards,
+dones, per-step success, the exact simulator states, and attrs: env_id, task, instruction (drawn from
+the *train* split with the seeded rng), seed (the env reset seed; the policy uses the same seed),
+success (``info["success"]`` after the last step), terminated, early_stopped, embodiment, policy, noise.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .data.episode import Episode
+from .data.hdf5 import DEFAULT_COMPRESSION, EpisodeFile, EpisodeWriter
+from .data.video import write_video
+
+__all__ = ["collect", "cli", "POLICIES", "DEFAULT_NOISY_NOISE"]
+
+POLICIES = ("expert", "noisy", "play", "mixed")
+DEFAULT_NOISY_NOISE = 0.3
+_MIXED_KINDS = ("expert", "noisy", "failed")
+
+
+def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float | None, cameras: Sequence[str],
+                image_size: int,
+                embodiment: str, early_stop_prob: float, max_steps: int | None,
+                mix: Sequence[float], out: str | os.PathLike) -> tuple[str, list[str], np.ndarray]:
+    import gymnasium
+    import vip_envs  # registers the tasks
+
+    tasks = tuple(getattr(vip_envs, "TASKS", ()))
+    env_id = f"vip_envs/{task}-v0"
+    if not isinstance(task, str) or env_id not in gymnasium.registry:
+        raise ValueError(f"task must be one of {tasks}, got {task!r}")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if noise is not None and not (isinstance(noise, (int, float)) and np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite float >= 0 or None, got {noise!r}")
+    if isinstance(cameras, str):
+        cameras = [cameras]
+    cameras = list(cameras)
+    known = tuple(getattr(vip_envs, "CAMERAS", ()))
+    if not cameras or len(set(cameras)) != len(cameras):
+        raise ValueError(f"cameras must be a non-empty list of unique camera names, got {cameras!r}")
+    for camera in cameras:
+        if known and camera not in known:
+            raise ValueError(f"camera must be one of {known}, got {camera!r}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be an int >= 1, got {image_size!r}")
+    if embodiment not in ("gripper", "hand"):
+        raise ValueError(f"embodiment must be 'gripper' or 'hand', got {embodiment!r}")
+    if not (isinstance(early_stop_prob, (int, float)) and 0.0 <= early_stop_prob <= 1.0):
+        raise ValueError(f"early_stop_prob must be in [0, 1], got {early_stop_prob!r}")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise ValueError(f"max_steps must be None or an int >= 1, got {max_steps!r}")
+    if Path(out).is_dir():
+        raise ValueError(f"out must be a file path, got the directory {str(out)!r}")
+    if not Path(out).parent.is_dir():
+        raise FileNotFoundError(f"output directory {str(Path(out).parent)!r} of out={str(out)!r} does not exist")
+    weights = np.asarray(mix, dtype=np.float64)
+    if weights.shape != (3,) or not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError(f"mix must be 3 non-negative weights (expert, noisy, failed) with a positive sum, got {mix!r}")
+    return env_id, cameras, weights / weights.sum()
+
+
+def _rollout(env: Any, make_policy: Callable[[Any], Callable[[Any], np.ndarray]], *, env_seed: int,
+             stop_on_success: bool) -> dict[str, Any]:
+    """Run one episode until terminated / truncated; returns per-step lists (states include o_0)."""
+    unwrapped = env.unwrapped
+    obs, info = env.reset(seed=env_seed)
+    policy_fn = make_policy(env)  # build the policy after reset: experts read the new scene
+    states, sims = [np.asarray(obs, np.float32)], [np.asarray(unwrapped.get_state(), np.float64)]
+    progress = [float(info["task_progress"]) if "task_progress" in info
+                else float(unwrapped.evaluate_states(sims[0][None])["task_progress"][0])]
+    actions, rewards, dones, successes = [], [], [], []
+    terminated = truncated = False
+    while not (terminated or truncated):
+        action = np.asarray(policy_fn(obs), dtype=np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        rewards.append(float(reward))
+        dones.append(bool(terminated or truncated))
+        successes.append(bool(info.get("success", False)))
+        states.append(np.asarray(obs, np.float32))
+        sims.append(np.asarray(unwrapped.get_state(), np.float64))
+        progress.append(float(info.get("task_progress", np.nan)))
+        if stop_on_success and successes[-1] and not (terminated or truncated):
+            truncated = True
+            dones[-1] = True
+    return {"states": states, "sims": sims, "progress": progress, "actions": actions, "rewards": rewards,
+            "dones": dones, "successes": successes, "terminated": bool(terminated)}
+
+
+def _cut_before_success(roll: dict[str, Any], rng: np.random.Generator) -> bool:
+    """Truncate a rollout at a uniform step before its first success (anywhere if none); False if impossible."""
+    num_steps = len(roll["actions"])
+    if True in roll["successes"]:
+        high = roll["successes"].index(True)  # keeping k <= first-success index steps ends unsuccessful
+    else:
+        high = num_steps - 1  # strictly shorter than the full rollout
+    if high < 1:
+        return False
+    keep = int(rng.integers(1, high + 1))
+    for key in ("actions", "rewards", "dones", "successes"):
+        roll[key] = roll[key][:keep]
+    for key in ("states", "sims", "progress"):
+        roll[key] = roll[key][:keep + 1]
+    roll["dones"][-1] = True
+    roll["terminated"] = False
+    return True
+
+
+def _render(env: Any, sims: np.ndarray, cameras: list[str], image_size: int) -> dict[str, np.ndarray]:
+    frames = {}
+    for camera in cameras:
+        images = np.asarray(env.unwrapped.render_states(sims, camera=camera))
+        expected = (len(sims), image_size, image_size, 3)
+        if images.dtype != np.uint8 or images.shape != expected:
+            raise ValueError(f"render_states(camera={camera!r}) returned {images.dtype} {list(images.shape)}, "
+                             f"expected uint8 {list(expected)}")
+        frames[camera] = images
+    return frames
+
+
+def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | None = None,
+            cameras: Sequence[str] = ("front",), image_size: int = 96, embodiment: str = "gripper", seed: int = 0,
+            out: str | os.PathLike, preview_dir: str | os.PathLike | None = None, early_stop_prob: float = 0.0,
+            max_steps: int | None = None, progress: bool = True, mix: Sequence[float] = (1 / 3, 1 / 3, 1 / 3),
+            stop_on_success: bool = False, compression: str | None = DEFAULT_COMPRESSION,
+            d4rl_out: str | os.PathLike | None = None) -> Path:
+    """Roll out a policy on ``vip_envs/<task>-v0`` and write the episodes to ``out`` (suite HDF5, atomic).
+
+    Args:
+        task: suite task name, e.g. ``"OpenDrawer"`` (``vip_envs.TASKS``).
+        episodes: number of episodes.
+        policy: ``"expert" | "noisy" | "play" | "mixed"`` (module docstring).
+        noise: expert action noise; None means 0 for ``expert`` and 0.3 for ``noisy`` / ``mixed``.
+        cameras: cameras recorded as ``obs/<camera>`` (``vip_envs.CAMERAS``).
+        image_size: side of the square frames.
+        embodiment: ``"gripper"`` or ``"hand"``.
+        seed: seeds the rng that draws each episode's env/policy seed, instruction and early stops.
+        out: destination ``.h5``; appears only when every episode is written.
+        preview_dir: if given, an mp4 per episode (cameras side by side) ``<preview_dir>/demo_<i>.mp4``.
+        early_stop_prob: probability of cutting an episode before its first success.
+        max_steps: episode step limit (overrides the env's 100-step TimeLimit).
+        progress: show a tqdm bar.
+        mix: ``(expert, noisy, failed)`` weights for ``policy="mixed"``.
+        stop_on_success: end an episode at its first successful step.
+        compression: image compression of the HDF5 file.
+        d4rl_out: also export D4RL's flat layout there (camera ``cameras[0]``).
+
+    Returns:
+        ``Path(out)``.
+
+    Raises:
+        ValueError: unknown task / camera / policy or bad arguments (before anything is written).
+
+    Example:
+        >>> collect("OpenDrawer", episodes=3, out="demos.h5", preview_dir="previews")   # doctest: +SKIP
+    """
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    env_id, cameras, weights = _check_args(task, episodes, seed, policy, noise, cameras, image_size, embodiment,
+                                           early_stop_prob, max_steps, mix, out)
+    import gymnasium
+    import vip_envs
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    train_instructions = list(vip_envs.instructions(task, split="train"))
+    make_kwargs: dict[str, Any] = dict(render_mode="rgb_array", obs_mode="state", cameras=tuple(cameras),
+                                       image_size=image_size, embodiment=embodiment)
+    if max_steps is not None:
+        make_kwargs["max_episode_steps"] = max_steps
+    env = gymnasium.make(env_id, **make_kwargs)
+    preview = Path(preview_dir) if preview_dir is not None else None
+    if preview is not None:
+        preview.mkdir(parents=True, exist_ok=True)
+    noisy_noise = DEFAULT_NOISY_NOISE if noise is None else float(noise)
+    num_success = 0
+    try:
+        writer = EpisodeWriter(out, env_id=env_id, cameras=cameras, image_size=image_size, compression=compression,
+                               attrs={"task": task, "embodiment": embodiment, "policy": policy, "seed": seed,
+                                      "collector": "vip_rl.collect"})
+        with writer, tqdm(total=episodes, desc=f"collect {task}", unit="ep", disable=not progress) as bar:
+            for index in range(episodes):
+                env_seed = int(rng.integers(0, 2**31 - 1))
+                instruction = str(train_instructions[int(rng.integers(len(train_instructions)))])
+                kind = _MIXED_KINDS[int(rng.choice(3, p=weights))] if policy == "mixed" else policy
+                draw = rng.random()  # drawn every episode so the stream does not depend on the kind
+                cut = kind == "failed" or bool(draw < early_stop_prob)
+                if kind == "play":
+                    used, used_noise = "play", 0.0
+                    make_policy = lambda e, s=env_seed: vip_envs.play_policy(e, seed=s)  # noqa: E731
+                else:
+                    used = "expert" if kind == "expert" else "noisy"
+                    if kind == "expert":  # a mixed run's expert share is always clean
+                        used_noise = 0.0 if noise is None or policy == "mixed" else float(noise)
+                    else:
+                        used_noise = noisy_noise
+                    make_policy = lambda e, s=env_seed, n=used_noise: vip_envs.expert(e, noise=n, seed=s)  # noqa: E731
+                roll = _rollout(env, make_policy, env_seed=env_seed, stop_on_success=stop_on_success)
+                early_stopped = _cut_before_success(roll, rng) if cut else False
+                sims = np.stack(roll["sims"])
+                attrs = {"env_id": env_id, "task": task, "instruction": instruction, "seed": env_seed,
+                         "success": bool(roll["successes"][-1]) if roll["successes"] else False,
+                         "terminated": roll["terminated"], "early_stopped": early_stopped,
+                         "embodiment": embodiment, "policy": used, "noise": used_noise}
+                if policy == "mixed":
+                    attrs["mixed_kind"] = kind
+                actions = np.stack(roll["actions"]) if roll["actions"] else np.zeros((0, 4), np.float32)
+                episode = Episode(frames=_render(env, sims, cameras, image_size), states=np.stack(roll["states"]),
+                                  task_progress=np.asarray(roll["progress"], np.float32), actions=actions,
+                                  rewards=roll["rewards"], dones=roll["dones"], attrs=attrs, sim_states=sims,
+                                  successes=roll["successes"])
+                writer.append(episode)
+                if preview is not None:
+                    write_video(preview / f"demo_{index}.mp4",
+                                np.concatenate([episode.frames[c] for c in cameras], axis=2))
+                num_success += int(episode.success)
+                bar.update(1)
+                bar.set_postfix(success=f"{num_success / (index + 1):.0%}")
+    finally:
+        env.close()
+    if d4rl_out is not None:
+        from .data.d4rl import export_d4rl
+
+        export_d4rl(out, d4rl_out, camera=cameras[0], compression=compression)
+    return out
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vip-rl collect", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("task", help="suite task, e.g. OpenDrawer")
+    parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
+    parser.add_argument("--policy", choices=POLICIES, default="expert",
+                        help="expert | noisy (expert + noise) | play (random exploration) | mixed "
+                             "(expert / noisy / failed, see --mix)")
+    parser.add_argument("--noise", type=float, default=None, help="expert noise (default 0 expert, 0.3 noisy/mixed)")
+    parser.add_argument("--camera", action="append", dest="cameras", default=None,
+                        help="camera to record; repeat for several (default front)")
+    parser.add_argument("--size", type=int, default=96, help="image side in pixels (default 96)")
+    parser.add_argument("--embodiment", choices=("gripper", "hand"), default="gripper")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="output suite HDF5 file")
+    parser.add_argument("--preview", default=None, metavar="DIR", help="write an mp4 per episode into DIR")
+    parser.add_argument("--d4rl", default=None, metavar="PATH", help="also export D4RL's flat layout to PATH")
+    parser.add_argument("--early-stop-prob", type=float, default=0.0,
+                        help="probability of cutting an episode before its first success")
+    parser.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: env's 100)")
+    parser.add_argument("--mix", type=float, nargs=3, default=(1 / 3, 1 / 3, 1 / 3),
+                        metavar=("EXPERT", "NOISY", "FAILED"), help="weights for --policy mixed")
+    parser.add_argument("--stop-on-success", action="store_true", help="end episodes at their first success")
+    parser.add_argument("--compression", choices=("gzip", "lzf", "none"), default=DEFAULT_COMPRESSION)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def cli(argv: list[str]) -> int:
+    """``vip-rl collect <task> --episodes N --policy expert --out demos.h5 ...``; returns the exit code."""
+    args = _build_parser().parse_args(argv)
+    try:
+        path = collect(args.task, episodes=args.episodes, policy=args.policy, noise=args.noise,
+                       cameras=args.cameras or ["front"], image_size=args.size, embodiment=args.embodiment,
+                       seed=args.seed, out=args.out, preview_dir=args.preview, early_stop_prob=args.early_stop_prob,
+                       max_steps=args.max_steps, progress=not args.no_progress, mix=args.mix,
+                       stop_on_success=args.stop_on_success,
+                       compression=None if args.compression == "none" else args.compression, d4rl_out=args.d4rl)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"vip-rl collect: error: {err}", file=sys.stderr)
+        return 2
+    with EpisodeFile(path) as file:
+        successes = [bool(file.episode_attrs(i).get("success", False)) for i in range(file.num_episodes)]
+        steps = sum(file.num_steps(i) for i in range(file.num_episodes))
+    rate = sum(successes) / max(1, len(successes))
+    extra = f", d4rl: {args.d4rl}" if args.d4rl else ""
+    print(f"collected {len(successes)} episodes ({steps} steps) of {args.task} with policy {args.policy}: "
+          f"success rate {rate:.0%} -> {path}{extra}")
+    return 0
