@@ -1,0 +1,499 @@
+"""``vip-rl demo``: the main job end to end, on the bundled encoders and the vip_envs suite.
+
+Stages (each writes ``<out>/<stage>/stage.json`` and skips itself when that file exists,
+unless ``--force``):
+
+1. ``collect``       expert / noisy / play episodes and 20 mixed demos per task (``vip-rl collect``)
+2. ``encoders``      load the bundled ``vip-sim`` and ``liv-sim`` (``--pretrain`` retrains them briefly)
+3. ``reward_curves`` embedding distance along expert, noisy and play episodes to image and text goals
+4. ``wrapper``       a ``GoalReward``-wrapped task: per-step VIP reward next to the true progress
+5. ``mppi``          MPPI toward a goal image (vip-sim) and an instruction (liv-sim), oracle beside them
+6. ``policies``      BC vs RWR(vip-sim) on 20 mixed demos, evaluated on held-out seeds
+7. ``report``        ``<out>/report.md`` and ``<out>/report.html`` with every figure and command
+
+Example::
+
+    vip-rl demo                 # full run (< 20 min on 2 CPU cores), writes runs/demo/report.md
+    vip-rl demo --quick         # tiny configuration used by the test suite
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+STAGES = ("collect", "encoders", "reward_curves", "wrapper", "mppi", "policies")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo runs. ``quick()`` gives the tiny configuration the tests use."""
+
+    out: Path = Path("runs/demo")
+    """Output directory; the report is ``<out>/report.md``."""
+    tasks: tuple[str, ...] = ("OpenDrawer", "PressButton")
+    """Suite tasks to run every stage on."""
+    curve_episodes: int = 2
+    """Episodes per kind (expert, noisy, play) for the reward curves."""
+    demos: int = 20
+    """Mixed-quality demos per task for BC / RWR."""
+    image_size: int = 96
+    """Rendered image side."""
+    mppi_episodes: int = 3
+    """MPPI episodes per task and goal kind."""
+    mppi_samples: int = 64
+    """MPPI samples K."""
+    mppi_horizon: int = 10
+    """MPPI horizon H."""
+    mppi_max_steps: int = 100
+    """Step limit of one MPPI episode."""
+    policy_steps: int = 2000
+    """Gradient steps of BC and RWR."""
+    eval_episodes: int = 20
+    """Held-out evaluation episodes per policy."""
+    pretrain: bool = False
+    """Retrain the encoders briefly with the real pipeline instead of loading the bundled ones."""
+    pretrain_steps: int = 300
+    """Steps of that brief retraining."""
+    seed: int = 0
+    """Seed of every stochastic stage."""
+
+    def __post_init__(self) -> None:
+        import vip_envs
+
+        for task in self.tasks:
+            if task not in vip_envs.TASKS:
+                raise ValueError(f"tasks must be suite tasks {list(vip_envs.TASKS)}, got {task!r}")
+        for name in ("curve_episodes", "demos", "image_size", "mppi_episodes", "mppi_samples", "mppi_horizon",
+                     "mppi_max_steps", "policy_steps", "eval_episodes", "pretrain_steps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @classmethod
+    def quick(cls, out: Path) -> "DemoConfig":
+        """A configuration that exercises every stage in about a minute."""
+        return cls(out=out, tasks=("PressButton",), curve_episodes=1, demos=6, image_size=64, mppi_episodes=1,
+                   mppi_samples=16, mppi_horizon=4, mppi_max_steps=6, policy_steps=50, eval_episodes=2,
+                   pretrain_steps=20)
+
+
+@dataclass
+class StageResult:
+    """What one stage leaves for the report: tables, pictures, videos and the commands behind them."""
+
+    name: str
+    seconds: float = 0.0
+    commands: list[str] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)  # {"title", "columns", "rows"}
+    images: list[str] = field(default_factory=list)  # paths relative to the demo root
+    videos: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _vip_rl(argv: list[str], result: StageResult) -> None:
+    """Run a ``vip-rl`` subcommand in-process and record it as a reproducible command."""
+    from vip_rl.cli import main
+
+    result.commands.append("vip-rl " + shlex.join(argv))
+    code = main(argv)
+    if code != 0:
+        raise RuntimeError(f"`vip-rl {shlex.join(argv)}` exited with {code}")
+
+
+class Demo:
+    """Runs the stages in order and writes the report; see the module docstring."""
+
+    def __init__(self, config: DemoConfig, *, device: str = "cpu", force: bool = False, quick: bool = False) -> None:
+        self.config = config
+        self.device = device
+        self.force = force
+        self.quick = quick
+        self.root = Path(config.out)
+        self.data_dir = self.root / "data"
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _rel(self, path: Path) -> str:
+        return os.path.relpath(path, self.root)
+
+    def _data(self, task: str, kind: str) -> Path:
+        return self.data_dir / f"{task}_{kind}.h5"
+
+    def _encoder_ref(self, name: str) -> str:
+        """A bundled name, or the brief retrain's checkpoint when ``--pretrain`` was asked for."""
+        if self.config.pretrain:
+            return str(self.root / "encoders" / name / "encoder")
+        return name
+
+    def run(self, stages: Sequence[str] = STAGES) -> Path:
+        """Run (or reuse) each stage, then write the report; returns the report path."""
+        results = []
+        for name in stages:
+            stage_file = self.root / name / "stage.json"
+            if stage_file.exists() and not self.force:
+                print(f"[demo] {name}: reusing {stage_file} (--force redoes it)", flush=True)
+                results.append(StageResult(**json.loads(stage_file.read_text())))
+                continue
+            print(f"[demo] {name} ...", flush=True)
+            start = time.perf_counter()
+            result = StageResult(name=name)
+            getattr(self, f"stage_{name}")(result)
+            result.seconds = time.perf_counter() - start
+            _atomic_write_text(stage_file, json.dumps(asdict(result), indent=2, default=_json_default))
+            print(f"[demo] {name}: done in {result.seconds:.1f} s", flush=True)
+            results.append(result)
+        return write_report(self.root, self.config, results)
+
+    # -- 1. collect ----------------------------------------------------------------------------
+    def stage_collect(self, result: StageResult) -> None:
+        cfg = self.config
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for t, task in enumerate(cfg.tasks):
+            seed = cfg.seed + 1000 * t
+            plans = [
+                ("expert", ["--policy", "expert", "--episodes", str(cfg.curve_episodes + 1)]),
+                ("noisy", ["--policy", "noisy", "--noise", "0.5", "--episodes", str(cfg.curve_episodes)]),
+                ("play", ["--policy", "play", "--episodes", str(cfg.curve_episodes)]),
+                ("mixed", ["--policy", "mixed", "--episodes", str(cfg.demos)]),
+            ]
+            for k, (kind, args) in enumerate(plans):
+                out = self._data(task, kind)
+                argv = ["collect", task, *args, "--size", str(cfg.image_size), "--seed", str(seed + 100 * k),
+                        "--out", str(out), "--no-progress"]
+                if kind == "expert":
+                    argv += ["--preview", str(self.root / "collect" / "preview")]
+                _vip_rl(argv, result)
+                rows.append([task, kind, *_dataset_summary(out)])
+        previews = sorted((self.root / "collect" / "preview").glob("*.mp4"))
+        result.videos += [self._rel(p) for p in previews[: len(cfg.tasks)]]
+        result.tables.append({"title": "Collected datasets", "columns": ["task", "policy", "episodes", "success rate", "frames"],
+                              "rows": rows})
+
+    # -- 2. encoders ---------------------------------------------------------------------------
+    def stage_encoders(self, result: StageResult) -> None:
+        from vip_rl.encoders import load_encoder
+
+        cfg = self.config
+        if cfg.pretrain:
+            data = [str(self._data(task, kind)) for task in cfg.tasks for kind in ("expert", "noisy", "play")]
+            for name, objective in (("vip-sim", "vip"), ("liv-sim", "liv")):
+                argv = ["pretrain", "--objective", objective, "--steps", str(cfg.pretrain_steps),
+                        "--out", str(self.root / "encoders" / name), "--no-progress", "--init-from", name]
+                for path in data:
+                    argv += ["--data", path]
+                _vip_rl(argv, result)
+            result.notes.append(f"Encoders fine-tuned for {cfg.pretrain_steps} steps on the demo's own videos (--pretrain).")
+        rows = []
+        for name in ("vip-sim", "liv-sim"):
+            encoder = load_encoder(self._encoder_ref(name), device=self.device)
+            params = sum(p.numel() for p in encoder.parameters())
+            rows.append([name, encoder.config.get("arch", "?"), encoder.metric, encoder.embed_dim, encoder.image_size,
+                         "yes" if encoder.has_text else "no", f"{params / 1e6:.2f} M"])
+        result.tables.append({"title": "Encoders", "columns": ["name", "backbone", "metric", "dim", "input size", "text tower", "parameters"],
+                              "rows": rows})
+        result.commands.append("make weights   # reproduces the bundled vip-sim / liv-sim weights")
+
+    # -- 3. reward curves ----------------------------------------------------------------------
+    def stage_reward_curves(self, result: StageResult) -> None:
+        import imageio.v3 as iio
+
+        import vip_envs
+        from vip_rl.data import read_episodes
+        from vip_rl.diagnostics import goal_distances, plot_reward_curve, spearman
+        from vip_rl.encoders import load_encoder
+
+        cfg = self.config
+        vip = load_encoder(self._encoder_ref("vip-sim"), device=self.device)
+        liv = load_encoder(self._encoder_ref("liv-sim"), device=self.device)
+        out_dir = self.root / "reward_curves"
+        rows = []
+        for task in cfg.tasks:
+            experts = read_episodes(self._data(task, "expert"))
+            # the goal image comes from an expert episode that is not plotted: a different episode's final frame
+            goal = experts[-1].frames["front"][-1]
+            goal_path = out_dir / f"{task}_goal.png"
+            goal_path.parent.mkdir(parents=True, exist_ok=True)
+            iio.imwrite(goal_path, goal)
+            instruction = vip_envs.instructions(task, "heldout")[0]
+            episodes = [("expert", e) for e in experts[:-1]]
+            episodes += [(kind, e) for kind in ("noisy", "play") for e in read_episodes(self._data(task, kind))]
+            for i, (kind, episode) in enumerate(episodes):
+                frames = episode.frames["front"]
+                for enc_name, encoder, g, goal_desc in (("vip-sim", vip, goal, "image"), ("liv-sim", liv, instruction, "text")):
+                    dist = goal_distances(encoder, frames, g)
+                    voc = spearman(np.arange(len(dist)), -dist)
+                    true_corr = spearman(episode.task_progress, -dist)
+                    png = out_dir / f"{task}_{kind}{i}_{enc_name}.png"
+                    title = f"{task} {kind} ({'success' if episode.success else 'no success'}) | {enc_name} {goal_desc} goal"
+                    if goal_desc == "text":
+                        title += f": {instruction!r}"
+                    plot_reward_curve(dist, png, title=title, task_progress=episode.task_progress)
+                    result.images.append(self._rel(png))
+                    rows.append([task, kind, enc_name, goal_desc, bool(episode.success), f"{voc:.2f}", f"{true_corr:.2f}",
+                                 f"{dist[0] - dist[-1]:.2f}"])
+            result.commands.append(f"vip-rl reward-curve {shlex.quote(str(self._data(task, 'noisy')))} --goal "
+                                   f"{shlex.quote(str(goal_path))} --encoder vip-sim --out curve.png")
+            result.commands.append(f"vip-rl reward-curve {shlex.quote(str(self._data(task, 'noisy')))} --goal "
+                                   f"{shlex.quote(instruction)} --encoder liv-sim --out curve_text.png")
+        result.tables.append({
+            "title": "Reward curves (VOC: Spearman of frame index vs -distance; true: Spearman of true task progress vs -distance; total progress d_0 - d_T)",
+            "columns": ["task", "episode", "encoder", "goal", "episode success", "VOC", "vs true progress", "total progress"],
+            "rows": rows})
+
+    # -- 4. wrapper ----------------------------------------------------------------------------
+    def stage_wrapper(self, result: StageResult) -> None:
+        import gymnasium as gym
+
+        import vip_envs
+        from vip_rl.data import read_episodes
+        from vip_rl.diagnostics import spearman
+        from vip_rl.encoders import load_encoder
+        from vip_rl.wrappers import GoalReward
+
+        cfg = self.config
+        task = cfg.tasks[0]
+        encoder = load_encoder(self._encoder_ref("vip-sim"), device=self.device)
+        goal = read_episodes(self._data(task, "expert"))[-1].frames["front"][-1]
+        env = GoalReward(gym.make(vip_envs.env_id(task), render_mode="rgb_array", image_size=cfg.image_size),
+                         encoder, goal, mode="progress")
+        rows, series = [], {}
+        try:
+            for kind, noise in (("expert", 0.0), ("noisy", 0.5)):
+                _, _ = env.reset(seed=cfg.seed + 777)
+                policy = vip_envs.expert(env, noise=noise, seed=cfg.seed)
+                obs, _ = env.reset(seed=cfg.seed + 777)
+                rewards, env_rewards, progress = [], [], []
+                done = False
+                while not done:
+                    obs, reward, terminated, truncated, info = env.step(policy(obs))
+                    rewards.append(float(reward))
+                    env_rewards.append(float(info["env_reward"]))
+                    progress.append(float(info["task_progress"]))
+                    done = terminated or truncated or bool(info["success"])
+                series[kind] = (np.asarray(rewards), np.asarray(progress))
+                cum = np.cumsum(rewards)
+                rows.append([task, kind, len(rewards), bool(info["success"]), f"{cum[-1]:.2f}",
+                             f"{spearman(np.asarray(progress), cum):.2f}" if len(rewards) > 1 else "n/a",
+                             f"{sum(env_rewards):.2f}"])
+        finally:
+            env.close()
+        png = self.root / "wrapper" / f"{task}_goal_reward.png"
+        _plot_wrapper(series, png, title=f"GoalReward(vip-sim, image goal) on vip_envs/{task}-v0")
+        result.images.append(self._rel(png))
+        result.tables.append({"title": "GoalReward on a live env (cumulative VIP reward vs true task progress, Spearman)",
+                              "columns": ["task", "policy", "steps", "success", "VIP return", "Spearman(cum. reward, true progress)", "env return"],
+                              "rows": rows})
+        result.notes.append(
+            "Code: `env = GoalReward(gym.make('vip_envs/%s-v0', render_mode='rgb_array'), load_encoder('vip-sim'), goal_image)`; "
+            "`info['env_reward']` keeps the original reward." % task)
+
+    # -- 5. MPPI -------------------------------------------------------------------------------
+    def stage_mppi(self, result: StageResult) -> None:
+        cfg = self.config
+        rows = []
+        for task in cfg.tasks:
+            import vip_envs
+
+            instruction = vip_envs.instructions(task, "heldout")[0]
+            for label, encoder, goal in (("vip-sim, image goal", self._encoder_ref("vip-sim"), "expert"),
+                                         ("liv-sim, instruction", self._encoder_ref("liv-sim"), instruction),
+                                         ("true-reward oracle", "oracle", "expert")):
+                slug = label.split(",")[0].replace(" ", "-")
+                out = self.root / "mppi" / f"{task}_{slug}"
+                argv = ["mppi", "--env", vip_envs.env_id(task), "--goal", goal, "--encoder", encoder,
+                        "--episodes", str(cfg.mppi_episodes), "--samples", str(cfg.mppi_samples),
+                        "--horizon", str(cfg.mppi_horizon), "--max-steps", str(cfg.mppi_max_steps),
+                        "--out", str(out), "--seed", str(cfg.seed + 500), "--device", self.device]
+                _vip_rl(argv, result)
+                summary = json.loads((out / "results.json").read_text())
+                episodes = summary["episodes"]
+                rows.append([task, label, f"{np.mean([e['success'] for e in episodes]):.2f}",
+                             f"{np.mean([e['steps'] for e in episodes]):.0f}",
+                             f"{1000 * np.mean([e['seconds_per_command'] for e in episodes]):.0f} ms"])
+                videos = sorted(out.glob("*.mp4"))
+                result.videos += [self._rel(v) for v in videos[:1]]
+        result.tables.append({"title": f"MPPI (K={cfg.mppi_samples}, H={cfg.mppi_horizon}, {cfg.mppi_episodes} episodes each)",
+                              "columns": ["task", "cost", "success rate", "mean steps", "time per command"], "rows": rows})
+
+    # -- 6. policies ---------------------------------------------------------------------------
+    def stage_policies(self, result: StageResult) -> None:
+        import vip_envs
+
+        cfg = self.config
+        rows = []
+        for task in cfg.tasks:
+            data = self._data(task, "mixed")
+            for algo, extra in (("bc", []), ("rwr", ["--reward", "progress"])):
+                out = self.root / "policies" / f"{task}_{algo}"
+                _vip_rl(["train", algo, "--data", str(data), "--encoder", self._encoder_ref("vip-sim"), "--out", str(out),
+                         "--steps", str(cfg.policy_steps), "--seed", str(cfg.seed), "--device", self.device,
+                         "--cache-dir", str(self.root / "policies" / "cache"), *extra], result)
+                eval_json = out / "eval.json"
+                _vip_rl(["evaluate", str(out), "--env", vip_envs.env_id(task), "--episodes", str(cfg.eval_episodes),
+                         "--seed", "100000", "--video", str(out / "videos"), "--out", str(eval_json), "--device", self.device,
+                         "--num-envs", str(min(cfg.eval_episodes, 10))], result)
+                evaluation = json.loads(eval_json.read_text())
+                rows.append([task, algo.upper() + (" (vip-sim progress)" if algo == "rwr" else ""),
+                             f"{evaluation['success_rate']:.2f}", len(evaluation.get("episodes", [])) or cfg.eval_episodes])
+                videos = sorted((out / "videos").glob("*.mp4"))
+                result.videos += [self._rel(v) for v in videos[:1]]
+        mixed = _dataset_summary(self._data(cfg.tasks[0], "mixed"))
+        result.tables.append({"title": f"Few-shot policies from {cfg.demos} mixed demos per task (demo success rate {mixed[1]}), "
+                                       f"evaluated on held-out seeds", "columns": ["task", "policy", "success rate", "episodes"],
+                              "rows": rows})
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _dataset_summary(path: Path) -> list[Any]:
+    from vip_rl.data import EpisodeFile
+
+    with EpisodeFile(path) as handle:
+        attrs = [handle.episode_attrs(i) for i in range(handle.num_episodes)]
+        frames = sum(handle.num_steps(i) + 1 for i in range(handle.num_episodes))
+    rate = np.mean([bool(a.get("success", False)) for a in attrs]) if attrs else float("nan")
+    return [len(attrs), f"{rate:.2f}", frames]
+
+
+def _plot_wrapper(series: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, *, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.5), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    ax2 = ax.twinx()
+    for (kind, (rewards, progress)), colour in zip(series.items(), ("tab:blue", "tab:red")):
+        ax.plot(np.cumsum(rewards), color=colour, label=f"{kind}: cumulative VIP reward")
+        ax2.plot(progress, color=colour, linestyle="--", label=f"{kind}: true task progress")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cumulative VIP reward")
+    ax2.set_ylabel("true task progress")
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper left")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+SECTION_TITLES = {
+    "collect": "1. Demonstrations from the suite's scripted experts",
+    "encoders": "2. Bundled encoders",
+    "reward_curves": "3. Reward curves: image and language goals",
+    "wrapper": "4. A wrapped env: GoalReward",
+    "mppi": "5. MPPI toward a goal image and an instruction",
+    "policies": "6. Few-shot policies: BC vs RWR",
+}
+
+
+def _md_table(table: dict[str, Any]) -> list[str]:
+    lines = [f"**{table['title']}**", "", "| " + " | ".join(map(str, table["columns"])) + " |",
+             "|" + "---|" * len(table["columns"])]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table["rows"]]
+    return lines + [""]
+
+
+def write_report(root: Path, config: DemoConfig, results: Sequence[StageResult]) -> Path:
+    """Write ``report.md`` and ``report.html`` (pictures inline, videos embedded) under ``root``."""
+    total = sum(r.seconds for r in results)
+    md = ["# vip-rl demo report", "",
+          f"Tasks: {', '.join(config.tasks)}. Total stage time: {total:.0f} s "
+          "(stages reused from an earlier run keep their original time).", "",
+          "| stage | seconds |", "|---|---|"]
+    md += [f"| {r.name} | {r.seconds:.1f} |" for r in results] + [""]
+    body = ["<h1>vip-rl demo report</h1>",
+            f"<p>Tasks: {html.escape(', '.join(config.tasks))}. Total stage time: {total:.0f} s.</p>",
+            "<table><tr><th>stage</th><th>seconds</th></tr>"
+            + "".join(f"<tr><td>{r.name}</td><td>{r.seconds:.1f}</td></tr>" for r in results) + "</table>"]
+    for r in results:
+        md += [f"## {SECTION_TITLES.get(r.name, r.name)}", "", f"_{r.seconds:.1f} s_", ""]
+        body += [f"<h2>{html.escape(SECTION_TITLES.get(r.name, r.name))}</h2>", f"<p><i>{r.seconds:.1f} s</i></p>"]
+        for table in r.tables:
+            md += _md_table(table)
+            body.append(f"<p><b>{html.escape(table['title'])}</b></p><table><tr>"
+                        + "".join(f"<th>{html.escape(str(c))}</th>" for c in table["columns"]) + "</tr>"
+                        + "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in table["rows"])
+                        + "</table>")
+        for note in r.notes:
+            md += [note, ""]
+            body.append(f"<p>{html.escape(note)}</p>")
+        for image in r.images:
+            md += [f"![{image}]({image})", ""]
+            body.append(f'<img src="{html.escape(image)}" alt="{html.escape(image)}" style="max-width:48%">')
+        for video in r.videos:
+            md += [f"Video: [{video}]({video})", ""]
+            body.append(f'<p>{html.escape(video)}<br><video src="{html.escape(video)}" controls loop width="288"></video></p>')
+        if r.commands:
+            md += ["Reproduce:", "", "```"] + r.commands + ["```", ""]
+            body.append("<pre>" + html.escape("\n".join(r.commands)) + "</pre>")
+    report = root / "report.md"
+    _atomic_write_text(report, "\n".join(md))
+    style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+    _atomic_write_text(root / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>vip-rl demo</title>"
+                                            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+    return report
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """``vip-rl demo [--quick] [--force] [--pretrain] [--out DIR] [--stages ...]``."""
+    parser = argparse.ArgumentParser(prog="vip-rl demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=None, help="output directory (default runs/demo, runs/demo_quick with --quick)")
+    parser.add_argument("--quick", action="store_true", help="tiny configuration (about a minute)")
+    parser.add_argument("--force", action="store_true", help="redo stages whose outputs exist")
+    parser.add_argument("--pretrain", action="store_true", help="fine-tune the encoders briefly on the demo's videos first")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="run only these stages")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    out = Path(args.out or ("runs/demo_quick" if args.quick else "runs/demo"))
+    config = DemoConfig.quick(out) if args.quick else DemoConfig(out=out)
+    config = replace(config, pretrain=args.pretrain, seed=args.seed)
+    start = time.perf_counter()
+    report = Demo(config, device=device, force=args.force, quick=args.quick).run(args.stages)
+    print(f"[demo] finished in {time.perf_counter() - start:.0f} s; report: {report} (HTML: {report.with_suffix('.html')})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
