@@ -1,1 +1,73 @@
-"""vip_envs: the MuJoCo tabletop manipulation suite."""
+"""vip_envs: the MuJoCo tabletop manipulation suite.
+
+Importing the package registers the Gymnasium ids ``vip_envs/<Task>-v0`` (max_episode_steps=100)
+for every task in :data:`TASKS`: OpenDrawer, CloseDrawer, SlideDoor, PressButton, FlipSwitch,
+PushBlock, PickPlace. All tasks share one scene (assets/tabletop_scene.xml); the task decides
+which object matters, its initial-state distribution, success predicate and progress.
+
+API:
+    gym.make("vip_envs/<Task>-v0", render_mode=None | "rgb_array", obs_mode="state" | "pixels",
+             cameras=("front",), image_size=96, embodiment="gripper" | "hand", ...)
+    vip_envs.expert(env, noise=0.0, seed=None) -> policy(obs) -> float32 [4]
+    vip_envs.play_policy(env, seed=None) -> policy(obs) -> float32 [4]
+    vip_envs.instructions(task, split="train" | "heldout" | "all") -> list[str]
+    env.unwrapped: get_state() / set_state(state) (mjSTATE_FULLPHYSICS, ``state_spec``),
+        action_to_ctrl(actions [..., 4]) -> [..., nu], model, data, frame_skip,
+        render_states(states [N, S], camera=None) -> uint8 [N, H, W, 3],
+        evaluate_states(states [N, S]) -> dict(success, task_progress, reward, reward terms)
+    vip_envs.kitchen: Gymnasium-Robotics FrankaKitchen-v1 behind the same hooks (extra ``kitchen``).
+
+Example:
+    >>> import gymnasium as gym, vip_envs
+    >>> env = gym.make("vip_envs/PickPlace-v0", obs_mode="pixels", cameras=("front", "left"))
+    >>> obs, info = env.reset(seed=0)
+    >>> policy = vip_envs.expert(env, noise=0.1, seed=0)
+    >>> obs, reward, terminated, truncated, info = env.step(policy(obs))
+    >>> sorted(obs)
+    ['pixels', 'pixels_left', 'state']
+"""
+
+from __future__ import annotations
+
+import gymnasium as _gym
+
+from vip_envs.experts import expert, play_policy
+from vip_envs.tabletop import CAMERAS, EMBODIMENTS, OBS_MODES, STATE_LABELS, TabletopEnv
+from vip_envs.tasks import TASKS, instructions
+
+MAX_EPISODE_STEPS = 100
+
+
+def env_id(task: str) -> str:
+    """Gymnasium id of a task, e.g. ``env_id("OpenDrawer") == "vip_envs/OpenDrawer-v0"``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+    return f"vip_envs/{task}-v0"
+
+
+def _register() -> None:
+    for task in TASKS:
+        if env_id(task) not in _gym.registry:
+            _gym.register(
+                id=env_id(task),
+                entry_point="vip_envs.tabletop:TabletopEnv",
+                kwargs={"task": task},
+                max_episode_steps=MAX_EPISODE_STEPS,
+            )
+
+
+_register()
+
+__all__ = [
+    "TASKS",
+    "CAMERAS",
+    "EMBODIMENTS",
+    "OBS_MODES",
+    "STATE_LABELS",
+    "MAX_EPISODE_STEPS",
+    "TabletopEnv",
+    "env_id",
+    "expert",
+    "instructions",
+    "play_policy",
+]

@@ -1,0 +1,141 @@
+"""A small offscreen MuJoCo renderer with fast settings and an explicit GL back end.
+
+``mujoco.Renderer`` picks its GL back end when ``mujoco`` is first imported, so defaulting
+``MUJOCO_GL`` later (where rendering starts, as the style guide asks) would have no effect. This
+renderer chooses the back end when it is created: ``MUJOCO_GL`` if set, else ``egl``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import mujoco
+import numpy as np
+
+GL_BACKENDS: tuple[str, ...] = ("egl", "osmesa", "glfw")
+
+
+def _gl_context(width: int, height: int) -> Any:
+    backend = os.environ.setdefault("MUJOCO_GL", "egl").lower().strip()
+    if backend not in GL_BACKENDS:
+        raise ValueError(f"MUJOCO_GL must be one of {list(GL_BACKENDS)} for rendering, got {backend!r}")
+    try:
+        if backend == "egl":
+            from mujoco.egl import GLContext
+        elif backend == "osmesa":
+            from mujoco.osmesa import GLContext
+        else:
+            from mujoco.glfw import GLContext
+        context = GLContext(width, height)
+        context.make_current()
+    except Exception as exc:  # GL back ends raise assorted types (ImportError, EGLError, GLError)
+        raise RuntimeError(
+            f"could not create an offscreen OpenGL context with MUJOCO_GL={backend!r} ({type(exc).__name__}: {exc}); "
+            "try MUJOCO_GL=osmesa (needs the Debian package libosmesa6), or MUJOCO_GL=glfw with a display"
+        ) from exc
+    return context
+
+
+class OffscreenRenderer:
+    """Renders RGB images of an ``MjData`` from named cameras.
+
+    Fast settings: no shadow, reflection, skybox or haze passes (the model itself should set
+    ``<quality shadowsize="0" offsamples="0"/>``). One GL context per renderer; call
+    :meth:`close` (or use ``with``) to free it.
+
+    Args:
+        model: the MjModel (its ``vis.global_.offwidth/offheight`` must cover the image).
+        height, width: image size in pixels.
+        max_geom: capacity of the visual scene.
+    """
+
+    def __init__(self, model: mujoco.MjModel, height: int, width: int, *, max_geom: int = 1000) -> None:
+        if width > model.vis.global_.offwidth or height > model.vis.global_.offheight:
+            raise ValueError(
+                f"image size {height}x{width} exceeds the model's offscreen buffer "
+                f"{model.vis.global_.offheight}x{model.vis.global_.offwidth} (<visual><global offwidth/offheight>)"
+            )
+        self.model = model
+        self.height, self.width = int(height), int(width)
+        self._gl = _gl_context(self.width, self.height)
+        self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150.value)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN.value, self._context)
+        self.scene = mujoco.MjvScene(model, maxgeom=max_geom)
+        for flag in (
+            mujoco.mjtRndFlag.mjRND_SHADOW,
+            mujoco.mjtRndFlag.mjRND_REFLECTION,
+            mujoco.mjtRndFlag.mjRND_SKYBOX,
+            mujoco.mjtRndFlag.mjRND_HAZE,
+        ):
+            self.scene.flags[int(flag)] = 0
+        self.option = mujoco.MjvOption()
+        self._perturb = mujoco.MjvPerturb()
+        self._rect = mujoco.MjrRect(0, 0, self.width, self.height)
+        self._buffer = np.empty((self.height, self.width, 3), dtype=np.uint8)
+        self._cameras: dict[str, mujoco.MjvCamera] = {}
+
+    def camera(self, name: str) -> mujoco.MjvCamera:
+        """A fixed ``MjvCamera`` for the model camera ``name`` (cached)."""
+        if name not in self._cameras:
+            camera_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, name)
+            if camera_id < 0:
+                raise ValueError(f"camera {name!r} does not exist in the model")
+            camera = mujoco.MjvCamera()
+            camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+            camera.fixedcamid = camera_id
+            self._cameras[name] = camera
+        return self._cameras[name]
+
+    def render(
+        self,
+        data: mujoco.MjData,
+        camera: str | mujoco.MjvCamera,
+        *,
+        out: np.ndarray | None = None,
+        scene_option: mujoco.MjvOption | None = None,
+    ) -> np.ndarray:
+        """Render ``data`` (its kinematics must be current) -> uint8 ``[H, W, 3]``.
+
+        Args:
+            data: MjData to draw.
+            camera: a model camera name or an ``MjvCamera``.
+            out: optional preallocated uint8 ``[H, W, 3]`` to write into.
+            scene_option: visibility options (e.g. geom groups); defaults to ``self.option``.
+        """
+        if self._gl is None:
+            raise RuntimeError("render() called after close()")
+        cam = self.camera(camera) if isinstance(camera, str) else camera
+        mujoco.mjv_updateScene(
+            self.model,
+            data,
+            scene_option or self.option,
+            self._perturb,
+            cam,
+            mujoco.mjtCatBit.mjCAT_ALL.value,
+            self.scene,
+        )
+        self._gl.make_current()
+        mujoco.mjr_render(self._rect, self.scene, self._context)
+        mujoco.mjr_readPixels(self._buffer, None, self._rect, self._context)
+        if out is None:
+            out = np.empty_like(self._buffer)
+        np.copyto(out, self._buffer[::-1])  # OpenGL rows run bottom-up
+        return out
+
+    def close(self) -> None:
+        """Free the GL resources (idempotent)."""
+        if self._gl is not None:
+            self._gl.make_current()
+            self._context.free()
+            self._gl.free()
+            self._gl = None
+
+    def __enter__(self) -> "OffscreenRenderer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["GL_BACKENDS", "OffscreenRenderer"]
