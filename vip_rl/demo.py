@@ -61,6 +61,10 @@ class DemoConfig:
     """Gradient steps of BC and RWR."""
     eval_episodes: int = 20
     """Held-out evaluation episodes per policy."""
+    vip_encoder: str = "vip-sim"
+    """Image-goal encoder: a bundled name or a checkpoint path."""
+    liv_encoder: str = "liv-sim"
+    """Language-goal encoder (needs a text tower): a bundled name or a checkpoint path."""
     pretrain: bool = False
     """Retrain the encoders briefly with the real pipeline instead of loading the bundled ones."""
     pretrain_steps: int = 300
@@ -142,10 +146,10 @@ class Demo:
         return self.data_dir / f"{task}_{kind}.h5"
 
     def _encoder_ref(self, name: str) -> str:
-        """A bundled name, or the brief retrain's checkpoint when ``--pretrain`` was asked for."""
+        """The configured encoder for role ``name`` ("vip-sim" | "liv-sim"), or its brief retrain."""
         if self.config.pretrain:
             return str(self.root / "encoders" / name / "encoder")
-        return name
+        return self.config.vip_encoder if name == "vip-sim" else self.config.liv_encoder
 
     def run(self, stages: Sequence[str] = STAGES) -> Path:
         """Run (or reuse) each stage, then write the report; returns the report path."""
@@ -201,7 +205,8 @@ class Demo:
             data = [str(self._data(task, kind)) for task in cfg.tasks for kind in ("expert", "noisy", "play")]
             for name, objective in (("vip-sim", "vip"), ("liv-sim", "liv")):
                 argv = ["pretrain", "--objective", objective, "--steps", str(cfg.pretrain_steps),
-                        "--out", str(self.root / "encoders" / name), "--no-progress", "--init-from", name]
+                        "--out", str(self.root / "encoders" / name), "--no-progress",
+                        "--init-from", self.config.vip_encoder if name == "vip-sim" else self.config.liv_encoder]
                 for path in data:
                     argv += ["--data", path]
                 _vip_rl(argv, result)
@@ -210,7 +215,7 @@ class Demo:
         for name in ("vip-sim", "liv-sim"):
             encoder = load_encoder(self._encoder_ref(name), device=self.device)
             params = sum(p.numel() for p in encoder.parameters())
-            rows.append([name, encoder.config.get("arch", "?"), encoder.metric, encoder.embed_dim, encoder.image_size,
+            rows.append([self._encoder_ref(name), encoder.config.get("arch", "?"), encoder.metric, encoder.embed_dim, encoder.image_size,
                          "yes" if encoder.has_text else "no", f"{params / 1e6:.2f} M"])
         result.tables.append({"title": "Encoders", "columns": ["name", "backbone", "metric", "dim", "input size", "text tower", "parameters"],
                               "rows": rows})
@@ -255,9 +260,9 @@ class Demo:
                     rows.append([task, kind, enc_name, goal_desc, bool(episode.success), f"{voc:.2f}", f"{true_corr:.2f}",
                                  f"{dist[0] - dist[-1]:.2f}"])
             result.commands.append(f"vip-rl reward-curve {shlex.quote(str(self._data(task, 'noisy')))} --goal "
-                                   f"{shlex.quote(str(goal_path))} --encoder vip-sim --out curve.png")
+                                   f"{shlex.quote(str(goal_path))} --encoder {shlex.quote(str(self._encoder_ref('vip-sim')))} --out curve.png")
             result.commands.append(f"vip-rl reward-curve {shlex.quote(str(self._data(task, 'noisy')))} --goal "
-                                   f"{shlex.quote(instruction)} --encoder liv-sim --out curve_text.png")
+                                   f"{shlex.quote(instruction)} --encoder {shlex.quote(str(self._encoder_ref('liv-sim')))} --out curve_text.png")
         result.tables.append({
             "title": "Reward curves (VOC: Spearman of frame index vs -distance; true: Spearman of true task progress vs -distance; total progress d_0 - d_T)",
             "columns": ["task", "episode", "encoder", "goal", "episode success", "VOC", "vs true progress", "total progress"],
@@ -357,7 +362,7 @@ class Demo:
                          "--num-envs", str(min(cfg.eval_episodes, 10))], result)
                 evaluation = json.loads(eval_json.read_text())
                 rows.append([task, algo.upper() + (" (vip-sim progress)" if algo == "rwr" else ""),
-                             f"{evaluation['success_rate']:.2f}", len(evaluation.get("episodes", [])) or cfg.eval_episodes])
+                             f"{evaluation['success_rate']:.2f}", evaluation.get("episodes", cfg.eval_episodes)])
                 videos = sorted((out / "videos").glob("*.mp4"))
                 result.videos += [self._rel(v) for v in videos[:1]]
         mixed = _dataset_summary(self._data(cfg.tasks[0], "mixed"))
@@ -479,6 +484,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="redo stages whose outputs exist")
     parser.add_argument("--pretrain", action="store_true", help="fine-tune the encoders briefly on the demo's videos first")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="run only these stages")
+    parser.add_argument("--vip-encoder", default="vip-sim", help="image-goal encoder: bundled name or checkpoint path")
+    parser.add_argument("--liv-encoder", default="liv-sim", help="language-goal encoder: bundled name or checkpoint path")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     args = parser.parse_args(list(argv) if argv is not None else None)
@@ -488,7 +495,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     out = Path(args.out or ("runs/demo_quick" if args.quick else "runs/demo"))
     config = DemoConfig.quick(out) if args.quick else DemoConfig(out=out)
-    config = replace(config, pretrain=args.pretrain, seed=args.seed)
+    config = replace(config, pretrain=args.pretrain, seed=args.seed, vip_encoder=args.vip_encoder,
+                     liv_encoder=args.liv_encoder)
     start = time.perf_counter()
     report = Demo(config, device=device, force=args.force, quick=args.quick).run(args.stages)
     print(f"[demo] finished in {time.perf_counter() - start:.0f} s; report: {report} (HTML: {report.with_suffix('.html')})")
