@@ -16,9 +16,10 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from vip_rl._io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -30,17 +31,6 @@ TITLES = {
     "mppi": "MPPI planning",
     "few_shot": "Few-shot policies (BC vs RWR)",
 }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_area(area: str, *, quick: bool) -> tuple[int, float]:
@@ -101,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {area}: exit {rc} in {seconds:.0f} s", flush=True)
             if rc != 0:
                 failures.append(area)
-    _atomic_write(HERE / "README.md", build_readme())
+    atomic_write_text(HERE / "README.md", build_readme())
     print(f"wrote {HERE / 'README.md'}")
     if failures:
         print(f"failed: {', '.join(failures)}", file=sys.stderr)

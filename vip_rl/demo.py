@@ -24,13 +24,14 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
+
+from vip_rl._io import atomic_path, atomic_write_json, atomic_write_text
 
 STAGES = ("collect", "encoders", "reward_curves", "wrapper", "mppi", "policies")
 
@@ -105,18 +106,6 @@ class StageResult:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _vip_rl(argv: list[str], result: StageResult) -> None:
     """Run a ``vip-rl`` subcommand in-process and record it as a reproducible command."""
     from vip_rl.cli import main
@@ -165,7 +154,7 @@ class Demo:
             result = StageResult(name=name)
             getattr(self, f"stage_{name}")(result)
             result.seconds = time.perf_counter() - start
-            _atomic_write_text(stage_file, json.dumps(asdict(result), indent=2, default=_json_default))
+            atomic_write_json(stage_file, asdict(result))
             print(f"[demo] {name}: done in {result.seconds:.1f} s", flush=True)
             results.append(result)
         return write_report(self.root, self.config, results)
@@ -371,14 +360,6 @@ class Demo:
                               "rows": rows})
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def _dataset_summary(path: Path) -> list[Any]:
     from vip_rl.data import EpisodeFile
 
@@ -408,14 +389,8 @@ def _plot_wrapper(series: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, 
     ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper left")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 SECTION_TITLES = {
@@ -469,9 +444,9 @@ def write_report(root: Path, config: DemoConfig, results: Sequence[StageResult])
             md += ["Reproduce:", "", "```"] + r.commands + ["```", ""]
             body.append("<pre>" + html.escape("\n".join(r.commands)) + "</pre>")
     report = root / "report.md"
-    _atomic_write_text(report, "\n".join(md))
+    atomic_write_text(report, "\n".join(md))
     style = "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
-    _atomic_write_text(root / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>vip-rl demo</title>"
+    atomic_write_text(root / "report.html", f"<!doctype html><html><head><meta charset='utf-8'><title>vip-rl demo</title>"
                                             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
     return report
 
