@@ -1,1 +1,42 @@
-"""See shared DESIGN.md."""
+"""MPPI planning toward image and language goals (see shared DESIGN.md).
+
+- :class:`MPPI` / :class:`MPPIConfig` / :class:`PlanResult`: the batched torch core.
+- Dynamics: :class:`MujocoDynamics` (simulator rollouts of any MuJoCo env), :class:`TorchDynamics`.
+- Costs: :class:`EmbeddingGoalCost`, :class:`EmbeddingProgressCost`, :class:`OracleCost`,
+  :class:`ActionPenalty`, :class:`StateCost`, composable with ``+`` and ``*``.
+"""
+from vip_rl.planning.costs import (
+    ActionPenalty,
+    Cost,
+    EmbeddingGoalCost,
+    EmbeddingProgressCost,
+    OracleCost,
+    DemoSubgoalCost,
+    StateCost,
+    SubgoalTracker,
+    SumCost,
+    goal_embedding,
+)
+from vip_rl.planning.dynamics import Dynamics, MujocoDynamics, TorchDynamics, Trajectories
+from vip_rl.planning.mppi import MPPI, MPPIConfig, PlanResult, safe_weights
+
+__all__ = [
+    "MPPI",
+    "MPPIConfig",
+    "PlanResult",
+    "safe_weights",
+    "Dynamics",
+    "MujocoDynamics",
+    "TorchDynamics",
+    "Trajectories",
+    "Cost",
+    "SumCost",
+    "EmbeddingGoalCost",
+    "EmbeddingProgressCost",
+    "OracleCost",
+    "ActionPenalty",
+    "StateCost",
+    "SubgoalTracker",
+    "DemoSubgoalCost",
+    "goal_embedding",
+]

@@ -1,0 +1,202 @@
+"""Tests of the VIP/LIV trainer (vip_rl.pretrain): resume after a kill, DDP == single process, CLI."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vip_rl.data import Video
+from vip_rl.encoders import load_encoder
+from vip_rl.pretrain import CHECKPOINT_FILE, PretrainConfig, cli, pretrain
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def synthetic_videos(n: int = 10, length: int = 14, size: int = 24, seed: int = 0) -> list[Video]:
+    """A red square moving right over a blue background: progress is visible."""
+    rng = np.random.default_rng(seed)
+    videos = []
+    for i in range(n):
+        # textured background in every channel (a constant channel leaves directions with ~0 gradient,
+        # where Adam turns float noise into +-lr steps and runs stop being comparable)
+        frames = np.repeat(rng.integers(0, 120, (1, size, size, 3), dtype=np.uint8), length, axis=0)
+        x0 = int(rng.integers(0, size // 3))
+        for t in range(length):
+            x = x0 + (size - 6 - x0) * t // (length - 1)
+            frames[t, 8:14, x : x + 6, 0] = 255
+        videos.append(Video(frames, text=f"move the square right {'quickly' if i % 2 else 'now'}", source=f"synthetic.npz:{i}"))
+    return videos
+
+
+def tiny_config(**kw) -> PretrainConfig:
+    base = dict(steps=12, batch_size=8, image_size=24, embed_dim=8, cnn_channels=(4, 8), eval_every=6, ckpt_every=6, eval_videos=3,
+                log_every=3, lr=1e-3, prefetch=0, num_negatives=1, seed=0)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def _weights(encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+
+
+def test_training_writes_checkpoint_logs_and_encoder(tmp_path: Path) -> None:
+    encoder = pretrain(tiny_config(), synthetic_videos(), out_dir=tmp_path, progress=False)
+    assert (tmp_path / CHECKPOINT_FILE).is_file() and (tmp_path / "encoder" / "model.safetensors").is_file()
+    with open(tmp_path / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    tags = {r["tag"] for r in rows}
+    assert {"train/loss", "train/samples_per_s", "train/data_time_share", "eval/voc_own", "eval/voc_other"} <= tags
+    reloaded = load_encoder(tmp_path / "encoder")
+    frames = synthetic_videos(1)[0].frames
+    assert torch.allclose(reloaded.encode_images(frames), encoder.encode_images(frames), atol=1e-6)
+    # the trainer checkpoint itself loads as an encoder too
+    assert torch.allclose(load_encoder(tmp_path / CHECKPOINT_FILE).encode_images(frames), encoder.encode_images(frames), atol=1e-6)
+
+
+def test_kill_and_resume_gives_identical_weights(tmp_path: Path) -> None:
+    """2N steps uninterrupted == N steps, SIGKILL (mid-way to 2N), resume to 2N."""
+    videos = synthetic_videos()
+    config = tiny_config(prefetch=2)
+    straight = pretrain(config, videos, out_dir=tmp_path / "straight", progress=False)
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_pretrain import synthetic_videos, tiny_config
+        from vip_rl.pretrain import pretrain
+        def die(step, metrics):
+            if step >= 9:  # after the step-6 checkpoint, before the next one
+                os.kill(os.getpid(), signal.SIGKILL)
+        pretrain(tiny_config(prefetch=2), synthetic_videos(), out_dir={str(tmp_path / 'killed')!r}, progress=False, on_step=die)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    state = torch.load(tmp_path / "killed" / CHECKPOINT_FILE, weights_only=True)
+    assert state["step"] == 6
+    resumed = pretrain(config, videos, out_dir=tmp_path / "killed", progress=False)
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    with open(tmp_path / "killed" / "log.csv") as handle:
+        steps = [int(r["step"]) for r in csv.DictReader(handle) if r["tag"] == "train/loss"]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # rows of the killed run past step 6 dropped
+
+
+def test_stop_after_time_slices(tmp_path: Path) -> None:
+    videos = synthetic_videos()
+    config = tiny_config(lr_schedule="cosine", warmup_steps=3)
+    straight = pretrain(config, videos, out_dir=tmp_path / "a", progress=False)
+    pretrain(config, videos, out_dir=tmp_path / "b", progress=False, stop_after=5)
+    sliced = pretrain(config, videos, out_dir=tmp_path / "b", progress=False)
+    for key, value in _weights(straight).items():
+        assert torch.equal(value, sliced.state_dict()[key]), key
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out_dir: str, objective: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    pretrain(tiny_config(objective=objective, text="hashing" if objective == "liv" else "auto", eval_every=0),
+             synthetic_videos(), out_dir=out_dir, progress=False)
+
+
+@pytest.mark.parametrize("objective", ["vip", "liv"])
+def test_ddp_two_processes_match_single_process(tmp_path: Path, objective: str) -> None:
+    import torch.multiprocessing as mp
+
+    text = "hashing" if objective == "liv" else "auto"
+    single = pretrain(tiny_config(objective=objective, text=text, eval_every=0), synthetic_videos(), out_dir=tmp_path / "single", progress=False)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), objective), nprocs=2, join=True)
+    ddp = load_encoder(tmp_path / "ddp" / "encoder")
+    for key, value in single.state_dict().items():
+        if objective == "vip" and key == "vision.head.bias":
+            # L2 distances are invariant to a shared bias: its true gradient is exactly 0, and Adam
+            # turns the float noise (~1e-8) of either run into +-lr steps, so it is not comparable.
+            continue
+        assert torch.allclose(value, ddp.state_dict()[key], atol=1e-5, rtol=1e-4), key
+
+
+def test_liv_and_fine_tuning(tmp_path: Path) -> None:
+    videos = synthetic_videos()
+    liv = pretrain(tiny_config(objective="liv", text="hashing"), videos, out_dir=tmp_path / "liv", progress=False)
+    assert liv.metric == "cos" and liv.has_text
+    with open(tmp_path / "liv" / "log.csv") as handle:
+        tags = {r["tag"] for r in csv.DictReader(handle)}
+    assert {"train/nce", "train/vip_text", "eval/voc_text"} <= tags
+    tuned = pretrain(tiny_config(objective="liv", text="hashing", steps=3, seed=1), videos, out_dir=tmp_path / "tuned",
+                     init_from=tmp_path / "liv", progress=False)
+    # started from the LIV weights, not from scratch: the text tower's projection moved only a little
+    assert tuned.config["arch"] == "cnn"
+    with pytest.raises(ValueError, match="metric"):
+        pretrain(tiny_config(steps=2), videos, out_dir=tmp_path / "bad", init_from=tmp_path / "liv" / "encoder", progress=False)
+
+
+def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
+    pretrain(tiny_config(steps=3), synthetic_videos(), out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="differs"):
+        pretrain(tiny_config(steps=6, lr=0.5), synthetic_videos(), out_dir=tmp_path, progress=False)
+    pretrain(tiny_config(steps=6), synthetic_videos(), out_dir=tmp_path, progress=False)  # more steps is fine
+    with pytest.raises(ValueError, match="other videos"):
+        pretrain(tiny_config(steps=9), synthetic_videos(seed=1), out_dir=tmp_path, progress=False)
+
+
+def test_cli_on_an_npz_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    videos = synthetic_videos(6)
+    np.savez(tmp_path / "clips.npz", **{f"v{i}": v.frames for i, v in enumerate(videos)})
+    rc = cli(["--data", str(tmp_path / "clips.npz"), "--out", str(tmp_path / "run"), "--steps", "4", "--batch-size", "4",
+              "--image-size", "24", "--embed-dim", "8", "--cnn-channels", "4,8", "--eval-videos", "2", "--no-progress", "--prefetch", "0"])
+    assert rc == 0 and (tmp_path / "run" / "encoder" / "config.json").is_file()
+    assert "encoder written" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"objective": "clip"}, "objective"),
+        ({"objective": "liv", "text": "none"}, "text tower"),
+        ({"steps": 0}, "steps"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"gamma": 1.0}, "gamma"),
+        ({"lr": 0.0}, "lr"),
+        ({"crop_scale": (0.5, 1.2)}, "crop_scale"),
+        ({"num_negatives": -1}, "num_negatives"),
+        ({"goal_mode": "end"}, "goal_mode"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"warmup_steps": -1}, "warmup_steps"),
+    ],
+)
+def test_config_is_checked(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        PretrainConfig(**kwargs)
+
+
+def test_lr_schedule() -> None:
+    config = PretrainConfig(lr=1e-3, steps=100, lr_schedule="cosine", warmup_steps=10)
+    assert config.lr_at(0) == pytest.approx(1e-4) and config.lr_at(9) == pytest.approx(1e-3)
+    assert config.lr_at(10) == pytest.approx(1e-3) and config.lr_at(100) == pytest.approx(1e-4)
+    assert PretrainConfig(lr=2e-4).lr_at(12345) == 2e-4
+
+
+def test_bad_data_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="data\\[0\\]"):
+        pretrain(tiny_config(), [np.zeros((4, 8, 8, 3), np.uint8)], out_dir=tmp_path, progress=False)
+    with pytest.raises(FileNotFoundError):
+        pretrain(tiny_config(), str(tmp_path / "missing.hdf5"), out_dir=tmp_path, progress=False)
+    with pytest.raises(TypeError, match="PretrainConfig"):
+        pretrain({"steps": 3}, synthetic_videos(), out_dir=tmp_path)  # type: ignore[arg-type]

@@ -1,0 +1,225 @@
+"""``vip-rl train bc|rwr`` and ``vip-rl evaluate``.
+
+Examples::
+
+    vip-rl collect PressButton --episodes 20 --policy noisy --noise 0.4 --out demos.h5
+    vip-rl train rwr --data demos.h5 --encoder vip-sim --out runs/rwr --temperature 0.5
+    vip-rl train bc  --data demos.h5 --encoder vip-sim --out runs/bc
+    vip-rl evaluate runs/rwr --env vip_envs/PressButton-v0 --episodes 20 --video runs/rwr/videos
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENCODER_DIR = "encoder"
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _set_threads(threads: int) -> None:
+    if threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0 = torch default), got {threads}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "vip_rl" / "embeddings"
+
+
+def load_goal_arg(goal: str) -> Any:
+    """``--goal``: ``success`` | ``final`` | ``instruction`` | an image file (.png/.jpg/.npy) | other text (an instruction)."""
+    if goal in ("final", "success", "instruction"):
+        return goal
+    path = Path(goal)
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".npy"):
+        if not path.is_file():
+            raise FileNotFoundError(f"--goal image {goal!r} does not exist")
+        if path.suffix.lower() == ".npy":
+            image = np.load(path, allow_pickle=False)
+        else:
+            import imageio.v2 as imageio
+
+            image = np.asarray(imageio.imread(path))[..., :3]
+        if image.dtype != np.uint8 or image.ndim not in (3, 4) or image.shape[-1] != 3:
+            raise ValueError(f"--goal image {goal!r} must be uint8 [H, W, 3] (or [K, H, W, 3]), got {image.dtype} {list(image.shape)}")
+        return image
+    return goal
+
+
+def build_named_encoder(name: str, *, seed: int = 0, device: str = "cpu") -> Any:
+    """``random`` -> ``build_encoder("cnn", seed=seed)``; anything else -> ``load_encoder(name)``."""
+    from vip_rl.encoders import build_encoder, load_encoder
+
+    if name == "random":
+        return build_encoder("cnn", seed=seed, device=device, name="random")
+    return load_encoder(name, device=device)
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vip-rl train", description="Train a BC or RWR policy from demos.")
+    parser.add_argument("algo", choices=("bc", "rwr"))
+    parser.add_argument("--data", required=True, help="suite HDF5 (vip-rl collect), D4RL-flat HDF5 or Minari dataset")
+    parser.add_argument("--encoder", default="vip-sim", help="vip-sim | liv-sim | random | checkpoint path")
+    parser.add_argument("--encoder-seed", type=int, default=0, help="seed of --encoder random")
+    parser.add_argument("--out", required=True, help="output directory (policy.safetensors, policy.json, train_log.csv)")
+    parser.add_argument("--camera", default="front")
+    parser.add_argument("--goal", default="success",
+                        help="success (mean final frame of the successful demos, default) | final (each demo's own "
+                             "final frame) | instruction (each demo's own, needs a text encoder) | goal image "
+                             "(.png/.jpg/.npy) | instruction text")
+    parser.add_argument("--reward", default="progress", choices=("progress", "distance", "true"),
+                        help="RWR weights: embedding progress / distance to the goal, or the file's true env reward")
+    parser.add_argument("--returns", default="reward_to_go", choices=("reward", "reward_to_go", "return"),
+                        help="RWR return: per-step reward, reward-to-go (default) or episode return")
+    parser.add_argument("--temperature", type=float, default=0.5, help="RWR temperature on standardised returns (inf = BC)")
+    parser.add_argument("--max-weight", type=float, default=20.0)
+    parser.add_argument("--gamma", type=float, default=0.99)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--hidden", default="256,256", help="comma-separated hidden widths")
+    parser.add_argument("--head", default="deterministic", choices=("deterministic", "gaussian"))
+    parser.add_argument("--arch", default="mlp", choices=("mlp", "cnn"))
+    parser.add_argument("--state", default="proprio", choices=("proprio", "all", "none"),
+                        help="state fed to the policy: proprio (vip_envs end-effector + fingers, default), all "
+                             "(includes privileged object state), none (embeddings only)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: small MLP policies run fastest on one; 0 = torch default)")
+    parser.add_argument("--cache-dir", default=None, help=f"embedding cache (default {_default_cache_dir()})")
+    parser.add_argument("--env", default=None, help="optional env id: check the dataset's action size against it")
+    return parser
+
+
+def train_cli(argv: list[str]) -> int:
+    """``vip-rl train bc|rwr --data demos.h5 --encoder vip-sim --out DIR [...]``."""
+    args = _train_parser().parse_args(argv)
+    from vip_rl.encoders import save_encoder
+
+    from .dataset import PolicyDataset
+    from .evaluate import write_json_atomic
+    from .networks import save_policy
+    from .trainers import PROPRIO_INDICES, BCConfig, RWRConfig, config_to_dict, train_bc, train_rwr
+
+    device = _resolve_device(args.device)
+    _set_threads(args.threads)
+    hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+    common = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=hidden, head=args.head,
+                  arch=args.arch, use_state=args.state != "none",
+                  state_indices=PROPRIO_INDICES if args.state == "proprio" else None)
+    try:
+        if args.algo == "bc":
+            config: BCConfig = BCConfig(**common)
+        else:
+            config = RWRConfig(**common, temperature=args.temperature, returns=args.returns, max_weight=args.max_weight,
+                               gamma=args.gamma, reward_source="true" if args.reward == "true" else "relabelled")
+        out = Path(args.out)
+        encoder = build_named_encoder(args.encoder, seed=args.encoder_seed, device=device)
+        encoder_ref = args.encoder
+        if args.encoder == "random" or Path(args.encoder).exists():
+            # store the encoder next to the policy so evaluation needs nothing else
+            save_encoder(encoder, out / ENCODER_DIR)
+            encoder_ref = ENCODER_DIR
+        mode = "progress" if args.reward == "true" else args.reward
+        dataset = PolicyDataset.from_file(
+            args.data, encoder, camera=args.camera, goal=load_goal_arg(args.goal), mode=mode,
+            cache_dir=args.cache_dir or _default_cache_dir(), keep_frames=args.arch == "cnn",
+        )
+        if args.env:
+            import gymnasium as gym
+
+            if args.env.startswith("vip_envs/"):
+                import vip_envs  # noqa: F401
+            spec_env = gym.make(args.env)
+            try:
+                dataset.check_action_dim(int(np.prod(spec_env.action_space.shape)), env_id=args.env)
+            finally:
+                spec_env.close()
+        trainer = train_bc if args.algo == "bc" else train_rwr
+        result = trainer(config, dataset, device=device, seed=args.seed, encoder=encoder_ref, log_dir=out)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"vip-rl train: error: {exc}", file=sys.stderr)
+        return 2
+    metadata = {"algo": args.algo, "train_config": config_to_dict(config), "dataset": dataset.metadata,
+                "seed": args.seed, "steps": config.steps, "reward": args.reward}
+    save_policy(result.policy, out, metadata=metadata)
+    final = result.history[-1] if result.history else {}
+    summary = {"out": str(out), "algo": args.algo, "transitions": len(dataset), "episodes": dataset.num_episodes,
+               "final_loss": final.get("train/loss"), "train_time_s": final.get("time_s")}
+    write_json_atomic(out / "train_summary.json", summary)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def load_policy_encoder(policy_dir: str | os.PathLike[str], *, device: str = "cpu") -> Any:
+    """The encoder a saved policy was trained with (its bundled name or the copy saved next to it), or None."""
+    from vip_rl.encoders import load_encoder
+
+    from .networks import read_policy_json
+
+    config = read_policy_json(policy_dir)["config"]
+    ref = config.get("encoder")
+    if config.get("arch") != "mlp" or not config.get("embed_dim"):
+        return None
+    if ref is None:
+        raise ValueError(f"policy {str(policy_dir)!r} records no encoder; cannot rebuild its inputs")
+    local = Path(policy_dir) / ref
+    return load_encoder(str(local) if local.exists() else ref, device=device)
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vip-rl evaluate", description="Evaluate a trained policy on a task.")
+    parser.add_argument("policy", help="policy directory written by `vip-rl train`")
+    parser.add_argument("--env", required=True, help="e.g. vip_envs/PressButton-v0")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1000, help="first reset seed (use seeds not in the demos)")
+    parser.add_argument("--video", default=None, help="directory for one mp4 per episode")
+    parser.add_argument("--out", default=None, help="results JSON (default <policy>/eval_<task>.json)")
+    parser.add_argument("--num-envs", type=int, default=10)
+    parser.add_argument("--stochastic", action="store_true", help="sample from the Gaussian head instead of its mean")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
+    return parser
+
+
+def evaluate_cli(argv: list[str]) -> int:
+    """``vip-rl evaluate <policy dir> --env vip_envs/<Task>-v0 --episodes N [--video DIR]``."""
+    args = _evaluate_parser().parse_args(argv)
+    from .evaluate import evaluate_policy, write_json_atomic
+    from .networks import load_policy
+
+    device = _resolve_device(args.device)
+    _set_threads(args.threads)
+    try:
+        policy = load_policy(args.policy, device=device)
+        encoder = load_policy_encoder(args.policy, device=device)
+        result = evaluate_policy(policy, args.env, episodes=args.episodes, seed=args.seed, encoder=encoder,
+                                 video_dir=args.video, device=device, num_envs=args.num_envs,
+                                 deterministic=not args.stochastic)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"vip-rl evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    task = args.env.split("/")[-1].removesuffix("-v0")
+    out = Path(args.out) if args.out else Path(args.policy) / f"eval_{task}.json"
+    write_json_atomic(out, result)
+    print(json.dumps({k: result[k] for k in ("env_id", "episodes", "success_rate", "mean_return")} | {"json": str(out)}, indent=2))
+    return 0

@@ -1,0 +1,399 @@
+"""Behaviour cloning and reward-weighted regression on a :class:`~vip_rl.policies.dataset.PolicyDataset`.
+
+RWR minimises ``mean_i w_i * loss_i`` over a batch, with ``loss`` the per-sample MSE (deterministic
+head) or Gaussian NLL and
+
+    w_i = min(c * exp(R_i / temperature), max_weight),   c such that mean_i w_i = 1
+
+i.e. ``exp(R_i / temperature)`` normalised per batch to mean 1 and clipped at ``max_weight`` (the
+clipped mass is redistributed, so the mean stays 1: see :func:`rwr_weights`). ``R`` is the
+per-step reward, the reward-to-go or the episode return of the relabelled (embedding) reward or of
+the file's true env reward, optionally standardised over the dataset so that one temperature means
+the same thing for every reward source. ``temperature=inf`` gives ``w = 1`` exactly: the same loss
+and gradients as BC.
+
+Example:
+    >>> ds = PolicyDataset.from_file("demos.h5", load_encoder("vip-sim"))          # doctest: +SKIP
+    >>> result = train_rwr(RWRConfig(steps=2000, temperature=0.5), ds, seed=0)     # doctest: +SKIP
+    >>> save_policy(result.policy, "runs/rwr")                                     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from .dataset import RETURN_KINDS, PolicyDataset
+from .networks import Policy, PolicyConfig
+
+#: ``vip_envs`` state entries that are proprioceptive (end-effector position, velocity, fingers); the
+#: rest (drawer, door, button, switch, block pose, target) is privileged object state.
+PROPRIO_INDICES: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """Behaviour cloning (and the shared part of RWR).
+
+    Attributes:
+        steps: gradient steps.
+        batch_size: transitions per step (sampled uniformly with replacement).
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        hidden: hidden layer widths of the policy MLP.
+        head: ``"deterministic"`` (MSE) or ``"gaussian"`` (NLL).
+        arch: ``"mlp"`` on frozen embeddings or ``"cnn"`` end to end on frames (needs ``keep_frames=True``).
+        use_state: append the state to the policy input.
+        state_indices: which entries of the dataset's state to use (``None`` = all), e.g. ``PROPRIO_INDICES``.
+        grad_clip: max global gradient norm (0 disables clipping).
+        log_every: steps between CSV log rows / progress-bar updates.
+        cnn_channels: conv stage widths for ``arch="cnn"``.
+    """
+
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    hidden: tuple[int, ...] = (256, 256)
+    head: Literal["deterministic", "gaussian"] = "deterministic"
+    arch: Literal["mlp", "cnn"] = "mlp"
+    use_state: bool = True
+    state_indices: tuple[int, ...] | None = None
+    grad_clip: float = 10.0
+    log_every: int = 100
+    cnn_channels: tuple[int, ...] = (32, 64, 64, 64)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite float > 0, got {self.lr!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite float >= 0, got {self.weight_decay!r}")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
+            raise ValueError(f"grad_clip must be a finite float >= 0 (0 = off), got {self.grad_clip!r}")
+        if self.head not in ("deterministic", "gaussian"):
+            raise ValueError(f"head must be 'deterministic' or 'gaussian', got {self.head!r}")
+        if self.arch not in ("mlp", "cnn"):
+            raise ValueError(f"arch must be 'mlp' or 'cnn', got {self.arch!r}")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "cnn_channels", tuple(int(c) for c in self.cnn_channels))
+        if not self.hidden or any(h <= 0 for h in self.hidden):
+            raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
+        if self.state_indices is not None:
+            object.__setattr__(self, "state_indices", tuple(int(i) for i in self.state_indices))
+
+
+@dataclass(frozen=True)
+class RWRConfig(BCConfig):
+    """Reward-weighted regression: :class:`BCConfig` plus the weighting.
+
+    Attributes:
+        temperature: ``w = exp(R / temperature)``; ``float("inf")`` reduces exactly to BC. Must be > 0.
+        returns: ``"reward"`` (per-step r_t; for the VIP progress reward the one-step advantage
+            ``V(o_{t+1}) - V(o_t)`` under the embedding value, but noisy frame to frame), ``"reward_to_go"``
+            (``sum_k gamma^k r_{t+k}``; the default: it averages that noise, and was the best of the three
+            with the true reward on the suite, see ``benchmarks/few_shot.py``) or ``"return"`` (episode return).
+        reward_source: ``"relabelled"`` (the dataset's encoder reward) or ``"true"`` (the file's env reward).
+        gamma: discount of ``"reward_to_go"``.
+        max_weight: weights above this (after normalising to batch mean 1) are clipped.
+        standardize: standardise ``R`` over the dataset (zero mean, unit std) before dividing by the
+            temperature, so one temperature is comparable across reward sources and encoders.
+    """
+
+    temperature: float = 0.5
+    returns: Literal["reward", "reward_to_go", "return"] = "reward_to_go"
+    reward_source: Literal["relabelled", "true"] = "relabelled"
+    gamma: float = 0.99
+    max_weight: float = 20.0
+    standardize: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (isinstance(self.temperature, (int, float)) and not math.isnan(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be > 0 (float('inf') = BC), got {self.temperature!r}")
+        if self.returns not in RETURN_KINDS:
+            raise ValueError(f"returns must be one of {RETURN_KINDS}, got {self.returns!r}")
+        if self.reward_source not in ("relabelled", "true"):
+            raise ValueError(f"reward_source must be 'relabelled' or 'true', got {self.reward_source!r}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
+        if not (self.max_weight >= 1.0):
+            raise ValueError(f"max_weight must be >= 1 (weights have batch mean 1), got {self.max_weight!r}")
+
+
+@dataclass
+class TrainResult:
+    """What a trainer returns: the trained policy (eval mode) and the logged rows."""
+
+    policy: Policy
+    history: list[dict[str, float]] = field(default_factory=list)
+    config: BCConfig | None = None
+
+
+def rwr_weights(returns: torch.Tensor, *, temperature: float, max_weight: float = math.inf, check: bool = True) -> torch.Tensor:
+    """RWR weights for one batch: ``w_i = min(c * exp(R_i / temperature), max_weight)`` with ``mean(w) = 1``.
+
+    ``c`` is chosen so that the batch mean weight is exactly 1 *after* clipping (water-filling: the
+    largest weights are clipped to ``max_weight`` and the mass they lose is spread over the others in
+    proportion to ``exp(R / temperature)``). Without clipping this is ``B * softmax(R / temperature)``.
+    Keeping the mean at 1 keeps the loss scale (and the effective learning rate) the same as BC's, and
+    ``temperature=inf`` returns exactly ones. Everything runs in log space (float64), so returns of
+    +-1e6 and any temperature > 0 give finite weights.
+
+    Args:
+        returns: ``[B]`` float returns.
+        temperature: > 0, or ``inf``.
+        max_weight: clip value (>= 1; ``inf`` = no clipping).
+        check: validate that ``returns`` is finite (one host sync; the trainer checks once up front instead).
+
+    Returns:
+        ``[B]`` float32 weights, mean 1, each in ``[0, max_weight]``, ordered like ``returns``.
+
+    Raises:
+        ValueError: non-finite returns (when ``check``), temperature <= 0 or NaN, max_weight < 1.
+    """
+    if not (temperature > 0):
+        raise ValueError(f"temperature must be > 0 (float('inf') = BC), got {temperature!r}")
+    if not (max_weight >= 1.0):
+        raise ValueError(f"max_weight must be >= 1 (weights have batch mean 1), got {max_weight!r}")
+    if returns.ndim != 1 or returns.shape[0] < 1:
+        raise ValueError(f"returns must be [B] with B >= 1, got shape {list(returns.shape)}")
+    if check and not bool(torch.isfinite(returns).all()):
+        raise ValueError(f"returns must be finite, got {returns[~torch.isfinite(returns)][:5].tolist()} among them")
+    if math.isinf(temperature):
+        return torch.ones(returns.shape, dtype=torch.float32, device=returns.device)
+    batch = returns.shape[0]
+    logits = returns.double() / temperature
+    logits = logits - logits.max()  # [B], <= 0: keeps log c and the logits on the same small scale
+    ordered, _ = torch.sort(logits, descending=True)  # [B]
+    # suffix log-sum-exp: lse[k] = log sum_{i >= k} exp(ordered[i])
+    suffix_lse = torch.logcumsumexp(ordered.flip(0), dim=0).flip(0)  # [B]
+    clipped = torch.arange(batch, device=returns.device, dtype=torch.float64)  # k = number of clipped weights
+    remaining = batch - clipped * max_weight if math.isfinite(max_weight) else torch.full_like(clipped, float(batch))
+    log_scale = torch.log(remaining.clamp_min(1e-300)) - suffix_lse  # log c_k  [B]
+    # smallest feasible k whose (k+1)-th largest weight stays under the clip
+    ok = (remaining > 0) & (log_scale + ordered <= math.log(max_weight))
+    k = torch.argmax(ok.to(torch.int8))
+    weights = torch.exp(log_scale[k] + logits).clamp(max=max_weight)
+    return weights.float()
+
+
+def policy_config_for(config: BCConfig, dataset: PolicyDataset, *, encoder: str | None = None) -> PolicyConfig:
+    """The :class:`PolicyConfig` a trainer builds for ``dataset`` under ``config``."""
+    return PolicyConfig(
+        arch=config.arch,
+        head=config.head,
+        embed_dim=dataset.embed_dim if config.arch == "mlp" else 0,
+        state_dim=dataset.state_dim if config.use_state else 0,
+        state_indices=config.state_indices if config.use_state else None,
+        action_dim=dataset.action_dim,
+        hidden=config.hidden,
+        image_size=int(dataset.metadata.get("image_size", 96)),
+        cnn_channels=config.cnn_channels,
+        camera=str(dataset.metadata.get("camera", "front")),
+        encoder=encoder,
+        encoder_fingerprint=dataset.metadata.get("encoder_fingerprint") if config.arch == "mlp" else None,
+    )
+
+
+def _write_csv_atomic(path: Path, rows: list[dict[str, float]]) -> None:
+    if not rows:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(buffer.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _standardized_returns(config: RWRConfig, dataset: PolicyDataset) -> np.ndarray:
+    returns = dataset.returns(config.returns, source=config.reward_source, gamma=config.gamma)
+    if config.standardize:
+        std = returns.std()
+        returns = (returns - returns.mean()) / (std if std > 1e-12 else 1.0)
+    return returns
+
+
+def _train(
+    config: BCConfig,
+    dataset: PolicyDataset,
+    returns: np.ndarray | None,
+    *,
+    device: str | torch.device,
+    seed: int,
+    encoder: str | None,
+    log_dir: str | os.PathLike[str] | None,
+    progress: bool,
+    desc: str,
+) -> TrainResult:
+    from tqdm.auto import tqdm
+
+    if not isinstance(dataset, PolicyDataset):
+        raise TypeError(f"dataset must be a PolicyDataset, got {type(dataset).__name__}")
+    if len(dataset) == 0:
+        raise ValueError("dataset is empty: no transitions to train on")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    if config.arch == "cnn" and dataset.frames is None:
+        raise ValueError("arch='cnn' trains on frames: build the dataset with keep_frames=True")
+    if config.arch == "mlp" and dataset.embed_dim == 0 and not (config.use_state and dataset.state_dim):
+        raise ValueError("arch='mlp' needs embeddings (an encoder) or use_state=True with a state in the dataset")
+    device = torch.device(device)
+
+    # ---- seed -> build
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        policy = Policy(policy_config_for(config, dataset, encoder=encoder))
+    policy.set_normalization(
+        embedding=dataset.embeddings if policy.config.embed_dim else None,
+        state=dataset.states if policy.config.state_dim else None,
+    )
+    policy = policy.to(device).train()
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    embeddings = torch.from_numpy(dataset.embeddings).to(device)
+    states = torch.from_numpy(dataset.states).to(device)
+    actions = torch.from_numpy(np.clip(dataset.actions, -1.0, 1.0)).to(device)
+    frames = torch.from_numpy(dataset.frames).to(device) if config.arch == "cnn" and dataset.frames is not None else None
+    returns_t = torch.from_numpy(returns).to(device) if returns is not None else None
+    temperature = getattr(config, "temperature", math.inf)
+    max_weight = getattr(config, "max_weight", math.inf)
+    use_state = policy.config.input_state_dim > 0
+    use_embed = policy.config.arch == "mlp" and policy.config.embed_dim > 0
+    num = len(dataset)
+
+    history: list[dict[str, float]] = []
+    log_path = Path(log_dir) / "train_log.csv" if log_dir is not None else None
+    start = time.perf_counter()
+    running = torch.zeros(3, device=device)  # loss, weighted loss, max weight, summed since the last log
+    bar = tqdm(total=config.steps, desc=desc, unit="step", disable=not progress, leave=False)
+    # ---- loop: batch -> loss -> step -> log
+    for step in range(1, config.steps + 1):
+        index = torch.randint(num, (config.batch_size,), generator=generator).to(device)
+        per_sample = policy.loss(
+            actions[index],
+            states[index] if use_state else None,
+            embedding=embeddings[index] if use_embed else None,
+            pixels=frames[index] if frames is not None else None,
+        )
+        if returns_t is None:
+            loss = per_sample.mean()
+            weights_max = torch.ones((), device=device)
+        else:
+            weights = rwr_weights(returns_t[index], temperature=temperature, max_weight=max_weight, check=False)
+            loss = (weights * per_sample).mean()
+            weights_max = weights.max()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)
+        optimizer.step()
+        running += torch.stack([per_sample.detach().mean(), loss.detach(), weights_max.detach()])
+        if step % config.log_every == 0 or step == config.steps:
+            count = config.log_every if step % config.log_every == 0 else step % config.log_every
+            values = (running / count).tolist()
+            running.zero_()
+            row = {
+                "step": step,
+                "train/loss": values[0],
+                "train/weighted_loss": values[1],
+                "train/max_weight": values[2],
+                "time_s": time.perf_counter() - start,
+            }
+            history.append(row)
+            bar.set_postfix(loss=f"{values[0]:.4f}")
+            if log_path is not None:
+                _write_csv_atomic(log_path, history)
+        bar.update(1)
+    bar.close()
+    policy.eval()
+    return TrainResult(policy=policy, history=history, config=config)
+
+
+def train_bc(
+    config: BCConfig,
+    dataset: PolicyDataset,
+    *,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    encoder: str | None = None,
+    log_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Behaviour cloning: minimise the mean per-sample loss over uniformly sampled transitions.
+
+    Args:
+        config: :class:`BCConfig` (an :class:`RWRConfig` is accepted and trained as BC, weights ignored).
+        dataset: the transitions.
+        device: where to train.
+        seed: seeds initialisation and batch sampling (the global RNG is untouched).
+        encoder: recorded in the policy config (how evaluation rebuilds the encoder).
+        log_dir: if given, ``<log_dir>/train_log.csv`` is (re)written atomically at every log step.
+        progress: show a tqdm bar.
+
+    Returns:
+        :class:`TrainResult` with the policy in eval mode.
+
+    Raises:
+        TypeError / ValueError: bad config, empty dataset, arch needs missing inputs.
+    """
+    if not isinstance(config, BCConfig):
+        raise TypeError(f"config must be a BCConfig, got {type(config).__name__}")
+    return _train(config, dataset, None, device=device, seed=seed, encoder=encoder, log_dir=log_dir, progress=progress, desc="bc")
+
+
+def train_rwr(
+    config: RWRConfig,
+    dataset: PolicyDataset,
+    *,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    encoder: str | None = None,
+    log_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Reward-weighted regression (see the module docstring for the weights).
+
+    Same arguments as :func:`train_bc`; ``config.reward_source="true"`` weights by the file's env reward
+    (the oracle anchor) instead of the dataset's relabelled reward.
+
+    Raises:
+        ValueError: NaN/inf in the chosen rewards, plus everything :func:`train_bc` raises.
+    """
+    if not isinstance(config, RWRConfig):
+        raise TypeError(f"config must be an RWRConfig, got {type(config).__name__}")
+    returns = _standardized_returns(config, dataset)
+    return _train(config, dataset, returns, device=device, seed=seed, encoder=encoder, log_dir=log_dir, progress=progress, desc="rwr")
+
+
+def config_to_dict(config: BCConfig) -> dict[str, Any]:
+    """JSON-friendly dict of a config (tuples -> lists, inf -> "inf")."""
+    out: dict[str, Any] = {"type": type(config).__name__}
+    for key, value in asdict(config).items():
+        if isinstance(value, tuple):
+            value = list(value)
+        if isinstance(value, float) and math.isinf(value):
+            value = "inf"
+        out[key] = value
+    return out

@@ -1,0 +1,734 @@
+"""Pretrain or fine-tune a VIP / LIV encoder on videos (``vip-rl pretrain``).
+
+One trainer for both objectives; it reads top to bottom:
+seed -> build (encoder, optimizer, sampler) -> resume -> loop (batch, loss, step, log)
+-> periodic eval (value-order correlation on held-out videos) and atomic checkpoints.
+
+Exact resume: batch ``k`` is a pure function of ``(seed, k)`` (see
+:class:`~vip_rl.data.samplers.TupleSampler`) and so are the loss's negative permutations,
+so a run killed after a checkpoint and resumed produces the same weights as an
+uninterrupted one. The checkpoint ``<out_dir>/checkpoint.pt`` holds the model, optimizer,
+step, RNG states, both configs and the version; it is a ``weights_only`` torch file that
+``load_encoder`` also reads. The final encoder is exported to ``<out_dir>/encoder/``
+(safetensors + JSON, ``load_encoder(out_dir / "encoder")``).
+
+Distributed: under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) the same code runs with
+DistributedDataParallel (gloo on CPU, nccl on CUDA). Every rank draws the same global
+batch and embeds its contiguous slice; embeddings are all-gathered (differentiably) so the
+loss is the full-batch loss, and DDP's gradient averaging then equals the single-process
+gradient. Only rank 0 writes files.
+
+Example:
+    >>> cfg = PretrainConfig(objective="vip", steps=2000, image_size=64)   # doctest: +SKIP
+    >>> encoder = pretrain(cfg, "data/demos.hdf5", out_dir="runs/vip")     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from vip_rl import __version__
+from vip_rl.data.samplers import TupleBatch, TupleSampler
+from vip_rl.encoders.base import Encoder
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = "vip-rl-pretrain/1"
+LOG_FILE = "log.csv"
+_LOSS_SALT = 0x1055_0BAD
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything that defines a pretraining run (stored in every checkpoint).
+
+    Data-independent: the videos, ``out_dir``, ``device`` and ``init_from`` are passed to
+    :func:`pretrain` beside the config.
+    """
+
+    objective: Literal["vip", "liv"] = "vip"
+    """``"vip"`` (L2 metric, image goals) or ``"liv"`` (cosine metric, image + text goals)."""
+    arch: str = "cnn"
+    """Vision backbone for :func:`vip_rl.encoders.build_encoder` (``cnn``, ``resnet18``, ...)."""
+    embed_dim: int = 128
+    """Embedding dimension D."""
+    image_size: int = 96
+    """Encoder input side S; videos are resized to it once when loaded."""
+    cnn_channels: tuple[int, ...] | None = None
+    """Channels of the CNN's stride-2 stages (``None``: the backbone's default)."""
+    text: Literal["auto", "minilm", "hashing", "none"] = "auto"
+    """Text tower: ``auto`` = ``minilm`` for LIV, none for VIP."""
+    batch_size: int = 32
+    """Global batch of tuples (split evenly across DDP ranks)."""
+    lr: float = 1e-4
+    """Adam learning rate (official VIP: 1e-4)."""
+    weight_decay: float = 0.0
+    """Adam(W) weight decay."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """``constant`` (official VIP) or ``cosine`` decay to 10% of ``lr`` at ``steps``; both after
+    ``warmup_steps`` of linear warm-up. The rate is a pure function of the step (exact resume)."""
+    warmup_steps: int = 0
+    """Linear warm-up steps."""
+    steps: int = 2000
+    """Total optimizer steps."""
+    gamma: float = 0.98
+    """Discount of the VIP/LIV objective."""
+    num_negatives: int = 0
+    """Shuffled cross-tuple negatives of the VIP term (official ``num_negatives``)."""
+    l1_weight: float = 0.0
+    """VIP embedding L1 regulariser weight (official ``l1weight``)."""
+    l2_weight: float = 0.0
+    """VIP embedding L2 regulariser weight (official ``l2weight``)."""
+    vip_weight: float = 1.0
+    """LIV: weight of the image-goal VIP term."""
+    text_weight: float = 1.0
+    """LIV: weight of the text-goal VIP term."""
+    nce_weight: float = 1.0
+    """LIV: weight of the image-text InfoNCE."""
+    temperature: float = 1.0
+    """LIV: InfoNCE temperature (official 1.0)."""
+    crop_scale: tuple[float, float] = (0.8, 1.0)
+    """Area range of the random-resized crop shared by a tuple's frames; (1, 1) disables it."""
+    goal_mode: Literal["random", "final"] = "random"
+    """Goal frame: ``random`` (official VIP: uniform after the start) or ``final`` (last frame)."""
+    final_goal_prob: float = 0.0
+    """Probability of using the video's last frame as the goal in ``random`` mode."""
+    eval_every: int = 500
+    """Evaluate every this many steps (and at the end); 0 disables periodic eval."""
+    eval_videos: int = 8
+    """Videos held out for eval when no eval data is given (0: evaluate on training videos)."""
+    ckpt_every: int = 500
+    """Checkpoint every this many steps (and at the end)."""
+    log_every: int = 10
+    """Write train metrics every this many steps."""
+    prefetch: int = 2
+    """Batches prepared ahead by a background thread (0: none)."""
+    seed: int = 0
+    """Seed of the initialisation, the data stream and the negatives."""
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("vip", "liv"):
+            raise ValueError(f"objective must be 'vip' or 'liv', got {self.objective!r}")
+        if self.text not in ("auto", "minilm", "hashing", "none"):
+            raise ValueError(f"text must be 'auto', 'minilm', 'hashing' or 'none', got {self.text!r}")
+        if self.objective == "liv" and self.text == "none":
+            raise ValueError("objective='liv' needs a text tower; got text='none' (use 'minilm' or 'hashing')")
+        for name in ("embed_dim", "image_size", "batch_size", "steps", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        for name in ("num_negatives", "eval_every", "ckpt_every", "eval_videos", "prefetch", "seed", "warmup_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not 0.0 < float(self.gamma) < 1.0:
+            raise ValueError(f"gamma must be in (0, 1), got {self.gamma!r}")
+        for name in ("weight_decay", "l1_weight", "l2_weight", "vip_weight", "text_weight", "nce_weight"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not float(self.temperature) > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        if len(self.crop_scale) != 2 or not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
+            raise ValueError(f"crop_scale must be (min, max) with 0 < min <= max <= 1, got {self.crop_scale!r}")
+        if self.goal_mode not in ("random", "final"):
+            raise ValueError(f"goal_mode must be 'random' or 'final', got {self.goal_mode!r}")
+        if not 0.0 <= float(self.final_goal_prob) <= 1.0:
+            raise ValueError(f"final_goal_prob must be in [0, 1], got {self.final_goal_prob!r}")
+        if self.cnn_channels is not None and (not self.cnn_channels or any(int(c) <= 0 for c in self.cnn_channels)):
+            raise ValueError(f"cnn_channels must be None or positive ints, got {self.cnn_channels!r}")
+
+    @property
+    def metric(self) -> Literal["l2", "cos"]:
+        """The training metric the objective implies: ``l2`` for VIP, ``cos`` for LIV."""
+        return "l2" if self.objective == "vip" else "cos"
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of optimizer step ``step`` (0-based)."""
+        import math
+
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.lr_schedule == "constant":
+            return self.lr
+        frac = min(1.0, (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps))
+        return self.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac)))
+
+    @property
+    def text_tower(self) -> str | None:
+        """The resolved text tower (``None`` for none)."""
+        if self.text == "auto":
+            return "minilm" if self.objective == "liv" else None
+        return None if self.text == "none" else self.text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "PretrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown PretrainConfig fields {unknown}; known: {sorted(known)}")
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------------------------
+# distributed helpers
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Dist:
+    rank: int = 0
+    world_size: int = 1
+    initialised_here: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable all-gather along dim 0 (rank order = global batch order)."""
+        if self.world_size == 1:
+            return x
+        import warnings
+
+        import torch.distributed.nn.functional as dist_fn
+
+        with warnings.catch_warnings():  # deprecated in favour of a private API; semantics verified by the DDP test
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.cat(dist_fn.all_gather(x), 0)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        if self.initialised_here:
+            torch.distributed.destroy_process_group()
+
+
+def _setup_distributed(device: torch.device) -> tuple[_Dist, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist(), device
+    import torch.distributed as dist
+
+    rank = int(os.environ["RANK"])
+    initialised_here = False
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, init_method="env://")
+        initialised_here = True
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return _Dist(rank=rank, world_size=dist.get_world_size(), initialised_here=initialised_here), device
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+def _as_videos(data: Any, *, camera: str) -> list[Any]:
+    """Paths / a list of paths / a list of ``Video`` -> list of ``Video``."""
+    if isinstance(data, (str, os.PathLike)):
+        data = [data]
+    if not isinstance(data, Sequence) or len(data) == 0:
+        raise ValueError(f"data must be a path, a list of paths or a list of Video, got {type(data).__name__} {data!r:.80}")
+    if all(isinstance(d, (str, os.PathLike)) for d in data):
+        from vip_rl.data import load_videos
+
+        videos: list[Any] = []
+        for path in data:
+            videos.extend(load_videos(path, camera=camera))
+        return videos
+    for i, video in enumerate(data):
+        if not hasattr(video, "frames"):
+            raise TypeError(f"data[{i}] must be a Video (with .frames) or a path, got {type(video).__name__}")
+    return list(data)
+
+
+def _split_eval(videos: list[Any], count: int, seed: int) -> tuple[list[Any], list[Any]]:
+    if count == 0 or len(videos) <= count:
+        return videos, list(videos)
+    rng = np.random.default_rng([_LOSS_SALT, seed, 7])
+    held = set(rng.choice(len(videos), size=count, replace=False).tolist())
+    return [v for i, v in enumerate(videos) if i not in held], [v for i, v in enumerate(videos) if i in held]
+
+
+def _group_key(video: Any) -> str:
+    text = getattr(video, "text", None)
+    return text if isinstance(text, str) and text else str(getattr(video, "source", ""))
+
+
+@torch.no_grad()
+def evaluate(encoder: Encoder, videos: Sequence[Any], *, groups: Sequence[Any] | None = None) -> dict[str, float]:
+    """Value-order correlation on held-out videos.
+
+    For every video: ``voc_own`` uses its own last frame as the goal; ``voc_other`` uses the
+    last frame of a *different* video of the same group (default group: the video's text,
+    else its source); ``voc_text`` (text-tower encoders) uses the video's text as the goal.
+
+    Returns:
+        ``{"voc_own": mean, "voc_other": mean (if any pair exists), "voc_text": mean (if text)}``.
+    """
+    from vip_rl.diagnostics import spearman
+
+    was_training = encoder.training
+    encoder.eval()
+    keys = list(groups) if groups is not None else [_group_key(v) for v in videos]
+    embeddings = [encoder.encode_images(np.ascontiguousarray(v.frames)) for v in videos]
+    own, other, text = [], [], []
+    for i, (video, z) in enumerate(zip(videos, embeddings)):
+        order = np.arange(z.shape[0])
+        own.append(spearman(order, -encoder.distance(z, z[-1:]).cpu().numpy()))
+        partners = [j for j in range(len(videos)) if j != i and keys[j] == keys[i]]
+        if partners:
+            j = next((p for p in partners if p > i), partners[0])  # the next one of the group, cyclically
+            other.append(spearman(order, -encoder.distance(z, embeddings[j][-1:]).cpu().numpy()))
+        if encoder.has_text and isinstance(getattr(video, "text", None), str):
+            goal = encoder.encode_text([video.text])
+            text.append(spearman(order, -encoder.distance(z, goal).cpu().numpy()))
+    encoder.train(was_training)
+    metrics = {"voc_own": float(np.mean(own))}
+    if other:
+        metrics["voc_other"] = float(np.mean(other))
+    if text:
+        metrics["voc_text"] = float(np.mean(text))
+    return metrics
+
+
+# --------------------------------------------------------------------------------------------
+# model + loss
+# --------------------------------------------------------------------------------------------
+class _TrainModule(nn.Module):
+    """What DDP wraps: images (and texts) -> embeddings in one forward, so DDP sees every used parameter."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, pixels: torch.Tensor, texts: list[str] | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        images = self.encoder(pixels)
+        text = self.encoder.text(texts) if texts is not None else None
+        return images, text
+
+
+def _loss_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(np.random.default_rng([_LOSS_SALT, seed, step]).integers(0, 2**62)))
+    return generator
+
+
+def _compute_loss(
+    model: nn.Module, encoder: Encoder, batch: TupleBatch, config: PretrainConfig, dist: _Dist, device: torch.device
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Embed this rank's slice, gather the global batch and evaluate the objective on it."""
+    from vip_rl.objectives import liv_loss, vip_loss
+
+    parts = [batch.initial, batch.goal, batch.current, batch.next]
+    if batch.text_frame is not None and config.objective == "liv":
+        parts.append(batch.text_frame)
+    pixels = encoder.preprocess(torch.cat(parts, 0))
+    texts = batch.text if config.objective == "liv" else None
+    images, text = model(pixels, texts)
+    chunks = [dist.gather(c) for c in images.chunk(len(parts), 0)]
+    is_goal = dist.gather(batch.is_goal.to(device))
+    generator = _loss_generator(config.seed, batch.step, device)
+    if config.objective == "vip":
+        return vip_loss(
+            chunks[0], chunks[1], chunks[2], chunks[3], gamma=config.gamma, is_goal=is_goal,
+            num_negatives=config.num_negatives, generator=generator,
+            l1_weight=config.l1_weight, l2_weight=config.l2_weight,
+        )
+    assert text is not None  # internal: LIV batches always carry text (sampler built with_text)
+    return liv_loss(
+        chunks[0], chunks[1], chunks[2], chunks[3], dist.gather(text),
+        e_text_frame=chunks[4] if len(chunks) == 5 else None,
+        gamma=config.gamma, is_goal=is_goal, num_negatives=config.num_negatives, generator=generator,
+        vip_weight=config.vip_weight, text_weight=config.text_weight, nce_weight=config.nce_weight,
+        temperature=config.temperature, labels=dist.gather(batch.label.to(device)), metric="cos",
+    )
+
+
+def _build_encoder(config: PretrainConfig, init_from: str | os.PathLike[str] | None, device: torch.device) -> Encoder:
+    from vip_rl.encoders import build_encoder, load_encoder
+
+    if init_from is None:
+        return build_encoder(
+            config.arch, metric=config.metric, embed_dim=config.embed_dim, image_size=config.image_size,
+            text=config.text_tower, seed=config.seed, device=device,
+            cnn_channels=config.cnn_channels if config.arch == "cnn" else None,
+        )
+    path = Path(init_from)
+    if path.is_dir() and (path / CHECKPOINT_FILE).is_file():
+        init_from = path / CHECKPOINT_FILE
+    encoder = load_encoder(init_from, device=device)
+    if encoder.metric != config.metric:
+        raise ValueError(
+            f"init_from={str(init_from)!r} was trained with metric {encoder.metric!r}, but objective={config.objective!r} "
+            f"trains metric {config.metric!r}"
+        )
+    if config.objective == "liv" and not encoder.has_text:
+        raise ValueError(f"init_from={str(init_from)!r} has no text tower; objective='liv' needs one")
+    return encoder
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints + logs
+# --------------------------------------------------------------------------------------------
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Optimizer, step: int, config: PretrainConfig, sampler: TupleSampler, init_from: str | None) -> None:
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "version": __version__,
+        "step": int(step),
+        "config": dict(encoder.config),  # the encoder config: load_encoder() reads this file directly
+        "model": {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "pretrain_config": json.dumps(config.to_dict()),
+        "sampler": json.dumps({**sampler.state_dict(), "next_step": int(step), "data_fingerprint": sampler.fingerprint()}),
+        "torch_rng": _loss_generator(config.seed, step, torch.device("cpu")).get_state(),
+        "init_from": init_from or "",
+    }
+    _atomic_torch_save(state, path)
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    from vip_rl.encoders.checkpoint import load_torch_file
+
+    state = load_torch_file(path)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a vip-rl pretraining checkpoint (format {state.get('format') if isinstance(state, dict) else None!r}, expected {CHECKPOINT_FORMAT!r})")
+    return state
+
+
+class _Logger:
+    """CSV (``step,tag,value``) + optional TensorBoard; rank 0 only."""
+
+    def __init__(self, out_dir: Path, *, start_step: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tb = None
+        if not enabled:
+            return
+        self.path = out_dir / LOG_FILE
+        rows: list[list[str]] = []
+        if self.path.is_file() and start_step > 0:
+            # keep what the resumed checkpoint had seen; drop rows logged after it by the killed run
+            with open(self.path, newline="") as handle:
+                rows = [r for r in list(csv.reader(handle))[1:] if r and int(r[0]) <= start_step]
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(["step", "tag", "value"])
+        writer.writerows(rows)
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{LOG_FILE}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text.getvalue())
+        os.replace(tmp, self.path)
+        self.handle = open(self.path, "a", newline="")
+        self.writer = csv.writer(self.handle)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(out_dir / "tb"), purge_step=start_step if start_step > 0 else None)
+        except ImportError:
+            print("vip-rl pretrain: tensorboard not installed, logging to CSV only (pip install vip-rl[tensorboard])", file=sys.stderr)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        for tag, value in metrics.items():
+            self.writer.writerow([step, tag, f"{value:.6g}"])
+            if self.tb is not None:
+                self.tb.add_scalar(tag, value, step)
+        self.handle.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.handle.close()
+            if self.tb is not None:
+                self.tb.close()
+
+
+# --------------------------------------------------------------------------------------------
+# the trainer
+# --------------------------------------------------------------------------------------------
+def pretrain(
+    config: PretrainConfig,
+    data: Any,
+    *,
+    out_dir: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    init_from: str | os.PathLike[str] | None = None,
+    resume: bool = True,
+    eval_data: Any = None,
+    camera: str = "front",
+    groups: Sequence[Any] | None = None,
+    final_goal_ok: Sequence[bool] | None = None,
+    source_weights: dict[str, float] | None = None,
+    goal_swap_prob: float = 0.0,
+    progress: bool = True,
+    stop_after: int | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> Encoder:
+    """Train a VIP or LIV encoder on videos; return it (in eval mode, on ``device``).
+
+    Args:
+        config: the run's :class:`PretrainConfig`.
+        data: a path (anything ``vip_rl.data.load_videos`` reads: suite/D4RL HDF5, mp4/gif
+            file or folder, frame folders, .npy/.npz, LIV manifest), a list of paths, or a
+            list of ``Video``. LIV needs a text per video.
+        out_dir: where ``checkpoint.pt``, ``log.csv``, ``tb/`` and the exported ``encoder/`` go.
+        device: ``"cpu"``, ``"cuda"``, ... (under torchrun with CUDA: ``cuda:LOCAL_RANK``).
+        init_from: fine-tune from this encoder (bundled name, ``save_encoder`` dir, ``.pt``
+            incl. another run's ``checkpoint.pt`` or its directory, official VIP file).
+        resume: continue from ``<out_dir>/checkpoint.pt`` if present (exact: same weights as
+            an uninterrupted run). ``False`` starts over and overwrites it.
+        eval_data: held-out videos (same forms as ``data``); default: ``config.eval_videos``
+            videos split off ``data``.
+        camera: camera read from suite HDF5 files.
+        groups: optional per-video group key of ``data`` (e.g. task) for InfoNCE labels and
+            the eval's "other episode of the same group" goal (default: text, else source);
+            only with a list of ``Video`` when no ``eval_data`` is given.
+        final_goal_ok: per-video flag for ``config.final_goal_prob`` (e.g. successful episodes).
+        source_weights: optional ``{source: weight}`` mixing of videos from different sources.
+        goal_swap_prob: swap final-frame goals for other successful episodes' final frames of
+            the same group (see :class:`~vip_rl.data.samplers.TupleSampler`).
+        progress: show a tqdm bar (rank 0).
+        stop_after: stop this call after this many steps (a time slice; resume continues).
+        on_step: optional callback ``(step, metrics)`` after every optimizer step (rank 0).
+
+    Returns:
+        The trained :class:`Encoder`.
+
+    Raises:
+        ValueError / TypeError / FileNotFoundError: bad config, data, paths or checkpoints.
+    """
+    from vip_rl.encoders import save_encoder
+    from vip_rl.encoders.factory import check_device
+
+    if not isinstance(config, PretrainConfig):
+        raise TypeError(f"config must be a PretrainConfig, got {type(config).__name__}")
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after <= 0):
+        raise ValueError(f"stop_after must be None or a positive int, got {stop_after!r}")
+    device = check_device(device)
+    dist, device = _setup_distributed(device)
+    out = Path(out_dir)
+    try:
+        # --- seed + data ---------------------------------------------------------------
+        videos = _as_videos(data, camera=camera)
+        for name, per_video in (("groups", groups), ("final_goal_ok", final_goal_ok)):
+            if per_video is not None and len(per_video) != len(videos):
+                raise ValueError(f"{name} must have one entry per video ({len(videos)}), got {len(per_video)}")
+        if eval_data is not None:
+            train_idx, eval_idx = list(range(len(videos))), []
+            eval_videos = _as_videos(eval_data, camera=camera)
+        else:  # hold out config.eval_videos videos (all videos are also eval videos when there are too few)
+            train_idx, eval_idx = _split_eval(list(range(len(videos))), config.eval_videos, config.seed)
+            eval_videos = [videos[i] for i in eval_idx]
+        eval_groups = None
+        if eval_idx and (groups is not None or final_goal_ok is not None):
+            # "other episode" goals only between videos whose final frame is a valid goal
+            keys = list(groups) if groups is not None else [_group_key(v) for v in videos]
+            ok = list(final_goal_ok) if final_goal_ok is not None else [True] * len(videos)
+            eval_groups = [keys[i] if ok[i] else f"__no_goal_{i}" for i in eval_idx]
+        pick = lambda seq: None if seq is None else [seq[i] for i in train_idx]  # noqa: E731
+        # --- build ---------------------------------------------------------------------
+        encoder = _build_encoder(config, init_from, device)
+        sampler = TupleSampler(
+            [videos[i] for i in train_idx], batch_size=config.batch_size, image_size=encoder.image_size,
+            crop_scale=config.crop_scale, goal_mode=config.goal_mode, final_goal_prob=config.final_goal_prob,
+            final_goal_ok=pick(final_goal_ok), with_text=config.objective == "liv", groups=pick(groups),
+            source_weights=source_weights, goal_swap_prob=goal_swap_prob, seed=config.seed, rank=dist.rank, world_size=dist.world_size,
+        )
+        params = [p for p in encoder.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay) if config.weight_decay else torch.optim.Adam(params, lr=config.lr)
+        start_step = 0
+        ckpt_path = out / CHECKPOINT_FILE
+        if resume and ckpt_path.is_file():
+            state = _load_checkpoint(ckpt_path)
+            saved = PretrainConfig.from_dict(json.loads(state["pretrain_config"]))
+            if saved.to_dict() != config.to_dict():
+                diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if config.to_dict()[k] != v}
+                if set(diff) - {"steps", "eval_every", "ckpt_every", "log_every", "prefetch"} or (saved.lr_schedule != "constant" and "steps" in diff):
+                    raise ValueError(f"{ckpt_path}: checkpoint config differs from this run's (checkpoint, now): {diff}; pass resume=False or another out_dir")
+            saved_data = json.loads(state["sampler"]).get("data_fingerprint")
+            if saved_data is not None and saved_data != sampler.fingerprint():
+                raise ValueError(f"{ckpt_path}: the checkpoint was trained on other videos (data fingerprint {saved_data} != {sampler.fingerprint()}); "
+                                 "pass the same data, resume=False or another out_dir")
+            encoder.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start_step = int(state["step"])
+        if dist.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+        model: nn.Module = _TrainModule(encoder)
+        if dist.world_size > 1:
+            model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        logger = _Logger(out, start_step=start_step, enabled=dist.is_main)
+        end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
+        # --- loop ----------------------------------------------------------------------
+        encoder.train()
+        batches = sampler.iterate(start_step, prefetch=config.prefetch)
+        bar = None
+        if progress and dist.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=config.steps, initial=start_step, desc=f"pretrain {config.objective}", dynamic_ncols=True)
+        sums: dict[str, float] = {}
+        window_start, data_time, window_steps = time.perf_counter(), 0.0, 0
+        step = start_step
+        while step < end_step:
+            tic = time.perf_counter()
+            batch = next(batches)
+            data_time += time.perf_counter() - tic
+            loss, metrics = _compute_loss(model, encoder, batch, config, dist, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr_at(step)
+            optimizer.step()
+            step += 1
+            window_steps += 1
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            if step % config.log_every == 0 or step == end_step:
+                elapsed = time.perf_counter() - window_start
+                train = {f"train/{k}": v / window_steps for k, v in sums.items()}
+                train["train/samples_per_s"] = window_steps * config.batch_size / max(elapsed, 1e-9)
+                train["train/data_time_share"] = data_time / max(elapsed, 1e-9)
+                logger.log(step, train)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{train['train/loss']:.4f}", samples_s=f"{train['train/samples_per_s']:.0f}", data=f"{train['train/data_time_share']:.0%}")
+                if on_step is not None and dist.is_main:
+                    on_step(step, train)
+                sums, window_start, data_time, window_steps = {}, time.perf_counter(), 0.0, 0
+            if bar is not None:
+                bar.update(1)
+            # --- periodic eval + checkpoint -----------------------------------------------
+            last = step == config.steps
+            if dist.is_main and ((config.eval_every and step % config.eval_every == 0) or last):
+                logger.log(step, {f"eval/{k}": v for k, v in evaluate(encoder, eval_videos, groups=eval_groups).items()})
+                encoder.train()
+            if (config.ckpt_every and step % config.ckpt_every == 0) or step == end_step:
+                if dist.is_main:
+                    _save_checkpoint(ckpt_path, encoder=encoder, optimizer=optimizer, step=step, config=config, sampler=sampler, init_from=None if init_from is None else str(init_from))
+                dist.barrier()
+        batches.close()
+        if bar is not None:
+            bar.close()
+        logger.close()
+        encoder.eval()
+        if dist.is_main and step == config.steps:
+            save_encoder(encoder, out / "encoder", training={"pretrain_config": config.to_dict(), "steps": step, "init_from": None if init_from is None else str(init_from), "version": __version__})
+        dist.barrier()
+        return encoder
+    finally:
+        dist.close()
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+def _parse_pair(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected 'min,max', got {text!r}")
+    return float(parts[0]), float(parts[1])
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """``vip-rl pretrain --data PATH [--data PATH2] --objective vip|liv --steps N --out DIR ...``."""
+    defaults = PretrainConfig()
+    parser = argparse.ArgumentParser(prog="vip-rl pretrain", description="Pretrain or fine-tune a VIP / LIV encoder on videos.")
+    parser.add_argument("--data", action="append", required=True, help="training videos: HDF5, mp4/gif file or folder, frame folders, .npy/.npz, LIV csv (repeatable)")
+    parser.add_argument("--eval-data", action="append", default=None, help="held-out videos for eval (default: split off --data)")
+    parser.add_argument("--out", required=True, help="run directory (checkpoint.pt, log.csv, tb/, encoder/)")
+    parser.add_argument("--init-from", default=None, help="fine-tune from an encoder: bundled name, checkpoint dir/file, official VIP .pt")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", dest="resume", action="store_true", default=True, help="continue from OUT/checkpoint.pt if present (default)")
+    group.add_argument("--no-resume", dest="resume", action="store_false", help="start over, overwriting OUT/checkpoint.pt")
+    parser.add_argument("--camera", default="front")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--objective", choices=("vip", "liv"), default=defaults.objective)
+    parser.add_argument("--arch", default=defaults.arch)
+    parser.add_argument("--embed-dim", type=int, default=defaults.embed_dim)
+    parser.add_argument("--image-size", type=int, default=defaults.image_size)
+    parser.add_argument("--cnn-channels", default=None, help="comma-separated channels of the CNN stages")
+    parser.add_argument("--text", choices=("auto", "minilm", "hashing", "none"), default=defaults.text)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default=defaults.lr_schedule)
+    parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--gamma", type=float, default=defaults.gamma)
+    parser.add_argument("--num-negatives", type=int, default=defaults.num_negatives)
+    parser.add_argument("--l1-weight", type=float, default=defaults.l1_weight)
+    parser.add_argument("--l2-weight", type=float, default=defaults.l2_weight)
+    parser.add_argument("--vip-weight", type=float, default=defaults.vip_weight)
+    parser.add_argument("--text-weight", type=float, default=defaults.text_weight)
+    parser.add_argument("--nce-weight", type=float, default=defaults.nce_weight)
+    parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--crop-scale", type=_parse_pair, default=defaults.crop_scale, help="min,max area of the shared random crop")
+    parser.add_argument("--goal-mode", choices=("random", "final"), default=defaults.goal_mode)
+    parser.add_argument("--final-goal-prob", type=float, default=defaults.final_goal_prob)
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
+    parser.add_argument("--eval-videos", type=int, default=defaults.eval_videos)
+    parser.add_argument("--ckpt-every", type=int, default=defaults.ckpt_every)
+    parser.add_argument("--log-every", type=int, default=defaults.log_every)
+    parser.add_argument("--prefetch", type=int, default=defaults.prefetch)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    args = parser.parse_args(argv)
+    try:
+        config = PretrainConfig(
+            objective=args.objective, arch=args.arch, embed_dim=args.embed_dim, image_size=args.image_size,
+            cnn_channels=None if args.cnn_channels is None else tuple(int(c) for c in args.cnn_channels.split(",")),
+            text=args.text, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, steps=args.steps,
+            lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
+            gamma=args.gamma, num_negatives=args.num_negatives, l1_weight=args.l1_weight, l2_weight=args.l2_weight,
+            vip_weight=args.vip_weight, text_weight=args.text_weight, nce_weight=args.nce_weight, temperature=args.temperature,
+            crop_scale=args.crop_scale, goal_mode=args.goal_mode, final_goal_prob=args.final_goal_prob,
+            eval_every=args.eval_every, eval_videos=args.eval_videos, ckpt_every=args.ckpt_every,
+            log_every=args.log_every, prefetch=args.prefetch, seed=args.seed,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    pretrain(
+        config, args.data, out_dir=args.out, device=device, init_from=args.init_from, resume=args.resume,
+        eval_data=args.eval_data, camera=args.camera, progress=not args.no_progress,
+    )
+    print(f"encoder written to {Path(args.out) / 'encoder'} (load with vip_rl.encoders.load_encoder)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,344 @@
+"""The recipe of the bundled encoders ``vip-sim`` and ``liv-sim`` (``make weights``).
+
+``python -m vip_rl.weights_recipe [--out runs/weights] [--only vip-sim|liv-sim] [--steps N] [--no-export]``
+(collected files and finished or interrupted runs under ``--out`` are reused: a rerun resumes).
+
+1. Collect training videos from the suite: for every task except the held-out
+   :data:`HELD_OUT_TASK`, gripper embodiment, front camera, 96 px (:data:`DATA`):
+   clean expert demos, noisy expert demos (action noise 0.3), play (smooth random exploration
+   that touches every object; ``vip_rl.collect``), detour demos (a random play prefix, then the
+   expert) and goal-pose detour demos (the end effector first travels to where the same
+   episode's expert ends, objects untouched, then the expert solves the task;
+   :func:`collect_detours`). Expert-only videos teach an end-effector-pose shortcut (issue 6):
+   the detours are its counterexamples (the goal's end-effector pose with the task undone is
+   many steps from the goal). Episodes in which the held-out task's object moved are dropped,
+   so the held-out task never appears in the data.
+2. Train each encoder with :func:`vip_rl.pretrain.pretrain` and :data:`CONFIGS` (CPU, single
+   process; small CNN at 64 px, cosine lr): goals are the final frames of successful episodes
+   half of the time (``final_goal_prob``), swapped for another successful episode's final frame
+   of the same task half of those times (:data:`GOAL_SWAP_PROB`), 3 shuffled negatives.
+3. Export ``vip_rl/weights/<name>.safetensors`` + ``<name>.json`` with ``save_encoder``;
+   the JSON's ``training`` entry records the command, data recipe, config and training time.
+
+Everything is seeded; on the same machine and library versions the weights are reproduced.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from vip_rl.pretrain import PretrainConfig
+
+#: The suite task kept out of the bundled encoders' training data (zero-shot transfer test).
+HELD_OUT_TASK = "FlipSwitch"
+#: Joint of the held-out task's object in the suite's state observation (``vip_envs.STATE_LABELS``).
+HELD_OUT_STATE = "switch"
+#: Text given to play videos for LIV (they follow no instruction).
+PLAY_TEXT = "play with the objects on the table"
+#: Sources of the training videos.
+KINDS = ("expert", "noisy", "play", "detour", "goal_pose_detour")
+
+
+@dataclass(frozen=True)
+class DataRecipe:
+    """Which videos are collected for the bundled encoders."""
+
+    tasks: tuple[str, ...] = ("OpenDrawer", "CloseDrawer", "SlideDoor", "PressButton", "PushBlock", "PickPlace")
+    """Training tasks (all but :data:`HELD_OUT_TASK`)."""
+    expert_episodes: int = 30
+    """Clean scripted-expert episodes per task."""
+    noisy_episodes: int = 30
+    """Noisy-expert episodes per task."""
+    noise: float = 0.3
+    """Action noise of the noisy expert."""
+    play_episodes: int = 20
+    """Play episodes (100 steps) per task env."""
+    detour_episodes: int = 30
+    """Detour demos per task: a play prefix of ``detour_steps`` steps, then the expert (``detour_noise``)
+    until success. The prefix leaves the end effector anywhere with the objects untouched, so the
+    end-effector pose alone stops predicting the time to the goal (the issue-6 shortcut)."""
+    detour_steps: tuple[int, int] = (8, 40)
+    """Range of the play prefix length (uniform)."""
+    detour_noise: float = 0.1
+    """Action noise of the expert after the prefix."""
+    goal_pose_detour_episodes: int = 30
+    """Goal-pose detour demos per task: the end effector first travels to (near, 2 cm noise) the pose
+    the expert ends the same episode in, with the objects untouched, then the expert solves the task.
+    These are the counterexamples to the end-effector shortcut: the goal's end-effector pose with the
+    task undone is many steps from the goal."""
+    image_size: int = 96
+    """Rendered frame side (the encoder resizes to its own input size)."""
+    camera: str = "front"
+    embodiment: str = "gripper"
+    seed: int = 2024
+    """Base seed; each (task, kind) file uses ``seed + 100 * task_index + kind_index``."""
+
+    def __post_init__(self) -> None:
+        if HELD_OUT_TASK in self.tasks:
+            raise ValueError(f"tasks must not contain the held-out task {HELD_OUT_TASK!r}, got {self.tasks!r}")
+        for name in ("expert_episodes", "noisy_episodes", "play_episodes", "detour_episodes", "goal_pose_detour_episodes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+
+
+DATA = DataRecipe()
+
+#: Shared architecture of both bundled encoders: small CNN, 64 px input, fast on CPU.
+_ARCH = dict(arch="cnn", embed_dim=64, image_size=64, cnn_channels=(16, 32, 64, 64))
+
+_TRAIN = dict(batch_size=32, lr=1e-3, lr_schedule="cosine", warmup_steps=100, gamma=0.98, num_negatives=3,
+              crop_scale=(0.85, 1.0), goal_mode="random", final_goal_prob=0.5, eval_every=1000, eval_videos=16,
+              ckpt_every=250, seed=0)
+
+CONFIGS: dict[str, PretrainConfig] = {
+    "vip-sim": PretrainConfig(objective="vip", **_ARCH, **_TRAIN, steps=8000),
+    "liv-sim": PretrainConfig(objective="liv", **_ARCH, **_TRAIN, steps=6000, text="minilm", temperature=0.1),
+}
+#: Video kinds each bundled encoder trains on.
+TRAIN_KINDS: dict[str, tuple[str, ...]] = {
+    "vip-sim": KINDS,
+    "liv-sim": KINDS,
+}
+#: Probability that a final-frame goal is swapped for another successful episode's final frame of the same task.
+GOAL_SWAP_PROB = 0.5
+
+
+def collect_data(out_dir: str | os.PathLike[str], recipe: DataRecipe = DATA, *, progress: bool = True) -> list[Path]:
+    """Collect the recipe's HDF5 files into ``out_dir`` (existing complete files are kept).
+
+    Returns:
+        the paths, one per (task, kind).
+    """
+    from vip_rl.collect import collect
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    counts = {"expert": recipe.expert_episodes, "noisy": recipe.noisy_episodes, "play": recipe.play_episodes,
+              "detour": recipe.detour_episodes, "goal_pose_detour": recipe.goal_pose_detour_episodes}
+    paths = []
+    for t, task in enumerate(recipe.tasks):
+        for k, kind in enumerate(KINDS):
+            if counts[kind] == 0:
+                continue
+            path = out / f"{task}_{kind}_{recipe.embodiment}.h5"
+            if not path.is_file() and kind in ("detour", "goal_pose_detour"):
+                collect_detours(task, episodes=counts[kind], recipe=recipe, seed=recipe.seed + 100 * t + k, out=path,
+                                to_goal_pose=kind == "goal_pose_detour")
+            elif not path.is_file():
+                collect(
+                    task, episodes=counts[kind], policy=kind, noise=recipe.noise if kind == "noisy" else None,
+                    cameras=(recipe.camera,), image_size=recipe.image_size, embodiment=recipe.embodiment,
+                    seed=recipe.seed + 100 * t + k, out=path, progress=progress,
+                )
+            paths.append(path)
+    return paths
+
+
+def _expert_final_ee(env: Any, env_seed: int, noise: float) -> np.ndarray:
+    """End-effector position at the end of the (noisy) expert's episode from this seed."""
+    import vip_envs
+
+    obs, _ = env.reset(seed=env_seed)
+    policy = vip_envs.expert(env, noise=noise, seed=env_seed)
+    done = False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(policy(obs))
+        done = terminated or truncated
+    unwrapped = env.unwrapped
+    return unwrapped.layout.ee_pos(unwrapped.data.qpos[None])[0].copy()
+
+
+def collect_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, out: str | os.PathLike[str], max_steps: int = 160,
+                    to_goal_pose: bool = False) -> Path:
+    """Detour demos: play for a random number of steps, then the (noisy) expert until success.
+
+    With ``to_goal_pose`` the prefix instead drives the end effector (P control, random gripper) to
+    within ~2 cm of where the expert's own run from the same seed ends, objects untouched.
+
+    Episodes where the play prefix already solved the task, or the expert did not finish within
+    ``max_steps``, are skipped (so fewer than ``episodes`` may be written). Written like
+    ``vip_rl.collect`` files (policy attr ``"detour"``, ``detour_steps`` attr).
+    """
+    import gymnasium
+    import vip_envs
+    from vip_rl.data import Episode, write_episodes
+
+    rng = np.random.default_rng(seed)
+    env_id = vip_envs.env_id(task)
+    env = gymnasium.make(env_id, render_mode="rgb_array", obs_mode="state", cameras=(recipe.camera,),
+                         image_size=recipe.image_size, embodiment=recipe.embodiment, max_episode_steps=max_steps)
+    train_instructions = list(vip_envs.instructions(task, split="train"))
+    unwrapped = env.unwrapped
+    written: list[Any] = []
+    try:
+        for _ in range(episodes):
+            env_seed = int(rng.integers(0, 2**31 - 1))
+            instruction = str(train_instructions[int(rng.integers(len(train_instructions)))])
+            prefix = int(rng.integers(recipe.detour_steps[0], recipe.detour_steps[1] + 1))
+            if to_goal_pose:
+                target = _expert_final_ee(env, env_seed, recipe.detour_noise) + rng.normal(0.0, 0.02, 3) * [1.0, 1.0, 0.5]
+                target[2] = max(target[2], 0.02)
+                grip = float(rng.choice([-1.0, 1.0]))
+            obs, info = env.reset(seed=env_seed)
+            play = vip_envs.play_policy(env, seed=env_seed)
+            if to_goal_pose:
+                def play(_obs: Any, target: np.ndarray = target, grip: float = grip) -> np.ndarray:  # noqa: E731
+                    ee = unwrapped.layout.ee_pos(unwrapped.data.qpos[None])[0]
+                    action = np.empty(4, np.float32)
+                    action[:3] = np.clip(8.0 * (target - ee), -1.0, 1.0) + rng.normal(0.0, 0.05, 3)
+                    action[3] = grip
+                    return np.clip(action, -1.0, 1.0)
+            states, sims, progress = [obs], [unwrapped.get_state()], [float(info["task_progress"])]
+            actions, rewards, dones, successes = [], [], [], []
+            policy = play
+            done = False
+            while not done:
+                if len(actions) == prefix:
+                    if successes and successes[-1]:
+                        break
+                    policy = vip_envs.expert(env, noise=recipe.detour_noise, seed=env_seed)
+                action = np.asarray(policy(obs), np.float32)
+                obs, reward, terminated, truncated, info = env.step(action)
+                done = bool(terminated or truncated) and len(actions) + 1 > prefix
+                if terminated and len(actions) + 1 <= prefix:
+                    break  # solved by play: not a detour demo
+                states.append(obs)
+                sims.append(unwrapped.get_state())
+                progress.append(float(info["task_progress"]))
+                actions.append(action)
+                rewards.append(float(reward))
+                dones.append(done)
+                successes.append(bool(info["success"]))
+            if len(actions) <= prefix or not successes[-1]:
+                continue
+            sims_arr = np.stack(sims)
+            frames = np.asarray(unwrapped.render_states(sims_arr, camera=recipe.camera))
+            written.append(Episode(
+                frames={recipe.camera: frames}, states=np.stack(states).astype(np.float32),
+                task_progress=np.asarray(progress, np.float32), actions=np.stack(actions), rewards=rewards, dones=dones,
+                attrs={"env_id": env_id, "task": task, "instruction": instruction, "seed": env_seed, "success": True,
+                       "terminated": True, "early_stopped": False, "embodiment": recipe.embodiment, "policy": "detour",
+                       "noise": recipe.detour_noise, "detour_steps": prefix},
+                sim_states=sims_arr, successes=successes,
+            ))
+    finally:
+        env.close()
+    return write_episodes(out, written, env_id=env_id, cameras=(recipe.camera,), image_size=recipe.image_size,
+                          attrs={"task": task, "embodiment": recipe.embodiment, "policy": "detour", "seed": seed})
+
+
+@dataclass
+class TrainingVideos:
+    """Videos + the per-video metadata the trainer uses."""
+
+    videos: list[Any]
+    groups: list[str]
+    final_goal_ok: list[bool]
+    kinds: list[str]
+
+    def select(self, kinds: Sequence[str]) -> "TrainingVideos":
+        """The videos of the given kinds (order kept)."""
+        keep = [i for i, kind in enumerate(self.kinds) if kind in kinds]
+        return TrainingVideos([self.videos[i] for i in keep], [self.groups[i] for i in keep],
+                              [self.final_goal_ok[i] for i in keep], [self.kinds[i] for i in keep])
+
+
+def load_training_videos(paths: Sequence[str | os.PathLike[str]], *, camera: str = "front", drop_moved: str | None = HELD_OUT_STATE) -> TrainingVideos:
+    """Suite HDF5 files -> videos with text (instruction; :data:`PLAY_TEXT` for play), group (task;
+    ``"play"`` for play) and whether the final frame is a valid goal (successful expert/noisy demo).
+
+    Episodes in which the ``drop_moved`` object joint moved by more than 0.05 are dropped.
+    """
+    import vip_envs
+    from vip_rl.data import Video, read_episodes
+
+    column = None if drop_moved is None else list(vip_envs.STATE_LABELS).index(drop_moved)
+    out = TrainingVideos([], [], [], [])
+    for path in paths:
+        for i, episode in enumerate(read_episodes(path)):
+            if column is not None and np.ptp(episode.states[:, column]) > 0.05:
+                continue
+            kind = str(episode.attrs.get("policy", "expert"))
+            is_play = kind == "play"
+            out.videos.append(Video(np.ascontiguousarray(episode.frames[camera]), text=PLAY_TEXT if is_play else episode.instruction, source=f"{path}:demo_{i}"))
+            out.groups.append("play" if is_play else str(episode.task))
+            out.final_goal_ok.append(bool(episode.success) and not is_play)
+            out.kinds.append(kind)
+    return out
+
+
+def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], config: PretrainConfig | None = None, progress: bool = True, resume: bool = True) -> Any:
+    """Train bundled encoder ``name`` with its recipe config on ``data`` (see :func:`pretrain`)."""
+    from vip_rl.pretrain import pretrain
+
+    config = CONFIGS[name] if config is None else config
+    data = data.select(TRAIN_KINDS[name])
+    return pretrain(
+        config, data.videos, out_dir=out_dir, groups=data.groups, final_goal_ok=data.final_goal_ok,
+        goal_swap_prob=GOAL_SWAP_PROB, progress=progress, resume=resume,
+    )
+
+
+def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str, int], seconds: float, command: str) -> Path:
+    """Write ``vip_rl/weights/<name>.safetensors`` + ``.json`` (the JSON records the recipe).
+
+    ``counts``: training videos per kind (after the held-out filter).
+    """
+    from vip_rl.encoders import save_encoder
+    from vip_rl.encoders.checkpoint import weights_dir
+
+    encoder.config["name"] = name
+    training = {
+        "command": command,
+        "recipe": "vip_rl/weights_recipe.py",
+        "held_out_task": HELD_OUT_TASK,
+        "held_out_embodiment": "hand",
+        "data": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(DATA).items()}, "videos_used": counts},
+        "goal_swap_prob": GOAL_SWAP_PROB,
+        "pretrain_config": config.to_dict(),
+        "train_seconds": round(seconds, 1),
+    }
+    path = save_encoder(encoder, weights_dir() / f"{name}.safetensors", training=training)
+    for written in (path, path.with_suffix(".json")):
+        os.chmod(written, 0o644)  # package data: readable by everyone (the temp files are 0600)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vip_rl.weights_recipe", description="Reproduce the bundled vip-sim / liv-sim weights.")
+    parser.add_argument("--out", default="runs/weights", help="work directory for data and training runs")
+    parser.add_argument("--only", choices=sorted(CONFIGS), action="append", help="train only this encoder (repeatable)")
+    parser.add_argument("--steps", type=int, default=None, help="override the number of steps (quick checks)")
+    parser.add_argument("--no-export", action="store_true", help="do not write vip_rl/weights/")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    out = Path(args.out)
+    paths = collect_data(out / "data", progress=not args.no_progress)
+    data = load_training_videos(paths, camera=DATA.camera)
+    print(f"training videos: {len(data.videos)} ({ {k: data.kinds.count(k) for k in KINDS} })", flush=True)
+    for name in args.only or sorted(CONFIGS, reverse=True):
+        config = CONFIGS[name] if args.steps is None else dataclasses.replace(CONFIGS[name], steps=args.steps)
+        start = time.perf_counter()
+        encoder = train(name, data, out_dir=out / name, config=config, progress=not args.no_progress)
+        seconds = time.perf_counter() - start
+        print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
+        if not args.no_export:
+            command = "python -m vip_rl.weights_recipe" + (f" --only {name}" if args.only else "")
+            counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
+            path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command)
+            print(f"{name}: wrote {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
