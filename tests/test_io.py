@@ -1,4 +1,5 @@
 """Atomic writes leave either the complete new file or the old one, never a partial or temp file."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ def test_write_and_replace(tmp_path: Path) -> None:
     atomic_write_text(target, "two")
     assert target.read_text() == "two"
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.txt"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_failure_keeps_old_file_and_no_temp(tmp_path: Path) -> None:
