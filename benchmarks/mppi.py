@@ -267,6 +267,25 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 
 
+def success_deviations(table: dict[str, dict[str, Any]]) -> list[str]:
+    """Deviations from the brief visible in a success table: short episode counts, skipped columns."""
+    out = []
+    names = list(dict.fromkeys(name for cells in table.values() for name in cells))
+    short = {}
+    for name in names:
+        counts = {c["episodes"] for c in (cells.get(name, {}) for cells in table.values()) if "episodes" in c}
+        if counts and min(counts) < 20:
+            short[name] = min(counts)
+    if short:
+        out.append("Fewer than the 20 episodes asked for, to fit the CPU budget of the shared 2-core machine: "
+                   + ", ".join(f"{name} {n}" for name, n in short.items()) + " episodes per task.")
+    for name in names:
+        reasons = {c["skipped"] for c in (cells.get(name, {}) for cells in table.values()) if "skipped" in c}
+        if reasons:
+            out.append(f"Column {name!r} n/a: {'; '.join(sorted(reasons))}.")
+    return out
+
+
 def describe_encoders(encoders: dict[str, Any]) -> dict[str, str]:
     """One line per encoder: which checkpoint produced the numbers (bundled weights change over time)."""
     out = {}
@@ -566,7 +585,6 @@ def main(argv: list[str] | None = None) -> int:
         methods = {m: METHODS[m] for m in args.methods.split(",")}
         overrides = {k: int(v) for k, _, v in (item.rpartition("=") for item in filter(None, args.method_episodes.split(",")))}
         encoders: dict[str, Any] = dict(extra_encoders)
-        deviations = []
         for name, spec in methods.items():
             enc_name = spec.get("encoder")
             if enc_name is None or enc_name in encoders:
@@ -585,15 +603,7 @@ def main(argv: list[str] | None = None) -> int:
                 cell = run_method(task, spec, episodes=n, cfg=cfg, seed=args.seed, encoders=encoders, max_steps=max_steps)
                 table[task][name] = cell
                 print(f"[success] {task} {name}: {cell['success_rate']:.2f} ({n} eps, {cell['seconds']:.0f}s)", flush=True)
-        counts = {name: next((c["episodes"] for c in (table[t].get(name, {}) for t in tasks) if "episodes" in c), None)
-                  for name in methods}
-        short = {name: n for name, n in counts.items() if n is not None and n < 20}
-        if short:
-            deviations.append("Fewer than the 20 episodes asked for, to fit the CPU budget of the shared 2-core machine: "
-                              + ", ".join(f"{name} {n}" for name, n in short.items()) + " episodes per task.")
-        for enc in ("vip-sim", "liv-sim"):
-            if enc not in encoders and any(s.get("encoder") == enc for s in methods.values()):
-                deviations.append(f"{enc} weights were not available when this ran (column n/a).")
+        deviations = success_deviations(table)
         res["success"] = {"config": {k: v for k, v in cfg.__dict__.items()}, "max_steps": max_steps, "tasks": table,
                           "deviations": deviations, "encoders": describe_encoders(encoders)}
     if "ablations" in sections:
@@ -625,12 +635,15 @@ def main(argv: list[str] | None = None) -> int:
                         for name, cell in cells.items():
                             if "skipped" in res[key]["tasks"].get(task, {}).get(name, {"skipped": ""}):
                                 res[key]["tasks"].setdefault(task, {})[name] = cell
-                    res[key]["deviations"] += [d for d in earlier[key]["deviations"] if d not in res[key]["deviations"]]
+                    for name, text in earlier[key].get("encoders", {}).items():
+                        res[key].setdefault("encoders", {}).setdefault(name, text)
                 elif key in res:
                     continue
                 else:
                     res[key] = earlier[key]
                 res.setdefault("merged_from", []).append(f"{key} <- `{' '.join(earlier['argv'])}`")
+    if "success" in res and args.merge:  # deviations from the merged cells, not from any one run
+        res["success"]["deviations"] = success_deviations(res["success"]["tasks"])
     out = Path(args.out)
     write_atomic(out.with_suffix(".json"), json.dumps(res, indent=2, default=float))
     write_atomic(out.with_suffix(".md"), to_markdown(res))

@@ -381,3 +381,41 @@ def test_vip_envs_rollout_matches_step_and_cli(tmp_path):
                 "--samples", "4", "--horizon", "2", "--max-steps", "2", "--out", str(tmp_path / "sub"), "--device", "cpu",
                 "--no-video"])
     assert code == 0 and json.loads((tmp_path / "sub" / "results.json").read_text())["episodes"][0]["steps"] == 2
+
+
+def test_latent_dynamics_learns_and_plans():
+    from vip_rl.planning.latent import LatentTrainConfig, latent_goal_cost, train_latent_dynamics
+
+    class Identity(Encoder):  # "frames" encode to their first pixel, so the latent dynamics is z' = z + a
+        def __init__(self):
+            super().__init__(nn.Identity(), embed_dim=2, metric="l2", image_size=1)
+
+        def encode_images(self, images, **_):
+            return torch.as_tensor(np.asarray(images)[:, 0, 0, :2], dtype=torch.float32) / 10.0
+
+    rng = np.random.default_rng(0)
+    episodes = []
+    for _ in range(8):
+        actions = rng.uniform(-1, 1, (12, 2)).astype(np.float32)
+        pos = np.concatenate([[[100.0, 100.0]], 100 + np.cumsum(actions * 10, 0)]).round()
+        frames = np.zeros((13, 1, 1, 3), np.uint8)
+        frames[:, 0, 0, :2] = pos
+        episodes.append({"frames": frames, "actions": actions})
+    encoder = Identity()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny MLP: thread hand-offs cost more than they give on a loaded machine
+    try:
+        model = train_latent_dynamics(encoder, episodes, config=LatentTrainConfig(steps=150, batch_size=64, hidden=32, lr=3e-3),
+                                      seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    z = torch.tensor([[10.0, 10.0]])
+    assert torch.allclose(model.step(z, torch.tensor([[1.0, -1.0]])), torch.tensor([[11.0, 9.0]]), atol=0.2)
+    goal = np.zeros((1, 1, 1, 3), np.uint8)
+    goal[0, 0, 0, :2] = (130, 80)
+    planner = MPPI(MPPIConfig(action_dim=2, num_samples=64, horizon=5, temperature=0.1), TorchDynamics(model.step),
+                   latent_goal_cost(encoder, goal), seed=0)
+    state = z[0]
+    for _ in range(8):
+        state = state + planner.command(state)
+    assert torch.linalg.vector_norm(state - torch.tensor([13.0, 8.0])) < 1.0

@@ -2,8 +2,9 @@
 
 - :class:`MPPI` / :class:`MPPIConfig` / :class:`PlanResult`: the batched torch core.
 - Dynamics: :class:`MujocoDynamics` (simulator rollouts of any MuJoCo env), :class:`TorchDynamics`.
-- Costs: :class:`EmbeddingGoalCost`, :class:`EmbeddingProgressCost`, :class:`OracleCost`,
-  :class:`ActionPenalty`, :class:`StateCost`, composable with ``+`` and ``*``.
+- Costs: :class:`EmbeddingGoalCost`, :class:`EmbeddingProgressCost`, :class:`DemoSubgoalCost`,
+  :class:`OracleCost`, :class:`ActionPenalty`, :class:`StateCost`, composable with ``+`` and ``*``.
+- Latent planning: :func:`train_latent_dynamics` (z' = f(z, a) over frozen embeddings) + :func:`latent_goal_cost`.
 """
 from vip_rl.planning.costs import (
     ActionPenalty,
@@ -18,6 +19,7 @@ from vip_rl.planning.costs import (
     goal_embedding,
 )
 from vip_rl.planning.dynamics import Dynamics, MujocoDynamics, TorchDynamics, Trajectories
+from vip_rl.planning.latent import LatentDynamics, LatentTrainConfig, latent_goal_cost, train_latent_dynamics
 from vip_rl.planning.mppi import MPPI, MPPIConfig, PlanResult, safe_weights
 
 __all__ = [
@@ -39,4 +41,8 @@ __all__ = [
     "SubgoalTracker",
     "DemoSubgoalCost",
     "goal_embedding",
+    "LatentDynamics",
+    "LatentTrainConfig",
+    "train_latent_dynamics",
+    "latent_goal_cost",
 ]

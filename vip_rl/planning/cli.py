@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--horizon", type=int, default=10, help="T")
     p.add_argument("--iterations", type=int, default=1)
     p.add_argument("--sigma", type=float, default=0.5, help="noise sigma")
-    p.add_argument("--temperature", type=float, default=0.1, help="lambda")
+    p.add_argument("--temperature", type=float, default=0.05, help="lambda (in cost units; costs are min-shifted)")
     p.add_argument("--beta", type=float, default=0.5, help="autoregressive noise smoothing in [0, 1)")
     p.add_argument("--cost", default="goal", choices=["goal", "progress"], help="embedding cost kind")
     p.add_argument("--when", default="final", choices=["final", "sum"], help="goal cost at the final step or summed")
@@ -303,7 +303,14 @@ def cli(argv: Sequence[str] | None = None) -> int:
         demo_file = load_demo_frames(args.subgoals) if args.subgoals not in (None, "expert") else None
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    encoder = None if is_oracle else make_encoder(args.encoder, device=device, seed=args.seed, text=text_goal)
+    try:
+        encoder = None if is_oracle else make_encoder(args.encoder, device=device, seed=args.seed, text=text_goal)
+        if text_goal and encoder is not None and not encoder.has_text:
+            raise ValueError(f"--goal {args.goal!r} is an instruction but --encoder {args.encoder!r} has no text tower "
+                             "(use liv-sim, or an image goal)")
+    except (ValueError, FileNotFoundError) as err:
+        env.close()
+        parser.error(str(err))
     episodes = []
     dynamics = MujocoDynamics(env, camera=args.camera, render_every=args.render_every, image_size=args.image_size, nthread=args.nthread)
     try:
