@@ -26,7 +26,7 @@ demo: venv
 	$(BIN)/vip-rl demo
 
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
