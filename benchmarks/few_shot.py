@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import multiprocessing as mp
 import os
 import platform
@@ -93,12 +92,16 @@ def suite_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int) -> tuple[Path, np.ndarray, dict[str, Any]]:
-    """Collect (or reuse) ``num_demos`` mixed demos + one goal demo; returns (h5 path, goal image, info)."""
+def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, failed: str = "cut") -> tuple[Path, np.ndarray, dict[str, Any]]:
+    """Collect (or reuse) ``num_demos`` mixed demos + one goal demo; returns (h5 path, goal image, info).
+
+    ``failed="cut"``: failed demos are noisy-expert rollouts (noise 0.45) cut before their first success;
+    ``failed="play"``: failed demos are ``vip_envs.play_policy`` episodes (smooth random exploration).
+    """
     from vip_rl.collect import collect
     from vip_rl.data import read_episodes, write_episodes
 
-    out = data_dir / f"{task}_{num_demos}.h5"
+    out = data_dir / (f"{task}_{num_demos}.h5" if failed == "cut" else f"{task}_{num_demos}_{failed}.h5")
     goal_file = data_dir / f"{task}_goal.npy"
     kinds = [PATTERN[i % len(PATTERN)] for i in range(num_demos)]
     counts = {k: kinds.count(k) for k in PATTERN}
@@ -108,7 +111,7 @@ def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int) -> tu
             "expert": dict(policy="expert"),
             "noisy0.3": dict(policy="noisy", noise=0.3),
             "noisy0.6": dict(policy="noisy", noise=0.6),
-            "failed": dict(policy="mixed", noise=0.45, mix=(0.0, 0.0, 1.0)),
+            "failed": dict(policy="mixed", noise=0.45, mix=(0.0, 0.0, 1.0)) if failed == "cut" else dict(policy="play"),
         }
         for offset, kind in enumerate(PATTERN):
             if not counts[kind]:
@@ -359,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="methods of the demo-count study (RWR(vip) falls back to RWR(true) without vip-sim)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--failed", default="cut", choices=("cut", "play"),
+                        help="what the failed demos are: noisy expert cut before success (default) or play episodes")
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "bench_few_shot"))
     parser.add_argument("--out-name", default="few_shot")
     args = parser.parse_args(argv)
@@ -391,10 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     arrays_path: dict[str, Path] = {}
     demo_seeds: set[int] = set()
     for index, (task, size) in enumerate(pool_sizes.items()):
-        path, goal, info = collect_demos(task, size, data_dir, seed=index + 1)
+        path, goal, info = collect_demos(task, size, data_dir, seed=index + 1, failed=args.failed)
         arrays = dataset_arrays(path, goal, vip, random, cache_dir)
         meta = arrays.pop("metadata")
-        file = arrays_dir / f"{task}_{size}_{input_encoder}.npz"
+        file = arrays_dir / f"{task}_{size}_{args.failed}_{input_encoder}.npz"
         np.savez(file, metadata=json.dumps(meta), **arrays)
         arrays_path[task] = file
         data_info[task] = info
@@ -450,7 +455,9 @@ def main(argv: list[str] | None = None) -> int:
                        "eval_episodes": args.eval_episodes, "eval_seed_start": EVAL_SEED, "train": {**train, "lr": 1e-3},
                        "rwr": rwr, "quick": args.quick, "suite_fingerprint": fingerprint,
                        "goal": "final front frame of one extra successful expert demo"},
-            "demo_mix": "repeating expert, noisy 0.3, failed (noisy 0.45 cut before success), noisy 0.6; "
+            "demo_mix": "repeating expert, noisy 0.3, failed ("
+                        + ("noisy 0.45 cut before success" if args.failed == "cut" else "play policy: smooth random exploration")
+                        + "), noisy 0.6; "
                         f"{args.num_demos} demos = " + ", ".join(f"{v} {k}" for k, v in mix.items()),
             "input_encoder": args.vip_encoder if vip is not None else "random (vip-sim missing)",
             "vip_encoder_fingerprint": encoder_fingerprint(vip) if vip is not None else None,
