@@ -283,6 +283,16 @@ DEVELOPMENT_LOG = [
     "shortcut persists (object state is visible: 58 vs 100 changed pixels at 64 px)",
     "=> goal-pose detour demos added (the end effector first goes to where the same episode's expert ends, objects "
     "untouched, then the expert solves the task): the counterexample VIP needs to stop valuing end-effector pose alone",
+    "+ goal-pose detours, 2000 steps: OpenDrawer VOC-other 0.76 -> 0.96, reaching VOC on the drawer 0.57 -> 0.92, "
+    "drawer-undo sensitivity 0.5 -> 1.2 (ratio to the 4.5 cm end-effector shift 0.25 -> 0.54); decoy still 0.11",
+    "+ goal-pose detours, 8000 steps (the shipped vip-sim): VOC-other >= 0.99 on OpenDrawer/CloseDrawer/SlideDoor/"
+    "PressButton, 0.77 on PushBlock/PickPlace, held-out FlipSwitch 0.95; decoy 0.21; undo/EE ratio 0.6-1.8 except the "
+    "button and switch (8-13 changed pixels at 64 px): the shortcut is reduced, not gone",
+    "liv-sim without goal-pose detours (6000 steps): decoy 0.46 and undo/EE ratios 1.9-72 on the drawer and door: "
+    "the task-level InfoNCE between goal frames and instructions makes object state salient, which VIP alone does not",
+    "liv-sim WITH goal-pose detours (6000 steps, not shipped): decoy 0.64, VOC-other held-out 0.94, PickPlace 0.86, but "
+    "held-out-paraphrase retrieval 0.71 (PressButton lost; 12 episodes/task) vs 0.86 for the shipped liv-sim: "
+    "retrieval is liv-sim's own target, so the run without them was kept",
 ]
 
 # ------------------------------------------------------------------------------------- report
@@ -335,6 +345,11 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         for name, t in result["throughput"].items():
             lines.append(f"| {name} | {t['samples_per_s']:.1f} | {t['data_time_share']:.3f} | {t['batch_build_s']:.3f} | {t['batch_build_share_without_prefetch']:.3f} |")
     lines += ["", "## What was tried (development runs, --quick)", ""] + [f"- {n}" for n in DEVELOPMENT_LOG]
+    if result.get("training_runs"):
+        lines += ["", "Throughput recorded by the bundled weights' own training runs (whole run, 10-step windows; CPU shared with other jobs):", "",
+                  "| run | steps | samples/s (mean) | data-time share (mean) | data-time share (worst window) |", "|---|---|---|---|---|"]
+        for name, t in result["training_runs"].items():
+            lines.append(f"| {name} | {t['steps']} | {t['samples_per_s_mean']:.1f} | {t['data_time_share_mean']:.4f} | {t['data_time_share_max_window']:.3f} |")
     if result.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
     _atomic_write(path, "\n".join(lines) + "\n")
@@ -359,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hand-encoder", default=None, help="encoder pretrained on hand videos (path), tested on gripper")
     parser.add_argument("--hand-steps", type=int, default=0, help="train a hand-only encoder for this many steps inside the benchmark (0: skip)")
     parser.add_argument("--throughput-steps", type=int, default=None, help="trainer steps for the throughput figure (default 40, quick 12; 0 skips)")
+    parser.add_argument("--train-log", action="append", default=[], metavar="NAME=LOG_CSV",
+                        help="also summarise the throughput recorded in a pretraining run's log.csv (repeatable)")
+    parser.add_argument("--note", action="append", default=[], help="free-text note for the report (repeatable)")
     parser.add_argument("--cache", default="runs/bench_representation", help="where held-out episodes and scratch runs go")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="results directory")
     parser.add_argument("--name", default="representation", help="result file stem")
@@ -376,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {"quick": args.quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                               "device": f"cpu, torch {torch.__version__}, {torch.get_num_threads()} threads",
                               "held_out_task": HELD_OUT_TASK, "episodes_per_task": episodes_per_task,
-                              "encoders": {}, "targets": [], "notes": []}
+                              "encoders": {}, "targets": [], "notes": list(args.note)}
     targets = result["targets"]
     for role, name in (("vip", args.vip), ("liv", args.liv)):
         if not name:
@@ -412,7 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.hand_steps > 0:
         hand_path, seconds, num_videos = train_hand_encoder(args.hand_steps, cache=cache, quick=args.quick)
         result["notes"].append(f"hand-only VIP encoder: {args.hand_steps} steps of the vip-sim config on {num_videos} hand videos "
-                               f"(expert, noisy, play, detour; held-out task excluded), {seconds:.0f} s (0 if resumed from a finished run)")
+                               f"(expert, noisy, play, detour; held-out task excluded); this call took {seconds:.0f} s "
+                               f"(a finished run in {cache / 'hand_run'} is reused)")
     hand: dict[str, Any] = {}
     if hand_path:
         hand_enc = load_encoder(hand_path)
@@ -444,6 +463,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["throughput"][name] = throughput(CONFIGS[name], videos, steps=steps, workdir=cache / f"throughput_{name}")
             share = result["throughput"][name]["data_time_share"]
             targets.append({"metric": f"data-time share of a training step ({name} config)", "encoder": name, "value": share, "target": "<= 0.10", "status": _ok(share, 0.1, at_most=True)})
+    for item in args.train_log:
+        name, _, path = item.partition("=")
+        import csv
+
+        with open(path) as handle:
+            rows = list(csv.DictReader(handle))
+        per_tag = {tag: [float(r["value"]) for r in rows if r["tag"] == tag] for tag in ("train/samples_per_s", "train/data_time_share")}
+        steps = max(int(r["step"]) for r in rows)
+        result.setdefault("training_runs", {})[name] = {
+            "steps": steps, "samples_per_s_mean": float(np.mean(per_tag["train/samples_per_s"])),
+            "data_time_share_mean": float(np.mean(per_tag["train/data_time_share"])),
+            "data_time_share_max_window": float(np.max(per_tag["train/data_time_share"])), "log": path}
     result["wall_s"] = time.perf_counter() - started
     out = Path(args.out)
     _atomic_write(out / f"{args.name}.json", json.dumps(result, indent=2, default=float))

@@ -698,6 +698,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crop-scale", type=_parse_pair, default=defaults.crop_scale, help="min,max area of the shared random crop")
     parser.add_argument("--goal-mode", choices=("random", "final"), default=defaults.goal_mode)
     parser.add_argument("--final-goal-prob", type=float, default=defaults.final_goal_prob)
+    parser.add_argument("--goal-swap-prob", type=float, default=0.0,
+                        help="swap final-frame goals for another video's final frame with the same text (default 0: official)")
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
     parser.add_argument("--eval-videos", type=int, default=defaults.eval_videos)
     parser.add_argument("--ckpt-every", type=int, default=defaults.ckpt_every)
@@ -724,7 +726,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     pretrain(
         config, args.data, out_dir=args.out, device=device, init_from=args.init_from, resume=args.resume,
-        eval_data=args.eval_data, camera=args.camera, progress=not args.no_progress,
+        eval_data=args.eval_data, camera=args.camera, progress=not args.no_progress, goal_swap_prob=args.goal_swap_prob,
     )
     print(f"encoder written to {Path(args.out) / 'encoder'} (load with vip_rl.encoders.load_encoder)")
     return 0

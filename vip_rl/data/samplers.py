@@ -125,8 +125,9 @@ class TupleSampler:
         groups: optional group key per video (e.g. the task name) for ``TupleBatch.label``.
         source_weights: optional ``{source: weight}``; a video belongs to ``source`` if its
             ``.source`` equals it or starts with ``source + ":"`` (``load_videos`` names suite
-            episodes ``file.h5:demo_3``). Videos are drawn by source first (weight-proportional, sources missing from the mapping get weight 0), then
-            uniformly within the source. Default: uniform over videos.
+            episodes ``file.h5:demo_3``). Videos are drawn by source first (weight-proportional;
+            sources missing from the mapping get weight 0), then uniformly within the source.
+            Default: uniform over videos.
         seed: base seed; batch ``k`` uses ``np.random.default_rng([salt, seed, k])``.
         rank, world_size: this process's slice of the global batch.
 
