@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -42,23 +41,11 @@ import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 
 import vip_envs  # noqa: E402
+from vip_rl._io import atomic_write_text  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 TARGET_NO_RENDER = 10_000.0
 TARGET_ONE_CAMERA = 1_000.0
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def timed(fn: Callable[[], int], repeats: int) -> dict[str, float]:
@@ -234,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     for k in kitchen:
         value = fmt(k["frames_per_s"]) if k["status"] == "ok" else k["status"]
         lines.append(f"| {k['setting']} render settings | {value} |")
-    write_atomic(args.out / "env_throughput.json", json.dumps(result, indent=2) + "\n")
-    write_atomic(args.out / "env_throughput.md", "\n".join(lines) + "\n")
+    atomic_write_text(args.out / "env_throughput.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out / "env_throughput.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

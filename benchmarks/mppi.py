@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vip_rl._io import atomic_write_text  # noqa: E402
 from vip_rl.planning import (  # noqa: E402
     MPPI,
     DemoSubgoalCost,
@@ -48,14 +48,6 @@ from vip_rl.planning.dynamics import Trajectories  # noqa: E402
 from vip_rl.planning.cli import expert_goal, make_encoder, run_episode  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------- speed: simulator
@@ -645,8 +637,8 @@ def main(argv: list[str] | None = None) -> int:
     if "success" in res and args.merge:  # deviations from the merged cells, not from any one run
         res["success"]["deviations"] = success_deviations(res["success"]["tasks"])
     out = Path(args.out)
-    write_atomic(out.with_suffix(".json"), json.dumps(res, indent=2, default=float))
-    write_atomic(out.with_suffix(".md"), to_markdown(res))
+    atomic_write_text(out.with_suffix(".json"), json.dumps(res, indent=2, default=float))
+    atomic_write_text(out.with_suffix(".md"), to_markdown(res))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return 0
 

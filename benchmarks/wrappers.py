@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,24 +41,12 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from vip_rl._io import atomic_write_text  # noqa: E402
 from vip_rl.encoders.base import Encoder  # noqa: E402
 from vip_rl.wrappers import MODE_INFO_KEYS, GoalReward, GoalRewardVector  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = tuple(MODE_INFO_KEYS)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------------------------------------
@@ -658,9 +645,9 @@ def main(argv: list[str] | None = None) -> int:
         "quality": quality_rows,
     }
     meta["load_average_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    atomic_write(args.out / "wrappers.json", json.dumps(result, indent=1, default=float))
+    atomic_write_text(args.out / "wrappers.json", json.dumps(result, indent=1, default=float))
     markdown = write_markdown(result)
-    atomic_write(args.out / "wrappers.md", markdown)
+    atomic_write_text(args.out / "wrappers.md", markdown)
     print(markdown)
     return 0
 

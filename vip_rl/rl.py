@@ -21,13 +21,14 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from vip_rl._io import atomic_path, atomic_write_bytes, atomic_write_text
 
 ALGOS = ("ppo", "sac")
 GOALS = ("image", "text")
@@ -88,22 +89,6 @@ class RLConfig:
     def out_dir(self) -> Path:
         name = Path(self.encoder).name if os.sep in self.encoder else self.encoder
         return Path(self.out) if self.out else Path("runs") / "rl" / f"{self.task}-{self.algo}-{name}"
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    _atomic_bytes(path, text.encode())
 
 
 def _make_env(task: str, image_size: int):
@@ -232,21 +217,14 @@ def _plot_curve(episodes: list[dict[str, Any]], path: Path, title: str, window: 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
-    _atomic_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _write_video(frames: list[np.ndarray], path: Path, fps: int = 20) -> None:
     import imageio.v2 as imageio
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
-    os.close(fd)
-    try:
-        imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        imageio.mimwrite(str(tmp), frames, fps=fps, macro_block_size=1)
 
 
 def evaluate(model: Any, config: RLConfig, encoder: Any, goal: Any) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
@@ -300,7 +278,7 @@ def run(config: RLConfig, *, device: str = "cpu") -> dict[str, Any]:
         import imageio.v2 as imageio
 
         imageio.imwrite(buffer, goal, format="png")
-        _atomic_bytes(out / "goal.png", buffer.getvalue())
+        atomic_write_bytes(out / "goal.png", buffer.getvalue())
     else:
         goal = config.instruction or vip_envs.instructions(config.task, "train")[0]
     venv = make_vec_env(_make_env, n_envs=config.num_envs, seed=config.seed,
@@ -339,7 +317,7 @@ def run(config: RLConfig, *, device: str = "cpu") -> dict[str, Any]:
                                                 "final_goal_distance"])
     writer.writeheader()
     writer.writerows(episodes)
-    _atomic_text(out / "episodes.csv", buffer.getvalue())
+    atomic_write_text(out / "episodes.csv", buffer.getvalue())
     goal_text = "image goal" if config.goal == "image" else f"text goal {goal!r}"
     _plot_curve(episodes, out / "learning_curve.png",
                 f"{config.algo.upper()} on {config.task}, {config.encoder} {config.mode} reward ({goal_text})")
@@ -361,7 +339,7 @@ def run(config: RLConfig, *, device: str = "cpu") -> dict[str, Any]:
         "eval": eval_results,
         "files": sorted(p.name for p in out.iterdir() if p.is_file()),
     }
-    _atomic_text(out / "summary.json", json.dumps(summary, indent=1))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .._io import atomic_path
 from .base import Encoder
 from .factory import check_device, encoder_from_config
 
@@ -96,20 +97,10 @@ def save_encoder(encoder: Encoder, path: str | os.PathLike[str], *, training: di
     state = _state_for_saving(encoder)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.suffix == ".safetensors":
-        json_path = target.with_suffix(".json")
-        fd_w, tmp_w = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        fd_j, tmp_j = tempfile.mkstemp(dir=target.parent, prefix=f".{json_path.name}.", suffix=".tmp")
-        os.close(fd_w)
-        try:
-            with os.fdopen(fd_j, "w") as handle:
-                handle.write(config_text)
-            save_file(state, tmp_w, metadata={"config": config_text})
-            os.replace(tmp_w, target)
-            os.replace(tmp_j, json_path)
-        finally:
-            for tmp in (tmp_w, tmp_j):
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
+        # the inner block exits first: the weights replace ``target`` before the config lands
+        with atomic_path(target.with_suffix(".json")) as tmp_j, atomic_path(target) as tmp_w:
+            tmp_j.write_text(config_text)
+            save_file(state, str(tmp_w), metadata={"config": config_text})
         return target
     tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:

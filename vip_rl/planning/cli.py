@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from vip_rl._io import atomic_path, atomic_write_text
 from vip_rl.planning.costs import ActionPenalty, Cost, DemoSubgoalCost, EmbeddingGoalCost, EmbeddingProgressCost, OracleCost
 from vip_rl.planning.dynamics import MujocoDynamics
 from vip_rl.planning.mppi import MPPI, MPPIConfig
@@ -203,11 +202,8 @@ def run_episode(
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
+    # not atomic_write_json: keep this file's exact bytes (no trailing newline) and its TypeError on numpy values
+    atomic_write_text(path, json.dumps(payload, indent=2))
 
 
 def _write_video(path: Path, frames: np.ndarray, fps: float) -> None:
@@ -220,10 +216,8 @@ def _write_video(path: Path, frames: np.ndarray, fps: float) -> None:
         return
     import imageio.v2 as imageio
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
-    imageio.mimwrite(tmp, list(frames), fps=fps)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        imageio.mimwrite(str(tmp), list(frames), fps=fps)
 
 
 def build_parser() -> argparse.ArgumentParser:
