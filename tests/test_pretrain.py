@@ -70,6 +70,9 @@ def test_kill_and_resume_gives_identical_weights(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import os, signal, sys
+        import torch
+        # same intra-op thread count as this process: a different one changes float reduction order
+        torch.set_num_threads({torch.get_num_threads()})
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_pretrain import synthetic_videos, tiny_config
         from vip_rl.pretrain import pretrain
