@@ -42,7 +42,6 @@ import multiprocessing as mp
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,24 +52,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from vip_rl._io import atomic_write_text  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 PATTERN = ("expert", "noisy0.3", "failed", "noisy0.6")
 METHODS = ("BC", "RWR(vip)", "RWR(true)", "RWR(random)")
 EVAL_SEED = 100_000
 IMAGE_SIZE = 96
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------------------------------------
@@ -477,8 +466,8 @@ def main(argv: list[str] | None = None) -> int:
                        "eval_s_per_step": float(sum(r["eval_s"] for r in rows) / max(steps, 1))},
         }
         RESULTS.mkdir(parents=True, exist_ok=True)
-        atomic_write(RESULTS / f"{args.out_name}.json", json.dumps(report, indent=2, default=float))
-        atomic_write(RESULTS / f"{args.out_name}.md", markdown(report))
+        atomic_write_text(RESULTS / f"{args.out_name}.json", json.dumps(report, indent=2, default=float))
+        atomic_write_text(RESULTS / f"{args.out_name}.md", markdown(report))
         return report
 
     context = mp.get_context("spawn")

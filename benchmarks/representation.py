@@ -26,7 +26,6 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vip_rl._io import atomic_write_text  # noqa: E402
 from vip_rl.diagnostics import spearman  # noqa: E402
 
 TARGETS = {"voc_other_trained": 0.95, "voc_other_heldout": 0.85, "voc_hand_to_gripper": 0.8, "decoy_pass_rate": 0.9,
@@ -352,16 +352,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             lines.append(f"| {name} | {t['steps']} | {t['samples_per_s_mean']:.1f} | {t['data_time_share_mean']:.4f} | {t['data_time_share_max_window']:.3f} |")
     if result.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
-    _atomic_write(path, "\n".join(lines) + "\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 # ------------------------------------------------------------------------------------- main
@@ -477,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "data_time_share_max_window": float(np.max(per_tag["train/data_time_share"])), "log": path}
     result["wall_s"] = time.perf_counter() - started
     out = Path(args.out)
-    _atomic_write(out / f"{args.name}.json", json.dumps(result, indent=2, default=float))
+    atomic_write_text(out / f"{args.name}.json", json.dumps(result, indent=2, default=float))
     write_markdown(result, out / f"{args.name}.md")
     print((out / f"{args.name}.md").read_text())
     return 0

@@ -31,7 +31,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 from torch import nn
 
 from vip_rl import __version__
+from vip_rl._io import atomic_path, atomic_write_text
 from vip_rl.data.samplers import TupleBatch, TupleSampler
 from vip_rl.encoders.base import Encoder
 
@@ -392,17 +392,6 @@ def _build_encoder(config: PretrainConfig, init_from: str | os.PathLike[str] | N
 # --------------------------------------------------------------------------------------------
 # checkpoints + logs
 # --------------------------------------------------------------------------------------------
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Optimizer, step: int, config: PretrainConfig, sampler: TupleSampler, init_from: str | None) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -416,7 +405,8 @@ def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Opt
         "torch_rng": _loss_generator(config.seed, step, torch.device("cpu")).get_state(),
         "init_from": init_from or "",
     }
-    _atomic_torch_save(state, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -446,10 +436,7 @@ class _Logger:
         writer = csv.writer(text)
         writer.writerow(["step", "tag", "value"])
         writer.writerows(rows)
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{LOG_FILE}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text.getvalue())
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, text.getvalue())
         self.handle = open(self.path, "a", newline="")
         self.writer = csv.writer(self.handle)
         try:

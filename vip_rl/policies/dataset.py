@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,8 @@ from typing import Any, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
+
+from vip_rl._io import atomic_path
 
 RewardMode = Literal["progress", "distance", "true"]
 ReturnKind = Literal["reward", "reward_to_go", "return"]
@@ -198,16 +199,9 @@ def _load_cache(path: Path, lengths: list[int], embed_dim: int) -> np.ndarray | 
 
 
 def _save_cache(path: Path, embeddings: np.ndarray, lengths: list[int]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, embeddings=embeddings, lengths=np.asarray(lengths, np.int64))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # write through a handle: np.savez given a path would append ".npz" to a name without it
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, embeddings=embeddings, lengths=np.asarray(lengths, np.int64))
 
 
 # ----------------------------------------------------------------------------------------- dataset

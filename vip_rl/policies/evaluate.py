@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from vip_rl._io import atomic_path, atomic_write_text
 
 from .dataset import encoder_fingerprint
 from .networks import Policy
@@ -21,16 +22,8 @@ from .networks import Policy
 def _write_video_atomic(path: Path, frames: list[np.ndarray], fps: int) -> None:
     import imageio.v2 as imageio
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # the temp name keeps the suffix imageio picks the format from
         imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _make_env(env_id: str, policy: Policy, env_kwargs: dict[str, Any]) -> Any:
@@ -204,16 +197,9 @@ def evaluate_policy(
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` atomically (temp file in the same dir + rename)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out
+    """Write ``data`` as indented JSON to ``path`` atomically (temp file in the same dir + rename).
+
+    Same bytes as before (plain ``json.dumps(indent=2)``, no trailing newline, no numpy coercion),
+    hence not :func:`vip_rl._io.atomic_write_json`.
+    """
+    return atomic_write_text(path, json.dumps(data, indent=2))

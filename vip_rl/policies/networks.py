@@ -16,7 +16,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -24,6 +23,8 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from vip_rl._io import atomic_write_bytes
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "policy.safetensors"
@@ -285,21 +286,6 @@ class Policy(nn.Module):
 # ---------------------------------------------------------------------------------------- save / load
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_policy(policy: Policy, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``policy.safetensors`` + ``policy.json`` into directory ``path`` (created; each file atomic).
 
@@ -320,8 +306,8 @@ def save_policy(policy: Policy, path: str | os.PathLike[str], *, metadata: dict[
         raise ValueError(f"path must be a directory (or not exist yet), got existing file {str(out)!r}")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in policy.state_dict().items()}
     doc = {"format_version": FORMAT_VERSION, "kind": "vip_rl.policy", "config": policy.config.to_dict(), "metadata": dict(metadata or {})}
-    _atomic_write_bytes(out / WEIGHTS_FILE, st_save(tensors))
-    _atomic_write_bytes(out / CONFIG_FILE, json.dumps(doc, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(out / WEIGHTS_FILE, st_save(tensors))
+    atomic_write_bytes(out / CONFIG_FILE, json.dumps(doc, indent=2, sort_keys=True).encode())
     return out
 
 

@@ -23,7 +23,6 @@ import csv
 import io
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+
+from vip_rl._io import atomic_write_text
 
 from .dataset import RETURN_KINDS, PolicyDataset
 from .networks import Policy, PolicyConfig
@@ -215,16 +216,7 @@ def _write_csv_atomic(path: Path, rows: list[dict[str, float]]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _standardized_returns(config: RWRConfig, dataset: PolicyDataset) -> np.ndarray:
