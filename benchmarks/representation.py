@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     import vip_envs
     from vip_rl.encoders import load_encoder
-    from vip_rl.weights_recipe import CONFIGS, DATA, HELD_OUT_TASK
+    from vip_rl.weights_recipe import CONFIGS, HELD_OUT_TASK
 
     episodes_per_task = args.episodes or (4 if args.quick else 12)
     cache = Path(args.cache)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
-from gymnasium.wrappers import AddRenderObservation, TimeLimit
+from gymnasium.wrappers import TimeLimit
 
 from vip_rl.encoders.base import Encoder
 from vip_rl.wrappers import (
