@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                      "collect_frames_per_s_96": collect})
         print(f"{task:12s} no-render {no_render['median']:8.0f}  1cam {one_camera['median']:7.0f}  "
               f"collect {collect['median']:7.0f}", flush=True)
-    kitchen = kitchen_rows(min(args.steps, 300), args.repeats)
+    kitchen = kitchen_rows(min(args.steps, 30), args.repeats)  # the default render runs at ~1 frame/s
 
     base = gym.make(vip_envs.env_id(tasks[0])).unwrapped
     meta = {
