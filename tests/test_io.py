@@ -37,3 +37,4 @@ def test_json_numpy_values(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="not JSON serialisable"):
         atomic_write_json(tmp_path / "bad.json", {"x": object()})
     assert not (tmp_path / "bad.json").exists()
+

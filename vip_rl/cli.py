@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 # subcommand -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -19,6 +23,22 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rl": ("vip_rl.rl", "cli", "train SB3 PPO/SAC on a task with the embedding reward"),
     "demo": ("vip_rl.demo", "cli", "the main job end to end, writing runs/demo/report.md"),
 }
+
+
+def resolve_device(device: str) -> "torch.device":
+    """The one place ``"auto"`` is resolved: cuda when available, else cpu; other values go to ``torch.device``.
+
+    Raises:
+        ValueError: ``device`` is not auto, cpu, cuda or cuda:N (or another torch device string).
+    """
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}") from err
 
 
 def _usage() -> str:

@@ -465,9 +465,9 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     args = parser.parse_args(list(argv) if argv is not None else None)
     os.environ.setdefault("MUJOCO_GL", "egl")
-    import torch
+    from vip_rl.cli import resolve_device
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = str(resolve_device(args.device))
     out = Path(args.out or ("runs/demo_quick" if args.quick else "runs/demo"))
     config = DemoConfig.quick(out) if args.quick else DemoConfig(out=out)
     config = replace(config, pretrain=args.pretrain, seed=args.seed, vip_encoder=args.vip_encoder,

@@ -708,9 +708,9 @@ def cli(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from vip_rl.cli import resolve_device
+
+    device = str(resolve_device(args.device))
     pretrain(
         config, args.data, out_dir=args.out, device=device, init_from=args.init_from, resume=args.resume,
         eval_data=args.eval_data, camera=args.camera, progress=not args.no_progress, goal_swap_prob=args.goal_swap_prob,

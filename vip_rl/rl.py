@@ -363,11 +363,9 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--out", default=None)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     args = parser.parse_args(argv)
-    device = args.device
-    if device == "auto":
-        import torch
+    from vip_rl.cli import resolve_device
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(args.device))
     try:
         config = RLConfig(task=args.task, algo=args.algo, encoder=args.encoder, goal=args.goal,
                           instruction=args.instruction, mode=args.mode, scale=args.scale, num_envs=args.num_envs,

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from vip_rl._io import atomic_path, atomic_write_text
+from vip_rl.cli import resolve_device
 from vip_rl.planning.costs import ActionPenalty, Cost, DemoSubgoalCost, EmbeddingGoalCost, EmbeddingProgressCost, OracleCost
 from vip_rl.planning.dynamics import MujocoDynamics
 from vip_rl.planning.mppi import MPPI, MPPIConfig
@@ -27,16 +28,6 @@ from vip_rl.planning.mppi import MPPI, MPPIConfig
 __all__ = ["cli", "make_env", "make_encoder", "expert_goal", "expert_demo_frames", "load_demo_frames", "resolve_goal", "make_cost", "run_episode", "resolve_device"]
 
 TIMING_KEYS = ("rollout", "render", "encode", "cost", "update", "total")
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> cuda when available else cpu; anything else is passed to ``torch.device``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}") from err
 
 
 def make_env(env_id: str, *, render_mode: str | None = "rgb_array", **kwargs: Any) -> Any:

@@ -22,11 +22,9 @@ ENCODER_DIR = "encoder"
 
 
 def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
+    from vip_rl.cli import resolve_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(resolve_device(device))
 
 
 def _set_threads(threads: int) -> None:
