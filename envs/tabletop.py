@@ -359,11 +359,14 @@ class TabletopEnv(gym.Env):
         mujoco.mj_kinematics(self.model, data)
         mujoco.mj_camlight(self.model, data)
 
-    def _render_camera(self, data: mujoco.MjData, camera: str, out: np.ndarray | None = None) -> np.ndarray:
+    def _get_renderer(self) -> OffscreenRenderer:
         if self._renderer is None:
             self._renderer = OffscreenRenderer(self.model, self.image_size, self.image_size)
             _track_renderer(self)
-        return self._renderer.render(data, camera, out=out)
+        return self._renderer
+
+    def _render_camera(self, data: mujoco.MjData, camera: str, out: np.ndarray | None = None) -> np.ndarray:
+        return self._get_renderer().render(data, camera, out=out)
 
     def render(self) -> np.ndarray | None:
         """Image of ``cameras[0]``: uint8 ``[H, W, 3]`` (``None`` when ``render_mode`` is None)."""
@@ -391,12 +394,14 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"states must be 2-D [N, {self.state_size}], got shape {states.shape}")
         if self._scratch is None:
             self._scratch = mujoco.MjData(self.model)
-        out = np.empty((states.shape[0], self.image_size, self.image_size, 3), dtype=np.uint8)
-        for i, state in enumerate(states):
-            mujoco.mj_setState(self.model, self._scratch, state, self.state_spec)
-            self._sync_kinematics(self._scratch)
-            self._render_camera(self._scratch, camera, out=out[i])
-        return out
+        scratch = self._scratch
+
+        def prepare(i: int) -> mujoco.MjData:
+            mujoco.mj_setState(self.model, scratch, states[i], self.state_spec)
+            self._sync_kinematics(scratch)
+            return scratch
+
+        return self._get_renderer().render_many(states.shape[0], prepare, camera)
 
     def close(self) -> None:
         if self._renderer is not None:

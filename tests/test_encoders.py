@@ -449,3 +449,15 @@ def test_small_cnn_module_errors() -> None:
         SmallCNN(8, channels=())
     with pytest.raises(ValueError, match="depth"):
         ResNet(19)
+
+
+def test_downsampling_preprocess_matches_float_resize() -> None:
+    """The fast uint8 resize used when shrinking frames differs from a float resize by at most one grey level."""
+    enc = build_encoder("cnn", embed_dim=8, image_size=64, seed=0)
+    images = _images(3, 96)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    x = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+    reference = (x - enc.mean) / enc.std
+    got = enc.preprocess(images)
+    assert got.shape == (3, 3, 64, 64)
+    assert float(((got - reference) * enc.std).abs().max()) <= 1.0 / 255.0 + 1e-6

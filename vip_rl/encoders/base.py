@@ -97,9 +97,16 @@ class Encoder(nn.Module):
     def preprocess(self, images: Any) -> torch.Tensor:
         """uint8 ``[B, H, W, 3]`` -> normalised float ``[B, 3, S, S]`` on the encoder's device."""
         tensor = check_images(images).to(self.device, non_blocking=True)
-        x = tensor.permute(0, 3, 1, 2).float().div_(255.0)
-        if x.shape[-2:] != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False, antialias=True)
+        x = tensor.permute(0, 3, 1, 2)  # a channels-last view, no copy
+        size = (self.image_size, self.image_size)
+        if x.device.type == "cpu" and x.shape[-2] > size[0] and x.shape[-1] > size[1]:
+            # downsampling: torch's uint8 antialiased resize (about 9x faster on CPU than in float);
+            # it rounds to uint8 like the training pipeline's stored frames (vip_rl.data.samplers).
+            # Upsampling stays in float, where rounding would lose information.
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        x = x.float().div_(255.0)
+        if x.shape[-2:] != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         return (x - self.mean) / self.std
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:

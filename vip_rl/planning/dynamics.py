@@ -479,13 +479,17 @@ class TorchDynamics:
         current = states[:, None].expand(num_envs, num_k, *state_shape).reshape(num_envs * num_k, *state_shape)
         flat_actions = actions.reshape(num_envs * num_k, horizon, -1)
         expected = (num_envs * num_k, *state_shape)
+        fn = self.fn
         outputs = []
         for action in flat_actions.unbind(1):
-            current = self.fn(current, action)
-            if not isinstance(current, torch.Tensor) or current.shape != expected:
-                got = list(current.shape) if isinstance(current, torch.Tensor) else type(current).__name__
-                raise ValueError(f"fn must return next states of shape {list(expected)}, got {got}")
+            current = fn(current, action)
             outputs.append(current)
+            if not isinstance(current, torch.Tensor):
+                break  # reported below
+        for step, output in enumerate(outputs):  # checked after the loop: the loop is the hot path
+            if not isinstance(output, torch.Tensor) or output.shape != expected:
+                got = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+                raise ValueError(f"fn must return next states of shape {list(expected)}, got {got} at step {step}")
         out = torch.stack(outputs, 1).view(num_envs, num_k, horizon, *state_shape)
         # one reduction instead of an elementwise isfinite: a sum is non-finite iff some entry is
         invalid = ~torch.isfinite(out.reshape(num_envs, num_k, -1).sum(-1))

@@ -269,7 +269,7 @@ class MPPI:
             actions[:, 0] = plan
         return actions
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def plan(self, state: Any) -> PlanResult:
         """Run ``config.iterations`` MPPI rounds from ``state`` and return the result.
 
