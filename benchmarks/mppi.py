@@ -48,6 +48,7 @@ from vip_rl.planning.dynamics import Trajectories  # noqa: E402
 from vip_rl.planning.cli import expert_goal, make_encoder, run_episode  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+NOTES = ROOT / "benchmarks" / "notes" / "mppi.md"
 
 
 # ------------------------------------------------------------------------------- speed: simulator
@@ -369,6 +370,47 @@ def run_method(task: str, method: dict[str, Any], *, episodes: int, cfg: MPPICon
     }
 
 
+_WORKER_ENCODERS: dict[str, Any] = {}
+
+
+def _cell_worker(job: dict[str, Any]) -> dict[str, Any]:
+    """One (task, method) cell in a worker process: encoders are loaded once per process from their specs."""
+    torch.set_num_threads(job["torch_threads"])
+    for name, spec in job["encoder_specs"].items():
+        if name not in _WORKER_ENCODERS:
+            _WORKER_ENCODERS[name] = make_encoder(spec, device=torch.device("cpu"), seed=job["seed"])
+    return run_method(job["task"], job["method"], episodes=job["episodes"], cfg=MPPIConfig(**job["cfg"]), seed=job["seed"],
+                      encoders=_WORKER_ENCODERS, max_steps=job["max_steps"], **job["kwargs"])
+
+
+def run_cells(jobs: list[dict[str, Any]], *, workers: int, encoders: dict[str, Any], label: str) -> list[dict[str, Any]]:
+    """Run ``run_method`` for every job, in ``workers`` spawned processes (1: in this process), in job order."""
+    def describe(job: dict[str, Any], cell: dict[str, Any]) -> str:
+        return (f"[{label}] {job['task']} {job['name']}: {cell['success_rate']:.2f} progress {cell['mean_progress']:.2f} "
+                f"({job['episodes']} eps, {cell['seconds']:.0f}s)")
+
+    if workers <= 1:
+        out = []
+        for job in jobs:
+            out.append(run_method(job["task"], job["method"], episodes=job["episodes"], cfg=MPPIConfig(**job["cfg"]),
+                                  seed=job["seed"], encoders=encoders, max_steps=job["max_steps"], **job["kwargs"]))
+            print(describe(job, out[-1]), flush=True)
+        return out
+    import concurrent.futures
+    import multiprocessing
+
+    # longest cells first (embedding methods render and encode; the oracle does not), results in job order
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i]["method"].get("kind") == "oracle")
+    results: dict[int, dict[str, Any]] = {}
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_cell_worker, jobs[i]): i for i in order}
+        for future in concurrent.futures.as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            print(describe(jobs[i], results[i]), flush=True)
+    return [results[i] for i in range(len(jobs))]
+
+
 # ------------------------------------------------------------------------------- ablations (the hard part)
 # name -> (method, MPPIConfig overrides, run_method kwargs)
 ABLATIONS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
@@ -411,24 +453,40 @@ def encoder_ablations(enc: str, camera: str | None = None) -> dict[str, tuple[di
 
 ABLATIONS.update(encoder_ablations("vip-sim"))
 
+#: What the default full run measures on the failing tasks: privileged stand-ins for a perfect embedding
+#: (is it the planner or the representation?), then the planner changes tried on the real embeddings.
+DEFAULT_ABLATIONS = (
+    "goal state, EE+objects, other-seed goal",
+    "goal state, objects only, other-seed goal",
+    "goal-state subgoals from an other-seed demo (lookahead 10)",
+    "vip-sim, image goal, sum over horizon (render every 2)",
+    "vip-sim, image goal, H=20, 2 iterations",
+    "vip-sim, image goal, K=128",
+    "vip-sim, progress cost (discount 0.9, render every 2)",
+    "vip-sim, subgoals, lookahead 5",
+    "vip-sim, same-seed goal image",
+    "liv-sim, text goal, sum over horizon (render every 2)",
+)
+
 
 def run_ablations(names: list[str], tasks: list[str], *, episodes: int, base: MPPIConfig, seed: int,
-                  encoders: dict[str, Any], max_steps: int | None) -> dict[str, Any]:
+                  encoders: dict[str, Any], encoder_specs: dict[str, str], max_steps: int | None, workers: int = 1,
+                  torch_threads: int = 1) -> dict[str, Any]:
     table: dict[str, Any] = {}
+    jobs = []
     for name in names:
         method, overrides, kwargs = ABLATIONS[name]
         if method.get("encoder") is not None and method["encoder"] not in encoders:
             table[name] = {"skipped": f"encoder {method['encoder']} not available"}
             continue
-        cfg = MPPIConfig(**{**base.__dict__, **overrides})
+        cfg = {**base.__dict__, **overrides}
+        MPPIConfig(**cfg)  # checked here, before any worker starts
         table[name] = {"config": overrides, "tasks": {}}
-        for task in tasks:
-            cell = run_method(task, method, episodes=episodes, cfg=cfg, seed=seed, encoders=encoders,
-                              max_steps=max_steps, **kwargs)
-            cell.pop("per_episode")
-            table[name]["tasks"][task] = cell
-            print(f"[ablation] {name} / {task}: {cell['success_rate']:.2f} progress {cell['mean_progress']:.2f} "
-                  f"({cell['seconds']:.0f}s)", flush=True)
+        jobs += [dict(name=name, task=task, method=method, episodes=episodes, cfg=cfg, seed=seed, max_steps=max_steps,
+                      kwargs=kwargs, encoder_specs=encoder_specs, torch_threads=torch_threads) for task in tasks]
+    for job, cell in zip(jobs, run_cells(jobs, workers=workers, encoders=encoders, label="ablation")):
+        cell.pop("per_episode")
+        table[job["name"]]["tasks"][job["task"]] = cell
     return table
 
 
@@ -530,9 +588,9 @@ def to_markdown(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
-    p.add_argument("--sections", default="speed-core,speed-sim,success")
-    p.add_argument("--tasks", default="OpenDrawer,CloseDrawer,PressButton,FlipSwitch,PushBlock")
-    p.add_argument("--methods", default="oracle,vip-sim image,liv-sim text,random image",
+    p.add_argument("--sections", default="speed-core,speed-sim,success,ablations")
+    p.add_argument("--tasks", default="OpenDrawer,CloseDrawer,SlideDoor,PressButton,FlipSwitch")
+    p.add_argument("--methods", default="oracle,vip-sim image,liv-sim text,random image,vip-sim subgoals",
                    help=f"comma-separated columns from {list(METHODS)} (+ '<name> image' / '<name> subgoals' for --extra-encoders)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--embed-episodes", type=int, default=None, help="episodes for the embedding methods (default --episodes)")
@@ -548,15 +606,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--extra-encoders", default="", help="name=checkpoint_path,... extra encoders (columns '<name> image', "
                    "'<name> subgoals' and their ablations)")
-    p.add_argument("--ablations", default="all", help="';'-separated ablation names or 'all'")
-    p.add_argument("--ablation-tasks", default="OpenDrawer,SlideDoor,PressButton,PushBlock")
-    p.add_argument("--ablation-episodes", type=int, default=5)
-    p.add_argument("--notes", default=None, help="markdown file appended to the report (findings)")
+    p.add_argument("--ablations", default="default",
+                   help="';'-separated ablation names, 'default' (DEFAULT_ABLATIONS) or 'all'")
+    p.add_argument("--ablation-tasks", default="OpenDrawer,FlipSwitch", help="default: the two tasks the image goal fails on")
+    p.add_argument("--ablation-episodes", type=int, default=6)
+    p.add_argument("--notes", default=str(NOTES) if NOTES.exists() else None,
+                   help=f"markdown file appended to the report (findings; default {NOTES.relative_to(ROOT)})")
     p.add_argument("--merge", default=None, help="comma-separated JSON results of earlier runs whose sections are kept")
     p.add_argument("--torch-threads", type=int, default=1, help="1 is fastest on the shared 2-core machine")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes for the success and ablation cells (the speed sections always run alone, first)")
     p.add_argument("--out", default=str(RESULTS / "mppi"), help="output stem (.json and .md are written)")
     args = p.parse_args(argv)
     extra_encoders = add_extra_encoders(args.extra_encoders, args.seed)
+    encoder_specs = {name: path.partition("@")[0] for name, _, path in
+                     (item.partition("=") for item in filter(None, args.extra_encoders.split(",")))}
     torch.set_num_threads(args.torch_threads)
     sections = set(args.sections.split(","))
     res: dict[str, Any] = {"argv": list(argv if argv is not None else sys.argv[1:]),
@@ -583,7 +647,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if enc_name == "random" or _has_encoder(enc_name):
                 encoders[enc_name] = make_encoder(enc_name, device=torch.device("cpu"), seed=args.seed)
+                encoder_specs[enc_name] = enc_name
         table: dict[str, dict[str, Any]] = {}
+        jobs = []
         for task in tasks:
             table[task] = {}
             for name, spec in methods.items():
@@ -592,14 +658,19 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 n = episodes if spec["kind"] in ("oracle", "goalstate-subgoals") else embed_episodes
                 n = 1 if args.quick else overrides.get(name, n)
-                cell = run_method(task, spec, episodes=n, cfg=cfg, seed=args.seed, encoders=encoders, max_steps=max_steps)
-                table[task][name] = cell
-                print(f"[success] {task} {name}: {cell['success_rate']:.2f} ({n} eps, {cell['seconds']:.0f}s)", flush=True)
+                table[task][name] = {}  # keeps the column order
+                jobs.append(dict(name=name, task=task, method=spec, episodes=n, cfg=cfg.__dict__, seed=args.seed,
+                                 max_steps=max_steps, kwargs={}, encoder_specs=encoder_specs, torch_threads=args.torch_threads))
+        for job, cell in zip(jobs, run_cells(jobs, workers=args.workers, encoders=encoders, label="success")):
+            table[job["task"]][job["name"]] = cell
         deviations = success_deviations(table)
         res["success"] = {"config": {k: v for k, v in cfg.__dict__.items()}, "max_steps": max_steps, "tasks": table,
                           "deviations": deviations, "encoders": describe_encoders(encoders)}
     if "ablations" in sections:
-        names = list(ABLATIONS) if args.ablations == "all" else args.ablations.split(";")
+        names = {"all": list(ABLATIONS), "default": list(DEFAULT_ABLATIONS)}.get(args.ablations) or args.ablations.split(";")
+        unknown = [n for n in names if n not in ABLATIONS]
+        if unknown:
+            raise SystemExit(f"--ablations: unknown {unknown}; known: {list(ABLATIONS)}")
         tasks = args.ablation_tasks.split(",")
         base = MPPIConfig(action_dim=4, num_samples=args.samples, horizon=args.horizon, iterations=args.iterations,
                           noise_sigma=args.sigma, temperature=args.temperature, noise_beta=args.beta)
@@ -607,9 +678,11 @@ def main(argv: list[str] | None = None) -> int:
         for enc in {ABLATIONS[n][0].get("encoder") for n in names} - {None} - set(encoders):
             if enc == "random" or _has_encoder(enc):
                 encoders[enc] = make_encoder(enc, device=torch.device("cpu"), seed=args.seed)
-        res["ablations"] = {"episodes": args.ablation_episodes, "base": base.__dict__,
+                encoder_specs[enc] = enc
+        res["ablations"] = {"episodes": args.ablation_episodes, "base": base.__dict__, "tasks": tasks,
                             "table": run_ablations(names, tasks, episodes=args.ablation_episodes, base=base, seed=args.seed,
-                                                   encoders=encoders, max_steps=args.max_steps)}
+                                                   encoders=encoders, encoder_specs=encoder_specs, max_steps=args.max_steps,
+                                                   workers=args.workers, torch_threads=args.torch_threads)}
     if args.notes:
         res["notes"] = Path(args.notes).read_text().splitlines()
     if args.merge:

@@ -76,6 +76,14 @@ def apply_fast_render_settings(model: mujoco.MjModel) -> None:
     model.light_castshadow[:] = 0
 
 
+
+def _fresh(obs: Any) -> Any:
+    """A copy of an observation (nested dicts of arrays): gymnasium-robotics' Kitchen returns the same
+    arrays from consecutive calls, so a stored observation would change under the caller."""
+    if isinstance(obs, dict):
+        return {key: _fresh(value) for key, value in obs.items()}
+    return np.array(obs, copy=True) if isinstance(obs, np.ndarray) else obs
+
 class KitchenEnv(gym.Wrapper):
     """FrankaKitchen-v1 with exact state save/restore, batched hooks and per-task success.
 
@@ -151,7 +159,7 @@ class KitchenEnv(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
-        return obs, self._add_info(info)
+        return _fresh(obs), self._add_info(info)
 
     def step(self, action):
         action = np.asarray(action)
@@ -160,7 +168,7 @@ class KitchenEnv(gym.Wrapper):
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action must be finite, got {action!r}")
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, reward, terminated, truncated, self._add_info(info)
+        return _fresh(obs), reward, terminated, truncated, self._add_info(info)
 
     def evaluate_states(self, states: np.ndarray) -> dict[str, np.ndarray]:
         """``{"success" [N], "task_progress" [N], "reward" [N], "task_success" [N, tasks]}``."""
@@ -257,6 +265,9 @@ def make_kitchen(
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
     _import_robotics()
+    # the inner env's passive checker would warn that consecutive observations share arrays: they do
+    # upstream, and KitchenEnv returns copies, so the warning would be about an object nobody sees
+    kwargs.setdefault("disable_env_checker", True)
     env = gym.make(
         "FrankaKitchen-v1",
         tasks_to_complete=list(tasks),

@@ -458,4 +458,9 @@ def test_kitchen_interface():
     assert scores["success"].shape == (5,)
     with pytest.raises(ValueError, match="state"):
         env.set_state(np.zeros(3))
+    # observations are fresh arrays every call (upstream Kitchen reuses them)
+    obs_a, *_ = env.step(actions[0])
+    kept = np.array(obs_a["observation"], copy=True)
+    env.step(actions[1])
+    np.testing.assert_array_equal(obs_a["observation"], kept)
     env.close()
