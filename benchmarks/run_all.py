@@ -50,6 +50,18 @@ def _meta_line(data: dict) -> str:
     return ("_" + "; ".join(parts) + "_\n\n") if parts else ""
 
 
+PROVENANCE = RESULTS / "run_all.json"
+
+
+def _read_runs() -> dict:
+    """Per-area record of the run_all.py invocation that produced the committed results."""
+    try:
+        data = json.loads(PROVENANCE.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def build_readme() -> str:
     """Stitch ``results/<area>.md`` tables into one README, in a fixed order."""
     lines = [
@@ -59,6 +71,14 @@ def build_readme() -> str:
         "Every figure stands next to its anchor measured in the same run; missed targets are marked as missed.",
         "",
     ]
+    runs = _read_runs()
+    if runs:
+        lines += ["| area | produced by | started | wall time | exit | 1-min load average (start, end) |", "|---|---|---|---|---|---|"]
+        for area in AREAS:
+            r = runs.get(area)
+            lines.append(f"| {area} | `{r['command']}` | {r['started']} | {r['seconds'] / 60:.1f} min | {r['exit']} | "
+                         f"{', '.join(map(str, r.get('load_average_1min', [])))} |" if r else f"| {area} | not run by run_all.py | | | | |")
+        lines.append("")
     for area in AREAS:
         md, js = RESULTS / f"{area}.md", RESULTS / f"{area}.json"
         lines += [f"## {TITLES[area]}", "", f"Script: `benchmarks/{area}.py` -> `benchmarks/results/{area}.json`", ""]
@@ -86,9 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     failures = []
     if not args.no_run:
+        runs = _read_runs()
         for area in args.only or AREAS:
+            started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            load_before = os.getloadavg()[0]
             rc, seconds = run_area(area, quick=args.quick)
             print(f"== {area}: exit {rc} in {seconds:.0f} s", flush=True)
+            runs[area] = {"command": "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
+                          + (f" --only {' '.join(args.only)}" if args.only else ""),
+                          "started": started, "seconds": round(seconds, 1), "exit": rc,
+                          "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+            atomic_write_text(PROVENANCE, json.dumps(runs, indent=2) + "\n")
             if rc != 0:
                 failures.append(area)
     atomic_write_text(HERE / "README.md", build_readme())
