@@ -7,7 +7,9 @@ figures measured in one run, next to their anchors:
    distance of the same frames, same env, same actions), interleaved repetitions; target <= 5%.
 2. **Batching**: rewards/s of ``GoalRewardVector`` over 8 envs (one batched forward per step) vs 8
    ``GoalReward`` envs stepped in turn; (a) reward path only, frames replayed from a recorded rollout,
-   (b) end to end with the suite env's physics and rendering; target >= 3x (on (a)).
+   (b) end to end with the suite env's physics and rendering; target >= 3x (on (a)); plus where a round's
+   time goes (env step, preprocess, forward, the wrappers' own work) and the speedup a free vector wrapper
+   would reach, to tell the wrapper's overhead from the encoder's batching limit.
 3. **Quality**: per-episode return of the wrapped reward under each mode vs the true final
    ``task_progress`` and ``success`` (Spearman, per task, pooled over expert, noisy-expert and
    random rollouts), for the bundled ``vip-sim`` (image goal), ``liv-sim`` (image and text goal) and
@@ -47,6 +49,11 @@ from vip_rl.wrappers import MODE_INFO_KEYS, GoalReward, GoalRewardVector  # noqa
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = tuple(MODE_INFO_KEYS)
+#: The split and the load-robust speedup use this percentile of the per-round times: on a shared machine a
+#: longer round is likelier to be preempted, which inflates the median of the slower side more (rounds of
+#: 8 single steps take several times longer than one vector step), so a low percentile, the cost without
+#: preemption, is shown next to the median.
+SPLIT_PERCENTILE = 20
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,6 +135,19 @@ class MemoEncoder(Encoder):
         if key not in self._memo:
             self._memo[key] = super().encode_images(array, **kwargs)
         return self._memo[key]
+
+
+class FreeEncoder(Encoder):
+    """The same encoder's shape and metric, but ``encode_images`` returns fixed embeddings without looking at
+    the frames: a wrapper stepped with it costs only its own work (frame gathering, distances, scoring, info)."""
+
+    def __init__(self, inner: Encoder) -> None:
+        super().__init__(torch.nn.Identity(), embed_dim=inner.embed_dim, metric=inner.metric,
+                         image_size=inner.image_size, config=inner.config)
+        self._rows = torch.randn(64, inner.embed_dim, generator=torch.Generator().manual_seed(0))
+
+    def encode_images(self, images: Any, **kwargs: Any) -> torch.Tensor:
+        return self._rows[: len(images)]
 
 
 class ReplayEnv(gym.Env):
@@ -278,6 +298,96 @@ def _paired_rounds(single_round, vector_round, rounds: int) -> tuple[np.ndarray,
     return np.asarray(single_times), np.asarray(vector_times)
 
 
+def bench_split(encoder: Encoder, singles: list[GoalReward], vector: GoalRewardVector, *, rounds: int) -> dict[str, Any]:
+    """Where a round's time goes: the same ``rounds`` interleave four round kinds (order rotated each time):
+    ``num_envs`` ``GoalReward.step`` calls, one ``GoalRewardVector.step``, and the bare work of each side
+    (env step, the encoder's ``preprocess`` and its ``forward`` of the same frames, each part timed).
+
+    Each part is the ``SPLIT_PERCENTILE`` percentile of its per-round times; ``wrapper`` is the same wrappers'
+    own work (frame gathering, distances, scoring, info), timed in rounds of their own with :class:`FreeEncoder`
+    (minus the env step); ``other`` = wrapped round - the parts (the ``encode_images`` call around preprocess
+    + forward, and timing noise).
+    ``encoder_ratio`` = single / vector time of preprocess + forward; ``bound_free_vector_wrapper`` = the
+    speedup if the vector wrapper's own work cost nothing (single total / vector env + preprocess + forward).
+    """
+    num_envs = len(singles)
+    sub_envs = [wrapped.env for wrapped in singles]
+    action, actions = np.zeros(1, np.float32), np.zeros((num_envs, 1), np.float32)
+    clock = time.perf_counter
+
+    def bare_single() -> tuple[float, float, float]:
+        start = clock()
+        frames = [env.step(action)[0]["pixels"] for env in sub_envs]
+        after_env = clock()
+        pixels = [encoder.preprocess(torch.from_numpy(frame[None])) for frame in frames]
+        after_preprocess = clock()
+        for batch in pixels:
+            encoder.forward(batch)
+        return after_env - start, after_preprocess - after_env, clock() - after_preprocess
+
+    def bare_vector() -> tuple[float, float, float]:
+        start = clock()
+        frames = np.asarray(vector.env.step(actions)[0]["pixels"])
+        after_env = clock()
+        pixels = encoder.preprocess(torch.from_numpy(frames))
+        after_preprocess = clock()
+        encoder.forward(pixels)
+        return after_env - start, after_preprocess - after_env, clock() - after_preprocess
+
+    def timed(function) -> float:
+        start = clock()
+        function()
+        return clock() - start
+
+    kinds = {
+        "single_wrapped": lambda: timed(lambda: [wrapped.step(action) for wrapped in singles]),
+        "vector_wrapped": lambda: timed(lambda: vector.step(actions)),
+        "single_bare": bare_single,
+        "vector_bare": bare_vector,
+    }
+    # the wrappers' own work, timed apart: the same wrappers' code with an encoder that costs nothing
+    # (a residual "wrapped - parts" drowns in the forward's round-to-round noise on a shared machine)
+    free = FreeEncoder(encoder)
+    free_singles = [GoalReward(wrapped.env, free, np.zeros((8, 8, 3), np.uint8)) for wrapped in singles]
+    free_vector = GoalRewardVector(vector.env, free, np.zeros((8, 8, 3), np.uint8))
+    for wrapped in free_singles:
+        wrapped.reset(options={"episode": 0})
+    free_vector.reset()
+    kinds["single_free"] = lambda: timed(lambda: [wrapped.step(action) for wrapped in free_singles])
+    kinds["vector_free"] = lambda: timed(lambda: free_vector.step(actions))
+    names = list(kinds)
+    times: dict[str, list[Any]] = {name: [] for name in names}
+    with torch.no_grad():
+        for index in range(rounds + 2):  # two warm-up rounds
+            shift = index % len(names)
+            for name in names[shift:] + names[:shift]:
+                value = kinds[name]()
+                if index >= 2:
+                    times[name].append(value)
+    out: dict[str, Any] = {}
+    for side in ("single", "vector"):
+        bare = np.asarray(times[f"{side}_bare"])  # [rounds, 3]
+        wrapped = np.asarray(times[f"{side}_wrapped"])  # [rounds]
+        for column, part in enumerate(("env", "preprocess", "forward")):
+            out.setdefault(part, {})[f"{side}_ms"] = 1e3 * float(np.percentile(bare[:, column], SPLIT_PERCENTILE))
+        free_round = 1e3 * float(np.percentile(times[f"{side}_free"], SPLIT_PERCENTILE))
+        out.setdefault("wrapper", {})[f"{side}_ms"] = max(0.0, free_round - out["env"][f"{side}_ms"])
+        out.setdefault("total", {})[f"{side}_ms"] = 1e3 * float(np.percentile(wrapped, SPLIT_PERCENTILE))
+        out.setdefault("other", {})[f"{side}_ms"] = out["total"][f"{side}_ms"] - sum(
+            out[part][f"{side}_ms"] for part in ("env", "preprocess", "forward", "wrapper")
+        )
+    for part in out.values():
+        part["ratio"] = part["single_ms"] / part["vector_ms"] if part["vector_ms"] > 0 else None
+    encode_single = out["preprocess"]["single_ms"] + out["forward"]["single_ms"]
+    encode_vector = out["preprocess"]["vector_ms"] + out["forward"]["vector_ms"]
+    out["encoder_ratio"] = encode_single / encode_vector
+    # the speedup if GoalRewardVector's own work cost nothing (the single side unchanged)
+    out["bound_free_vector_wrapper"] = out["total"]["single_ms"] / (out["total"]["vector_ms"] - out["wrapper"]["vector_ms"])
+    out["rounds"] = rounds
+    out["percentile"] = SPLIT_PERCENTILE
+    return out
+
+
 def bench_batching(
     task: str, encoder: Encoder, *, image_size: int, num_envs: int, steps: int, e2e_steps: int
 ) -> dict[str, Any]:
@@ -305,18 +415,22 @@ def bench_batching(
     single_t, vector_t = _paired_rounds(
         lambda: [wrapped.step(action) for wrapped in singles], lambda: vector.step(actions), steps
     )
+    split = bench_split(encoder, singles, vector, rounds=steps)
     result = {
         "env": task,
         "num_envs": num_envs,
         "rounds": steps,
+        "split": split,
         "encoder_arch": encoder.config.get("arch", "custom"),
         "encoder_image_size": encoder.image_size,
         "replay_rewards_per_s_single": num_envs / float(np.median(single_t)),
         "replay_rewards_per_s_vector": num_envs / float(np.median(vector_t)),
         "replay_speedup": float(np.median(single_t / vector_t)),
+        "replay_speedup_p20": float(np.percentile(single_t, SPLIT_PERCENTILE) / np.percentile(vector_t, SPLIT_PERCENTILE)),
         "e2e_steps_per_s_single": None,
         "e2e_steps_per_s_vector": None,
         "e2e_speedup": None,
+        "e2e_speedup_p20": None,
         "target": ">= 3x (reward path, replayed frames)",
     }
     result["met"] = result["replay_speedup"] >= 3.0
@@ -349,6 +463,7 @@ def bench_batching(
             e2e_steps_per_s_single=num_envs / float(np.median(single_t)),
             e2e_steps_per_s_vector=num_envs / float(np.median(vector_t)),
             e2e_speedup=float(np.median(single_t / vector_t)),
+            e2e_speedup_p20=float(np.percentile(single_t, SPLIT_PERCENTILE) / np.percentile(vector_t, SPLIT_PERCENTILE)),
         )
     return result
 
@@ -534,16 +649,64 @@ def write_markdown(result: dict[str, Any]) -> str:
         f"**Batching**: {bat['num_envs']} envs, `GoalRewardVector` (one batched forward) vs {bat['num_envs']} `GoalReward` stepped in turn "
         f"({bat['rounds']} alternating rounds; speedup = median over rounds of single/vector time)",
         "",
-        "| encoder | path | single (rewards/s) | vector (rewards/s) | speedup | target | met |",
-        "|---|---|---|---|---|---|---|",
+        "| encoder | path | single (rewards/s) | vector (rewards/s) | speedup (median) | speedup (p20 times) | target | met |",
+        "|---|---|---|---|---|---|---|---|",
         f"| {bat['encoder_arch']} ({bat['encoder_image_size']} px, bundled arch) | reward path (replayed frames) | "
         f"{bat['replay_rewards_per_s_single']:.0f} | {bat['replay_rewards_per_s_vector']:.0f} | "
-        f"{bat['replay_speedup']:.2f}x | >= 3x | {'yes' if bat['met'] else 'MISSED'} |",
+        f"{bat['replay_speedup']:.2f}x | {bat['replay_speedup_p20']:.2f}x | >= 3x | {'yes' if bat['met'] else 'MISSED'} |",
         f"| {bat['encoder_arch']} ({bat['encoder_image_size']} px, bundled arch) | end to end ({bat['env']} physics + render) | "
-        f"{bat['e2e_steps_per_s_single']:.0f} | {bat['e2e_steps_per_s_vector']:.0f} | {bat['e2e_speedup']:.2f}x | - | - |",
+        f"{bat['e2e_steps_per_s_single']:.0f} | {bat['e2e_steps_per_s_vector']:.0f} | {bat['e2e_speedup']:.2f}x | "
+        f"{bat['e2e_speedup_p20']:.2f}x | - | - |",
         f"| {tiny['encoder_arch']} ({tiny['encoder_image_size']} px, per-call cost dominates) | reward path (replayed frames) | "
         f"{tiny['replay_rewards_per_s_single']:.0f} | {tiny['replay_rewards_per_s_vector']:.0f} | "
-        f"{tiny['replay_speedup']:.2f}x | >= 3x | {'yes' if tiny['met'] else 'MISSED'} |",
+        f"{tiny['replay_speedup']:.2f}x | {tiny['replay_speedup_p20']:.2f}x | >= 3x | {'yes' if tiny['met'] else 'MISSED'} |",
+        "",
+        f"`met` is judged on the median; the p20 column divides the {SPLIT_PERCENTILE}th-percentile round times "
+        "(the cost without preemption): on a loaded machine the longer single rounds are preempted more often, "
+        "which inflates the median speedup.",
+        "",
+    ]
+    lines += [
+        f"**Where a round's time goes** (reward path, one round = {bat['num_envs']} rewards; {SPLIT_PERCENTILE}th-percentile ms per round over "
+        f"{bat['split']['rounds']} rounds interleaving wrapped rounds with bare rounds that step the same envs and "
+        f"preprocess + forward the same frames, each part timed; `wrapper` = the wrappers' own work (frame gathering, distances, scoring, info), "
+        f"timed in rounds of their own with an encoder that costs nothing; `other` = total - the parts: the "
+        f"`encode_images` call around preprocess + forward (input checks, chunking) and timing noise; `total` = wrapped round; encoder ratio = single/vector time of "
+        f"preprocess + forward; bound = single total / (vector total - vector wrapper), the speedup if "
+        f"`GoalRewardVector`'s own work cost nothing)",
+        "",
+        "| encoder | side | env step | preprocess | forward | wrapper | other | total | encoder ratio | bound |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, entry in ((bat["encoder_arch"], bat), (tiny["encoder_arch"], tiny)):
+        split = entry["split"]
+        for side, name in (("single_ms", f"{entry['num_envs']} x GoalReward"), ("vector_ms", "GoalRewardVector")):
+            cells = " | ".join(f"{split[part][side]:.2f}" for part in ("env", "preprocess", "forward", "wrapper", "other", "total"))
+            lines.append(f"| {label} | {name} | {cells} | | |")
+        cells = " | ".join(
+            "-" if split[part]["ratio"] is None else f"{split[part]['ratio']:.2f}x"
+            for part in ("env", "preprocess", "forward", "wrapper", "other", "total")
+        )
+        lines.append(f"| {label} | ratio | {cells} | {split['encoder_ratio']:.2f}x | {split['bound_free_vector_wrapper']:.2f}x |")
+    cnn_split, tiny_split = bat["split"], tiny["split"]
+    lines += [
+        "",
+        f"Batching target: on this CPU ({meta['torch_threads']} torch thread(s)) the `{bat['encoder_arch']}` forward is "
+        f"compute-bound: {cnn_split['forward']['single_ms'] / bat['num_envs']:.2f} ms per frame alone vs "
+        f"{cnn_split['forward']['vector_ms'] / bat['num_envs']:.2f} ms per frame in a batch of {bat['num_envs']} "
+        f"({cnn_split['forward']['ratio']:.2f}x), and the uint8 -> float preprocess is per-pixel work that batching "
+        f"barely shrinks ({cnn_split['preprocess']['ratio']:.2f}x). `GoalRewardVector`'s own work is "
+        f"{cnn_split['wrapper']['vector_ms']:.2f} ms of {cnn_split['total']['vector_ms']:.2f} ms per step "
+        f"({100 * cnn_split['wrapper']['vector_ms'] / cnn_split['total']['vector_ms']:.0f}%): removing it entirely "
+        f"would give {cnn_split['bound_free_vector_wrapper']:.2f}x with `{bat['encoder_arch']}` and "
+        f"{tiny_split['bound_free_vector_wrapper']:.2f}x with `{tiny['encoder_arch']}` (where the preprocess is "
+        f"{tiny_split['preprocess']['vector_ms']:.2f} of {tiny_split['total']['vector_ms']:.2f} ms per vector step). "
+        + (
+            "So 3x is out of reach here whatever the wrapper does: it needs a forward that batches better (GPU, "
+            "more threads) or a cheaper preprocess in `vip_rl/encoders/base.py`."
+            if cnn_split["bound_free_vector_wrapper"] < 3.0
+            else "The bound reaches 3x with the bundled architecture, so the wrapper's own work is the gap."
+        ),
         "",
     ]
     quality = result["quality_summary"]

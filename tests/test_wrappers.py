@@ -19,6 +19,7 @@ from vip_rl.encoders.base import Encoder
 from vip_rl.wrappers import (
     MODE_INFO_KEYS,
     EmbeddingObservation,
+    EmbeddingObservationVector,
     FinalFrameInfo,
     GoalReward,
     GoalRewardVector,
@@ -518,6 +519,107 @@ def test_vector_reset_goal_options():
     assert info["_goal_distance"].tolist() == [True, False]
     torch.testing.assert_close(envs._scorer.goals[0, 0], encoder.encode_images(goal_image(2))[0])
     torch.testing.assert_close(envs._scorer.goals[1, 0], encoder.encode_images(goal_image(1))[0])
+
+
+# ------------------------------------------------------------------------------------------------
+# EmbeddingObservationVector
+
+
+def reference_embeddings(make_env, num_envs, encoder, actions, autoreset, seed=0):
+    """Single EmbeddingObservation envs driven like a vector env -> (obs embeddings [T, N, D], final {(t, i): [D]})."""
+    envs = [EmbeddingObservation(make_env(i), encoder) for i in range(num_envs)]
+    for i, env in enumerate(envs):
+        env.reset(seed=seed + i)
+    needs_reset = [False] * num_envs
+    embeddings = np.zeros((*actions.shape[:2], encoder.embed_dim), np.float32)
+    finals = {}
+    for t, step_actions in enumerate(actions):
+        for i, env in enumerate(envs):
+            if autoreset == "next_step" and needs_reset[i]:
+                obs, _ = env.reset()
+                needs_reset[i] = False
+            else:
+                obs, _, terminated, truncated, _ = env.step(step_actions[i])
+                if terminated or truncated:
+                    if autoreset == "next_step":
+                        needs_reset[i] = True
+                    elif autoreset == "same_step":  # finals: the terminal observation's embedding
+                        finals[(t, i)] = obs["embedding"]
+                        obs, _ = env.reset()
+                    else:  # disabled: the step shows the terminal frame; finals: the caller's reset
+                        finals[(t, i)] = env.reset()[0]["embedding"]
+            embeddings[t, i] = obs["embedding"]
+    return embeddings, finals
+
+
+@pytest.mark.parametrize("autoreset", ["next_step", "same_step", "disabled"])
+@pytest.mark.parametrize("obs_kind", ["state", "pixels"])
+def test_embedding_observation_vector_matches_single(autoreset, obs_kind):
+    num_envs, num_steps = 3, 12
+    encoder = make_encoder()
+    make_env = functools.partial(make_dot, obs=obs_kind, final_frame_info=True)
+    actions = action_sequence(num_steps, num_envs, seed=2)
+    expected, expected_finals = reference_embeddings(make_env, num_envs, encoder, actions, autoreset)
+    mode = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP, "disabled": AutoresetMode.DISABLED}
+    envs = EmbeddingObservationVector(
+        SyncVectorEnv([functools.partial(make_env, i) for i in range(num_envs)], autoreset_mode=mode[autoreset]), encoder
+    )
+    obs, _ = envs.reset(seed=0)
+    assert envs.observation_space.contains(obs)
+    assert obs["embedding"].shape == (num_envs, 16) and obs["embedding"].dtype == np.float32
+    finals, ends = {}, 0
+    for t, step_actions in enumerate(actions):
+        encoder.vision.calls = 0
+        obs, _, terminations, truncations, info = envs.step(step_actions)
+        assert encoder.vision.calls == 1  # one batched forward, terminal frames included
+        ended = terminations | truncations
+        ends += int(ended.sum())
+        if autoreset == "disabled" and ended.any():
+            # the step's observation is the terminal frame; the caller's reset re-embeds only those envs
+            np.testing.assert_allclose(obs["embedding"], expected[t], atol=1e-5)
+            encoder.vision.calls = 0
+            obs, _ = envs.reset(options={"reset_mask": ended})
+            assert encoder.vision.calls == 1
+            np.testing.assert_allclose(obs["embedding"][~ended], expected[t][~ended], atol=1e-5)
+            for i in np.flatnonzero(ended):
+                np.testing.assert_allclose(obs["embedding"][i], expected_finals[(t, int(i))], atol=1e-5)
+            continue
+        np.testing.assert_allclose(obs["embedding"], expected[t], atol=1e-5)
+        if autoreset == "same_step":
+            for i in np.flatnonzero(ended):
+                finals[(t, int(i))] = info["final_obs"][i]["embedding"]
+                if obs_kind == "pixels":
+                    assert set(info["final_obs"][i]) == {"pixels", "state", "embedding"}
+    assert ends >= 4
+    if autoreset == "same_step":
+        assert finals.keys() == expected_finals.keys()
+        for key, value in finals.items():
+            np.testing.assert_allclose(value, expected_finals[key], atol=1e-5)
+    envs.close()
+
+
+def test_embedding_observation_vector_bad_input():
+    encoder = make_encoder()
+    with pytest.raises(TypeError, match="VectorEnv"):
+        EmbeddingObservationVector(make_dot(), encoder)
+    with pytest.raises(TypeError, match="Encoder"):
+        EmbeddingObservationVector(SyncVectorEnv([make_dot]), torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="already an observation key"):
+        EmbeddingObservationVector(SyncVectorEnv([functools.partial(make_dot, obs="pixels")]), encoder, key="state")
+    with pytest.raises(ValueError, match="key must be a non-empty string"):
+        EmbeddingObservationVector(SyncVectorEnv([make_dot]), encoder, key="")
+    with pytest.raises(ValueError, match="encoder is on cpu"):
+        EmbeddingObservationVector(SyncVectorEnv([make_dot]), encoder, device="cuda")
+    same_step = SyncVectorEnv([make_dot, make_dot], autoreset_mode=AutoresetMode.SAME_STEP)
+    with pytest.raises(ValueError, match="FinalFrameInfo"):
+        EmbeddingObservationVector(same_step, encoder)
+    no_frames = SyncVectorEnv([lambda: TimeLimit(DotEnv(render_mode=None), 3)])
+    with pytest.raises(ValueError, match="neither rgb_array rendering"):
+        EmbeddingObservationVector(no_frames, encoder)
+    with pytest.raises(ValueError, match="final_frame_key must be a non-empty string, got ''"):
+        EmbeddingObservationVector(SyncVectorEnv([make_dot]), encoder, final_frame_key="")
+    with pytest.raises(ValueError, match="final_frame_key must be a non-empty string, got ''"):
+        GoalRewardVector(SyncVectorEnv([make_dot]), encoder, goal_image(), final_frame_key="")
 
 
 # ------------------------------------------------------------------------------------------------

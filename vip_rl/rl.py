@@ -68,6 +68,10 @@ class RLConfig:
     """Output folder (default ``runs/rl/<task>-<algo>-<encoder>``)."""
 
     def __post_init__(self) -> None:
+        import vip_envs  # registers the suite; a dependency of vip-rl (no rendering starts here)
+
+        if self.task not in vip_envs.TASKS:
+            raise ValueError(f"task must be one of {vip_envs.TASKS}, got {self.task!r}")
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         if self.goal not in GOALS:
@@ -84,6 +88,21 @@ class RLConfig:
             raise ValueError(f"eval_episodes must be an int >= 0, got {self.eval_episodes!r}")
         if self.instruction is not None and self.goal != "text":
             raise ValueError(f"instruction is only used with goal='text', got goal={self.goal!r}")
+        if self.instruction is not None and (not isinstance(self.instruction, str) or not self.instruction.strip()):
+            raise ValueError(f"instruction must be a non-empty string, got {self.instruction!r}")
+        if self.goal == "text" and self.mode == "success":
+            raise ValueError(
+                "mode='success' needs a success threshold calibrated from goal images; with goal='text' "
+                "use mode='progress', 'distance' or 'similarity'"
+            )
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not np.isfinite(self.scale):
+            raise ValueError(f"scale must be a finite number, got {self.scale!r}")
+        for name in ("seed", "goal_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if not isinstance(self.encoder, str) or not self.encoder:
+            raise ValueError(f"encoder must be a bundled name, a checkpoint path or 'random', got {self.encoder!r}")
 
     @property
     def out_dir(self) -> Path:
@@ -264,13 +283,10 @@ def run(config: RLConfig, *, device: str = "cpu") -> dict[str, Any]:
 
     from vip_rl.wrappers import MODE_INFO_KEYS, VecGoalReward
 
-    if config.task not in vip_envs.TASKS:
-        raise ValueError(f"task must be one of {vip_envs.TASKS}, got {config.task!r}")
+    # seed -> build (the encoder first: a bad name or path fails before anything is written)
+    encoder = _load_encoder(config, device)
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
-
-    # seed -> build
-    encoder = _load_encoder(config, device)
     goal_success = None
     if config.goal == "image":
         goal, goal_success = expert_goal_image(config.task, config.image_size, config.goal_seed)
@@ -289,7 +305,10 @@ def run(config: RLConfig, *, device: str = "cpu") -> dict[str, Any]:
     if config.algo == "ppo":
         # a rollout never exceeds the run, so short runs (smoke tests) stay short
         n_steps = max(8, min(1024 // config.num_envs, config.total_steps // config.num_envs))
-        kwargs.update(n_steps=n_steps, batch_size=min(64, n_steps * config.num_envs))
+        rollout = n_steps * config.num_envs
+        # a divisor of the rollout, so no minibatch is truncated (SB3 warns otherwise)
+        batch_size = max(size for size in range(1, min(64, rollout) + 1) if rollout % size == 0)
+        kwargs.update(n_steps=n_steps, batch_size=batch_size)
     else:
         kwargs.update(learning_starts=min(1000, config.total_steps // 4), buffer_size=min(200_000, config.total_steps))
     model = algo("MlpPolicy", venv, **kwargs)
@@ -337,7 +356,7 @@ def run(config: RLConfig, *, device: str = "cpu") -> dict[str, Any]:
         "eval_success_rate": float(np.mean([e["success"] for e in eval_results])) if eval_results else None,
         "eval_task_progress": float(np.mean([e["task_progress"] for e in eval_results])) if eval_results else None,
         "eval": eval_results,
-        "files": sorted(p.name for p in out.iterdir() if p.is_file()),
+        "files": sorted({p.name for p in out.iterdir() if p.is_file()} | {"summary.json"}),
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
     return summary
@@ -365,7 +384,10 @@ def cli(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from vip_rl.cli import resolve_device
 
-    device = str(resolve_device(args.device))
+    try:
+        device = str(resolve_device(args.device))
+    except ValueError as error:
+        parser.error(str(error))
     try:
         config = RLConfig(task=args.task, algo=args.algo, encoder=args.encoder, goal=args.goal,
                           instruction=args.instruction, mode=args.mode, scale=args.scale, num_envs=args.num_envs,

@@ -7,6 +7,7 @@ Classes (one behaviour each):
   encoder forward per step for all sub-envs, correct under every autoreset mode.
 - :class:`VecGoalReward`: its twin for a Stable-Baselines3 ``VecEnv`` (a ``VecEnvWrapper``).
 - :class:`EmbeddingObservation`: adds the frame's embedding to a Dict observation.
+- :class:`EmbeddingObservationVector`: its twin for a Gymnasium ``VectorEnv`` (one batched forward per step).
 - :class:`FinalFrameInfo`: puts ``render()`` of the last frame of an episode into ``info``; the vector
   forms need it when they read frames from ``render()`` and the vector env resets in the same step
   (Gymnasium ``SAME_STEP`` autoreset, every SB3 ``VecEnv``).
@@ -29,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
-from typing import Any, Literal, Sequence, SupportsFloat
+from typing import Any, Callable, Literal, Sequence, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -42,6 +43,7 @@ from vip_rl.encoders.base import Encoder
 
 __all__ = [
     "EmbeddingObservation",
+    "EmbeddingObservationVector",
     "FinalFrameInfo",
     "GoalReward",
     "GoalRewardVector",
@@ -527,6 +529,36 @@ class GoalReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, self._scorer.scale * raw_value, terminated, truncated, info
 
 
+def _check_embedding_args(encoder: Any, key: Any, device: str | torch.device | None) -> None:
+    if not isinstance(encoder, Encoder):
+        raise TypeError(f"encoder must be a vip_rl.encoders.Encoder, got {type(encoder).__name__}")
+    if device is not None and torch.device(device) != encoder.device:
+        raise ValueError(
+            f"encoder is on {encoder.device} but device={str(device)!r} was requested; "
+            f"move it first with encoder.to({str(device)!r})"
+        )
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"key must be a non-empty string, got {key!r}")
+
+
+def _embedding_observation_space(space: gym.Space, key: str, embed_dim: int) -> spaces.Dict:
+    """One env's observation space with the float32 ``[D]`` embedding added under ``key``."""
+    embedding_space = spaces.Box(-np.inf, np.inf, (embed_dim,), np.float32)
+    if isinstance(space, spaces.Dict):
+        if key in space.spaces:
+            raise ValueError(f"key={key!r} is already an observation key ({list(space.spaces)})")
+        return spaces.Dict({**space.spaces, key: embedding_space})
+    if key == "observation":
+        raise ValueError("key='observation' holds the original observation; pick another key")
+    return spaces.Dict({"observation": space, key: embedding_space})
+
+
+def _with_embedding(obs: Any, key: str, embedding: np.ndarray, dict_obs: bool) -> dict[str, Any]:
+    if dict_obs:
+        return {**obs, key: embedding}
+    return {"observation": obs, key: embedding}
+
+
 class EmbeddingObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Add the embedding of the current frame to the observation, for policies that act on it.
 
@@ -534,7 +566,8 @@ class EmbeddingObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     becomes ``{"observation": o, key: embedding}``. ``embedding`` is float32 ``[D]``. Frames are read
     like :class:`GoalReward` reads them (``obs["pixels"]``, a uint8 image observation, ``pixel_key``,
     ``camera`` or ``render()``). Stacking this under :class:`GoalReward` embeds each frame twice; use
-    ``GoalReward.goal_embedding`` and this wrapper's output if that matters.
+    ``GoalReward.goal_embedding`` and this wrapper's output if that matters. The vector twin is
+    :class:`EmbeddingObservationVector` (one batched forward for all sub-envs).
 
     Args:
         env: the env to wrap.
@@ -572,15 +605,7 @@ class EmbeddingObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self, _disable_deepcopy=True, encoder=encoder, key=key, camera=camera, pixel_key=pixel_key, device=device
         )
         gym.Wrapper.__init__(self, env)
-        if not isinstance(encoder, Encoder):
-            raise TypeError(f"encoder must be a vip_rl.encoders.Encoder, got {type(encoder).__name__}")
-        if device is not None and torch.device(device) != encoder.device:
-            raise ValueError(
-                f"encoder is on {encoder.device} but device={str(device)!r} was requested; "
-                f"move it first with encoder.to({str(device)!r})"
-            )
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"key must be a non-empty string, got {key!r}")
+        _check_embedding_args(encoder, key, device)
         self.encoder = encoder
         self.key = key
         self._source, self._key = _resolve_frames(
@@ -590,23 +615,13 @@ class EmbeddingObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
             pixel_key=pixel_key,
             cameras=getattr(env.unwrapped, "cameras", None),
         )
-        embedding_space = spaces.Box(-np.inf, np.inf, (encoder.embed_dim,), np.float32)
         self._dict_obs = isinstance(env.observation_space, spaces.Dict)
-        if self._dict_obs:
-            if key in env.observation_space.spaces:
-                raise ValueError(f"key={key!r} is already an observation key ({list(env.observation_space.spaces)})")
-            self.observation_space = spaces.Dict({**env.observation_space.spaces, key: embedding_space})
-        else:
-            if key == "observation":
-                raise ValueError("key='observation' holds the original observation; pick another key")
-            self.observation_space = spaces.Dict({"observation": env.observation_space, key: embedding_space})
+        self.observation_space = _embedding_observation_space(env.observation_space, key, encoder.embed_dim)
 
     def _observation(self, obs: Any) -> dict[str, Any]:
         frame = self.env.render() if self._source == "render" else _pick(obs, self._key)
         embedding = self.encoder.encode_images(np.asarray(frame)[None])[0].detach().float().cpu().numpy()
-        if self._dict_obs:
-            return {**obs, self.key: embedding}
-        return {"observation": obs, self.key: embedding}
+        return _with_embedding(obs, self.key, embedding, self._dict_obs)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
@@ -666,6 +681,108 @@ def _per_env_goals(goal: Any, num_envs: int) -> list[Any]:
             )
         return list(goal)
     return [goal] * num_envs
+
+
+class _VectorGoalCore:
+    """The part :class:`GoalRewardVector` and :class:`VecGoalReward` share: argument checks, frame source,
+    per-env goals, and the batched transition (one encoder forward for the new and the terminal frames).
+
+    Holds the last embedding ``[N, D]`` and distance ``[N]`` of each env.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        *,
+        num_envs: int,
+        observation_space: gym.Space,
+        render_mode: str | None,
+        get_cameras: Callable[[], Sequence[str] | None],
+        mode: str,
+        camera: str | None,
+        pixel_key: str | None,
+        scale: float,
+        goal_reduce: str,
+        success_threshold: float | None,
+        device: str | torch.device | None,
+        final_frame_key: str,
+    ) -> None:
+        if not isinstance(final_frame_key, str) or not final_frame_key:
+            raise ValueError(f"final_frame_key must be a non-empty string, got {final_frame_key!r}")
+        self.num_envs = num_envs
+        self.scorer = _GoalScorer(
+            encoder,
+            num_envs=num_envs,
+            mode=mode,
+            scale=scale,
+            goal_reduce=goal_reduce,
+            success_threshold=success_threshold,
+            device=device,
+        )
+        cameras = None
+        if camera is not None:
+            try:
+                cameras = get_cameras()
+            except AttributeError:
+                cameras = None
+        self.source, self.key = _resolve_frames(
+            observation_space, render_mode, camera=camera, pixel_key=pixel_key, cameras=cameras
+        )
+        self.final_frame_key = final_frame_key
+        self.last_embedding: torch.Tensor | None = None  # [N, D]
+        self.last_distance: torch.Tensor | None = None  # [N]
+
+    def set_goal(self, goal: Any, env_indices: Sequence[int] | None = None) -> None:
+        """One goal for the envs in ``env_indices`` (all by default) or a list with one goal per env there."""
+        indices = list(range(self.num_envs)) if env_indices is None else [int(i) for i in env_indices]
+        for index in indices:
+            if not 0 <= index < self.num_envs:
+                raise ValueError(f"env_indices must be in [0, {self.num_envs}), got {index}")
+        self.scorer.set_goals(_per_env_goals(goal, len(indices)), indices)
+        if self.last_embedding is not None:
+            self.last_distance = self.scorer.distance(self.last_embedding, self.scorer.goals)
+
+    def start(self, frames: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Embed the first frames of new episodes (uint8 ``[N, H, W, 3]``; only ``mask`` envs if given)
+        -> float64 ``[N]`` goal distances."""
+        if mask is None or mask.all() or self.last_embedding is None:
+            embedding = self.scorer.encode(frames)
+        else:
+            embedding = self.last_embedding.clone()
+            embedding[torch.from_numpy(mask).to(embedding.device)] = self.scorer.encode(frames[mask])
+        self.last_embedding = embedding
+        self.last_distance = self.scorer.distance(embedding, self.scorer.goals)
+        return self.last_distance.cpu().numpy().astype(np.float64)
+
+    def transition(
+        self, frames: np.ndarray, final_frames: np.ndarray | None, ended: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Score one vector step -> float64 (raw ``[N]``, distance ``[N]``).
+
+        Args:
+            frames: uint8 ``[N, H, W, 3]``, the frames after the step (new episodes' first frames for
+                envs that were reset within the step).
+            final_frames: uint8 ``[k, H, W, 3]`` true terminal frames of the ``k`` envs in ``ended``
+                that were reset within the step (their transition ends there), or None.
+            ended: bool ``[N]``, the envs ``final_frames`` belong to (ignored when it is None).
+        """
+        if self.last_distance is None:
+            raise RuntimeError("step() called before reset()")
+        scorer = self.scorer
+        num_envs = self.num_envs
+        if final_frames is not None:
+            frames = np.concatenate([frames, final_frames])
+        embeddings = scorer.encode(frames)  # one forward: [N (+k), D]
+        new_embedding = embeddings[:num_envs]
+        transition_embedding = new_embedding
+        if final_frames is not None:
+            transition_embedding = new_embedding.clone()
+            transition_embedding[torch.from_numpy(ended).to(new_embedding.device)] = embeddings[num_envs:]
+        raw, distance = scorer.score(self.last_distance, transition_embedding, scorer.goals, scorer.thresholds)
+        new_distance = distance if final_frames is None else scorer.distance(new_embedding, scorer.goals)
+        self.last_embedding, self.last_distance = new_embedding, new_distance
+        raw_np, distance_np = torch.stack([raw, distance]).cpu().numpy().astype(np.float64)
+        return raw_np, distance_np
 
 
 class GoalRewardVector(VectorWrapper, gym.utils.RecordConstructorArgs):
@@ -752,27 +869,26 @@ class GoalRewardVector(VectorWrapper, gym.utils.RecordConstructorArgs):
                 "use GoalReward for a single env and VecGoalReward for an SB3 VecEnv"
             )
         VectorWrapper.__init__(self, env)
-        self._scorer = _GoalScorer(
+        self._core = _VectorGoalCore(
             encoder,
             num_envs=env.num_envs,
+            observation_space=env.single_observation_space,
+            render_mode=env.render_mode,
+            get_cameras=lambda: env.get_attr("cameras")[0],
             mode=mode,
+            camera=camera,
+            pixel_key=pixel_key,
             scale=scale,
             goal_reduce=goal_reduce,
             success_threshold=success_threshold,
             device=device,
+            final_frame_key=final_frame_key,
         )
+        self._scorer = self._core.scorer
+        self._source, self._key = self._core.source, self._core.key
+        self.final_frame_key = final_frame_key
         mode_value = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         self.autoreset_mode = mode_value if isinstance(mode_value, AutoresetMode) else AutoresetMode(mode_value)
-        cameras = None
-        if camera is not None:
-            try:
-                cameras = env.get_attr("cameras")[0]
-            except AttributeError:
-                cameras = None
-        self._source, self._key = _resolve_frames(
-            env.single_observation_space, env.render_mode, camera=camera, pixel_key=pixel_key, cameras=cameras
-        )
-        self.final_frame_key = final_frame_key
         if self._source == "render" and self.autoreset_mode == AutoresetMode.SAME_STEP:
             try:
                 keys = env.get_attr("final_frame_key")
@@ -784,9 +900,7 @@ class GoalRewardVector(VectorWrapper, gym.utils.RecordConstructorArgs):
                     "new episode, so the terminal frame must come from info; wrap each sub-env in "
                     f"vip_rl.wrappers.FinalFrameInfo(env, key={final_frame_key!r}) or use image observations"
                 )
-        self._scorer.set_goals(_per_env_goals(goal, self.num_envs), range(self.num_envs))
-        self._last_embedding: torch.Tensor | None = None  # [N, D]
-        self._last_distance: torch.Tensor | None = None  # [N]
+        self._core.set_goal(goal)
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
 
     @property
@@ -804,14 +918,7 @@ class GoalRewardVector(VectorWrapper, gym.utils.RecordConstructorArgs):
         Args:
             goal: one goal for those envs, or a list with one goal per env in ``env_indices``.
         """
-        indices = list(range(self.num_envs)) if env_indices is None else [int(i) for i in env_indices]
-        for index in indices:
-            if not 0 <= index < self.num_envs:
-                raise ValueError(f"env_indices must be in [0, {self.num_envs}), got {index}")
-        goals = _per_env_goals(goal, len(indices)) if isinstance(goal, (list, tuple)) else [goal] * len(indices)
-        self._scorer.set_goals(goals, indices)
-        if self._last_embedding is not None:
-            self._last_distance = self._scorer.distance(self._last_embedding, self._scorer.goals)
+        self._core.set_goal(goal, env_indices)
 
     def _frames(self, obs: Any) -> np.ndarray:
         if self._source == "render":
@@ -836,71 +943,209 @@ class GoalRewardVector(VectorWrapper, gym.utils.RecordConstructorArgs):
             if not options:
                 options = None
         obs, info = self.env.reset(seed=seed, options=options)
-        frames = self._frames(obs)
-        if mask.all() or self._last_embedding is None:
-            embedding = self._scorer.encode(frames)
-        else:
-            embedding = self._last_embedding.clone()
-            embedding[torch.from_numpy(mask).to(embedding.device)] = self._scorer.encode(frames[mask])
-        self._last_embedding = embedding
-        self._last_distance = self._scorer.distance(embedding, self._scorer.goals)
+        distance = self._core.start(self._frames(obs), mask)
         self._autoreset[mask] = False
         info = dict(info)
-        info["goal_distance"] = self._last_distance.cpu().numpy().astype(np.float64)
+        info["goal_distance"] = distance
         info["_goal_distance"] = mask.copy()
         return obs, info
 
     def _final_frames(self, ended: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
         """uint8 ``[k, H, W, 3]`` true terminal frames of the ``k`` envs that ended and were reset."""
-        indices = np.flatnonzero(ended)
-        if self._source == "obs":
-            final_obs = infos["final_obs"]
-            return np.stack([np.asarray(_pick(final_obs[i], self._key)) for i in indices])
-        final_info = infos.get("final_info", {})
-        if self.final_frame_key not in final_info or not final_info[f"_{self.final_frame_key}"][indices].all():
-            raise RuntimeError(
-                f"sub-envs {indices.tolist()} ended but info['final_info'][{self.final_frame_key!r}] is missing; "
-                "wrap each sub-env in vip_rl.wrappers.FinalFrameInfo"
-            )
-        return final_info[self.final_frame_key][indices]
+        return _vector_final_frames(self._source, self._key, self.final_frame_key, ended, infos)
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step all envs; rewards ``[num_envs]`` float64 = ``scale * raw``."""
-        if self._last_distance is None:
+        if self._core.last_distance is None:
             raise RuntimeError("GoalRewardVector.step() called before reset()")
         obs, env_rewards, terminations, truncations, infos = self.env.step(actions)
+        ended = np.logical_or(terminations, truncations)
+        final_frames = None
+        if self.autoreset_mode == AutoresetMode.SAME_STEP and ended.any():
+            final_frames = self._final_frames(ended, infos)
+        raw_np, distance_np = self._core.transition(self._frames(obs), final_frames, ended)
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            raw_np[self._autoreset] = 0.0  # the reset step: no transition, like the env's own reward
+            self._autoreset = ended
+        infos = dict(infos)
+        all_envs = np.ones(self.num_envs, dtype=np.bool_)
+        for key, value in (
+            ("env_reward", np.asarray(env_rewards, dtype=np.float64)),
+            ("goal_distance", distance_np),
+            (self._scorer.info_key, raw_np),
+        ):
+            infos[key], infos[f"_{key}"] = value, all_envs
+        return obs, self._scorer.scale * raw_np, terminations, truncations, infos
+
+
+class EmbeddingObservationVector(VectorWrapper, gym.utils.RecordConstructorArgs):
+    """Add each sub-env's frame embedding to a Gymnasium ``VectorEnv``'s observation: the vector twin of
+    :class:`EmbeddingObservation`.
+
+    The observation becomes a Dict like :class:`EmbeddingObservation`'s (a Dict observation gains
+    ``key``; any other becomes ``{"observation": obs, key: embedding}``), batched: ``embedding`` is
+    float32 ``[num_envs, D]``, computed by **one batched encoder forward per step** for all sub-envs
+    (terminal frames included). Frames come from the same sources as :class:`GoalRewardVector`'s.
+
+    Autoreset (``env.metadata["autoreset_mode"]``):
+
+    - ``NEXT_STEP`` (default) and ``DISABLED``: every observation is the env's current frame (on a
+      reset step the new episode's first frame), so it is embedded as is; ``reset`` with
+      ``options["reset_mask"]`` re-embeds only the masked envs.
+    - ``SAME_STEP``: the observation of an env that ended holds the new episode's first frame and is
+      embedded so; ``info["final_obs"][i]`` (the true terminal observation, e.g. for bootstrapping)
+      gains the terminal frame's embedding too, read from the final observation with image
+      observations or from ``info["final_info"]["final_frame"]`` (:class:`FinalFrameInfo` on each
+      sub-env; checked here) with ``render()`` frames.
+
+    Args:
+        env: a ``gymnasium.vector.VectorEnv`` (``SyncVectorEnv``, ``AsyncVectorEnv``, wrapped or not).
+        encoder: a :class:`vip_rl.encoders.Encoder` (not deep-copied).
+        key: the observation key of the embedding.
+        camera, pixel_key, device: as in :class:`GoalReward`.
+        final_frame_key: the info key of :class:`FinalFrameInfo`.
+
+    Raises:
+        TypeError: ``env`` not a ``VectorEnv``, encoder not an ``Encoder``.
+        ValueError: env without frames, ``key`` already an observation key, ``SAME_STEP`` with
+            ``render()`` frames and sub-envs not wrapped in :class:`FinalFrameInfo`, encoder on another
+            device than ``device``.
+
+    Example:
+        >>> import gymnasium as gym, torch
+        >>> from vip_rl.encoders.base import Encoder
+        >>> vision = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(16))
+        >>> encoder = Encoder(vision, embed_dim=16, metric="l2", image_size=32)
+        >>> envs = gym.make_vec("Pusher-v5", num_envs=2, render_mode="rgb_array", width=64, height=64)
+        >>> envs = EmbeddingObservationVector(envs, encoder)
+        >>> obs, info = envs.reset(seed=0)
+        >>> obs["embedding"].shape, obs["observation"].shape
+        ((2, 16), (2, 23))
+        >>> envs.close()
+    """
+
+    def __init__(
+        self,
+        env: VectorEnv,
+        encoder: Encoder,
+        *,
+        key: str = "embedding",
+        camera: str | None = None,
+        pixel_key: str | None = None,
+        device: str | torch.device | None = None,
+        final_frame_key: str = "final_frame",
+    ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(
+            self,
+            _disable_deepcopy=True,
+            encoder=encoder,
+            key=key,
+            camera=camera,
+            pixel_key=pixel_key,
+            device=device,
+            final_frame_key=final_frame_key,
+        )
+        if not isinstance(env, VectorEnv):
+            raise TypeError(
+                f"env must be a gymnasium.vector.VectorEnv, got {type(env).__name__}; "
+                "use EmbeddingObservation for a single env"
+            )
+        VectorWrapper.__init__(self, env)
+        _check_embedding_args(encoder, key, device)
+        if not isinstance(final_frame_key, str) or not final_frame_key:
+            raise ValueError(f"final_frame_key must be a non-empty string, got {final_frame_key!r}")
+        self.encoder = encoder
+        self.key = key
+        self.final_frame_key = final_frame_key
+        cameras = None
+        if camera is not None:
+            try:
+                cameras = env.get_attr("cameras")[0]
+            except AttributeError:
+                cameras = None
+        self._source, self._key = _resolve_frames(
+            env.single_observation_space, env.render_mode, camera=camera, pixel_key=pixel_key, cameras=cameras
+        )
+        mode_value = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        self.autoreset_mode = mode_value if isinstance(mode_value, AutoresetMode) else AutoresetMode(mode_value)
+        if self._source == "render" and self.autoreset_mode == AutoresetMode.SAME_STEP:
+            try:
+                keys = env.get_attr("final_frame_key")
+            except AttributeError:
+                keys = None
+            if keys is None or any(k != final_frame_key for k in keys):
+                raise ValueError(
+                    "autoreset_mode=SAME_STEP with frames from render(): render() after the step shows the "
+                    "new episode, so the terminal frame must come from info; wrap each sub-env in "
+                    f"vip_rl.wrappers.FinalFrameInfo(env, key={final_frame_key!r}) or use image observations"
+                )
+        self._dict_obs = isinstance(env.single_observation_space, spaces.Dict)
+        self.single_observation_space = _embedding_observation_space(
+            env.single_observation_space, key, encoder.embed_dim
+        )
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, env.num_envs)
+        self._embedding: np.ndarray | None = None  # float32 [N, D], the current frames'
+
+    def _frames(self, obs: Any) -> np.ndarray:
+        if self._source == "render":
+            return np.stack(self.env.render())
+        return np.asarray(_pick(obs, self._key))
+
+    def _encode(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 ``[B, H, W, 3]`` -> float32 ``[B, D]`` in one forward."""
+        embedding = self.encoder.encode_images(frames, batch_size=max(1, len(frames)))
+        return embedding.detach().float().cpu().numpy()
+
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset (all envs, or ``options["reset_mask"]``: only those are re-embedded)."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        frames = self._frames(obs)
+        mask = None if options is None or "reset_mask" not in options else np.asarray(options["reset_mask"], np.bool_)
+        if mask is None or mask.all() or self._embedding is None:
+            embedding = self._encode(frames)
+        else:
+            embedding = self._embedding.copy()
+            embedding[mask] = self._encode(frames[mask])
+        self._embedding = embedding
+        return _with_embedding(obs, self.key, embedding, self._dict_obs), info
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, rewards, terminations, truncations, infos = self.env.step(actions)
         frames = self._frames(obs)  # [N, H, W, 3]
         num_envs = self.num_envs
         ended = np.logical_or(terminations, truncations)
         same_step_ended = self.autoreset_mode == AutoresetMode.SAME_STEP and ended.any()
         if same_step_ended:
-            frames = np.concatenate([frames, self._final_frames(ended, infos)])
-        embeddings = self._scorer.encode(frames)  # one forward: [N (+k), D]
-        new_embedding = embeddings[:num_envs]
-        transition_embedding = new_embedding
+            final = _vector_final_frames(self._source, self._key, self.final_frame_key, ended, infos)
+            frames = np.concatenate([frames, final])
+        embeddings = self._encode(frames)  # one forward: [N (+k), D]
+        self._embedding = embeddings[:num_envs]
         if same_step_ended:
-            transition_embedding = new_embedding.clone()
-            transition_embedding[torch.from_numpy(ended).to(transition_embedding.device)] = embeddings[num_envs:]
-        scorer = self._scorer
-        raw, distance = scorer.score(self._last_distance, transition_embedding, scorer.goals, scorer.thresholds)
-        if same_step_ended:
-            new_distance = scorer.distance(new_embedding, scorer.goals)
-        else:
-            new_distance = distance
-        raw_np, distance_np = torch.stack([raw, distance]).cpu().numpy().astype(np.float64)
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            raw_np[self._autoreset] = 0.0  # the reset step: no transition, like the env's own reward
-            self._autoreset = ended
-        self._last_embedding, self._last_distance = new_embedding, new_distance
-        infos = dict(infos)
-        all_envs = np.ones(num_envs, dtype=np.bool_)
-        for key, value in (
-            ("env_reward", np.asarray(env_rewards, dtype=np.float64)),
-            ("goal_distance", distance_np),
-            (scorer.info_key, raw_np),
-        ):
-            infos[key], infos[f"_{key}"] = value, all_envs
-        return obs, scorer.scale * raw_np, terminations, truncations, infos
+            infos = dict(infos)
+            final_obs = np.array(infos["final_obs"], dtype=object, copy=True)
+            for index, embedding in zip(np.flatnonzero(ended), embeddings[num_envs:]):
+                final_obs[index] = _with_embedding(final_obs[index], self.key, embedding, self._dict_obs)
+            infos["final_obs"] = final_obs
+        return _with_embedding(obs, self.key, self._embedding, self._dict_obs), rewards, terminations, truncations, infos
+
+
+def _vector_final_frames(
+    source: str, key: str | None, final_frame_key: str, ended: np.ndarray, infos: dict[str, Any]
+) -> np.ndarray:
+    """uint8 ``[k, H, W, 3]`` true terminal frames of the ``k`` envs in ``ended`` (Gymnasium SAME_STEP infos)."""
+    indices = np.flatnonzero(ended)
+    if source == "obs":
+        final_obs = infos["final_obs"]
+        return np.stack([np.asarray(_pick(final_obs[i], key)) for i in indices])
+    final_info = infos.get("final_info", {})
+    if final_frame_key not in final_info or not final_info[f"_{final_frame_key}"][indices].all():
+        raise RuntimeError(
+            f"sub-envs {indices.tolist()} ended but info['final_info'][{final_frame_key!r}] is missing; "
+            "wrap each sub-env in vip_rl.wrappers.FinalFrameInfo"
+        )
+    return final_info[final_frame_key][indices]
 
 
 # --------------------------------------------------------------------------------------------
@@ -973,28 +1218,23 @@ def _build_vec_goal_reward() -> type:
                     "use GoalReward for a gymnasium env and GoalRewardVector for a gymnasium VectorEnv"
                 )
             super().__init__(venv)
-            self._scorer = _GoalScorer(
+            self._core = _VectorGoalCore(
                 encoder,
                 num_envs=venv.num_envs,
+                observation_space=venv.observation_space,
+                render_mode=getattr(venv, "render_mode", None),
+                get_cameras=lambda: venv.get_attr("cameras", [0])[0],
                 mode=mode,
+                camera=camera,
+                pixel_key=pixel_key,
                 scale=scale,
                 goal_reduce=goal_reduce,
                 success_threshold=success_threshold,
                 device=device,
+                final_frame_key=final_frame_key,
             )
-            cameras = None
-            if camera is not None:
-                try:
-                    cameras = venv.get_attr("cameras", [0])[0]
-                except AttributeError:
-                    cameras = None
-            self._source, self._key = _resolve_frames(
-                venv.observation_space,
-                getattr(venv, "render_mode", None),
-                camera=camera,
-                pixel_key=pixel_key,
-                cameras=cameras,
-            )
+            self._scorer = self._core.scorer
+            self._source, self._key = self._core.source, self._core.key
             self.final_frame_key = final_frame_key
             if self._source == "render":
                 wrapped = venv.env_is_wrapped(FinalFrameInfo)
@@ -1004,9 +1244,7 @@ def _build_vec_goal_reward() -> type:
                         "terminal frame must come from info; wrap each env in vip_rl.wrappers.FinalFrameInfo "
                         "(make_vec_env(..., wrapper_class=FinalFrameInfo)) or use image observations"
                     )
-            self._scorer.set_goals(_per_env_goals(goal, self.num_envs), range(self.num_envs))
-            self._last_embedding: torch.Tensor | None = None
-            self._last_distance: torch.Tensor | None = None
+            self._core.set_goal(goal)
 
         @property
         def encoder(self) -> Encoder:
@@ -1019,14 +1257,7 @@ def _build_vec_goal_reward() -> type:
 
         def set_goal(self, goal: Any, *, env_indices: Sequence[int] | None = None) -> None:
             """Set the goal of the envs in ``env_indices`` (all by default); see :meth:`GoalRewardVector.set_goal`."""
-            indices = list(range(self.num_envs)) if env_indices is None else [int(i) for i in env_indices]
-            for index in indices:
-                if not 0 <= index < self.num_envs:
-                    raise ValueError(f"env_indices must be in [0, {self.num_envs}), got {index}")
-            goals = _per_env_goals(goal, len(indices)) if isinstance(goal, (list, tuple)) else [goal] * len(indices)
-            self._scorer.set_goals(goals, indices)
-            if self._last_embedding is not None:
-                self._last_distance = self._scorer.distance(self._last_embedding, self._scorer.goals)
+            self._core.set_goal(goal, env_indices)
 
         def _frames(self, obs: Any) -> np.ndarray:
             if self._source == "render":
@@ -1035,18 +1266,16 @@ def _build_vec_goal_reward() -> type:
 
         def reset(self) -> Any:
             obs = self.venv.reset()
-            self._last_embedding = self._scorer.encode(self._frames(obs))
-            self._last_distance = self._scorer.distance(self._last_embedding, self._scorer.goals)
+            self._core.start(self._frames(obs))
             return obs
 
         def step_wait(self) -> tuple[Any, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-            if self._last_distance is None:
+            if self._core.last_distance is None:
                 raise RuntimeError("VecGoalReward.step() called before reset()")
             obs, env_rewards, dones, infos = self.venv.step_wait()
-            num_envs = self.num_envs
-            frames = self._frames(obs)
             ended = np.asarray(dones, dtype=np.bool_)
             indices = np.flatnonzero(ended)
+            final_frames = None
             if len(indices):
                 if self._source == "obs":
                     final = [np.asarray(_pick(infos[i]["terminal_observation"], self._key)) for i in indices]
@@ -1057,23 +1286,14 @@ def _build_vec_goal_reward() -> type:
                             f"envs {missing} ended without info[{self.final_frame_key!r}]; wrap each env in FinalFrameInfo"
                         )
                     final = [infos[i][self.final_frame_key] for i in indices]
-                frames = np.concatenate([frames, np.stack(final)])
-            embeddings = self._scorer.encode(frames)  # one forward: [N (+k), D]
-            new_embedding = embeddings[:num_envs]
-            transition_embedding = new_embedding
-            if len(indices):
-                transition_embedding = new_embedding.clone()
-                transition_embedding[torch.from_numpy(ended).to(transition_embedding.device)] = embeddings[num_envs:]
-            scorer = self._scorer
-            raw, distance = scorer.score(self._last_distance, transition_embedding, scorer.goals, scorer.thresholds)
-            new_distance = scorer.distance(new_embedding, scorer.goals) if len(indices) else distance
-            self._last_embedding, self._last_distance = new_embedding, new_distance
-            raw_np, distance_np = torch.stack([raw, distance]).cpu().numpy().astype(np.float64)
+                final_frames = np.stack(final)
+            raw_np, distance_np = self._core.transition(self._frames(obs), final_frames, ended)
+            info_key = self._scorer.info_key
             for i, info in enumerate(infos):
                 info["env_reward"] = float(env_rewards[i])
                 info["goal_distance"] = float(distance_np[i])
-                info[scorer.info_key] = float(raw_np[i])
-            return obs, (scorer.scale * raw_np).astype(np.float32), dones, infos
+                info[info_key] = float(raw_np[i])
+            return obs, (self._scorer.scale * raw_np).astype(np.float32), dones, infos
 
     VecGoalReward.__module__ = __name__
     VecGoalReward.__qualname__ = "VecGoalReward"
