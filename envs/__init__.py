@@ -45,6 +45,14 @@ def env_id(task: str) -> str:
     return f"vip_envs/{task}-v0"
 
 
+#: Gymnasium ids of single-task FrankaKitchen envs (extra ``kitchen``; gymnasium-robotics is only
+#: imported when one is made): ``vip_envs/KitchenMicrowave-v0`` -> ``kitchen.make_kitchen(("microwave",))``.
+KITCHEN_IDS: dict[str, str] = {
+    "vip_envs/Kitchen" + "".join(w.capitalize() for w in task.split()) + "-v0": task
+    for task in ("microwave", "kettle", "light switch", "slide cabinet", "hinge cabinet", "bottom burner", "top burner")
+}
+
+
 def _register() -> None:
     for task in TASKS:
         if env_id(task) not in _gym.registry:
@@ -54,6 +62,9 @@ def _register() -> None:
                 kwargs={"task": task},
                 max_episode_steps=MAX_EPISODE_STEPS,
             )
+    for kitchen_id, kitchen_task in KITCHEN_IDS.items():
+        if kitchen_id not in _gym.registry:  # the step limit is upstream's (280), inside make_kitchen
+            _gym.register(id=kitchen_id, entry_point="vip_envs.kitchen:make_kitchen", kwargs={"tasks": (kitchen_task,)})
 
 
 _register()
@@ -65,6 +76,7 @@ __all__ = [
     "OBS_MODES",
     "STATE_LABELS",
     "MAX_EPISODE_STEPS",
+    "KITCHEN_IDS",
     "TabletopEnv",
     "env_id",
     "expert",

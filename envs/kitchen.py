@@ -17,9 +17,12 @@ What the wrapper adds to FrankaKitchen-v1:
   (mean over tasks of ``1 - distance / initial distance``, clipped) and ``info["task_success"]``
   (per task), plus ``evaluate_states`` and ``render_states`` over batches of states.
 
-Not provided: ``action_to_ctrl`` (upstream control targets depend on the previous observation,
-so they are not a pure function of the action), the ``embodiment`` switch and the
-``instructions``/``expert`` helpers of the tabletop suite.
+* ``state_action_to_ctrl(states, actions)``: the upstream action -> ctrl map (joint velocity
+  command -> position target from the robot's joint positions) over batches, for planners that
+  roll the simulator out themselves (``vip_rl.planning.MujocoDynamics``). There is no plain
+  ``action_to_ctrl``: the control target depends on the state, not on the action alone.
+
+Not provided: the ``embodiment`` switch and the ``instructions``/``expert`` helpers of the tabletop suite.
 
 Example:
     >>> from vip_envs import kitchen
@@ -128,6 +131,8 @@ class KitchenEnv(gym.Wrapper):
             apply_fast_render_settings(self.model)
         self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, self.image_size)
         self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, self.image_size)
+        robot_joints = [n for n in self.robot_env.model_names.joint_names if n.startswith("robot:")][:9]
+        self._robot_qpos_adr = np.array([self.model.jnt_qposadr[self.model.joint(n).id] for n in robot_joints])
         self._renderer: OffscreenRenderer | None = None
         self._scratch: mujoco.MjData | None = None
         self._camera = mujoco.MjvCamera()
@@ -172,10 +177,32 @@ class KitchenEnv(gym.Wrapper):
 
     def evaluate_states(self, states: np.ndarray) -> dict[str, np.ndarray]:
         """``{"success" [N], "task_progress" [N], "reward" [N], "task_success" [N, tasks]}``."""
-        states = self._check(states)
-        qpos = states.reshape(-1, self.state_size)[:, 1 : 1 + self.model.nq]
+        states = self._check(states, physics_ok=True)
+        qpos = states.reshape(-1, states.shape[-1])[:, 1 : 1 + self.model.nq]
         out = self._metrics(qpos)
         return {k: v.reshape(states.shape[:-1] + v.shape[1:]) for k, v in out.items()}
+
+    def state_action_to_ctrl(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Upstream's control map over a batch: ``clip(qpos_robot + clip(a * rng + mid, vel) * dt, pos)``.
+
+        Args:
+            states: float ``[N, S]`` whose first ``1 + nq`` entries are MuJoCo's FULLPHYSICS time and
+                qpos (a :meth:`get_state` or a FULLPHYSICS state: the robot joint positions are read there).
+            actions: ``[N, 9]`` in [-1, 1] (clipped like upstream).
+
+        Returns:
+            float64 ``[N, nu]`` actuator position targets. Upstream uses its last *observed* joint
+            positions, which carry observation noise unless ``robot_noise_ratio=0``; the planner's
+            model is noise-free.
+        """
+        robot = self.robot_env
+        states = np.asarray(states, dtype=np.float64)
+        actions = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+        if states.ndim != 2 or actions.ndim != 2 or actions.shape != (states.shape[0], 9):
+            raise ValueError(f"states must be [N, S] and actions [N, 9], got {list(states.shape)} and {list(actions.shape)}")
+        qpos = states[:, 1 + self._robot_qpos_adr]
+        velocity = np.clip(robot.act_mid + actions * robot.act_rng, robot.robot_vel_bound[:9, 0], robot.robot_vel_bound[:9, 1])
+        return np.clip(qpos + velocity * robot.dt, robot.robot_pos_bound[:9, 0], robot.robot_pos_bound[:9, 1])
 
     # ---------------------------------------------------------------- state
     def get_state(self) -> np.ndarray:
@@ -185,10 +212,13 @@ class KitchenEnv(gym.Wrapper):
         state[self._physics_size :] = self.robot_env._last_robot_qpos
         return state
 
-    def _check(self, state: np.ndarray) -> np.ndarray:
+    def _check(self, state: np.ndarray, *, physics_ok: bool = False) -> np.ndarray:
+        """``physics_ok``: also accept bare FULLPHYSICS states (what a planner rolls out), last dim
+        ``state_size - 9``; the hooks that only read the physics (render, evaluate) allow it."""
         state = np.asarray(state, dtype=np.float64)
-        if state.shape[-1:] != (self.state_size,):
-            raise ValueError(f"state must have last dimension {self.state_size}, got shape {state.shape}")
+        sizes = (self.state_size, self._physics_size) if physics_ok else (self.state_size,)
+        if state.ndim == 0 or state.shape[-1] not in sizes:
+            raise ValueError(f"state must have last dimension {' or '.join(map(str, sizes))}, got shape {state.shape}")
         return np.ascontiguousarray(state)
 
     def set_state(self, state: np.ndarray) -> None:
@@ -213,18 +243,25 @@ class KitchenEnv(gym.Wrapper):
         return self._render_data(self.data)
 
     def render_states(self, states: np.ndarray, camera: str | None = None) -> np.ndarray:
-        """Render ``[N, state_size]`` states with a private MjData -> uint8 ``[N, H, W, 3]``."""
+        """Render ``[N, state_size]`` (or FULLPHYSICS ``[N, state_size - 9]``) states with a private MjData
+        -> uint8 ``[N, H, W, 3]``."""
         if camera is not None:
             raise ValueError(f"camera must be None (the kitchen has one free camera), got {camera!r}")
-        states = self._check(states)
+        states = self._check(states, physics_ok=True)
+        if states.ndim != 2:
+            raise ValueError(f"states must be 2-D [N, S], got shape {states.shape}")
         if self._scratch is None:
             self._scratch = mujoco.MjData(self.model)
-        out = np.empty((len(states), self.image_size, self.image_size, 3), dtype=np.uint8)
-        for i, state in enumerate(states):
-            mujoco.mj_setState(self.model, self._scratch, state[: self._physics_size], STATE_SPEC)
-            mujoco.mj_forward(self.model, self._scratch)
-            self._render_data(self._scratch, out=out[i])
-        return out
+        if self._renderer is None:
+            self._renderer = OffscreenRenderer(self.model, self.image_size, self.image_size)
+        scratch = self._scratch
+
+        def prepare(i: int) -> mujoco.MjData:
+            mujoco.mj_setState(self.model, scratch, states[i, : self._physics_size], STATE_SPEC)
+            mujoco.mj_forward(self.model, scratch)
+            return scratch
+
+        return self._renderer.render_many(len(states), prepare, self._camera)
 
     def close(self) -> None:
         if self._renderer is not None:

@@ -250,6 +250,35 @@ def test_batched_render_and_encode_equals_per_frame(pusher):
         assert torch.allclose(progress, cost - d0, atol=1e-4)  # discount 1 telescopes
 
 
+def test_kitchen_state_dependent_controls_match_env_step():
+    """FrankaKitchen's control target depends on the state: the simulator backend steps it control step by
+    control step through KitchenEnv.state_action_to_ctrl and matches env.step (noise off) to solver precision."""
+    kitchen = pytest.importorskip("vip_envs.kitchen")
+    if not kitchen.is_available():
+        pytest.skip("gymnasium-robotics not installed")
+    env = kitchen.make_kitchen(("microwave",), render_mode="rgb_array", image_size=32, robot_noise_ratio=0.0,
+                               object_noise_ratio=0.0)
+    try:
+        env.reset(seed=0)
+        actions = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (1, 2, 4, 9)).astype(np.float32))
+        with MujocoDynamics(env, nthread=2) as dyn:
+            assert dyn.state_action_to_ctrl is not None
+            before = env.get_state()
+            traj = dyn.rollout(dyn.get_state()[None], actions, needs=frozenset({"frames"}))
+            np.testing.assert_array_equal(env.get_state(), before)  # real env untouched
+            assert traj.frames.shape == (1, 2, 1, 32, 32, 3)
+            nq = env.model.nq
+            for k in range(2):
+                env.set_state(before)
+                for t in range(4):
+                    env.step(actions[0, k, t].numpy())
+                    np.testing.assert_allclose(traj.states[0, k, t, 1 : 1 + nq], env.get_state()[1 : 1 + nq], atol=1e-7)
+            scores = env.evaluate_states(traj.states[0, :, -1])  # hooks take the planner's FULLPHYSICS states
+            assert scores["task_progress"].shape == (2,)
+    finally:
+        env.close()
+
+
 def test_mppi_on_pusher_with_oracle_fn(pusher):
     pusher.reset(seed=2)
     u = pusher.unwrapped

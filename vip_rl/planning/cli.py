@@ -255,8 +255,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.episodes <= 0:
         parser.error(f"--episodes must be positive, got {args.episodes}")
-    if args.goal is None and args.subgoals is None:
-        parser.error("give --goal (image, instruction or 'expert') or --subgoals")
+    if args.goal is None and args.subgoals is None and args.encoder != "oracle":
+        parser.error("give --goal (image, instruction or 'expert') or --subgoals (--encoder oracle needs neither)")
     if args.subgoals is not None and args.encoder == "oracle":
         parser.error("--subgoals needs an image encoder, not --encoder oracle")
     if args.torch_threads is not None:
@@ -308,8 +308,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
                 if args.action_penalty > 0:
                     cost = cost + ActionPenalty(args.action_penalty)
             else:
-                if args.goal == "expert":
-                    goal: Any = expert_goal(args.env, seed=seed + 10_000)
+                if args.goal is None:  # the oracle scores the env's own reward, no goal
+                    goal: Any = None
+                elif args.goal == "expert":
+                    goal = expert_goal(args.env, seed=seed + 10_000)
                 else:
                     goal = resolve_goal(args.goal)
                 cost = make_cost(encoder, goal, kind="oracle" if is_oracle else args.cost, when=args.when,

@@ -147,7 +147,17 @@ def _spec_converter(model: Any, src_spec: int, dst_spec: int) -> tuple[np.ndarra
 
 
 def _unwrap_mujoco(env: Any) -> Any:
-    unwrapped = getattr(env, "unwrapped", env)
+    """The outermost layer of ``env``'s wrapper chain that exposes model/data/frame_skip (a wrapper such
+    as ``vip_envs.kitchen.KitchenEnv`` adds the planner hooks above the upstream env), else ``unwrapped``."""
+    layer = env
+    while layer is not None:
+        if all(hasattr(layer, attr) for attr in ("model", "data", "frame_skip")):
+            return _check_mujoco(env, layer)
+        layer = getattr(layer, "env", None)
+    return _check_mujoco(env, getattr(env, "unwrapped", env))
+
+
+def _check_mujoco(env: Any, unwrapped: Any) -> Any:
     for attr in ("model", "data", "frame_skip"):
         if not hasattr(unwrapped, attr):
             name = getattr(getattr(env, "spec", None), "id", None) or type(unwrapped).__name__
@@ -240,6 +250,9 @@ class MujocoDynamics:
         self._to_env = _spec_converter(self.model, self.full_spec, self.env_spec)
         self.env_state_size = mujoco.mj_stateSize(self.model, self.env_spec)
         self.action_to_ctrl: Callable[[np.ndarray], np.ndarray] | None = getattr(first, "action_to_ctrl", None)
+        # envs whose control target depends on the state (FrankaKitchen): controls per control step
+        self.state_action_to_ctrl: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = (
+            None if self.action_to_ctrl is not None else getattr(first, "state_action_to_ctrl", None))
         self.render_hook = getattr(first, "render_states", None)
         self.evaluate_hook = getattr(first, "evaluate_states", None)
         self.image_size = image_size
@@ -300,6 +313,27 @@ class MujocoDynamics:
             )
         return ctrl
 
+    def _rollout_state_controls(self, models: Any, init: np.ndarray, warm: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Rollout for envs whose controls depend on the state: one ``mujoco.rollout`` call per control
+        step (``frame_skip`` physics steps, all samples on the thread pool), controls from the env's
+        ``state_action_to_ctrl`` at that step's start. The solver warm start is carried into the first
+        control step only, so later steps can differ from ``env.step`` in the last digits.
+
+        Returns:
+            float64 ``[N, T, full_size]``.
+        """
+        num, horizon = actions.shape[:2]
+        out = np.empty((num, horizon, self.full_size), dtype=np.float64)
+        current = init
+        for t in range(horizon):
+            ctrl = np.asarray(self.state_action_to_ctrl(current, actions[:, t]), dtype=np.float64)
+            if ctrl.shape != (num, self.model.nu):
+                raise ValueError(f"state_action_to_ctrl must return [N={num}, nu={self.model.nu}], got {list(ctrl.shape)}")
+            ctrl = np.ascontiguousarray(np.broadcast_to(ctrl[:, None], (num, self.frame_skip, self.model.nu)))
+            states, _ = self._pool.rollout(models, self._datas, current, ctrl, initial_warmstart=warm if t == 0 else None)
+            current = out[:, t] = states[:, -1]
+        return out
+
     def rollout(self, states: Any, actions: torch.Tensor, *, needs: frozenset[str] = frozenset({NEEDS_FRAMES})) -> Trajectories:
         """Roll ``actions [E, K, T, A]`` out from ``states [E, nstate]`` (see :meth:`get_state`).
 
@@ -322,15 +356,20 @@ class MujocoDynamics:
         if len(self.models) not in (1, num_envs):
             raise ValueError(f"got {num_envs} states for {len(self.models)} envs")
         act_np = actions.detach().cpu().numpy().astype(np.float64)
-        ctrl = self.controls(act_np).reshape(num_envs * num_k, horizon, 1, -1)
-        ctrl = np.ascontiguousarray(np.broadcast_to(ctrl, (num_envs * num_k, horizon, self.frame_skip, ctrl.shape[-1])))
-        ctrl = ctrl.reshape(num_envs * num_k, horizon * self.frame_skip, -1)
         init = np.repeat(states_np[:, : self.full_size], num_k, axis=0)
         warm = np.repeat(states_np[:, self.full_size :], num_k, axis=0)
         models = self.model if len(self.models) == 1 else [m for m in self.models for _ in range(num_k)]
-        t1 = time.perf_counter()
-        out, _ = self._pool.rollout(models, self._datas, init, ctrl, initial_warmstart=warm)
-        full = out[:, self.frame_skip - 1 :: self.frame_skip].reshape(num_envs, num_k, horizon, self.full_size)
+        if self.state_action_to_ctrl is not None:
+            t1 = time.perf_counter()
+            full = self._rollout_state_controls(models, init, warm, act_np.reshape(num_envs * num_k, horizon, -1))
+            full = full.reshape(num_envs, num_k, horizon, self.full_size)
+        else:
+            ctrl = self.controls(act_np).reshape(num_envs * num_k, horizon, 1, -1)
+            ctrl = np.ascontiguousarray(np.broadcast_to(ctrl, (num_envs * num_k, horizon, self.frame_skip, ctrl.shape[-1])))
+            ctrl = ctrl.reshape(num_envs * num_k, horizon * self.frame_skip, -1)
+            t1 = time.perf_counter()
+            out, _ = self._pool.rollout(models, self._datas, init, ctrl, initial_warmstart=warm)
+            full = out[:, self.frame_skip - 1 :: self.frame_skip].reshape(num_envs, num_k, horizon, self.full_size)
         bad = ~np.isfinite(full).all(axis=(2, 3))  # [E, K]
         if bad.any():  # diverged samples: keep the start state so render / evaluate hooks get finite input
             full = np.where(bad[:, :, None, None], states_np[:, None, None, : self.full_size], full)
