@@ -4,11 +4,26 @@ Writes ``benchmarks/results/few_shot.json`` and ``benchmarks/results/few_shot.md
 
 Protocol (every figure measured in the same run, side by side with its anchors):
 
-* Demos per task, collected with ``vip_rl.collect.collect`` in a fixed repeating order
-  ``expert, noisy(0.3), failed, noisy(0.6)``; 20 demos = **5 expert** (scripted expert, no noise),
-  **5 noisy expert with noise 0.3**, **5 noisy expert with noise 0.6**, **5 failed** (noisy expert,
-  noise 0.45, cut at a uniformly random step before its first success: ``policy="mixed",
-  mix=(0, 0, 1)``). Episodes end at success (the env terminates on success) or after 100 steps.
+* Demos per task, collected with ``vip_rl.collect.collect``; two demo mixes, both in the default run,
+  each in a fixed repeating order of 4 kinds (20 demos = 5 of each kind):
+
+  - **Mix A** (zero-mean bad demos) ``expert, noisy(0.3), failed, noisy(0.6)``: **5 expert** (scripted
+    expert, no noise), **5 noisy expert with noise 0.3**, **5 failed** (noisy expert, noise 0.45, cut at a
+    uniformly random step before its first success: ``policy="mixed", mix=(0, 0, 1)``), **5 noisy expert
+    with noise 0.6**. Its bad demos are noise around the expert or on-path prefixes, so BC averages them out.
+  - **Mix B** (systematically wrong bad demos, the multi-task-data case) ``expert, noisy(0.3), failed,
+    wrong-task``: the same first three kinds (the very same episodes: same collection seeds) and **5
+    wrong-task demos** instead of noisy(0.6): the clean scripted expert of *another* suite task run in this
+    task's scene (every scene holds all objects; ``collect(..., expert_task=...)``), each ending when that
+    other task is done. The other tasks cycle through the tasks that act on a *different* object and are not
+    already done at reset (so never CloseDrawer outside its own scene, never OpenDrawer in CloseDrawer's
+    scene whose drawer starts open): OpenDrawer / CloseDrawer get SlideDoor, PressButton, FlipSwitch,
+    PushBlock, PickPlace; SlideDoor gets OpenDrawer, PressButton, FlipSwitch, PushBlock, PickPlace; etc.;
+    PushBlock / PickPlace get OpenDrawer, SlideDoor, PressButton, FlipSwitch, OpenDrawer (the other block
+    task is excluded: PickPlace's expert can carry the block over PushBlock's target and succeed there).
+    A wrong-task demo never achieves this task (checked: its success rate is reported per kind).
+
+  Episodes end at success (the env terminates on success) or after 100 steps.
 * Goal image for the embedding rewards: the final front frame of one extra successful expert demo
   (a seed not in the training demos), the VIP paper's "goal image" setting.
 * Same policy for every method: MLP (2x128 by default, LayerNorm) on the frozen policy-input encoder's
@@ -19,19 +34,33 @@ Protocol (every figure measured in the same run, side by side with its anchors):
   ``RWR(true)`` (the env's dense reward: oracle anchor), ``RWR(random)`` (progress reward of a
   randomly initialised encoder of the same architecture: anchor).
 * Evaluation: success rate over held-out reset seeds (100000 + i), deterministic actions.
-* Scaling: success vs 5 / 10 / 20 / 50 demos (first k of a 50-demo pool in the order above) on one task.
-* RWR settings (the same for every RWR column): weights ``exp(R / 0.5)`` on R standardised over the
-  dataset, normalised to batch mean 1 and clipped at 20, R = reward-to-go (gamma 0.99). The return kind
-  was picked in a pilot on OpenDrawer / SlideDoor / FlipSwitch (2 seeds, 20 episodes, an intermediate
-  vip-sim checkpoint) by the **true-reward** column: RWR(true) reward-to-go 0.92, per-step reward 0.85,
-  episode return 0.83 mean success (BC 0.92; RWR(vip) 0.97 / 0.64 / 0.79 in the same order).
+* Diagnostic (no training): where each reward puts the RWR weight, per demo kind and, on the expert +
+  noisy(0.3) demos, per quarter of the episode (``weight_shares``).
+* Scaling: success vs 5 / 10 / 20 / 50 demos (first k of a 50-demo pool in the order above) on one task,
+  for each mix.
+* RWR settings (the same for every RWR column of a mix; ``RWR_SETTINGS``): weights ``exp(R / T)`` on R
+  standardised over the dataset, normalised to batch mean 1 and clipped at 20, R = reward-to-go (gamma 0.99);
+  T = 0.5 for mix A, 0.25 for mix B. Both were picked by the **true-reward** column only:
+
+  - Mix A (return kind): pilot on OpenDrawer / SlideDoor / FlipSwitch (2 seeds, 20 episodes, an intermediate
+    vip-sim checkpoint): RWR(true) reward-to-go 0.92, per-step reward 0.85, episode return 0.83 mean success
+    (BC 0.92; RWR(vip) 0.97 / 0.64 / 0.79 in the same order).
+  - Mix B (return kind + temperature): pilot = the full mix-B main study (7 tasks x 3 seeds x 20 held-out
+    episodes, the final vip-sim as policy input) with only BC and RWR(true), RWR(vip) not run. Average
+    success: BC 48; RWR(true) reward-to-go T=0.5: 59, T=0.25: **62**, T=0.1: 31 (collapses on OpenDrawer /
+    SlideDoor / PickPlace), per-step reward T=0.5: 53, episode return T=0.5: 61. T=0.25 is the best; its
+    lead over T=0.5 is within seed noise. The oracle gain over BC (+11 to +14 points) is the check that the
+    mix admits a gain at all (on mix A RWR(true) does not beat BC). The pilot used the demos and seeds of the
+    final run, so mix B's RWR(true) column is the selected, slightly optimistic value; RWR(vip), BC and
+    RWR(random) were not looked at.
 
 Until ``vip-sim`` weights exist the policy input falls back to the random encoder and the
 ``RWR(vip)`` rows are reported as missing; rerun to fill them.
 
 Usage:
     python benchmarks/few_shot.py --quick
-    python benchmarks/few_shot.py                       # full: all 7 tasks x 3 seeds x 20 eval episodes
+    python benchmarks/few_shot.py                       # full: both mixes, all 7 tasks x 3 seeds x 20 eval episodes
+    python benchmarks/few_shot.py --mixes B --methods BC "RWR(true)" --no-scaling --out-name pilot   # oracle check
 """
 from __future__ import annotations
 
@@ -56,7 +85,29 @@ from vip_rl._io import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-PATTERN = ("expert", "noisy0.3", "failed", "noisy0.6")
+MIXES = {  # repeating order of demo kinds per mix (module docstring)
+    "A": ("expert", "noisy0.3", "failed", "noisy0.6"),
+    "B": ("expert", "noisy0.3", "failed", "wrong-task"),
+}
+MIX_TITLES = {
+    "A": "zero-mean bad demos (noisy experts, cut failures)",
+    "B": "systematically wrong bad demos (wrong-task experts)",
+}
+KIND_TEXT = {
+    "expert": "expert (scripted, no noise)",
+    "noisy0.3": "noisy expert (noise 0.3)",
+    "noisy0.6": "noisy expert (noise 0.6)",
+    "failed": "failed (noisy expert, noise 0.45, cut at a random step before success)",
+    "failed-play": "failed (play policy: smooth random exploration)",
+    "wrong-task": "wrong-task (clean scripted expert of another task in this scene, ending when that task is done)",
+}
+KIND_SEED_OFFSET = {"expert": 0, "noisy0.3": 1, "failed": 2, "noisy0.6": 3}  # shared by the mixes: same episodes
+RWR_SETTINGS = {  # per mix, shared by every RWR column of that mix; picked on RWR(true) only (module docstring)
+    "A": {"returns": "reward_to_go", "temperature": 0.5},
+    "B": {"returns": "reward_to_go", "temperature": 0.25},
+}
+OBJECT = {"OpenDrawer": "drawer", "CloseDrawer": "drawer", "SlideDoor": "door", "PressButton": "button",
+          "FlipSwitch": "switch", "PushBlock": "block", "PickPlace": "block"}
 METHODS = ("BC", "RWR(vip)", "RWR(true)", "RWR(random)")
 EVAL_SEED = 100_000
 IMAGE_SIZE = 96
@@ -81,37 +132,68 @@ def suite_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, failed: str = "cut") -> tuple[Path, np.ndarray, dict[str, Any]]:
-    """Collect (or reuse) ``num_demos`` mixed demos + one goal demo; returns (h5 path, goal image, info).
+def wrong_tasks(task: str) -> list[str]:
+    """Other tasks whose experts give the wrong-task demos of ``task``: a different object, not done at reset."""
+    done_at_reset = "OpenDrawer" if task == "CloseDrawer" else "CloseDrawer"
+    return [t for t in OBJECT if OBJECT[t] != OBJECT[task] and t != done_at_reset]
+
+
+def mix_kinds(mix: str, num_demos: int, failed: str = "cut") -> list[str]:
+    """Demo kinds in collection order: the mix's pattern repeated (``failed="play"`` swaps the failed kind)."""
+    pattern = [("failed-play" if k == "failed" and failed == "play" else k) for k in MIXES[mix]]
+    return [pattern[i % len(pattern)] for i in range(num_demos)]
+
+
+def mix_text(mix: str, num_demos: int, failed: str = "cut") -> str:
+    kinds = mix_kinds(mix, num_demos, failed)
+    counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+    return f"{num_demos} demos = " + ", ".join(f"{v} {KIND_TEXT[k]}" for k, v in counts.items())
+
+
+def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, mix: str = "A",
+                  failed: str = "cut") -> tuple[Path, np.ndarray, dict[str, Any]]:
+    """Collect (or reuse) ``num_demos`` demos of mix ``mix`` + one goal demo; returns (h5 path, goal image, info).
 
     ``failed="cut"``: failed demos are noisy-expert rollouts (noise 0.45) cut before their first success;
     ``failed="play"``: failed demos are ``vip_envs.play_policy`` episodes (smooth random exploration).
+    Kinds shared by the mixes use the same collection seeds, so e.g. mix A's and mix B's experts are the
+    same episodes; the j-th wrong-task demo runs the expert of ``wrong_tasks(task)[j % 5]``.
     """
     from vip_rl.collect import collect
     from vip_rl.data import read_episodes, write_episodes
 
-    out = data_dir / (f"{task}_{num_demos}.h5" if failed == "cut" else f"{task}_{num_demos}_{failed}.h5")
+    name = f"{task}_{num_demos}" + ("" if mix == "A" else f"_mix{mix}") + ("" if failed == "cut" else f"_{failed}")
+    out = data_dir / f"{name}.h5"
     goal_file = data_dir / f"{task}_goal.npy"
-    kinds = [PATTERN[i % len(PATTERN)] for i in range(num_demos)]
-    counts = {k: kinds.count(k) for k in PATTERN}
+    kinds = mix_kinds(mix, num_demos, failed)
+    counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+    others = wrong_tasks(task)
     if not out.exists() or not goal_file.exists():
         parts: dict[str, list[Any]] = {}
         settings = {
             "expert": dict(policy="expert"),
             "noisy0.3": dict(policy="noisy", noise=0.3),
             "noisy0.6": dict(policy="noisy", noise=0.6),
-            "failed": dict(policy="mixed", noise=0.45, mix=(0.0, 0.0, 1.0)) if failed == "cut" else dict(policy="play"),
+            "failed": dict(policy="mixed", noise=0.45, mix=(0.0, 0.0, 1.0)),
+            "failed-play": dict(policy="play"),
         }
-        for offset, kind in enumerate(PATTERN):
-            if not counts[kind]:
-                parts[kind] = []
+        for kind, count in counts.items():
+            parts[kind] = []
+            if kind == "wrong-task":  # one collect call per demo: each runs another task's expert
+                for j in range(count):
+                    tmp = data_dir / f".{task}_{kind}_{j}.h5"
+                    collect(task, episodes=1, policy="expert", expert_task=others[j % len(others)], out=tmp,
+                            seed=seed * 100 + 10 + j, image_size=IMAGE_SIZE, progress=False)
+                    parts[kind] += read_episodes(tmp)
+                    tmp.unlink()
                 continue
             tmp = data_dir / f".{task}_{kind}.h5"
-            collect(task, episodes=counts[kind], out=tmp, seed=seed * 100 + offset, image_size=IMAGE_SIZE,
+            offset = KIND_SEED_OFFSET["failed" if kind == "failed-play" else kind]
+            collect(task, episodes=count, out=tmp, seed=seed * 100 + offset, image_size=IMAGE_SIZE,
                     progress=False, **settings[kind])
             parts[kind] = read_episodes(tmp)
             tmp.unlink()
-        taken = {k: 0 for k in PATTERN}
+        taken = {k: 0 for k in counts}
         ordered = []
         for kind in kinds:
             episode = parts[kind][taken[kind]]
@@ -131,13 +213,19 @@ def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, faile
     episodes = read_episodes(out, load_images=False)
     info = {
         "file": str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
+        "mix": mix,
         "counts": counts,
         "success_by_kind": {k: float(np.mean([e.success for e in episodes if e.attrs.get("bench_kind") == k]))
-                            for k in PATTERN if counts[k]},
+                            for k in counts},
+        "steps_by_kind": {k: int(sum(e.num_steps for e in episodes if e.attrs.get("bench_kind") == k)) for k in counts},
         "demo_success_rate": float(np.mean([e.success for e in episodes])),
         "mean_length": float(np.mean([e.num_steps for e in episodes])),
         "seeds": [int(e.attrs["seed"]) for e in episodes],
     }
+    if "wrong-task" in counts:
+        info["wrong_tasks"] = [str(e.attrs["expert_task"]) for e in episodes if e.attrs.get("bench_kind") == "wrong-task"]
+        info["wrong_task_done_rate"] = float(np.mean([bool(e.attrs["expert_task_success"]) for e in episodes
+                                                      if e.attrs.get("bench_kind") == "wrong-task"]))
     return out, np.load(goal_file), info
 
 
@@ -172,6 +260,46 @@ def dataset_arrays(path: Path, goal: np.ndarray, vip: Any, random: Any, cache_di
     arrays["rewards_random"] = rand.rewards
     arrays["metadata"] = base.metadata
     return arrays
+
+
+def weight_shares(arrays: dict[str, Any], kinds: list[str], num_demos: int,
+                  rwr: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """Where each reward source puts the RWR weight (``"BC"``: uniform), as shares of the total.
+
+    Weights as in training (``rwr_weights`` on the standardised return) but normalised over all transitions of
+    the first ``num_demos`` demos instead of one batch. Returns ``{"by_kind": {source: {kind: share}},
+    "good_by_quarter": {source: {"q1".."q4": share}}}``; the second splits the weight on the expert and
+    noisy(0.3) demos by the quarter of their episode a transition lies in (does a reward teach the whole task?).
+    """
+    import torch
+
+    from vip_rl.policies import PolicyDataset, rwr_weights
+
+    fields = ("embeddings", "states", "actions", "true_rewards", "episode_ids", "timesteps", "episode_success")
+    sources = {"BC": None, "RWR(vip)": arrays["rewards_vip"], "RWR(true)": arrays["true_rewards"],
+               "RWR(random)": arrays["rewards_random"]}
+    out: dict[str, dict[str, dict[str, float]]] = {"by_kind": {}, "good_by_quarter": {}}
+    for name, rewards in sources.items():
+        if rewards is not None and not np.all(np.isfinite(rewards)):
+            continue  # RWR(vip) without vip-sim
+        dataset = PolicyDataset(**{f: arrays[f] for f in fields}, metadata=arrays["metadata"],
+                                rewards=arrays["true_rewards"] if rewards is None else rewards,
+                                ).select_episodes(range(num_demos))
+        kind_of = np.array(kinds)[dataset.episode_ids]
+        if rewards is None:
+            weights = np.ones(len(dataset))
+        else:
+            returns = dataset.returns(rwr["returns"], gamma=rwr["gamma"])
+            returns = (returns - returns.mean()) / max(float(returns.std()), 1e-12)
+            weights = rwr_weights(torch.as_tensor(returns), temperature=rwr["temperature"],
+                                  max_weight=rwr["max_weight"]).double().numpy()
+        out["by_kind"][name] = {k: float(weights[kind_of == k].sum() / weights.sum()) for k in dict.fromkeys(kinds)}
+        good = np.isin(kind_of, ("expert", "noisy0.3"))
+        lengths = np.bincount(dataset.episode_ids)
+        quarter = np.minimum(4 * dataset.timesteps // lengths[dataset.episode_ids], 3)
+        out["good_by_quarter"][name] = {f"q{q + 1}": float(weights[good & (quarter == q)].sum() / weights[good].sum())
+                                        for q in range(4)}
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -221,7 +349,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     eval_s = time.perf_counter() - start
     steps = sum(e["length"] for e in evaluation["per_episode"])
     return {
-        **{k: job[k] for k in ("task", "method", "seed", "num_demos", "study")},
+        **{k: job[k] for k in ("mix", "task", "method", "seed", "num_demos", "study")},
         "success_rate": evaluation["success_rate"],
         "mean_return": evaluation["mean_return"],
         "mean_final_progress": float(np.mean([e["final_task_progress"] for e in evaluation["per_episode"]])),
@@ -243,8 +371,8 @@ def _fmt(values: list[float]) -> str:
     return f"{mean:.0f} ± {100 * float(np.std(values)):.0f}" if len(values) > 1 else f"{mean:.0f}"
 
 
-def summarise(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) -> dict[str, Any]:
-    main = [r for r in rows if r["study"] == "main"]
+def summarise(rows: list[dict[str, Any]], tasks: list[str], methods: list[str], mix: str) -> dict[str, Any]:
+    main = [r for r in rows if r["study"] == "main" and r["mix"] == mix]
     table: dict[str, dict[str, Any]] = {}
     for task in tasks:
         table[task] = {}
@@ -258,21 +386,34 @@ def summarise(rows: list[dict[str, Any]], tasks: list[str], methods: list[str]) 
     return {"per_task": table, "average": average}
 
 
-def targets(average: dict[str, float | None]) -> dict[str, Any]:
+def targets(average: dict[str, float | None], *, vip_missing: bool = False) -> dict[str, Any]:
+    """Issue #7 targets: RWR(vip) - BC >= 15 points and RWR(true) - RWR(vip) <= 10 points (average success)."""
     vip, bc, true = average.get("RWR(vip)"), average.get("BC"), average.get("RWR(true)")
     out: dict[str, Any] = {}
-    if bc is None or true is None:
-        return {"rwr_vip_minus_bc": {"value": None, "target": ">= 15 points", "status": "not measured yet"},
-                "rwr_true_minus_rwr_vip": {"value": None, "target": "<= 10 points", "status": "not measured yet"}}
-    if vip is None:
-        out["rwr_vip_minus_bc"] = {"value": None, "target": ">= 15 points", "status": "not measured (vip-sim missing)"}
-        out["rwr_true_minus_rwr_vip"] = {"value": None, "target": "<= 10 points", "status": "not measured (vip-sim missing)"}
+    if vip is None or bc is None or true is None:
+        why = ("not measured (vip-sim missing)" if vip_missing
+               else "not measured (needs BC, RWR(vip) and RWR(true) on every task)")
+        out["rwr_vip_minus_bc"] = {"value": None, "target": ">= 15 points", "status": why}
+        out["rwr_true_minus_rwr_vip"] = {"value": None, "target": "<= 10 points", "status": why}
         return out
     gain = 100 * (vip - bc)
     gap = 100 * (true - vip)
     out["rwr_vip_minus_bc"] = {"value": gain, "target": ">= 15 points", "status": "met" if gain >= 15 else "MISSED"}
     out["rwr_true_minus_rwr_vip"] = {"value": gap, "target": "<= 10 points", "status": "met" if gap <= 10 else "MISSED"}
     return out
+
+
+NOTES = [
+    "The reward-to-go of a progress reward r_t = d(o_t, g) - d(o_t+1, g) telescopes to about d(o_t, g) - d(o_T, g), "
+    "the distance still to cover: it is largest at the start of every demo, so RWR on it up-weights the approach and "
+    "down-weights the final manipulation steps (the q1..q4 columns: RWR(vip) puts most of its weight on q1). "
+    "The dense env reward instead accumulates over an episode and the env ends at success, so RWR(true)'s "
+    "reward-to-go favours slow, noisy demos, which collect more reward before they succeed (mix A: its share on "
+    "noisy(0.6)).",
+    "An earlier run of mix A with *play-policy* failures instead of cut failures (5 tasks OpenDrawer .. FlipSwitch, "
+    "same settings) gave BC 73 / RWR(vip) 75 / RWR(true) 69 / RWR(random) 84 average success: also no gain over BC "
+    "(reproduce with `--mixes A --failed play --out-name few_shot_play_failures`).",
+]
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -283,10 +424,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"**{report['status']}** (figures below cover the finished jobs only)", ""]
     lines.append(
         f"Success rate (%) over {cfg['eval_episodes']} held-out reset seeds per policy, mean ± std over "
-        f"{len(cfg['seeds'])} training seeds; {cfg['num_demos']} demos per task "
-        f"({report['demo_mix']}). Policy input: `{report['input_encoder']}` embedding of the front "
-        f"{IMAGE_SIZE} px frame + proprio state; MLP {list(cfg['train']['hidden'])}, {cfg['train']['steps']} steps, batch {cfg['train']['batch_size']}; "
-        f"RWR: {cfg['rwr']}."
+        f"{len(cfg['seeds'])} training seeds; {cfg['num_demos']} demos per task. Policy input: `{report['input_encoder']}` "
+        f"embedding of the front {IMAGE_SIZE} px frame + proprio state; MLP {list(cfg['train']['hidden'])}, "
+        f"{cfg['train']['steps']} steps, batch {cfg['train']['batch_size']}; RWR weights exp(R / temperature) on "
+        f"standardised R, clipped at {cfg['max_weight']} (temperature and R per mix below). "
+        f"Goal image of the embedding rewards: {cfg['goal']}."
     )
     if report.get("vip_encoder_note"):
         lines += ["", f"`{report['input_encoder']}` weights used here (fingerprint {report['vip_encoder_fingerprint']}): "
@@ -294,24 +436,43 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("vip_missing"):
         lines += ["", f"**`vip-sim` missing** ({report['vip_missing']}): the policy input uses the random encoder and the "
                       "RWR(vip) column is empty; rerun this script once the weights exist."]
-    lines += ["", "| task | demo success | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
-    for task, per_method in report["summary"]["per_task"].items():
-        demo = report["data"][task]["demo_success_rate"]
-        cells = [_fmt(per_method[m]["per_seed"]) for m in methods]
-        lines.append(f"| {task} | {100 * demo:.0f} | " + " | ".join(cells) + " |")
-    avg = report["summary"]["average"]
-    lines.append("| **average** | | " + " | ".join("n/a" if avg[m] is None else f"**{100 * avg[m]:.0f}**" for m in methods) + " |")
-    lines += ["", "Targets:", ""]
-    for name, item in report["targets"].items():
-        value = "n/a" if item["value"] is None else f"{item['value']:+.1f} points"
-        lines.append(f"- `{name}` = {value} (target {item['target']}): **{item['status']}**")
-    if report.get("scaling"):
-        sc = report["scaling"]
-        lines += ["", f"## Success vs number of demos ({sc['task']} only, same mix order, {len(cfg['seeds'])} seeds)", "",
-                  "| demos | " + " | ".join(sc["methods"]) + " |", "|---|" + "---|" * len(sc["methods"])]
-        for k in sc["num_demos"]:
-            cells = [_fmt(sc["table"][str(k)][m]) for m in sc["methods"]]
-            lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    for mix, part in report["mixes"].items():
+        lines += ["", f"## Mix {mix}: {MIX_TITLES[mix]}", "", f"Demos per task (repeating in this order): {part['demo_mix']}. "
+                  f"RWR: R = {part['rwr']['returns']} (gamma {part['rwr']['gamma']}), temperature {part['rwr']['temperature']}."]
+        if part.get("wrong_tasks"):
+            lines += ["", "Wrong-task demos (expert of): " + "; ".join(
+                f"{t}: {', '.join(v)}" for t, v in part["wrong_tasks"].items())
+                + f". Wrong-task demos that achieved this task: {part['wrong_task_success']:.0%}."]
+        lines += ["", "| task | demo success | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+        for task, per_method in part["summary"]["per_task"].items():
+            demo = part["data"][task]["demo_success_rate"]
+            cells = [_fmt(per_method[m]["per_seed"]) for m in methods]
+            lines.append(f"| {task} | {100 * demo:.0f} | " + " | ".join(cells) + " |")
+        avg = part["summary"]["average"]
+        lines.append("| **average** | | " + " | ".join("n/a" if avg[m] is None else f"**{100 * avg[m]:.0f}**" for m in methods) + " |")
+        if part.get("weight_share", {}).get("by_kind"):
+            by_kind, by_quarter = part["weight_share"]["by_kind"], part["weight_share"]["good_by_quarter"]
+            kinds = list(next(iter(by_kind.values())))
+            lines += ["", f"Where the RWR weight goes (%; mean over tasks; weights as in training but normalised over the "
+                          f"whole {cfg['num_demos']}-demo set; BC = uniform): share per demo kind | share of the weight on "
+                          "the expert + noisy(0.3) demos per quarter of their episode (q1 = first 25 % of the steps)", "",
+                      "| weights | " + " | ".join(kinds) + " | q1 | q2 | q3 | q4 |", "|---|" + "---|" * (len(kinds) + 4)]
+            for source, share in by_kind.items():
+                lines.append(f"| {source} | " + " | ".join(f"{100 * share[k]:.0f}" for k in kinds) + " | "
+                             + " | ".join(f"{100 * by_quarter[source][f'q{q}']:.0f}" for q in range(1, 5)) + " |")
+        lines += ["", f"Targets (mix {mix}):", ""]
+        for name, item in part["targets"].items():
+            value = "n/a" if item["value"] is None else f"{item['value']:+.1f} points"
+            lines.append(f"- `{name}` = {value} (target {item['target']}): **{item['status']}**")
+        if part.get("scaling"):
+            sc = part["scaling"]
+            lines += ["", f"### Mix {mix}: success vs number of demos ({sc['task']} only, first k of a "
+                          f"{max(sc['num_demos'])}-demo pool in the same order, {len(cfg['seeds'])} seeds)", "",
+                      "| demos | " + " | ".join(sc["methods"]) + " |", "|---|" + "---|" * len(sc["methods"])]
+            for k in sc["num_demos"]:
+                cells = [_fmt(sc["table"][str(k)][m]) for m in sc["methods"]]
+                lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines += ["", "## Notes", ""] + [f"- {note}" for note in report.get("notes", [])]
     t = report["timing"]
     lines += ["", "## Cost", "",
               f"- total wall time {t['total_s']:.0f} s on {t['workers']} worker process(es) (1 torch thread each), "
@@ -331,6 +492,8 @@ def markdown(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 tasks, 1 seed, 10 eval episodes, short training")
+    parser.add_argument("--mixes", nargs="+", default=list(MIXES), choices=list(MIXES),
+                        help="demo mixes to run (module docstring); default: all")
     parser.add_argument("--tasks", nargs="+", default=["OpenDrawer", "CloseDrawer", "SlideDoor", "PressButton", "FlipSwitch",
                                                        "PushBlock", "PickPlace"])
     parser.add_argument("--seeds", type=int, default=3)
@@ -339,9 +502,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--hidden", type=int, nargs="+", default=[128, 128])
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--temperature", type=float, default=0.5)
-    parser.add_argument("--returns", default="reward_to_go", choices=("reward", "reward_to_go", "return"),
-                        help="RWR return for every RWR variant (chosen on RWR(true) in a pilot: see the module docstring)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="RWR temperature for every mix (default: per mix, RWR_SETTINGS)")
+    parser.add_argument("--returns", default=None, choices=("reward", "reward_to_go", "return"),
+                        help="RWR return for every mix (default: per mix, RWR_SETTINGS, chosen on RWR(true) in pilots: "
+                             "see the module docstring)")
     parser.add_argument("--max-weight", type=float, default=20.0)
     parser.add_argument("--vip-encoder", default="vip-sim")
     parser.add_argument("--scaling-task", default="OpenDrawer")
@@ -356,6 +521,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "bench_few_shot"))
     parser.add_argument("--out-name", default="few_shot")
     args = parser.parse_args(argv)
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        parser.error(f"--methods must be among {list(METHODS)}, got {unknown}")
+    unknown = [t for t in args.tasks if t not in OBJECT]
+    if unknown:
+        parser.error(f"--tasks must be among {list(OBJECT)}, got {unknown}")
     if args.quick:
         args.tasks = args.tasks[:2]
         args.seeds, args.eval_episodes, args.steps = 1, 10, 400
@@ -376,87 +547,110 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in args.methods if not (vip is None and m == "RWR(vip)")]
     input_encoder = "vip" if vip is not None else "random"
 
+    rwr = {mix: dict(temperature=args.temperature if args.temperature is not None else RWR_SETTINGS[mix]["temperature"],
+                     returns=args.returns or RWR_SETTINGS[mix]["returns"], max_weight=args.max_weight, gamma=0.99)
+           for mix in args.mixes}
+
     # ---- data
     scaling = not args.no_scaling and args.scaling_task
     pool_sizes = {t: args.num_demos for t in args.tasks}
     if scaling:
         pool_sizes[args.scaling_task] = max(pool_sizes.get(args.scaling_task, 0), max(args.scaling_demos))
-    data_info: dict[str, Any] = {}
-    arrays_path: dict[str, Path] = {}
+    data_info: dict[str, dict[str, Any]] = {mix: {} for mix in args.mixes}
+    arrays_path: dict[tuple[str, str], Path] = {}
     demo_seeds: set[int] = set()
-    for index, (task, size) in enumerate(pool_sizes.items()):
-        path, goal, info = collect_demos(task, size, data_dir, seed=index + 1, failed=args.failed)
-        arrays = dataset_arrays(path, goal, vip, random, cache_dir)
-        meta = arrays.pop("metadata")
-        file = arrays_dir / f"{task}_{size}_{args.failed}_{input_encoder}.npz"
-        np.savez(file, metadata=json.dumps(meta), **arrays)
-        arrays_path[task] = file
-        data_info[task] = info
-        demo_seeds |= set(info["seeds"])
-        print(f"[data] {task}: {size} demos, success {info['demo_success_rate']:.0%} by kind {info['success_by_kind']}", flush=True)
+    for mix in args.mixes:
+        for index, (task, size) in enumerate(pool_sizes.items()):
+            path, goal, info = collect_demos(task, size, data_dir, seed=index + 1, mix=mix, failed=args.failed)
+            arrays = dataset_arrays(path, goal, vip, random, cache_dir)
+            info["weight_share"] = weight_shares(arrays, mix_kinds(mix, size, args.failed), args.num_demos, rwr[mix])
+            meta = arrays.pop("metadata")
+            file = arrays_dir / f"{path.stem}_{input_encoder}.npz"
+            np.savez(file, metadata=json.dumps(meta), **arrays)
+            arrays_path[mix, task] = file
+            data_info[mix][task] = info
+            demo_seeds |= set(info["seeds"])
+            print(f"[data] mix {mix} {task}: {size} demos, success {info['demo_success_rate']:.0%} "
+                  f"by kind {info['success_by_kind']}", flush=True)
     data_s = time.perf_counter() - start
     eval_seeds = set(range(EVAL_SEED, EVAL_SEED + args.eval_episodes))
 
     # ---- jobs
     train = dict(steps=args.steps, batch_size=args.batch_size, lr=1e-3, hidden=tuple(args.hidden), head="deterministic",
                  state_indices=(0, 1, 2, 3, 4, 5, 6, 7))
-    rwr = dict(temperature=args.temperature, returns=args.returns, max_weight=args.max_weight, gamma=0.99)
-    base = dict(train=train, rwr=rwr, eval_episodes=args.eval_episodes, input_encoder=input_encoder)
-    jobs = []
-    for task in args.tasks:
-        for method in methods:
-            for seed in range(args.seeds):
-                jobs.append(dict(base, task=task, method=method, seed=seed, num_demos=args.num_demos, study="main",
-                                 arrays=str(arrays_path[task])))
+    base = dict(train=train, eval_episodes=args.eval_episodes, input_encoder=input_encoder)
     scaling_methods = [m for m in args.scaling_methods if m in methods]
     if vip is None and "RWR(vip)" in args.scaling_methods and "RWR(true)" not in scaling_methods and "RWR(true)" in methods:
         scaling_methods.append("RWR(true)")
-    if scaling:
-        for k in args.scaling_demos:
-            if k == args.num_demos and args.scaling_task in args.tasks:
-                continue  # reuse the main study's runs
-            for method in scaling_methods:
+    jobs = []
+    for mix in args.mixes:
+        for task in args.tasks:
+            for method in methods:
                 for seed in range(args.seeds):
-                    jobs.append(dict(base, task=args.scaling_task, method=method, seed=seed, num_demos=k, study="scaling",
-                                     arrays=str(arrays_path[args.scaling_task])))
+                    jobs.append(dict(base, rwr=rwr[mix], mix=mix, task=task, method=method, seed=seed, num_demos=args.num_demos,
+                                     study="main", arrays=str(arrays_path[mix, task])))
+        if scaling:
+            for k in args.scaling_demos:
+                if k == args.num_demos and args.scaling_task in args.tasks:
+                    continue  # reuse the main study's runs
+                for method in scaling_methods:
+                    for seed in range(args.seeds):
+                        jobs.append(dict(base, rwr=rwr[mix], mix=mix, task=args.scaling_task, method=method, seed=seed, num_demos=k,
+                                         study="scaling", arrays=str(arrays_path[mix, args.scaling_task])))
     print(f"[jobs] {len(jobs)} train+eval jobs on {args.workers} workers", flush=True)
     rows: list[dict[str, Any]] = []
 
-    def write_report(final: bool) -> dict[str, Any]:
-        summary = summarise(rows, args.tasks, methods)
+    def mix_report(mix: str) -> dict[str, Any]:
+        summary = summarise(rows, args.tasks, methods, mix)
         scaling_report = None
         if scaling:
             table: dict[str, dict[str, list[float]]] = {}
             for k in args.scaling_demos:
                 study = "main" if (k == args.num_demos and args.scaling_task in args.tasks) else "scaling"
-                table[str(k)] = {m: [r["success_rate"] for r in rows if r["task"] == args.scaling_task and r["method"] == m
-                                     and r["num_demos"] == k and r["study"] == study] for m in scaling_methods}
-            scaling_report = {"task": args.scaling_task, "num_demos": args.scaling_demos, "methods": scaling_methods, "table": table}
+                table[str(k)] = {m: [r["success_rate"] for r in rows if r["mix"] == mix and r["task"] == args.scaling_task
+                                     and r["method"] == m and r["num_demos"] == k and r["study"] == study]
+                                 for m in scaling_methods}
+            scaling_report = {"task": args.scaling_task, "num_demos": args.scaling_demos, "methods": scaling_methods,
+                              "table": table}
+        part = {"kinds": list(MIXES[mix]), "demo_mix": mix_text(mix, args.num_demos, args.failed), "rwr": rwr[mix],
+                "data": data_info[mix], "summary": summary,
+                "targets": targets(summary["average"], vip_missing=vip is None),
+                "scaling": scaling_report}
+        shares: dict[str, dict[str, dict[str, float]]] = {"by_kind": {}, "good_by_quarter": {}}
+        for view in shares:
+            for source in ("BC", *METHODS[1:]):
+                per_task = [data_info[mix][t]["weight_share"][view][source] for t in args.tasks
+                            if source in data_info[mix][t]["weight_share"][view]]
+                if len(per_task) == len(args.tasks):
+                    shares[view][source] = {k: float(np.mean([d[k] for d in per_task])) for k in per_task[0]}
+        part["weight_share"] = shares
+        if "wrong-task" in MIXES[mix]:
+            part["wrong_tasks"] = {t: data_info[mix][t]["wrong_tasks"][:mix_kinds(mix, args.num_demos).count("wrong-task")]
+                                   for t in args.tasks}
+            part["wrong_task_success"] = float(np.mean([data_info[mix][t]["success_by_kind"]["wrong-task"]
+                                                        for t in pool_sizes]))
+        return part
+
+    def write_report(final: bool) -> dict[str, Any]:
         steps = sum(r["eval_env_steps"] for r in rows)
-        mix = {k: [PATTERN[i % 4] for i in range(args.num_demos)].count(k) for k in PATTERN}
         report = {
             "benchmark": "few_shot",
             "status": "complete" if final else f"PARTIAL: {len(rows)}/{len(jobs)} jobs done",
             "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads_per_worker": 1,
                         "load_average_1min": os.getloadavg()[0]},
-            "config": {"tasks": args.tasks, "seeds": list(range(args.seeds)), "num_demos": args.num_demos,
-                       "eval_episodes": args.eval_episodes, "eval_seed_start": EVAL_SEED, "train": {**train, "lr": 1e-3},
-                       "rwr": rwr, "quick": args.quick, "suite_fingerprint": fingerprint,
-                       "goal": "final front frame of one extra successful expert demo"},
-            "demo_mix": "repeating expert, noisy 0.3, failed ("
-                        + ("noisy 0.45 cut before success" if args.failed == "cut" else "play policy: smooth random exploration")
-                        + "), noisy 0.6; "
-                        f"{args.num_demos} demos = " + ", ".join(f"{v} {k}" for k, v in mix.items()),
+            "config": {"tasks": args.tasks, "mixes": args.mixes, "seeds": list(range(args.seeds)),
+                       "num_demos": args.num_demos, "eval_episodes": args.eval_episodes, "eval_seed_start": EVAL_SEED,
+                       "train": {**train, "lr": 1e-3}, "max_weight": args.max_weight, "quick": args.quick, "failed": args.failed,
+                       "suite_fingerprint": fingerprint,
+                       "goal": "final front frame of one extra successful expert demo of the task (unseen seed)"},
             "input_encoder": args.vip_encoder if vip is not None else "random (vip-sim missing)",
             "vip_encoder_fingerprint": encoder_fingerprint(vip) if vip is not None else None,
             "vip_encoder_note": (vip.config.get("training") or {}).get("note") if vip is not None else None,
             "vip_missing": vip_missing,
             "methods": methods,
-            "data": data_info,
-            "summary": summary,
-            "targets": targets(summary["average"]),
-            "scaling": scaling_report,
+            "mixes": {mix: mix_report(mix) for mix in args.mixes},
+            "notes": NOTES,
             "rows": rows,
             "seed_overlap": len(eval_seeds & demo_seeds),
             "timing": {"total_s": time.perf_counter() - start, "data_s": data_s, "workers": args.workers,
@@ -474,8 +668,9 @@ def main(argv: list[str] | None = None) -> int:
     with context.Pool(args.workers, initializer=_init_worker, initargs=(args.vip_encoder,)) as pool:
         for row in pool.imap_unordered(run_job, jobs):
             rows.append(row)
-            print(f"[{len(rows)}/{len(jobs)}] {row['task']} {row['method']} seed={row['seed']} n={row['num_demos']}: "
-                  f"success {row['success_rate']:.2f} (train {row['train_s']:.1f}s eval {row['eval_s']:.1f}s)", flush=True)
+            print(f"[{len(rows)}/{len(jobs)}] mix {row['mix']} {row['task']} {row['method']} seed={row['seed']} "
+                  f"n={row['num_demos']}: success {row['success_rate']:.2f} "
+                  f"(train {row['train_s']:.1f}s eval {row['eval_s']:.1f}s)", flush=True)
             write_report(final=False)
     print(markdown(write_report(final=True)))
     return 0

@@ -188,13 +188,15 @@ class _Scripted:
         return self._move(ee, [bin_xy[0], bin_xy[1], 0.1], OPEN)
 
 
-def expert(env: gym.Env, noise: float = 0.0, seed: int | None = None) -> Policy:
-    """Scripted expert for the env's task.
+def expert(env: gym.Env, noise: float = 0.0, seed: int | None = None, *, task: str | None = None) -> Policy:
+    """Scripted expert for the env's task (or, with ``task``, for another task in the same scene).
 
     Args:
         env: a ``vip_envs`` env (wrapped or not); the expert reads ``env.unwrapped.data``.
         noise: standard deviation of Gaussian noise added to each action (then clipped to [-1, 1]).
         seed: seed of the noise generator.
+        task: solve this suite task instead of the env's own (every scene holds every object), e.g. for
+            the wrong-task demos of a multi-task dataset.
 
     Returns:
         ``policy(obs) -> float32 [4]``; call it once per step, in order (it keeps a phase).
@@ -205,7 +207,9 @@ def expert(env: gym.Env, noise: float = 0.0, seed: int | None = None) -> Policy:
     """
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite float >= 0, got {noise!r}")
-    return _Scripted(_unwrap(env), noise, seed)
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task must be None or one of {list(TASKS)}, got {task!r}")
+    return _Scripted(_unwrap(env), noise, seed, task=task)
 
 
 class _Play:

@@ -204,3 +204,40 @@ def test_collect_cli_real_suite(tmp_path: Path, capsys) -> None:
     assert ep.frames["front"].shape[1:] == (64, 64, 3) and ep.frames["front"].shape[0] == ep.num_steps + 1
     assert ep.actions.shape[1] == 4 and ep.sim_states is not None and ep.instruction
     assert ep.frames["front"][0].std() > 0  # a rendered scene, not a blank image
+
+
+def test_collect_expert_task_bad_input(fake_suite, tmp_path: Path) -> None:
+    out = tmp_path / "x.h5"
+    with pytest.raises(ValueError, match=r"expert_task must be None or one of \('Fake',\), got 'Nope'"):
+        collect("Fake", episodes=1, expert_task="Nope", out=out, progress=False)
+    with pytest.raises(ValueError, match="expert_task='Fake' needs policy 'expert' or 'noisy', got policy='play'"):
+        collect("Fake", episodes=1, policy="play", expert_task="Fake", out=out, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not _real_suite_available(), reason="vip_envs suite not importable yet")
+def test_collect_wrong_task_demos_real_suite(tmp_path: Path, capsys) -> None:
+    """The expert of another task in this task's scene: ends when that task is done, never this task's success."""
+    from vip_envs.tasks import task_metrics
+
+    out = tmp_path / "wrong.h5"
+    code = cli(["OpenDrawer", "--episodes", "2", "--expert-task", "PressButton", "--size", "16", "--seed", "0",
+                "--out", str(out), "--no-progress"])
+    assert code == 0 and "collected 2 episodes" in capsys.readouterr().out
+    own = read_episodes(collect("OpenDrawer", episodes=2, image_size=16, seed=0, out=tmp_path / "own.h5", progress=False),
+                        load_images=False)
+    import gymnasium as gym
+
+    unwrapped = gym.make("vip_envs/OpenDrawer-v0").unwrapped
+    nq = unwrapped.model.nq
+    for ep, own_ep in zip(read_episodes(out, load_images=False), own):
+        assert ep.attrs["expert_task"] == "PressButton" and ep.attrs["expert_task_success"]
+        assert ep.attrs["policy"] == "expert" and ep.attrs["noise"] == 0.0 and ep.task == "OpenDrawer"
+        assert not ep.success and not ep.successes.any() and ep.dones[-1] and ep.num_steps < 100
+        assert ep.attrs["seed"] == own_ep.attrs["seed"]  # same scene as this task's own expert demo ...
+        n = min(ep.num_steps, own_ep.num_steps)
+        assert not np.allclose(ep.actions[:n], own_ep.actions[:n])  # ... but another task's behaviour
+        qpos = ep.sim_states[:, 1:1 + nq]  # mjSTATE_FULLPHYSICS: time, qpos, qvel, ...
+        pressed = task_metrics("PressButton", unwrapped.layout, qpos)[0]
+        assert pressed[-1] and not pressed[:-1].any()  # ends at the first step the button is pressed
+    assert "expert_task" not in own[0].attrs  # the default behaviour and attrs are unchanged

@@ -464,3 +464,23 @@ def test_kitchen_interface():
     env.step(actions[1])
     np.testing.assert_array_equal(obs_a["observation"], kept)
     env.close()
+
+
+def test_expert_of_another_task_in_the_same_scene():
+    """expert(env, task=...) solves another task in the env's scene and not the env's own."""
+    from vip_envs.tasks import task_metrics
+
+    env = make("OpenDrawer")
+    obs, _ = env.reset(seed=4)
+    policy = vip_envs.expert(env, seed=0, task="PressButton")
+    base = env.unwrapped
+    pressed = False
+    for _ in range(80):
+        obs, _, terminated, truncated, info = env.step(policy(obs))
+        pressed = pressed or bool(task_metrics("PressButton", base.layout, base.data.qpos[None])[0][0])
+        if pressed or terminated or truncated:
+            break
+    assert pressed and not info["success"]
+    with pytest.raises(ValueError, match="task"):
+        vip_envs.expert(env, task="FlyAway")
+    env.close()

@@ -10,6 +10,14 @@ Policies (``policy=``):
   expert rollout cut at a uniformly random step before its first success. The drawn kind is stored
   in the demo attr ``mixed_kind``. Used for BC-vs-RWR from mixed demos.
 
+``expert_task`` (``policy="expert"`` or ``"noisy"`` only) runs the scripted expert of *another* suite task in
+this task's scene (every scene holds every object): a "wrong-task" demo, the systematic off-task data of a
+multi-task robot dataset. Such an episode ends at the first step where ``expert_task``'s own success
+predicate turns true (the other task is done, as its demo would end), at this task's success (the env
+terminates), or at the step limit; if ``expert_task`` already holds at reset (e.g. ``CloseDrawer`` in a
+scene whose drawer starts closed) only the latter two apply. Attrs gain ``expert_task`` and
+``expert_task_success``; ``success`` stays this task's success.
+
 ``early_stop_prob`` cuts any episode with that probability the same way (uniform step before the
 first success, or anywhere when it never succeeds); cut episodes get ``early_stopped=True``.
 
@@ -43,7 +51,8 @@ _MIXED_KINDS = ("expert", "noisy", "failed")
 def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float | None, cameras: Sequence[str],
                 image_size: int,
                 embodiment: str, early_stop_prob: float, max_steps: int | None,
-                mix: Sequence[float], out: str | os.PathLike) -> tuple[str, list[str], np.ndarray]:
+                mix: Sequence[float], out: str | os.PathLike,
+                expert_task: str | None = None) -> tuple[str, list[str], np.ndarray]:
     import gymnasium
     import vip_envs  # registers the tasks
 
@@ -57,6 +66,11 @@ def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float |
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if expert_task is not None:
+        if not isinstance(expert_task, str) or expert_task not in tasks:
+            raise ValueError(f"expert_task must be None or one of {tasks}, got {expert_task!r}")
+        if policy not in ("expert", "noisy"):
+            raise ValueError(f"expert_task={expert_task!r} needs policy 'expert' or 'noisy', got policy={policy!r}")
     if noise is not None and not (isinstance(noise, (int, float)) and np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite float >= 0 or None, got {noise!r}")
     if isinstance(cameras, str):
@@ -86,12 +100,33 @@ def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float |
     return env_id, cameras, weights / weights.sum()
 
 
+def _other_task_expert(env: Any, expert_task: str, *, noise: float, seed: int) -> Callable[[Any], np.ndarray]:
+    """The scripted expert of ``expert_task`` acting in ``env``'s scene."""
+    import vip_envs
+
+    return vip_envs.expert(env, noise=noise, seed=seed, task=expert_task)
+
+
+def _task_done_fn(env: Any, expert_task: str) -> Callable[[], bool]:
+    """``done() -> bool``: whether ``expert_task``'s success predicate holds in ``env``'s current physics state."""
+    from vip_envs.tasks import task_metrics
+
+    unwrapped = env.unwrapped
+    return lambda: bool(task_metrics(expert_task, unwrapped.layout, unwrapped.data.qpos[None])[0][0])
+
+
 def _rollout(env: Any, make_policy: Callable[[Any], Callable[[Any], np.ndarray]], *, env_seed: int,
-             stop_on_success: bool) -> dict[str, Any]:
-    """Run one episode until terminated / truncated; returns per-step lists (states include o_0)."""
+             stop_on_success: bool, expert_task: str | None = None) -> dict[str, Any]:
+    """Run one episode until terminated / truncated; returns per-step lists (states include o_0).
+
+    With ``expert_task`` the episode also ends at the first step where that task's success turns true.
+    """
     unwrapped = env.unwrapped
     obs, info = env.reset(seed=env_seed)
     policy_fn = make_policy(env)  # build the policy after reset: experts read the new scene
+    task_done = _task_done_fn(env, expert_task) if expert_task is not None else None
+    done_at_reset = task_done() if task_done is not None else False
+    other_success = False
     states, sims = [np.asarray(obs, np.float32)], [np.asarray(unwrapped.get_state(), np.float64)]
     progress = [float(info["task_progress"]) if "task_progress" in info
                 else float(unwrapped.evaluate_states(sims[0][None])["task_progress"][0])]
@@ -110,8 +145,13 @@ def _rollout(env: Any, make_policy: Callable[[Any], Callable[[Any], np.ndarray]]
         if stop_on_success and successes[-1] and not (terminated or truncated):
             truncated = True
             dones[-1] = True
+        if task_done is not None and not done_at_reset and not other_success and task_done():
+            other_success = True
+            if not (terminated or truncated):
+                truncated = True
+                dones[-1] = True
     return {"states": states, "sims": sims, "progress": progress, "actions": actions, "rewards": rewards,
-            "dones": dones, "successes": successes, "terminated": bool(terminated)}
+            "dones": dones, "successes": successes, "terminated": bool(terminated), "other_success": other_success}
 
 
 def _cut_before_success(roll: dict[str, Any], rng: np.random.Generator) -> bool:
@@ -150,7 +190,7 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
             out: str | os.PathLike, preview_dir: str | os.PathLike | None = None, early_stop_prob: float = 0.0,
             max_steps: int | None = None, progress: bool = True, mix: Sequence[float] = (1 / 3, 1 / 3, 1 / 3),
             stop_on_success: bool = False, compression: str | None = DEFAULT_COMPRESSION,
-            d4rl_out: str | os.PathLike | None = None) -> Path:
+            d4rl_out: str | os.PathLike | None = None, expert_task: str | None = None) -> Path:
     """Roll out a policy on ``vip_envs/<task>-v0`` and write the episodes to ``out`` (suite HDF5, atomic).
 
     Args:
@@ -171,19 +211,22 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
         stop_on_success: end an episode at its first successful step.
         compression: image compression of the HDF5 file.
         d4rl_out: also export D4RL's flat layout there (camera ``cameras[0]``).
+        expert_task: run the scripted expert of this other suite task in ``task``'s scene (``policy``
+            ``"expert"`` / ``"noisy"`` only): a wrong-task demo that ends when ``expert_task`` is done
+            (module docstring). None (default): the expert of ``task``.
 
     Returns:
         ``Path(out)``.
 
     Raises:
-        ValueError: unknown task / camera / policy or bad arguments (before anything is written).
+        ValueError: unknown task / camera / policy / expert_task or bad arguments (before anything is written).
 
     Example:
         >>> collect("OpenDrawer", episodes=3, out="demos.h5", preview_dir="previews")   # doctest: +SKIP
     """
     os.environ.setdefault("MUJOCO_GL", "egl")
     env_id, cameras, weights = _check_args(task, episodes, seed, policy, noise, cameras, image_size, embodiment,
-                                           early_stop_prob, max_steps, mix, out)
+                                           early_stop_prob, max_steps, mix, out, expert_task)
     import gymnasium
     import vip_envs
     from tqdm.auto import tqdm
@@ -221,8 +264,13 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
                         used_noise = 0.0 if noise is None or policy == "mixed" else float(noise)
                     else:
                         used_noise = noisy_noise
-                    make_policy = lambda e, s=env_seed, n=used_noise: vip_envs.expert(e, noise=n, seed=s)  # noqa: E731
-                roll = _rollout(env, make_policy, env_seed=env_seed, stop_on_success=stop_on_success)
+                    if expert_task is not None:
+                        make_policy = lambda e, s=env_seed, n=used_noise: _other_task_expert(  # noqa: E731
+                            e, expert_task, noise=n, seed=s)
+                    else:
+                        make_policy = lambda e, s=env_seed, n=used_noise: vip_envs.expert(e, noise=n, seed=s)  # noqa: E731
+                roll = _rollout(env, make_policy, env_seed=env_seed, stop_on_success=stop_on_success,
+                                expert_task=expert_task)
                 early_stopped = _cut_before_success(roll, rng) if cut else False
                 sims = np.stack(roll["sims"])
                 attrs = {"env_id": env_id, "task": task, "instruction": instruction, "seed": env_seed,
@@ -231,6 +279,9 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
                          "embodiment": embodiment, "policy": used, "noise": used_noise}
                 if policy == "mixed":
                     attrs["mixed_kind"] = kind
+                if expert_task is not None:
+                    attrs["expert_task"] = expert_task
+                    attrs["expert_task_success"] = roll["other_success"]
                 actions = np.stack(roll["actions"]) if roll["actions"] else np.zeros((0, 4), np.float32)
                 episode = Episode(frames=_render(env, sims, cameras, image_size), states=np.stack(roll["states"]),
                                   task_progress=np.asarray(roll["progress"], np.float32), actions=actions,
@@ -275,6 +326,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mix", type=float, nargs=3, default=(1 / 3, 1 / 3, 1 / 3),
                         metavar=("EXPERT", "NOISY", "FAILED"), help="weights for --policy mixed")
     parser.add_argument("--stop-on-success", action="store_true", help="end episodes at their first success")
+    parser.add_argument("--expert-task", default=None, metavar="TASK",
+                        help="with --policy expert/noisy: run the scripted expert of this other task in TASK's scene "
+                             "(wrong-task demos; each ends when that other task is done)")
     parser.add_argument("--compression", choices=("gzip", "lzf", "none"), default=DEFAULT_COMPRESSION)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -289,7 +343,8 @@ def cli(argv: list[str]) -> int:
                        seed=args.seed, out=args.out, preview_dir=args.preview, early_stop_prob=args.early_stop_prob,
                        max_steps=args.max_steps, progress=not args.no_progress, mix=args.mix,
                        stop_on_success=args.stop_on_success,
-                       compression=None if args.compression == "none" else args.compression, d4rl_out=args.d4rl)
+                       compression=None if args.compression == "none" else args.compression, d4rl_out=args.d4rl,
+                       expert_task=args.expert_task)
     except (ValueError, FileNotFoundError) as err:
         print(f"vip-rl collect: error: {err}", file=sys.stderr)
         return 2
