@@ -38,21 +38,26 @@ Protocol (every figure measured in the same run, side by side with its anchors):
   noisy(0.3) demos, per quarter of the episode (``weight_shares``).
 * Scaling: success vs 5 / 10 / 20 / 50 demos (first k of a 50-demo pool in the order above) on one task,
   for each mix.
-* RWR settings (the same for every RWR column of a mix; ``RWR_SETTINGS``): weights ``exp(R / T)`` on R
-  standardised over the dataset, normalised to batch mean 1 and clipped at 20, R = reward-to-go (gamma 0.99);
-  T = 0.5 for mix A, 0.25 for mix B. Both were picked by the **true-reward** column only:
+* RWR settings (the same for every RWR column of both mixes; ``RWR_SETTINGS``): weights ``exp(R / 0.5)`` on R
+  standardised over the dataset, normalised to batch mean 1 and clipped at 20, **R = episode return**.
+  How this was settled, in order (all figures are average success %):
 
-  - Mix A (return kind): pilot on OpenDrawer / SlideDoor / FlipSwitch (2 seeds, 20 episodes, an intermediate
-    vip-sim checkpoint): RWR(true) reward-to-go 0.92, per-step reward 0.85, episode return 0.83 mean success
-    (BC 0.92; RWR(vip) 0.97 / 0.64 / 0.79 in the same order).
-  - Mix B (return kind + temperature): pilot = the full mix-B main study (7 tasks x 3 seeds x 20 held-out
-    episodes, the final vip-sim as policy input) with only BC and RWR(true), RWR(vip) not run. Average
-    success: BC 48; RWR(true) reward-to-go T=0.5: 59, T=0.25: **62**, T=0.1: 31 (collapses on OpenDrawer /
-    SlideDoor / PickPlace), per-step reward T=0.5: 53, episode return T=0.5: 61. T=0.25 is the best; its
-    lead over T=0.5 is within seed noise. The oracle gain over BC (+11 to +14 points) is the check that the
-    mix admits a gain at all (on mix A RWR(true) does not beat BC). The pilot used the demos and seeds of the
-    final run, so mix B's RWR(true) column is the selected, slightly optimistic value; RWR(vip), BC and
-    RWR(random) were not looked at.
+  1. Mix A, first choice by the **true-reward** column: a pilot on OpenDrawer / SlideDoor / FlipSwitch
+     (2 seeds, 20 episodes, an intermediate vip-sim checkpoint) gave RWR(true) reward-to-go 92, per-step
+     reward 85, episode return 83 (BC 92); reward-to-go (gamma 0.99), T = 0.5 was used.
+  2. Mix B oracle pilot (the full mix-B study, 7 tasks x 3 seeds x 20 episodes, only BC and RWR(true) run):
+     BC 48; RWR(true) reward-to-go T=0.5: 59, T=0.25: 62, T=0.1: 31, per-step T=0.5: 53, episode return
+     T=0.5: 61. Reward-to-go T=0.25 was used.
+  3. The full run with those settings (commit "Few-shot: a second demo mix ...") measured mix A: BC 64 /
+     RWR(vip) 63 / RWR(true) 62 / RWR(random) 66 and mix B: BC 46 / RWR(vip) 39 / RWR(true) 62 /
+     RWR(random) 56, and its weight diagnostic showed why RWR(vip) lost: the reward-to-go of a progress
+     reward telescopes to ``d(o_t, g) - d(o_T, g)``, the distance still to cover, so it ranks *states*
+     (84% of the weight on the first quarter of each good demo) instead of demos; the policy learns to
+     approach and not to finish.
+  4. So R became the episode return ``d(o_0, g) - d(o_T, g)`` for a progress reward (one weight per demo),
+     for every RWR column and both mixes; in the oracle pilot of step 2 it was within 1 point of the best
+     (61 vs 62). This switch was made after seeing step 3's RWR(vip) column: step 3's numbers stay listed
+     here so the choice can be judged. The library default (``RWRConfig.returns``) changed with it.
 
 Until ``vip-sim`` weights exist the policy input falls back to the random encoder and the
 ``RWR(vip)`` rows are reported as missing; rerun to fill them.
@@ -102,9 +107,9 @@ KIND_TEXT = {
     "wrong-task": "wrong-task (clean scripted expert of another task in this scene, ending when that task is done)",
 }
 KIND_SEED_OFFSET = {"expert": 0, "noisy0.3": 1, "failed": 2, "noisy0.6": 3}  # shared by the mixes: same episodes
-RWR_SETTINGS = {  # per mix, shared by every RWR column of that mix; picked on RWR(true) only (module docstring)
-    "A": {"returns": "reward_to_go", "temperature": 0.5},
-    "B": {"returns": "reward_to_go", "temperature": 0.25},
+RWR_SETTINGS = {  # per mix, shared by every RWR column of that mix; how they were settled: module docstring
+    "A": {"returns": "return", "temperature": 0.5},
+    "B": {"returns": "return", "temperature": 0.5},
 }
 OBJECT = {"OpenDrawer": "drawer", "CloseDrawer": "drawer", "SlideDoor": "door", "PressButton": "button",
           "FlipSwitch": "switch", "PushBlock": "block", "PickPlace": "block"}
@@ -404,15 +409,18 @@ def targets(average: dict[str, float | None], *, vip_missing: bool = False) -> d
 
 
 NOTES = [
-    "The reward-to-go of a progress reward r_t = d(o_t, g) - d(o_t+1, g) telescopes to about d(o_t, g) - d(o_T, g), "
-    "the distance still to cover: it is largest at the start of every demo, so RWR on it up-weights the approach and "
-    "down-weights the final manipulation steps (the q1..q4 columns: RWR(vip) puts most of its weight on q1). "
-    "The dense env reward instead accumulates over an episode and the env ends at success, so RWR(true)'s "
-    "reward-to-go favours slow, noisy demos, which collect more reward before they succeed (mix A: its share on "
-    "noisy(0.6)).",
+    "R is the episode return for every RWR column. With the reward-to-go used first (gamma 0.99; T 0.5 for mix A, "
+    "0.25 for mix B, both picked on RWR(true)) the same study gave mix A: BC 64 / RWR(vip) 63 / RWR(true) 62 / "
+    "RWR(random) 66 and mix B: BC 46 / RWR(vip) 39 / RWR(true) 62 / RWR(random) 56. The reward-to-go of a progress "
+    "reward r_t = d(o_t, g) - d(o_t+1, g) telescopes to about d(o_t, g) - d(o_T, g), the distance still to cover: it "
+    "is largest at the start of every demo, so RWR on it put 84% of its weight on the first quarter of the good demos "
+    "and learned to approach, not to finish. The episode return d(o_0, g) - d(o_T, g) weighs whole demos (the q1..q4 "
+    "columns above are then flat). The switch was made after seeing that RWR(vip) column (module docstring, step 4).",
+    "The dense env reward accumulates over an episode and the env ends at success, so under reward-to-go RWR(true) "
+    "favoured slow, noisy demos, which collect more reward before they succeed (mix A: 73% of its weight on noisy(0.6)).",
     "An earlier run of mix A with *play-policy* failures instead of cut failures (5 tasks OpenDrawer .. FlipSwitch, "
-    "same settings) gave BC 73 / RWR(vip) 75 / RWR(true) 69 / RWR(random) 84 average success: also no gain over BC "
-    "(reproduce with `--mixes A --failed play --out-name few_shot_play_failures`).",
+    "reward-to-go) gave BC 73 / RWR(vip) 75 / RWR(true) 69 / RWR(random) 84 average success: also no gain over BC "
+    "(reproduce with `--mixes A --failed play --returns reward_to_go --out-name few_shot_play_failures`).",
 ]
 
 

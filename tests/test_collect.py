@@ -170,7 +170,7 @@ def test_collect_bad_input_leaves_nothing(fake_suite, tmp_path: Path, capsys) ->
         collect("Fake", episodes=0, out=out, progress=False)
     with pytest.raises(ValueError, match="policy must be one of"):
         collect("Fake", episodes=1, policy="random", out=out, progress=False)
-    with pytest.raises(ValueError, match="mix must be 3 non-negative weights"):
+    with pytest.raises(ValueError, match="mix must be 3 or 4 non-negative weights"):
         collect("Fake", episodes=1, policy="mixed", mix=(1, -1, 0), out=out, progress=False)
     with pytest.raises(FileNotFoundError, match="output directory"):
         collect("Fake", episodes=1, out=tmp_path / "missing" / "x.h5", progress=False)
@@ -241,3 +241,22 @@ def test_collect_wrong_task_demos_real_suite(tmp_path: Path, capsys) -> None:
         pressed = task_metrics("PressButton", unwrapped.layout, qpos)[0]
         assert pressed[-1] and not pressed[:-1].any()  # ends at the first step the button is pressed
     assert "expert_task" not in own[0].attrs  # the default behaviour and attrs are unchanged
+
+
+@pytest.mark.skipif(not _real_suite_available(), reason="vip_envs suite not importable yet")
+def test_collect_mixed_with_wrong_task_share(tmp_path: Path) -> None:
+    """mix with a 4th weight draws wrong-task demos: clean experts of another object's task, never this task's success."""
+    from vip_rl.collect import wrong_task_choices
+
+    assert "OpenDrawer" not in wrong_task_choices("CloseDrawer") and "CloseDrawer" not in wrong_task_choices("SlideDoor")
+    assert all(t not in ("OpenDrawer", "CloseDrawer") for t in wrong_task_choices("OpenDrawer"))
+    with pytest.raises(ValueError, match="task must be one of"):
+        wrong_task_choices("Nope")
+    out = collect("OpenDrawer", episodes=3, policy="mixed", mix=(0, 0, 0, 1), image_size=16, seed=1,
+                  out=tmp_path / "m.h5", progress=False)
+    for ep in read_episodes(out, load_images=False):
+        assert ep.attrs["mixed_kind"] == "wrong-task" and ep.attrs["expert_task"] in wrong_task_choices("OpenDrawer")
+        assert ep.attrs["policy"] == "expert" and ep.attrs["noise"] == 0.0 and not ep.success
+    with pytest.raises(ValueError, match="mix must be 3 or 4"):
+        collect("OpenDrawer", episodes=1, policy="mixed", mix=(1, 1), out=tmp_path / "bad.h5", progress=False)
+    assert not (tmp_path / "bad.h5").exists()

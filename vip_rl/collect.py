@@ -6,9 +6,11 @@ Policies (``policy=``):
 - ``"noisy"``: the scripted expert with ``noise`` (default 0.3): mixed-quality demos.
 - ``"play"``: ``vip_envs.play_policy``: smooth random exploration that touches objects.
 - ``"mixed"``: per episode, drawn with the seeded rng using weights ``mix = (expert, noisy, failed)``
-  (default 1/3 each): a clean expert demo, a noisy expert demo, or a *failed* demo = a noisy
-  expert rollout cut at a uniformly random step before its first success. The drawn kind is stored
-  in the demo attr ``mixed_kind``. Used for BC-vs-RWR from mixed demos.
+  (default 1/3 each) or ``(expert, noisy, failed, wrong_task)``: a clean expert demo, a noisy expert
+  demo, a *failed* demo = a noisy expert rollout cut at a uniformly random step before its first
+  success, or a *wrong-task* demo = the clean expert of another task (drawn from
+  :func:`wrong_task_choices`) in this scene. The drawn kind is stored in the demo attr ``mixed_kind``.
+  Used for BC-vs-RWR from mixed demos.
 
 ``expert_task`` (``policy="expert"`` or ``"noisy"`` only) runs the scripted expert of *another* suite task in
 this task's scene (every scene holds every object): a "wrong-task" demo, the systematic off-task data of a
@@ -41,11 +43,23 @@ from .data.episode import Episode
 from .data.hdf5 import DEFAULT_COMPRESSION, EpisodeFile, EpisodeWriter
 from .data.video import write_video
 
-__all__ = ["collect", "cli", "POLICIES", "DEFAULT_NOISY_NOISE"]
+__all__ = ["collect", "cli", "POLICIES", "DEFAULT_NOISY_NOISE", "wrong_task_choices"]
 
 POLICIES = ("expert", "noisy", "play", "mixed")
 DEFAULT_NOISY_NOISE = 0.3
-_MIXED_KINDS = ("expert", "noisy", "failed")
+_MIXED_KINDS = ("expert", "noisy", "failed", "wrong-task")
+#: The object each suite task acts on.
+TASK_OBJECT = {"OpenDrawer": "drawer", "CloseDrawer": "drawer", "SlideDoor": "door", "PressButton": "button",
+               "FlipSwitch": "switch", "PushBlock": "block", "PickPlace": "block"}
+
+
+def wrong_task_choices(task: str) -> list[str]:
+    """Tasks whose experts make wrong-task demos for ``task``: they act on another object and are not
+    already done at reset in ``task``'s scene (the drawer starts closed, except in CloseDrawer's scene)."""
+    if task not in TASK_OBJECT:
+        raise ValueError(f"task must be one of {list(TASK_OBJECT)}, got {task!r}")
+    done_at_reset = "OpenDrawer" if task == "CloseDrawer" else "CloseDrawer"
+    return [t for t in TASK_OBJECT if TASK_OBJECT[t] != TASK_OBJECT[task] and t != done_at_reset]
 
 
 def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float | None, cameras: Sequence[str],
@@ -95,8 +109,9 @@ def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float |
     if not Path(out).parent.is_dir():
         raise FileNotFoundError(f"output directory {str(Path(out).parent)!r} of out={str(out)!r} does not exist")
     weights = np.asarray(mix, dtype=np.float64)
-    if weights.shape != (3,) or not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
-        raise ValueError(f"mix must be 3 non-negative weights (expert, noisy, failed) with a positive sum, got {mix!r}")
+    if weights.shape not in ((3,), (4,)) or not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError(f"mix must be 3 or 4 non-negative weights (expert, noisy, failed[, wrong_task]) with a positive "
+                         f"sum, got {mix!r}")
     return env_id, cameras, weights / weights.sum()
 
 
@@ -207,7 +222,7 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
         early_stop_prob: probability of cutting an episode before its first success.
         max_steps: episode step limit (overrides the env's 100-step TimeLimit).
         progress: show a tqdm bar.
-        mix: ``(expert, noisy, failed)`` weights for ``policy="mixed"``.
+        mix: ``(expert, noisy, failed)`` or ``(expert, noisy, failed, wrong_task)`` weights for ``policy="mixed"``.
         stop_on_success: end an episode at its first successful step.
         compression: image compression of the HDF5 file.
         d4rl_out: also export D4RL's flat layout there (camera ``cameras[0]``).
@@ -252,25 +267,29 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
             for index in range(episodes):
                 env_seed = int(rng.integers(0, 2**31 - 1))
                 instruction = str(train_instructions[int(rng.integers(len(train_instructions)))])
-                kind = _MIXED_KINDS[int(rng.choice(3, p=weights))] if policy == "mixed" else policy
+                kind = _MIXED_KINDS[int(rng.choice(len(weights), p=weights))] if policy == "mixed" else policy
                 draw = rng.random()  # drawn every episode so the stream does not depend on the kind
+                episode_task = expert_task
+                if kind == "wrong-task":
+                    choices = wrong_task_choices(task)
+                    episode_task = choices[int(rng.integers(len(choices)))]
                 cut = kind == "failed" or bool(draw < early_stop_prob)
                 if kind == "play":
                     used, used_noise = "play", 0.0
                     make_policy = lambda e, s=env_seed: vip_envs.play_policy(e, seed=s)  # noqa: E731
                 else:
-                    used = "expert" if kind == "expert" else "noisy"
-                    if kind == "expert":  # a mixed run's expert share is always clean
+                    used = "expert" if kind in ("expert", "wrong-task") else "noisy"
+                    if kind in ("expert", "wrong-task"):  # a mixed run's expert shares are always clean
                         used_noise = 0.0 if noise is None or policy == "mixed" else float(noise)
                     else:
                         used_noise = noisy_noise
-                    if expert_task is not None:
-                        make_policy = lambda e, s=env_seed, n=used_noise: _other_task_expert(  # noqa: E731
-                            e, expert_task, noise=n, seed=s)
+                    if episode_task is not None:
+                        make_policy = lambda e, s=env_seed, n=used_noise, t=episode_task: _other_task_expert(  # noqa: E731
+                            e, t, noise=n, seed=s)
                     else:
                         make_policy = lambda e, s=env_seed, n=used_noise: vip_envs.expert(e, noise=n, seed=s)  # noqa: E731
                 roll = _rollout(env, make_policy, env_seed=env_seed, stop_on_success=stop_on_success,
-                                expert_task=expert_task)
+                                expert_task=episode_task)
                 early_stopped = _cut_before_success(roll, rng) if cut else False
                 sims = np.stack(roll["sims"])
                 attrs = {"env_id": env_id, "task": task, "instruction": instruction, "seed": env_seed,
@@ -279,8 +298,8 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
                          "embodiment": embodiment, "policy": used, "noise": used_noise}
                 if policy == "mixed":
                     attrs["mixed_kind"] = kind
-                if expert_task is not None:
-                    attrs["expert_task"] = expert_task
+                if episode_task is not None:
+                    attrs["expert_task"] = episode_task
                     attrs["expert_task_success"] = roll["other_success"]
                 actions = np.stack(roll["actions"]) if roll["actions"] else np.zeros((0, 4), np.float32)
                 episode = Episode(frames=_render(env, sims, cameras, image_size), states=np.stack(roll["states"]),
@@ -323,8 +342,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--early-stop-prob", type=float, default=0.0,
                         help="probability of cutting an episode before its first success")
     parser.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: env's 100)")
-    parser.add_argument("--mix", type=float, nargs=3, default=(1 / 3, 1 / 3, 1 / 3),
-                        metavar=("EXPERT", "NOISY", "FAILED"), help="weights for --policy mixed")
+    parser.add_argument("--mix", type=float, nargs="+", default=(1 / 3, 1 / 3, 1 / 3), metavar="W",
+                        help="weights for --policy mixed: EXPERT NOISY FAILED [WRONG_TASK] (wrong-task = the expert "
+                             "of another task in this scene)")
     parser.add_argument("--stop-on-success", action="store_true", help="end episodes at their first success")
     parser.add_argument("--expert-task", default=None, metavar="TASK",
                         help="with --policy expert/noisy: run the scripted expert of this other task in TASK's scene "

@@ -84,8 +84,8 @@ def _train_parser() -> argparse.ArgumentParser:
                              "(.png/.jpg/.npy) | instruction text")
     parser.add_argument("--reward", default="progress", choices=("progress", "distance", "true"),
                         help="RWR weights: embedding progress / distance to the goal, or the file's true env reward")
-    parser.add_argument("--returns", default="reward_to_go", choices=("reward", "reward_to_go", "return"),
-                        help="RWR return: per-step reward, reward-to-go (default) or episode return")
+    parser.add_argument("--returns", default="return", choices=("reward", "reward_to_go", "return"),
+                        help="RWR return: episode return (default; ranks whole demos), per-step reward or reward-to-go")
     parser.add_argument("--temperature", type=float, default=0.5, help="RWR temperature on standardised returns (inf = BC)")
     parser.add_argument("--max-weight", type=float, default=20.0)
     parser.add_argument("--gamma", type=float, default=0.99)

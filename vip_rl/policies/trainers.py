@@ -102,10 +102,13 @@ class RWRConfig(BCConfig):
 
     Attributes:
         temperature: ``w = exp(R / temperature)``; ``float("inf")`` reduces exactly to BC. Must be > 0.
-        returns: ``"reward"`` (per-step r_t; for the VIP progress reward the one-step advantage
-            ``V(o_{t+1}) - V(o_t)`` under the embedding value, but noisy frame to frame), ``"reward_to_go"``
-            (``sum_k gamma^k r_{t+k}``; the default: it averages that noise, and was the best of the three
-            with the true reward on the suite, see ``benchmarks/few_shot.py``) or ``"return"`` (episode return).
+        returns: ``"return"`` (the episode return, the same weight for every step of a demo; the default),
+            ``"reward"`` (per-step r_t; for the VIP progress reward the one-step advantage
+            ``V(o_{t+1}) - V(o_t)`` under the embedding value, but noisy frame to frame) or ``"reward_to_go"``
+            (``sum_k gamma^k r_{t+k}``). The reward-to-go of a progress reward telescopes to about
+            ``d(o_t, g) - d(o_T, g)``, the distance still to cover: it ranks *states* (early ones first), not
+            demos, so RWR on it learns to approach and not to finish; the episode return
+            ``d(o_0, g) - d(o_T, g)`` ranks whole demos (see ``benchmarks/few_shot.py``).
         reward_source: ``"relabelled"`` (the dataset's encoder reward) or ``"true"`` (the file's env reward).
         gamma: discount of ``"reward_to_go"``.
         max_weight: weights above this (after normalising to batch mean 1) are clipped.
@@ -114,7 +117,7 @@ class RWRConfig(BCConfig):
     """
 
     temperature: float = 0.5
-    returns: Literal["reward", "reward_to_go", "return"] = "reward_to_go"
+    returns: Literal["reward", "reward_to_go", "return"] = "return"
     reward_source: Literal["relabelled", "true"] = "relabelled"
     gamma: float = 0.99
     max_weight: float = 20.0
