@@ -293,6 +293,14 @@ DEVELOPMENT_LOG = [
     "liv-sim WITH goal-pose detours (6000 steps, not shipped): decoy 0.64, VOC-other held-out 0.94, PickPlace 0.86, but "
     "held-out-paraphrase retrieval 0.71 (PressButton lost; 12 episodes/task) vs 0.86 for the shipped liv-sim: "
     "retrieval is liv-sim's own target, so the run without them was kept",
+    "session 2, full evaluation (12 held-out episodes/task), `python -m vip_rl.weights_recipe --variant NAME`: "
+    "liv-sim + goal-pose detours + InfoNCE weight 3 (`liv-sim-gpd-nce3`, seeds 0 and 1): decoy 0.71 / 0.69 (drawer and "
+    "door 1.0 with margins +0.36..+0.51), drawer undo/EE ratio 16, reaching VOC 0.71 / 0.75, but retrieval 0.71 / 0.80 "
+    "(the PressButton goal frame's nearest text is an unseen FlipSwitch paraphrase: a near-tie, +0.016 cosine margin for "
+    "the shipped liv-sim); MPPI image goal on OpenDrawer still 0/6. Not shipped",
+    "vip-sim at 96 px input (`vip-sim-96`, 8000 steps): decoy 0.41 (margins still ~0), PressButton undo/EE ratio 0.09 "
+    "(0.11 at 64 px), held-out FlipSwitch VOC 0.81 (< 0.85), reaching VOC 0.74, MPPI worse on 4 of 5 tasks: resolution "
+    "is not what hides the button and switch. Not shipped",
 ]
 
 # ------------------------------------------------------------------------------------- report

@@ -3,6 +3,10 @@
 ``python -m vip_rl.weights_recipe [--out runs/weights] [--only vip-sim|liv-sim] [--steps N] [--no-export]``
 (collected files and finished or interrupted runs under ``--out`` are reused: a rerun resumes).
 
+Candidate recipes (never exported; the default command is unchanged):
+``python -m vip_rl.weights_recipe --variant NAME [--data runs/weights/data] --out DIR`` trains the
+:data:`VARIANTS` entry ``NAME`` into ``DIR/NAME`` (``--data``: reuse videos collected elsewhere).
+
 1. Collect training videos from the suite: for every task except the held-out
    :data:`HELD_OUT_TASK`, gripper embodiment, front camera, 96 px (:data:`DATA`):
    clean expert demos, noisy expert demos (action noise 0.3), play (smooth random exploration
@@ -106,6 +110,16 @@ CONFIGS: dict[str, PretrainConfig] = {
 TRAIN_KINDS: dict[str, tuple[str, ...]] = {
     "vip-sim": KINDS,
     "liv-sim": ("expert", "noisy", "play", "detour"),  # goal-pose detours cost held-out retrieval (PressButton), see the benchmark
+}
+#: Candidate recipes for experiments (issue 4): name -> (bundled recipe it modifies, config overrides,
+#: video kinds). Trained only with ``--variant``; never exported to ``vip_rl/weights``.
+VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
+    # LIV with the goal-pose detours (decoy) and a 3x heavier image-text InfoNCE (held-out retrieval).
+    "liv-sim-gpd-nce3": ("liv-sim", {"nce_weight": 3.0}, KINDS),
+    # the same with another seed: is its held-out retrieval (a near-tie on PressButton) seed noise?
+    "liv-sim-gpd-nce3-seed1": ("liv-sim", {"nce_weight": 3.0, "seed": 1}, KINDS),
+    # vip-sim at 96 px input (the data is rendered at 96 px): is resolution what hides small object changes?
+    "vip-sim-96": ("vip-sim", {"image_size": 96}, KINDS),
 }
 #: Probability that a final-frame goal is swapped for another successful episode's final frame of the same task.
 GOAL_SWAP_PROB = 0.5
@@ -276,12 +290,16 @@ def load_training_videos(paths: Sequence[str | os.PathLike[str]], *, camera: str
     return out
 
 
-def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], config: PretrainConfig | None = None, progress: bool = True, resume: bool = True) -> Any:
-    """Train bundled encoder ``name`` with its recipe config on ``data`` (see :func:`pretrain`)."""
+def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], config: PretrainConfig | None = None, progress: bool = True, resume: bool = True,
+          kinds: Sequence[str] | None = None) -> Any:
+    """Train bundled encoder ``name`` with its recipe config on ``data`` (see :func:`pretrain`).
+
+    ``kinds``: video kinds to train on (default ``TRAIN_KINDS[name]``).
+    """
     from vip_rl.pretrain import pretrain
 
     config = CONFIGS[name] if config is None else config
-    data = data.select(TRAIN_KINDS[name])
+    data = data.select(TRAIN_KINDS[name] if kinds is None else kinds)
     return pretrain(
         config, data.videos, out_dir=out_dir, groups=data.groups, final_goal_ok=data.final_goal_ok,
         goal_swap_prob=GOAL_SWAP_PROB, progress=progress, resume=resume,
@@ -320,12 +338,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override the number of steps (quick checks)")
     parser.add_argument("--no-export", action="store_true", help="do not write vip_rl/weights/")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), action="append",
+                        help="train this candidate recipe (VARIANTS) into OUT/NAME instead of the bundled ones; never exported (repeatable)")
+    parser.add_argument("--data", default=None, help="directory of the collected videos (default OUT/data; missing files are collected there)")
     args = parser.parse_args(argv)
+    if args.variant and args.only:
+        parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
     os.environ.setdefault("MUJOCO_GL", "egl")
     out = Path(args.out)
-    paths = collect_data(out / "data", progress=not args.no_progress)
+    paths = collect_data(out / "data" if args.data is None else Path(args.data), progress=not args.no_progress)
     data = load_training_videos(paths, camera=DATA.camera)
     print(f"training videos: {len(data.videos)} ({ {k: data.kinds.count(k) for k in KINDS} })", flush=True)
+    for variant in args.variant or []:
+        base, overrides, kinds = VARIANTS[variant]
+        config = dataclasses.replace(CONFIGS[base], **overrides, **({} if args.steps is None else {"steps": args.steps}))
+        start = time.perf_counter()
+        train(base, data, out_dir=out / variant, config=config, progress=not args.no_progress, kinds=kinds)
+        print(f"{variant}: trained {config.steps} steps in {time.perf_counter() - start:.0f} s -> {out / variant / 'encoder'}", flush=True)
+    if args.variant:
+        return 0
     for name in args.only or sorted(CONFIGS, reverse=True):
         config = CONFIGS[name] if args.steps is None else dataclasses.replace(CONFIGS[name], steps=args.steps)
         start = time.perf_counter()
