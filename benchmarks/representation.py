@@ -371,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vip", default="vip-sim", help="VIP encoder (bundled name or path); '' to skip")
     parser.add_argument("--liv", default="liv-sim", help="LIV encoder (bundled name or path); '' to skip")
     parser.add_argument("--hand-encoder", default=None, help="encoder pretrained on hand videos (path), tested on gripper")
-    parser.add_argument("--hand-steps", type=int, default=0, help="train a hand-only encoder for this many steps inside the benchmark (0: skip)")
+    parser.add_argument("--hand-steps", type=int, default=None,
+                        help="train a hand-only encoder for this many steps inside the benchmark (0: skip; default 2000, "
+                             "0 with --quick; a finished run in the cache is reused)")
     parser.add_argument("--throughput-steps", type=int, default=None, help="trainer steps for the throughput figure (default 40, quick 12; 0 skips)")
     parser.add_argument("--train-log", action="append", default=[], metavar="NAME=LOG_CSV",
                         help="also summarise the throughput recorded in a pretraining run's log.csv (repeatable)")
@@ -426,6 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # --- embodiment transfer ---------------------------------------------------------------
     hand_path = args.hand_encoder
+    if args.hand_steps is None:
+        args.hand_steps = 0 if args.quick else 2000
     if args.hand_steps > 0:
         hand_path, seconds, num_videos = train_hand_encoder(args.hand_steps, cache=cache, quick=args.quick)
         result["notes"].append(f"hand-only VIP encoder: {args.hand_steps} steps of the vip-sim config on {num_videos} hand videos "
