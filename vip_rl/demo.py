@@ -53,6 +53,8 @@ class DemoConfig:
     mppi_tasks: tuple[str, ...] = ("SlideDoor", "PressButton")
     """Suite tasks of the MPPI stage (two the embedding goals reach; ``benchmarks/results/mppi.md`` has all five,
     including the ones they fail on)."""
+    mppi_demo_tasks: tuple[str, ...] = ("OpenDrawer",)
+    """Suite tasks of the MPPI stage planned along a demo video's frames (``vip-rl mppi --subgoals``)."""
     mppi_episodes: int = 3
     """MPPI episodes per task and goal kind."""
     mppi_samples: int = 64
@@ -79,7 +81,7 @@ class DemoConfig:
     def __post_init__(self) -> None:
         import vip_envs
 
-        for name in ("tasks", "mppi_tasks"):
+        for name in ("tasks", "mppi_tasks", "mppi_demo_tasks"):
             for task in getattr(self, name):
                 if task not in vip_envs.TASKS:
                     raise ValueError(f"{name} must be suite tasks {list(vip_envs.TASKS)}, got {task!r}")
@@ -91,7 +93,7 @@ class DemoConfig:
     @classmethod
     def quick(cls, out: Path) -> "DemoConfig":
         """A configuration that exercises every stage in about a minute."""
-        return cls(out=out, tasks=("PressButton",), mppi_tasks=("PressButton",), curve_episodes=1, demos=6, image_size=64, mppi_episodes=1,
+        return cls(out=out, tasks=("PressButton",), mppi_tasks=("PressButton",), mppi_demo_tasks=("PressButton",), curve_episodes=1, demos=6, image_size=64, mppi_episodes=1,
                    mppi_samples=16, mppi_horizon=4, mppi_max_steps=6, policy_steps=50, eval_episodes=2,
                    pretrain_steps=20)
 
@@ -312,32 +314,38 @@ class Demo:
     # -- 5. MPPI -------------------------------------------------------------------------------
     def stage_mppi(self, result: StageResult) -> None:
         cfg = self.config
-        rows = []
-        for task in cfg.mppi_tasks:
-            import vip_envs
+        import vip_envs
 
+        rows = []
+        runs: list[tuple[str, str, list[str]]] = []  # (task, label, goal arguments)
+        for task in cfg.mppi_tasks:
             instruction = vip_envs.instructions(task, "heldout")[0]
-            for label, encoder, goal in (("vip-sim, image goal", self._encoder_ref("vip-sim"), "expert"),
-                                         ("liv-sim, instruction", self._encoder_ref("liv-sim"), instruction),
-                                         ("true-reward oracle", "oracle", "expert")):
-                slug = label.split(",")[0].replace(" ", "-")
-                out = self.root / "mppi" / f"{task}_{slug}"
-                argv = ["mppi", "--env", vip_envs.env_id(task), "--goal", goal, "--encoder", encoder,
-                        "--episodes", str(cfg.mppi_episodes), "--samples", str(cfg.mppi_samples),
-                        "--horizon", str(cfg.mppi_horizon), "--max-steps", str(cfg.mppi_max_steps),
-                        "--out", str(out), "--seed", str(cfg.seed + 500), "--device", self.device]
-                _vip_rl(argv, result)
-                summary = json.loads((out / "results.json").read_text())
-                episodes = summary["episodes"]
-                rows.append([task, label, f"{np.mean([e['success'] for e in episodes]):.2f}",
-                             f"{np.mean([e['steps'] for e in episodes]):.0f}",
-                             f"{1000 * np.mean([e['seconds_per_command'] for e in episodes]):.0f} ms"])
-                videos = sorted(out.glob("*.mp4"))
-                result.videos += [self._rel(v) for v in videos[:1]]
-        result.notes.append("These tasks are ones the embedding goals reach. The full table, 20 episodes on five tasks, is in "
-                            "`benchmarks/results/mppi.md`. On OpenDrawer and on the held-out FlipSwitch the image goal "
-                            "mostly fails: the planner parks the gripper where the goal image has it and leaves the "
-                            "object untouched (the decoy test in `benchmarks/results/representation.md`).")
+            runs += [(task, "vip-sim, image goal", ["--goal", "expert", "--encoder", self._encoder_ref("vip-sim")]),
+                     (task, "liv-sim, instruction", ["--goal", instruction, "--encoder", self._encoder_ref("liv-sim")]),
+                     (task, "true-reward oracle", ["--encoder", "oracle"])]
+        for task in cfg.mppi_demo_tasks:  # where one goal image fails: follow a demo video's frames instead
+            runs.append((task, "vip-sim, subgoals from a demo video",
+                         ["--subgoals", "expert", "--lookahead", "5", "--encoder", self._encoder_ref("vip-sim")]))
+        for task, label, goal_args in runs:
+            slug = label.split(",")[0].replace(" ", "-") + ("-subgoals" if "subgoals" in label else "")
+            out = self.root / "mppi" / f"{task}_{slug}"
+            argv = ["mppi", "--env", vip_envs.env_id(task), *goal_args,
+                    "--episodes", str(cfg.mppi_episodes), "--samples", str(cfg.mppi_samples),
+                    "--horizon", str(cfg.mppi_horizon), "--max-steps", str(cfg.mppi_max_steps),
+                    "--out", str(out), "--seed", str(cfg.seed + 500), "--device", self.device]
+            _vip_rl(argv, result)
+            summary = json.loads((out / "results.json").read_text())
+            episodes = summary["episodes"]
+            rows.append([task, label, f"{np.mean([e['success'] for e in episodes]):.2f}",
+                         f"{np.mean([e['steps'] for e in episodes]):.0f}",
+                         f"{1000 * np.mean([e['seconds_per_command'] for e in episodes]):.0f} ms"])
+            videos = sorted(out.glob("*.mp4"))
+            result.videos += [self._rel(v) for v in videos[:1]]
+        result.notes.append("Image and text goals are shown on tasks they reach. The full table, 20 episodes on five tasks, "
+                            "is in `benchmarks/results/mppi.md`. On OpenDrawer and on the held-out FlipSwitch a single goal "
+                            "image mostly fails: the planner parks the gripper where the goal image has it and leaves the "
+                            "object untouched (the decoy test in `benchmarks/results/representation.md`). Following a demo "
+                            "video's frames as subgoals (`--subgoals`) opens the drawer.")
         result.tables.append({"title": f"MPPI (K={cfg.mppi_samples}, H={cfg.mppi_horizon}, {cfg.mppi_episodes} episodes each)",
                               "columns": ["task", "cost", "success rate", "mean steps", "time per command"], "rows": rows})
 
