@@ -87,6 +87,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vip_rl._io import atomic_write_text  # noqa: E402
+from vip_rl.collect import TASK_OBJECT, wrong_task_choices  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,8 +112,6 @@ RWR_SETTINGS = {  # per mix, shared by every RWR column of that mix; how they we
     "A": {"returns": "return", "temperature": 0.5},
     "B": {"returns": "return", "temperature": 0.5},
 }
-OBJECT = {"OpenDrawer": "drawer", "CloseDrawer": "drawer", "SlideDoor": "door", "PressButton": "button",
-          "FlipSwitch": "switch", "PushBlock": "block", "PickPlace": "block"}
 METHODS = ("BC", "RWR(vip)", "RWR(true)", "RWR(random)")
 EVAL_SEED = 100_000
 IMAGE_SIZE = 96
@@ -137,12 +136,6 @@ def suite_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def wrong_tasks(task: str) -> list[str]:
-    """Other tasks whose experts give the wrong-task demos of ``task``: a different object, not done at reset."""
-    done_at_reset = "OpenDrawer" if task == "CloseDrawer" else "CloseDrawer"
-    return [t for t in OBJECT if OBJECT[t] != OBJECT[task] and t != done_at_reset]
-
-
 def mix_kinds(mix: str, num_demos: int, failed: str = "cut") -> list[str]:
     """Demo kinds in collection order: the mix's pattern repeated (``failed="play"`` swaps the failed kind)."""
     pattern = [("failed-play" if k == "failed" and failed == "play" else k) for k in MIXES[mix]]
@@ -162,7 +155,7 @@ def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, mix: 
     ``failed="cut"``: failed demos are noisy-expert rollouts (noise 0.45) cut before their first success;
     ``failed="play"``: failed demos are ``vip_envs.play_policy`` episodes (smooth random exploration).
     Kinds shared by the mixes use the same collection seeds, so e.g. mix A's and mix B's experts are the
-    same episodes; the j-th wrong-task demo runs the expert of ``wrong_tasks(task)[j % 5]``.
+    same episodes; the j-th wrong-task demo runs the expert of ``wrong_task_choices(task)[j % 5]``.
     """
     from vip_rl.collect import collect
     from vip_rl.data import read_episodes, write_episodes
@@ -172,7 +165,7 @@ def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, mix: 
     goal_file = data_dir / f"{task}_goal.npy"
     kinds = mix_kinds(mix, num_demos, failed)
     counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
-    others = wrong_tasks(task)
+    others = wrong_task_choices(task)
     if not out.exists() or not goal_file.exists():
         parts: dict[str, list[Any]] = {}
         settings = {
@@ -532,9 +525,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         parser.error(f"--methods must be among {list(METHODS)}, got {unknown}")
-    unknown = [t for t in args.tasks if t not in OBJECT]
+    unknown = [t for t in args.tasks if t not in TASK_OBJECT]
     if unknown:
-        parser.error(f"--tasks must be among {list(OBJECT)}, got {unknown}")
+        parser.error(f"--tasks must be among {list(TASK_OBJECT)}, got {unknown}")
     if args.quick:
         args.tasks = args.tasks[:2]
         args.seeds, args.eval_episodes, args.steps = 1, 10, 400

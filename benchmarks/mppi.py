@@ -364,13 +364,18 @@ def run_method(task: str, method: dict[str, Any], *, episodes: int, cfg: MPPICon
             planner = MPPI(cfg, dyn, cost, seed=ep_seed)
             rows.append(run_episode(env, planner, dyn, seed=ep_seed, max_steps=max_steps, record=False))
     env.close()
+    return summarise_episodes(rows, seconds=time.perf_counter() - t_start)
+
+
+def summarise_episodes(rows: list[dict[str, Any]], *, seconds: float) -> dict[str, Any]:
+    """One table cell from ``run_episode`` results: success rate, mean final progress, steps, ms per command."""
     return {
-        "episodes": episodes,
+        "episodes": len(rows),
         "success_rate": float(np.mean([r["success"] for r in rows])),
         "mean_progress": float(np.mean([r["task_progress"] for r in rows])),
         "mean_steps": float(np.mean([r["steps"] for r in rows])),
         "ms_per_command": 1000 * float(np.mean([r["seconds_per_command"] for r in rows])),
-        "seconds": time.perf_counter() - t_start,
+        "seconds": seconds,
         "per_episode": [{k: r[k] for k in ("seed", "success", "steps", "task_progress")} for r in rows],
     }
 
@@ -446,10 +451,7 @@ def bench_kitchen(tasks: list[str], *, episodes: int, max_steps: int, num_sample
                 t0 = time.perf_counter()
                 rows = [run_episode(env, MPPI(cfg, dyn, make_cost(), seed=seed + ep), dyn, seed=seed + ep,
                                     max_steps=max_steps, record=False) for ep in range(episodes)]
-                cells[name] = {"success_rate": float(np.mean([r["success"] for r in rows])),
-                               "mean_progress": float(np.mean([r["task_progress"] for r in rows])),
-                               "ms_per_command": 1000 * float(np.mean([r["seconds_per_command"] for r in rows])),
-                               "seconds": time.perf_counter() - t0, "episodes": episodes}
+                cells[name] = summarise_episodes(rows, seconds=time.perf_counter() - t0)
                 print(f"[kitchen] {task} {name}: {cells[name]['success_rate']:.2f} progress "
                       f"{cells[name]['mean_progress']:.2f} ({cells[name]['seconds']:.0f}s)", flush=True)
         env.close()

@@ -231,10 +231,13 @@ class KitchenEnv(gym.Wrapper):
         mujoco.mj_forward(self.model, self.data)
 
     # ---------------------------------------------------------------- rendering
-    def _render_data(self, data: mujoco.MjData, out: np.ndarray | None = None) -> np.ndarray:
+    def _get_renderer(self) -> OffscreenRenderer:
         if self._renderer is None:
             self._renderer = OffscreenRenderer(self.model, self.image_size, self.image_size)
-        return self._renderer.render(data, self._camera, out=out)
+        return self._renderer
+
+    def _render_data(self, data: mujoco.MjData, out: np.ndarray | None = None) -> np.ndarray:
+        return self._get_renderer().render(data, self._camera, out=out)
 
     def render(self) -> np.ndarray | None:
         """uint8 ``[H, W, 3]``: the fast private renderer, or upstream ``render()`` if not fast."""
@@ -252,8 +255,6 @@ class KitchenEnv(gym.Wrapper):
             raise ValueError(f"states must be 2-D [N, S], got shape {states.shape}")
         if self._scratch is None:
             self._scratch = mujoco.MjData(self.model)
-        if self._renderer is None:
-            self._renderer = OffscreenRenderer(self.model, self.image_size, self.image_size)
         scratch = self._scratch
 
         def prepare(i: int) -> mujoco.MjData:
@@ -261,7 +262,7 @@ class KitchenEnv(gym.Wrapper):
             mujoco.mj_forward(self.model, scratch)
             return scratch
 
-        return self._renderer.render_many(len(states), prepare, self._camera)
+        return self._get_renderer().render_many(len(states), prepare, self._camera)
 
     def close(self) -> None:
         if self._renderer is not None:

@@ -115,13 +115,6 @@ def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float |
     return env_id, cameras, weights / weights.sum()
 
 
-def _other_task_expert(env: Any, expert_task: str, *, noise: float, seed: int) -> Callable[[Any], np.ndarray]:
-    """The scripted expert of ``expert_task`` acting in ``env``'s scene."""
-    import vip_envs
-
-    return vip_envs.expert(env, noise=noise, seed=seed, task=expert_task)
-
-
 def _task_done_fn(env: Any, expert_task: str) -> Callable[[], bool]:
     """``done() -> bool``: whether ``expert_task``'s success predicate holds in ``env``'s current physics state."""
     from vip_envs.tasks import task_metrics
@@ -283,9 +276,9 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
                         used_noise = 0.0 if noise is None or policy == "mixed" else float(noise)
                     else:
                         used_noise = noisy_noise
-                    if episode_task is not None:
-                        make_policy = lambda e, s=env_seed, n=used_noise, t=episode_task: _other_task_expert(  # noqa: E731
-                            e, t, noise=n, seed=s)
+                    if episode_task is not None:  # another task's expert in this scene
+                        make_policy = lambda e, s=env_seed, n=used_noise, t=episode_task: vip_envs.expert(  # noqa: E731
+                            e, noise=n, seed=s, task=t)
                     else:
                         make_policy = lambda e, s=env_seed, n=used_noise: vip_envs.expert(e, noise=n, seed=s)  # noqa: E731
                 roll = _rollout(env, make_policy, env_seed=env_seed, stop_on_success=stop_on_success,
