@@ -118,6 +118,20 @@ def test_actions_respect_bounds():
     assert (result.plan >= -0.3).all() and (result.plan[..., 0] <= 0.1).all() and (result.plan[..., 1] <= 0.2).all()
 
 
+@pytest.mark.parametrize("sigma", [0.4, (0.2, 0.8)])
+@pytest.mark.parametrize("beta", [0.0, 0.6])
+def test_sampled_actions_have_the_configured_mean_and_spread(sigma, beta):
+    cfg = MPPIConfig(action_dim=2, num_samples=4096, horizon=5, noise_sigma=sigma, noise_beta=beta, action_low=-10.0,
+                     action_high=10.0, include_plan=False, sigma_decay=0.5)
+    planner = point_mass(cfg)
+    plan = torch.tensor([0.3, -0.2]).expand(1, 5, 2)
+    want = torch.tensor(sigma).expand(2)
+    for scale in (1.0, 0.5):
+        actions = planner._sample_actions(plan, scale)  # [1, K, T, A]
+        assert torch.allclose(actions.mean((0, 1, 2)), plan[0, 0], atol=0.05)
+        assert torch.allclose(actions.std((0, 1, 2)), want * scale, rtol=0.05)
+
+
 def test_noise_filter_is_stationary_ar1():
     filt = MPPI._noise_filter(6, 0.8)
     var = filt.square().sum(-1)
