@@ -43,7 +43,7 @@ def effector_geoms_hidden_option() -> mujoco.MjvOption:
 # ----------------------------------------------------------------------------- API surface
 def test_registry_and_constants():
     assert len(TASKS) >= 7
-    assert vip_envs.CAMERAS == ("front", "left", "right")
+    assert vip_envs.CAMERAS == ("front", "left", "right", "close")
     for task in TASKS:
         spec = gym.spec(f"vip_envs/{task}-v0")
         assert spec.max_episode_steps == 100
