@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import warnings
 
 import numpy as np
@@ -173,6 +174,22 @@ def test_torch_dynamics_bad_output_shape():
                    StateCost(lambda s: s.sum(-1)))
     with pytest.raises(ValueError, match="fn must return next states of shape"):
         planner.command(torch.zeros(2))
+
+
+@pytest.mark.parametrize("bad_step", [0, 1])
+@pytest.mark.parametrize("bad", ["shape", "none"])
+def test_torch_dynamics_names_the_bad_step(bad_step, bad):
+    calls = []
+
+    def fn(s, a):
+        calls.append(1)
+        if len(calls) - 1 == bad_step:
+            return s[:, :1] if bad == "shape" else None
+        return s + a
+
+    got = "[4, 1]" if bad == "shape" else "NoneType"
+    with pytest.raises(ValueError, match=rf"shape \[4, 2\], got {re.escape(got)} at step {bad_step}"):
+        TorchDynamics(fn).rollout(torch.zeros(1, 2), torch.zeros(1, 4, 3, 2))
 
 
 def test_cost_composition():

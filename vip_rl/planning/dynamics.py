@@ -525,11 +525,17 @@ class TorchDynamics:
             outputs.append(current)
             if not isinstance(current, torch.Tensor):
                 break  # reported below
-        for step, output in enumerate(outputs):  # checked after the loop: the loop is the hot path
-            if not isinstance(output, torch.Tensor) or output.shape != expected:
-                got = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-                raise ValueError(f"fn must return next states of shape {list(expected)}, got {got} at step {step}")
-        out = torch.stack(outputs, 1).view(num_envs, num_k, horizon, *state_shape)
+        try:  # shapes are checked by the stack and once after it (the loop is the hot path)
+            out = torch.stack(outputs, 1) if len(outputs) == horizon else None
+        except (TypeError, RuntimeError):
+            out = None
+        if out is None or out.shape != (num_envs * num_k, horizon, *state_shape):
+            for step, output in enumerate(outputs):
+                if not isinstance(output, torch.Tensor) or output.shape != expected:
+                    got = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+                    raise ValueError(f"fn must return next states of shape {list(expected)}, got {got} at step {step}")
+            raise ValueError(f"fn must return next states of shape {list(expected)}")  # pragma: no cover - unreachable
+        out = out.view(num_envs, num_k, horizon, *state_shape)
         # one reduction instead of an elementwise isfinite: a sum is non-finite iff some entry is
         invalid = ~torch.isfinite(out.reshape(num_envs, num_k, -1).sum(-1))
         traj = Trajectories(actions=actions, states=out, invalid=invalid, dynamics=self, start_states=states)

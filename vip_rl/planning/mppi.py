@@ -153,15 +153,23 @@ def safe_weights(costs: torch.Tensor, temperature: float, num_elites: int | None
     Returns:
         ``(weights [..., K], valid [..., 1] bool)``.
     """
+    weights, valid, _ = _weights_and_clean_costs(costs, temperature, num_elites)
+    return weights, valid
+
+
+def _weights_and_clean_costs(costs: torch.Tensor, temperature: float, num_elites: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`safe_weights` plus the costs with NaN and -inf replaced by +inf."""
     costs = torch.nan_to_num(costs, nan=math.inf, posinf=math.inf, neginf=math.inf)
     cmin = costs.amin(dim=-1, keepdim=True)
     valid = cmin < math.inf
-    # valid rows: (c - min) >= 0, +inf where c is +inf (-> weight 0); invalid rows: all 0 (uniform)
-    logits = torch.where(valid, costs - cmin, torch.zeros_like(costs)).mul_(-1.0 / temperature)
+    # valid rows: (c - min) >= 0, +inf where c is +inf (-> weight 0); invalid rows (all +inf): shift by 0,
+    # all logits -inf; their weights are set uniform below
+    logits = (costs - cmin.masked_fill(~valid, 0.0)).mul_(-1.0 / temperature)
     if num_elites is not None and num_elites < costs.shape[-1]:
         kth = torch.topk(logits, num_elites, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, -math.inf)
-    return torch.softmax(logits, dim=-1), valid
+    weights = torch.softmax(logits.masked_fill_(~valid, 0.0), dim=-1)
+    return weights, valid, costs
 
 
 class MPPI:
@@ -300,7 +308,7 @@ class MPPI:
         plan = self.plan_buffer
         if plan is None or plan.shape[0] != num_envs:
             plan = self._fresh_plan(num_envs)
-        nan_seen = torch.zeros((), dtype=torch.bool, device=self.device)
+        nan_seen: torch.Tensor | None = None
         costs = weights = None
         scale = 1.0
         for _ in range(cfg.iterations):
@@ -314,18 +322,19 @@ class MPPI:
             timings["update"] += traj.timings.get("_prepare", 0.0)
             if traj.invalid is not None:  # diverged rollouts count as NaN (warned once, then +inf)
                 costs = costs.masked_fill(traj.invalid.to(self.device), math.nan)
-            nan_seen = nan_seen | torch.isnan(costs).any()
-            weights, valid = safe_weights(costs, cfg.temperature, cfg.num_elites)
+            if not self._nan_warned:  # checked until the first warning
+                flag = torch.isnan(costs).any()
+                nan_seen = flag if nan_seen is None else nan_seen | flag
+            weights, valid, costs = _weights_and_clean_costs(costs, cfg.temperature, cfg.num_elites)
             # U + sum_k w_k (V_k - U) = sum_k w_k V_k (weights sum to 1): one [E, 1, K] @ [E, K, T*A]
             mean = torch.matmul(weights[:, None, :], actions.flatten(2)).view_as(plan)
             plan = torch.where(valid[..., None], mean, plan)
-            costs = torch.nan_to_num(costs, nan=math.inf)
             timings["update"] += time.perf_counter() - t1
             timings["cost"] += t1 - t0
             scale *= cfg.sigma_decay
         # cost = its own time minus the stages the dynamics/encoder reported
         timings["cost"] = max(0.0, timings["cost"] - timings["rollout"] - timings["render"] - timings["encode"])
-        if not self._nan_warned and bool(nan_seen):  # one host sync per command, only until warned
+        if nan_seen is not None and bool(nan_seen):  # one host sync per command, only until warned
             self._nan_warned = True
             warnings.warn(
                 "MPPI: some sample costs or rolled-out states were NaN (e.g. the dynamics diverged); they are treated as +inf cost",
