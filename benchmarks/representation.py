@@ -301,6 +301,13 @@ DEVELOPMENT_LOG = [
     "vip-sim at 96 px input (`vip-sim-96`, 8000 steps): decoy 0.41 (margins still ~0), PressButton undo/EE ratio 0.09 "
     "(0.11 at 64 px), held-out FlipSwitch VOC 0.81 (< 0.85), reaching VOC 0.74, MPPI worse on 4 of 5 tasks: resolution "
     "is not what hides the button and switch. Not shipped",
+    "session 3 (`benchmarks/shortcut.py`, results/shortcut.md): the vip-sim CNN trained supervised from scratch reads the "
+    "object joints from the same 64 px frames (held-out R^2 0.90-0.99), vip-sim's embedding keeps little of them linearly "
+    "(0.20 on the drawer, below a random CNN's 0.31); on its own goal-pose detour training videos vip-sim's distance is "
+    "0.3-0.7 of the VIP target (expert frames 1.4-2.3): the objective, not the pixels, drops object state. Goal-pose "
+    "detours drawn 4x / 10x (2500-step fine-tunes): decoy 0.38 / 0.44 but VOC-other min 0.55 / 0.52 and reaching "
+    "0.76 / 0.73. A closer camera (suite camera `close`, 2x the object pixels), 4000 steps vs front at 4000 steps: "
+    "reaching 0.66 -> 0.80, held-out 0.86 -> 0.97, decoy 0.41 -> 0.44. None shipped",
 ]
 
 # ------------------------------------------------------------------------------------- report

@@ -1,0 +1,454 @@
+"""Where the end-effector shortcut of the bundled encoders comes from (issues 4 and 6).
+
+``python benchmarks/shortcut.py [--quick] [--sections probe,fit,decoy,oversample,camera] [--keep]``
+writes ``benchmarks/results/shortcut.json`` and ``.md``. Training runs go to ``--cache``
+(default ``runs/bench_shortcut``; finished runs are reused), the training videos are the
+bundled recipe's (``--data``, default ``runs/weights/data``; collected there when missing), the
+held-out episodes are the representation benchmark's (``runs/bench_representation``).
+
+Sections:
+
+* ``probe``: can the bundled CNN *see* object state at all? Per task, the object's joints are
+  regressed from frames (a) by the vip-sim architecture trained from scratch, supervised: what
+  the pixels and the architecture allow; (b) linearly from each bundled encoder's frozen
+  embedding: what its objective kept; (c) linearly from a random encoder of the same
+  architecture. R^2 on the held-out episodes.
+* ``fit``: on the *training* videos, the distance vip-sim gives a goal-pose-detour frame (the end
+  effector at the goal's pose, the task not done) to its own final frame, against the VIP target
+  ``(1 - gamma^n) / (1 - gamma)`` for its ``n`` steps left; expert frames with the same steps left
+  as the control.
+* ``decoy``: how far the representation benchmark's decoy really is: the scripted expert's steps
+  to success from the decoy state (the end effector where the episode's own goal has it, objects
+  at their start) vs the steps left at the 50%-progress frame it is compared with; and how many
+  pixels (64 px) tell the decoy from the goal frame on the ``front`` and ``close`` cameras.
+* ``oversample``: vip-sim fine-tuned 2500 steps with the goal-pose detours drawn 4x and 10x as
+  often as in the recipe: the representation benchmark's decoy / reaching / VOC figures.
+* ``camera``: the vip-sim recipe trained from scratch for the same number of steps on the
+  ``front`` camera and on the suite's ``close`` camera (frames re-rendered from the stored
+  simulator states), each evaluated on its own camera.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from vip_rl._io import atomic_write_text  # noqa: E402
+
+#: task -> the object joints its probe regresses (``vip_envs.STATE_LABELS``)
+PROBE_JOINTS = {"OpenDrawer": ("drawer",), "SlideDoor": ("door",), "PressButton": ("button",),
+                "PushBlock": ("block_x", "block_y"), "PickPlace": ("block_x", "block_y", "block_z")}
+PROBE_KINDS = ("expert", "noisy", "play", "goal_pose_detour")
+#: findings appended to the report (edit there, then ``--render-only``)
+NOTES = ROOT / "benchmarks" / "notes" / "shortcut.md"
+FIT_TASKS = ("OpenDrawer", "CloseDrawer", "SlideDoor", "PressButton")
+#: cameras whose pixel differences between a goal frame and its decoy the decoy section counts
+PIXEL_CAMERAS = ("front", "close")
+GAMMA = 0.98
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _read(path: Path) -> list[Any]:
+    from vip_rl.data import read_episodes
+
+    return list(read_episodes(path))
+
+
+def _r2(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mean R^2 over output columns."""
+    pred, target = pred.reshape(len(pred), -1), target.reshape(len(target), -1)
+    return float(np.mean([1.0 - np.mean((pred[:, j] - target[:, j]) ** 2) / max(np.var(target[:, j]), 1e-12)
+                          for j in range(target.shape[1])]))
+
+
+def _ridge(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, alpha: float = 1e-3) -> np.ndarray:
+    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
+    a = np.c_[(train_x - mu) / sd, np.ones(len(train_x))]
+    w = np.linalg.solve(a.T @ a + alpha * len(a) * np.eye(a.shape[1]), a.T @ train_y)
+    return np.c_[(test_x - mu) / sd, np.ones(len(test_x))] @ w
+
+
+# ------------------------------------------------------------------------------------------ probe
+def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: int) -> dict[str, Any]:
+    import torch.nn.functional as F
+    import vip_envs
+    from vip_rl.encoders import load_encoder
+    from vip_rl.encoders.backbones import SmallCNN
+    from representation import random_twin
+
+    encoders = {"vip-sim": load_encoder("vip-sim"), "liv-sim": load_encoder("liv-sim")}
+    encoders["random (vip-sim architecture)"] = random_twin(encoders["vip-sim"])
+    ref = encoders["vip-sim"]
+    out: dict[str, Any] = {}
+    for task, joints in PROBE_JOINTS.items():
+        cols = [list(vip_envs.STATE_LABELS).index(j) for j in joints]
+        frames, targets = [], []
+        for kind in PROBE_KINDS:
+            for e in _read(data_dir / f"{task}_{kind}_gripper.h5"):
+                frames.append(e.frames["front"])
+                targets.append(e.states[:, cols])
+        x, y = np.concatenate(frames), np.concatenate(targets).astype(np.float32)
+        ex = np.concatenate([e.frames["front"] for e in eval_eps[task]])
+        ey = np.concatenate([e.states[:, cols] for e in eval_eps[task]]).astype(np.float32)
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        net = SmallCNN(len(cols), image_size=ref.image_size, channels=ref.config["cnn_channels"])
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        mu, sd = y.mean(0), y.std(0) + 1e-6
+        for _ in range(steps):
+            idx = rng.integers(len(x), size=64)
+            loss = F.mse_loss(net(ref.preprocess(torch.from_numpy(x[idx]))), torch.from_numpy((y[idx] - mu) / sd))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            pred = torch.cat([net(ref.preprocess(torch.from_numpy(ex[i:i + 256]))) for i in range(0, len(ex), 256)]).numpy() * sd + mu
+        row = {"joints": list(joints), "train_frames": int(len(x)), "eval_frames": int(len(ex)),
+               "supervised_cnn_r2": _r2(pred, ey), "supervised_cnn_mae_cm": float(np.mean(np.abs(pred - ey)) * 100)}
+        sub = slice(None, None, 2)
+        for name, enc in encoders.items():
+            with torch.no_grad():
+                z = enc.encode_images(x[sub]).cpu().numpy()
+                ez = enc.encode_images(ex).cpu().numpy()
+            row[f"linear_r2 {name}"] = _r2(_ridge(z, y[sub], ez), ey)
+        out[task] = row
+        print(f"[probe] {task}: supervised CNN R2 {row['supervised_cnn_r2']:.3f}, linear on vip-sim {row['linear_r2 vip-sim']:.3f}", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ fit
+def fit(data_dir: Path, encoder_name: str = "vip-sim") -> dict[str, Any]:
+    from vip_rl.encoders import load_encoder
+
+    enc = load_encoder(encoder_name)
+    target = lambda n: (1.0 - GAMMA ** np.asarray(n, dtype=np.float64)) / (1.0 - GAMMA)  # noqa: E731
+    out: dict[str, Any] = {}
+    for task in FIT_TASKS:
+        detour, control = [], []
+        experts = _read(data_dir / f"{task}_expert_gripper.h5")
+        for e in _read(data_dir / f"{task}_goal_pose_detour_gripper.h5"):
+            k = int(e.attrs["detour_steps"])
+            frames = e.frames["front"]
+            n = len(frames) - 1 - k
+            with torch.no_grad():
+                z = enc.encode_images(frames[[k, -1]])
+            detour.append((float(enc.distance(z[0], z[1])), float(target(n)), n))
+        for e in experts:
+            frames = e.frames["front"]
+            for n in sorted({d[2] for d in detour}):
+                if n < len(frames):
+                    with torch.no_grad():
+                        z = enc.encode_images(frames[[len(frames) - 1 - n, -1]])
+                    control.append((float(enc.distance(z[0], z[1])), float(target(n)), n))
+        d = np.array(detour)
+        c = np.array(control) if control else np.zeros((0, 3))
+        out[task] = {"goal_pose_frames": len(d), "mean_steps_left": float(d[:, 2].mean()),
+                     "goal_pose_distance": float(d[:, 0].mean()), "vip_target": float(d[:, 1].mean()),
+                     "goal_pose_ratio": float(np.mean(d[:, 0] / d[:, 1])),
+                     "expert_ratio_same_steps_left": float(np.mean(c[:, 0] / c[:, 1])) if len(c) else float("nan"),
+                     "expert_frames": len(c)}
+        print(f"[fit] {task}: goal-pose frames at {out[task]['mean_steps_left']:.0f} steps left: distance "
+              f"{out[task]['goal_pose_distance']:.1f} vs target {out[task]['vip_target']:.1f}", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ decoy
+def decoy_steps(eval_eps: dict[str, list[Any]], *, max_steps: int = 150) -> dict[str, Any]:
+    """Scripted expert's steps to success from each episode's own-goal decoy state."""
+    import gymnasium
+    import vip_envs
+
+    out: dict[str, Any] = {}
+    for task, eps in eval_eps.items():
+        env = gymnasium.make(vip_envs.env_id(task), max_episode_steps=max_steps + 10)
+        env.reset(seed=0)
+        u = env.unwrapped
+        cols = 1 + np.concatenate([u.layout.ee, u.layout.fingers])
+        steps, left = [], []
+        pixels: dict[str, list[int]] = {camera: [] for camera in PIXEL_CAMERAS}
+        for e in eps:
+            state = np.array(e.sim_states[0], np.float64)
+            state[cols] = e.sim_states[-1][cols]
+            for camera in PIXEL_CAMERAS:  # what tells the decoy from the goal in the picture
+                frames = _render(task, np.stack([np.asarray(e.sim_states[-1], np.float64), state]), camera, size=64).astype(np.int32)
+                pixels[camera].append(int((np.abs(frames[0] - frames[1]).sum(-1) > 30).sum()))
+            obs, _ = env.reset(seed=0)
+            u.set_state(state)
+            policy = vip_envs.expert(env)
+            solved = None
+            for n in range(1, max_steps + 1):
+                obs, _, _, _, info = env.step(policy(obs))
+                if info["success"]:
+                    solved = n
+                    break
+            p = e.task_progress.astype(np.float64)
+            p = (p - p[0]) / max(p[-1] - p[0], 1e-9)
+            steps.append(np.nan if solved is None else float(solved))
+            left.append(float(len(p) - 1 - int(np.argmax(p >= 0.5))))
+        env.close()
+        out[task] = {"expert_steps_from_decoy": float(np.nanmean(steps)) if not np.all(np.isnan(steps)) else float("nan"),
+                     "solved_from_decoy": float(np.mean(~np.isnan(steps))), "steps_left_at_half": float(np.mean(left)),
+                     "episode_steps": float(np.mean([len(e.task_progress) - 1 for e in eps])),
+                     **{f"changed_pixels_64px {camera}": float(np.mean(v)) for camera, v in pixels.items()}}
+        print(f"[decoy] {task}: expert needs {out[task]['expert_steps_from_decoy']:.1f} steps from the decoy, "
+              f"{out[task]['steps_left_at_half']:.1f} from the 50% frame", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ training jobs
+_ENVS: dict[tuple[str, int], Any] = {}
+
+
+def _render(task: str, sim_states: np.ndarray, camera: str, size: int = 96) -> np.ndarray:
+    import gymnasium
+    import vip_envs
+
+    key = (task, size)
+    if key not in _ENVS:
+        env = gymnasium.make(vip_envs.env_id(task), render_mode="rgb_array", image_size=size)
+        env.reset(seed=0)
+        _ENVS[key] = env
+    return np.asarray(_ENVS[key].unwrapped.render_states(np.asarray(sim_states, np.float64), camera=camera))
+
+
+def _training_videos(data_dir: Path, camera: str) -> Any:
+    """The vip-sim recipe's training videos, optionally re-rendered from another camera."""
+    import vip_envs
+    from vip_rl import weights_recipe as W
+    from vip_rl.data import Video
+
+    paths = W.collect_data(data_dir, progress=False)
+    if camera == "front":
+        return W.load_training_videos(paths, camera="front").select(W.TRAIN_KINDS["vip-sim"])
+    column = list(vip_envs.STATE_LABELS).index(W.HELD_OUT_STATE)
+    out = W.TrainingVideos([], [], [], [])
+    for path in paths:
+        for i, ep in enumerate(_read(path)):
+            if np.ptp(ep.states[:, column]) > 0.05:  # the recipe's held-out filter
+                continue
+            kind = str(ep.attrs.get("policy", "expert"))
+            play = kind == "play"
+            frames = _render(str(ep.task), ep.sim_states, camera)
+            out.videos.append(Video(np.ascontiguousarray(frames), text=W.PLAY_TEXT if play else ep.instruction, source=f"{path}:demo_{i}"))
+            out.groups.append("play" if play else str(ep.task))
+            out.final_goal_ok.append(bool(ep.success) and not play)
+            out.kinds.append(kind)
+    return out.select(W.TRAIN_KINDS["vip-sim"])
+
+
+def train_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One training run (in a worker process): ``job`` = name, camera, steps, init_from, oversample, data, out."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    torch.set_num_threads(1)
+    from vip_rl import weights_recipe as W
+    from vip_rl.pretrain import pretrain
+
+    out = Path(job["out"])
+    tic = time.perf_counter()
+    data = _training_videos(Path(job["data"]), job["camera"])
+    weights = None
+    if job["oversample"] != 1.0:
+        counts: dict[str, int] = {}
+        for video in data.videos:
+            source = video.source.rsplit(":", 1)[0]
+            counts[source] = counts.get(source, 0) + 1
+        weights = {s: n * (job["oversample"] if "goal_pose_detour" in s else 1.0) for s, n in counts.items()}
+    overrides: dict[str, Any] = {"steps": job["steps"]}
+    if job["init_from"]:
+        overrides.update(lr=3e-4, warmup_steps=50)  # a fine-tune: lower lr, short warm-up
+    cfg = dataclasses.replace(W.CONFIGS["vip-sim"], **overrides)
+    pretrain(cfg, data.videos, out_dir=out, groups=data.groups, final_goal_ok=data.final_goal_ok, goal_swap_prob=W.GOAL_SWAP_PROB,
+             source_weights=weights, init_from=job["init_from"], progress=False)
+    return {"name": job["name"], "encoder": str(out / "encoder"), "seconds": time.perf_counter() - tic, "config": cfg.to_dict(),
+            "videos": len(data.videos)}
+
+
+def evaluate(encoder_path: str, eval_eps: dict[str, list[Any]], camera: str) -> dict[str, Any]:
+    """The representation benchmark's value metrics, on ``camera`` (eval frames re-rendered when not front)."""
+    import representation as R
+    from vip_rl.encoders import load_encoder
+
+    eps = eval_eps
+    if camera != "front":
+        eps = {task: [dataclasses.replace(e, frames={"front": _render(task, e.sim_states, camera)}) for e in es] for task, es in eval_eps.items()}
+    decoys = {}
+    for task, es in eps.items():
+        env = _ENVS.get((task, 96))
+        if env is None:
+            _render(task, es[0].sim_states[:1], camera)
+            env = _ENVS[(task, 96)]
+        ly = env.unwrapped.layout
+        cols = 1 + np.concatenate([ly.ee, ly.fingers])
+        states = []
+        for i in range(len(es)):
+            s = np.array(es[i].sim_states[0], np.float64)
+            s[cols] = es[(i + 1) % len(es)].sim_states[-1][cols]
+            states.append(s)
+        decoys[task] = np.asarray(env.unwrapped.render_states(np.stack(states), camera=camera))
+    enc = load_encoder(encoder_path)
+    per_task = R.value_metrics(enc, eps, decoys=decoys)
+    return {"summary": R.summarise(per_task, "FlipSwitch"), "per_task": per_task}
+
+
+# ------------------------------------------------------------------------------------------ report
+def _f(x: Any) -> str:
+    return "nan" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def to_markdown(res: dict[str, Any]) -> str:
+    lines = ["# Where the end-effector shortcut comes from", "",
+             f"Generated by `python benchmarks/shortcut.py {' '.join(res['argv'])}` on {res['date']} ({res['device']}). "
+             "Held-out episodes: the representation benchmark's (12 expert episodes per task, new seeds). "
+             "See the module docstring for each section.", ""]
+    if "probe" in res:
+        names = [k for k in next(iter(res["probe"].values())) if k.startswith("linear_r2 ")]
+        lines += ["## Can the CNN see object state? (R^2 of the object's joints on held-out frames)", "",
+                  "| task | joints | vip-sim CNN trained supervised, from scratch | " + " | ".join(f"linear on {n[10:]}" for n in names) + " |",
+                  "|---" * (3 + len(names)) + "|"]
+        for task, row in res["probe"].items():
+            lines.append(f"| {task} | {', '.join(row['joints'])} | {_f(row['supervised_cnn_r2'])} ({row['supervised_cnn_mae_cm']:.2f} cm) | "
+                         + " | ".join(_f(row[n]) for n in names) + " |")
+        lines.append("")
+    if "fit" in res:
+        lines += ["## Does vip-sim fit its own training videos? (goal-pose detour frames vs expert frames)", "",
+                  "Distance from a training frame to its own final frame divided by the VIP target (1-gamma^n)/(1-gamma), n = steps left. "
+                  "1.0 = fitted.", "",
+                  "| task | goal-pose frames | mean steps left | distance | target | ratio | expert frames, same steps left: ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        for task, row in res["fit"].items():
+            lines.append(f"| {task} | {row['goal_pose_frames']} | {row['mean_steps_left']:.1f} | {row['goal_pose_distance']:.2f} | "
+                         f"{row['vip_target']:.2f} | {_f(row['goal_pose_ratio'])} | {_f(row['expert_ratio_same_steps_left'])} |")
+        lines.append("")
+    if "decoy" in res:
+        lines += ["## How far is the decoy really? (scripted expert, held-out episodes)", "",
+                  "| task | expert steps from the decoy | solved from it | steps left at the 50%-progress frame | episode steps | "
+                  "pixels that differ from the goal, front 64 px | close 64 px |",
+                  "|---|---|---|---|---|---|---|"]
+        for task, row in res["decoy"].items():
+            lines.append(f"| {task} | {row['expert_steps_from_decoy']:.1f} | {row['solved_from_decoy']:.2f} | {row['steps_left_at_half']:.1f} | "
+                         f"{row['episode_steps']:.1f} | {row.get('changed_pixels_64px front', float('nan')):.0f} | "
+                         f"{row.get('changed_pixels_64px close', float('nan')):.0f} |")
+        lines.append("")
+    if "runs" in res:
+        lines += ["## Training changes: the representation benchmark's figures", "",
+                  "| run | camera | steps | VOC other (trained min) | VOC other (held-out) | reaching VOC | decoy pass | decoy OpenDrawer | decoy SlideDoor | "
+                  "fit ratio: goal-pose / expert frames | train s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for run in res["runs"]:
+            s, pt = run["eval"]["summary"], run["eval"]["per_task"]
+            lines.append(f"| {run['name']} | {run['camera']} | {run['steps']} | {_f(s['voc_other_trained_min'])} | {_f(s['voc_other_heldout'])} | "
+                         f"{_f(s['reach_voc_mean'])} | {_f(s['decoy_pass_rate'])} | {_f(pt['OpenDrawer']['decoy_pass_rate'])} | "
+                         f"{_f(pt['SlideDoor']['decoy_pass_rate'])} | "
+                         + (f"{run['fit_ratio_goal_pose']:.2f} / {run['fit_ratio_expert']:.2f}" if "fit_ratio_goal_pose" in run else "-")
+                         + f" | {run.get('seconds', float('nan')):.0f} |")
+        lines += ["", "Targets (issue 4): VOC other >= 0.95 trained / >= 0.85 held-out, reaching VOC >= 0.8, decoy pass >= 0.9.", ""]
+    if res.get("notes"):
+        lines += ["## Provenance", "", *[f"- {n}" for n in res["notes"]], ""]
+    if NOTES.exists():
+        lines += ["## Findings", "", NOTES.read_text().strip(), ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    p.add_argument("--sections", default="probe,fit,decoy,oversample,camera")
+    p.add_argument("--keep", action="store_true", help="keep the sections of the existing <out>.json that this run does not measure")
+    p.add_argument("--data", default="runs/weights/data", help="the recipe's training videos (collected there when missing)")
+    p.add_argument("--cache", default="runs/bench_shortcut")
+    p.add_argument("--probe-steps", type=int, default=600)
+    p.add_argument("--oversample-steps", type=int, default=2500)
+    p.add_argument("--camera-steps", type=int, default=4000)
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--note", action="append", default=[])
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "shortcut"))
+    p.add_argument("--render-only", action="store_true", help=f"measure nothing: rewrite <out>.md from <out>.json and {NOTES.name}")
+    args = p.parse_args(argv)
+    if args.render_only:
+        out = Path(args.out)
+        atomic_write_text(out.with_suffix(".md"), to_markdown(json.loads(out.with_suffix(".json").read_text())))
+        print(f"wrote {out.with_suffix('.md')} from {out.with_suffix('.json')}")
+        return 0
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    torch.set_num_threads(1)
+    import representation as R
+    import vip_envs
+
+    sections = set(args.sections.split(","))
+    unknown = sections - {"probe", "fit", "decoy", "oversample", "camera"}
+    if unknown:
+        p.error(f"--sections: unknown {sorted(unknown)}")
+    if args.quick:
+        args.probe_steps, args.oversample_steps, args.camera_steps = 20, 20, 20
+    data_dir, cache = Path(args.data), Path(args.cache) / ("quick" if args.quick else "full")
+    res: dict[str, Any] = {"argv": list(argv if argv is not None else sys.argv[1:]), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                           "device": f"cpu, torch {torch.__version__}, 1 thread per process", "notes": list(args.note)}
+    from vip_rl.weights_recipe import collect_data
+
+    collect_data(data_dir, progress=False)
+    eval_eps = R.collect_eval(vip_envs.TASKS, 4 if args.quick else 12, cache=Path("runs/bench_representation"))
+    jobs = []
+    if "oversample" in sections:
+        jobs += [dict(name=f"vip-sim + goal-pose detours x{m:g}", camera="front", steps=args.oversample_steps, init_from="vip-sim",
+                      oversample=float(m), data=str(data_dir), out=str(cache / f"oversample_x{m:g}")) for m in (4, 10)]
+    if "camera" in sections:
+        jobs += [dict(name=f"vip-sim recipe, {cam} camera", camera=cam, steps=args.camera_steps, init_from=None, oversample=1.0,
+                      data=str(data_dir), out=str(cache / f"camera_{cam}")) for cam in ("front", "close")]
+    pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) if jobs and args.workers > 1 else None
+    futures = [pool.submit(train_job, job) for job in jobs] if pool else []
+    if "probe" in sections:
+        res["probe"] = probe(data_dir, eval_eps, steps=args.probe_steps, seed=args.seed)
+    if "fit" in sections:
+        res["fit"] = fit(data_dir)
+    if "decoy" in sections:
+        res["decoy"] = decoy_steps(eval_eps, max_steps=10 if args.quick else 150)
+    if jobs:
+        done = [f.result() for f in futures] if pool else [train_job(job) for job in jobs]
+        if pool:
+            pool.shutdown()
+        res["runs"] = []
+        bundled = {"name": "vip-sim (bundled, 8000 steps)", "camera": "front", "steps": 8000, "eval": evaluate("vip-sim", eval_eps, "front")}
+        res["runs"].append(bundled)
+        for job, trained in zip(jobs, done):
+            print(f"[runs] {job['name']}: trained in {trained['seconds']:.0f} s", flush=True)
+            res["runs"].append({**{k: job[k] for k in ("name", "camera", "steps", "init_from", "oversample")}, "seconds": trained["seconds"],
+                                "encoder": trained["encoder"], "eval": evaluate(trained["encoder"], eval_eps, job["camera"])})
+        for run in res["runs"]:  # the training-video fit of the front-camera runs
+            if run["camera"] == "front":
+                fitted = fit(data_dir, run.get("encoder", "vip-sim"))
+                run["fit_ratio_goal_pose"] = float(np.mean([v["goal_pose_ratio"] for v in fitted.values()]))
+                run["fit_ratio_expert"] = float(np.mean([v["expert_ratio_same_steps_left"] for v in fitted.values()]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.keep and out.with_suffix(".json").exists():
+        earlier = json.loads(out.with_suffix(".json").read_text())
+        names = {"probe": "probe", "fit": "fit", "decoy": "decoy", "oversample": "runs", "camera": "runs"}
+        for section, key in names.items():
+            if section not in sections and key in earlier and key not in res:
+                res[key] = earlier[key]
+                res["notes"].append(f"Section `{key}` kept from the run of {earlier['date']} "
+                                    f"(`python benchmarks/shortcut.py {' '.join(earlier['argv'])}`).")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(res, indent=2, default=float))
+    atomic_write_text(out.with_suffix(".md"), to_markdown(res))
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
