@@ -686,11 +686,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="processes for the success and ablation cells (the speed sections always run alone, first)")
     p.add_argument("--out", default=str(RESULTS / "mppi"), help="output stem (.json and .md are written)")
     p.add_argument("--render-only", action="store_true",
-                   help="measure nothing: rewrite <out>.md from the existing <out>.json (after a change to the report layout)")
+                   help="measure nothing: rewrite <out>.md from the existing <out>.json and --notes (after a change to the report layout or the notes)")
     args = p.parse_args(argv)
     if args.render_only:
         out = Path(args.out)
-        atomic_write_text(out.with_suffix(".md"), to_markdown(json.loads(out.with_suffix(".json").read_text())))
+        res = json.loads(out.with_suffix(".json").read_text())
+        if args.notes:  # findings are prose, not measurements: the render picks up edits to the notes file
+            res["notes"] = Path(args.notes).read_text().splitlines()
+            atomic_write_text(out.with_suffix(".json"), json.dumps(res, indent=2, default=float))
+        atomic_write_text(out.with_suffix(".md"), to_markdown(res))
         print(f"wrote {out.with_suffix('.md')} from {out.with_suffix('.json')}")
         return 0
     extra_encoders = add_extra_encoders(args.extra_encoders, args.seed)
@@ -768,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         for path in args.merge.split(","):  # sections measured by earlier runs of this script
             earlier = json.loads(Path(path).read_text())
-            for key in ("speed_core", "speed_sim", "success", "ablations"):
+            for key in ("speed_core", "speed_sim", "success", "ablations", "kitchen"):
                 if key not in earlier:
                     continue
                 if key == "ablations" and key in res:  # ablation tables add up (rows from several runs)
@@ -786,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 else:
                     res[key] = earlier[key]
-                res.setdefault("merged_from", []).append(f"{key} <- `{' '.join(earlier['argv'])}`")
+                res.setdefault("merged_from", []).append(f"{key} <- `benchmarks/mppi.py {' '.join(earlier['argv'])}`")
     if "success" in res and args.merge:  # deviations from the merged cells, not from any one run
         res["success"]["deviations"] = success_deviations(res["success"]["tasks"])
     out = Path(args.out)
