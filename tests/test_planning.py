@@ -479,3 +479,5 @@ def test_latent_dynamics_learns_and_plans():
     for _ in range(8):
         state = state + planner.command(state)
     assert torch.linalg.vector_norm(state - torch.tensor([13.0, 8.0])) < 1.0
+    with pytest.raises(ValueError, match="one goal"):
+        latent_goal_cost(encoder, np.concatenate([goal, goal]))

@@ -5,7 +5,7 @@ Train on demo episodes (frames + actions) embedded once by a frozen encoder, the
 (fully on device, no rendering), scoring latent states with :func:`latent_goal_cost`.
 
 Example:
-    >>> model = train_latent_dynamics(encoder, episodes, steps=2000, seed=0)      # doctest: +SKIP
+    >>> model = train_latent_dynamics(encoder, episodes, config=LatentTrainConfig(steps=2000), seed=0)  # doctest: +SKIP
     >>> dyn = TorchDynamics(model.step)                                            # doctest: +SKIP
     >>> cost = latent_goal_cost(encoder, goal_image)                               # doctest: +SKIP
     >>> planner = MPPI(MPPIConfig(action_dim=4, horizon=30), dyn, cost)            # doctest: +SKIP
@@ -162,5 +162,8 @@ def train_latent_dynamics(
 def latent_goal_cost(encoder: Any, goal: Any, *, when: str = "final", discount: float = 1.0) -> StateCost:
     """Cost on latent states ``[E, K, T, D]``: the encoder's distance to the goal embedding
     (goal: uint8 image, instruction or embedding, as :class:`~vip_rl.planning.costs.EmbeddingGoalCost`)."""
-    goal_z = goal_embedding(encoder, goal)[0]
+    goals = goal_embedding(encoder, goal)
+    if goals.shape[0] != 1:
+        raise ValueError(f"latent_goal_cost takes one goal (an image, an instruction or one embedding), got {goals.shape[0]}")
+    goal_z = goals[0]
     return StateCost(lambda z: encoder.distance(z, goal_z.to(z.device)), when=when, discount=discount)  # type: ignore[arg-type]
