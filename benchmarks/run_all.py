@@ -23,13 +23,14 @@ from vip_rl._io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-AREAS = ("env_throughput", "representation", "shortcut", "wrappers", "mppi", "few_shot")
+AREAS = ("env_throughput", "representation", "shortcut", "wrappers", "mppi", "latent_mppi", "few_shot")
 TITLES = {
     "env_throughput": "Environment throughput (vip_envs)",
     "representation": "Representations (VIP / LIV pretraining)",
     "shortcut": "Where the end-effector shortcut comes from (diagnostics for issues 4 and 6)",
     "wrappers": "Reward wrappers",
     "mppi": "MPPI planning",
+    "latent_mppi": "MPPI over a learned latent model (no simulator in the loop)",
     "few_shot": "Few-shot policies (BC vs RWR)",
 }
 
