@@ -471,6 +471,10 @@ def test_latent_dynamics_learns_and_plans():
         torch.set_num_threads(threads)
     z = torch.tensor([[10.0, 10.0]])
     assert torch.allclose(model.step(z, torch.tensor([[1.0, -1.0]])), torch.tensor([[11.0, 9.0]]), atol=0.2)
+    assert len(model.train_losses) == 20 and model.train_losses[-1] < 0.1 * model.train_losses[0]
+    short = {"frames": episodes[0]["frames"][:3], "actions": episodes[0]["actions"][:2]}
+    with pytest.warns(UserWarning, match="skipped 1 of 2 episodes shorter than rollout_length=3"):
+        train_latent_dynamics(encoder, [short, episodes[1]], config=LatentTrainConfig(steps=2, rollout_length=3), seed=0)
     goal = np.zeros((1, 1, 1, 3), np.uint8)
     goal[0, 0, 0, :2] = (130, 80)
     planner = MPPI(MPPIConfig(action_dim=2, num_samples=64, horizon=5, temperature=0.1), TorchDynamics(model.step),

@@ -13,6 +13,7 @@ Example:
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -110,7 +111,11 @@ def train_latent_dynamics(
         seed: seeds the model init and the batch sampling (own generators).
 
     Returns:
-        The trained model in eval mode.
+        The trained model in eval mode; ``model.train_losses`` holds the k-step training loss at 20
+        evenly spaced steps (first to last), to check that it converged.
+
+    Warns:
+        UserWarning: when episodes shorter than ``rollout_length`` steps are skipped.
     """
     cfg = config or LatentTrainConfig()
     if not episodes:
@@ -118,15 +123,20 @@ def train_latent_dynamics(
     device = torch.device(device)
     k = cfg.rollout_length
     latents, acts = [], []
+    skipped = 0
     for episode in episodes:
         frames, actions = _episode_arrays(episode, camera)
         if len(actions) < k:
+            skipped += 1
             continue
         with torch.no_grad():
             latents.append(encoder.encode_images(frames).to(device))
         acts.append(torch.from_numpy(actions).to(device))
     if not latents:
         raise ValueError(f"no episode has at least rollout_length={k} steps")
+    if skipped:
+        warnings.warn(f"train_latent_dynamics: skipped {skipped} of {len(episodes)} episodes shorter than rollout_length={k} steps",
+                      UserWarning, stacklevel=2)
     # every usable start (episode, t) with t + k <= T, gathered once: z_t [M, D], a [M, k, A], z_{t+1..t+k} [M, k, D]
     z0, a_seq, z_next = [], [], []
     for z_ep, a_ep in zip(latents, acts):
@@ -146,7 +156,9 @@ def train_latent_dynamics(
             p.copy_(torch.randn(p.shape, generator=init_gen) * (0.02 if p.ndim > 1 else 0.0))
     model.to(device).train()
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    for _ in range(cfg.steps):
+    record = set(np.linspace(0, cfg.steps - 1, min(20, cfg.steps)).round().astype(int).tolist())
+    losses: list[float] = []
+    for step in range(cfg.steps):
         pick = torch.randint(len(z0_all), (cfg.batch_size,), generator=gen).to(device)
         z, actions, targets = z0_all[pick], a_all[pick], next_all[pick]
         loss = torch.zeros((), device=device)
@@ -156,6 +168,9 @@ def train_latent_dynamics(
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
+        if step in record:
+            losses.append(float(loss.detach()))
+    model.train_losses = losses
     return model.eval()
 
 
