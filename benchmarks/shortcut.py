@@ -1,6 +1,6 @@
 """Where the end-effector shortcut of the bundled encoders comes from (issues 4 and 6).
 
-``python benchmarks/shortcut.py [--quick] [--sections probe,fit,decoy,oversample,camera] [--keep]``
+``python benchmarks/shortcut.py [--quick] [--sections probe,fit,decoy,oversample,contrast,camera] [--keep]``
 writes ``benchmarks/results/shortcut.json`` and ``.md``. Training runs go to ``--cache``
 (default ``runs/bench_shortcut``; finished runs are reused), the training videos are the
 bundled recipe's (``--data``, default ``runs/weights/data``; collected there when missing), the
@@ -23,6 +23,10 @@ Sections:
   pixels (64 px) tell the decoy from the goal frame on the ``front`` and ``close`` cameras.
 * ``oversample``: vip-sim fine-tuned 2500 steps with the goal-pose detours drawn 4x and 10x as
   often as in the recipe: the representation benchmark's decoy / reaching / VOC figures.
+* ``contrast``: vip-sim fine-tuned 2500 steps with the VIP loss plus a self-supervised contrastive term
+  (:func:`train_contrast`): a successful video's final frame should be nearer (L2, InfoNCE over the
+  batch) to another successful video's final frame of the same task than to frames of its own video
+  at least ``CONTRAST_GAP`` steps before the end. Does a hard-negative signal make VIP keep object state?
 * ``camera``: the vip-sim recipe trained from scratch for the same number of steps on the
   ``front`` camera and on the suite's ``close`` camera (frames re-rendered from the stored
   simulator states), each evaluated on its own camera.
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -58,6 +63,8 @@ NOTES = ROOT / "benchmarks" / "notes" / "shortcut.md"
 FIT_TASKS = ("OpenDrawer", "CloseDrawer", "SlideDoor", "PressButton")
 #: cameras whose pixel differences between a goal frame and its decoy the decoy section counts
 PIXEL_CAMERAS = ("front", "close")
+#: contrast section: negatives are frames at least this many steps before their video's end
+CONTRAST_GAP = 15
 GAMMA = 0.98
 
 
@@ -278,6 +285,74 @@ def train_job(job: dict[str, Any]) -> dict[str, Any]:
             "videos": len(data.videos)}
 
 
+def train_contrast(job: dict[str, Any]) -> dict[str, Any]:
+    """Fine-tune vip-sim with ``VIP + weight * InfoNCE(final frame; other episode's final frame of the task
+    vs own frames >= CONTRAST_GAP steps before the end)`` (in a worker process; ``job`` as :func:`train_job`
+    plus ``weight``, ``temperature``)."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    torch.set_num_threads(1)
+    import torch.nn.functional as F
+    from vip_rl import weights_recipe as W
+    from vip_rl.data.samplers import TupleSampler
+    from vip_rl.encoders import load_encoder, save_encoder
+    from vip_rl.objectives import vip_loss
+
+    out = Path(job["out"])
+    done = out / "encoder"
+    tic = time.perf_counter()
+    if done.exists():
+        return {"name": job["name"], "encoder": str(done), "seconds": float("nan")}
+    data = _training_videos(Path(job["data"]), "front")
+    cfg = dataclasses.replace(W.CONFIGS["vip-sim"], steps=job["steps"], lr=3e-4)
+    torch.manual_seed(cfg.seed)
+    encoder = load_encoder("vip-sim")
+    encoder.train()
+    for p in encoder.parameters():
+        p.requires_grad_(True)
+    sampler = TupleSampler(data.videos, batch_size=cfg.batch_size, image_size=encoder.image_size, crop_scale=cfg.crop_scale,
+                           goal_mode=cfg.goal_mode, final_goal_prob=cfg.final_goal_prob, final_goal_ok=data.final_goal_ok,
+                           groups=data.groups, goal_swap_prob=W.GOAL_SWAP_PROB, seed=cfg.seed)
+    ok = [i for i, good in enumerate(data.final_goal_ok) if good and len(data.videos[i].frames) > CONTRAST_GAP + 1]
+    by_group: dict[str, list[int]] = {}
+    for i in ok:
+        by_group.setdefault(data.groups[i], []).append(i)
+    ok = [i for i in ok if len(by_group[data.groups[i]]) > 1]
+    rng = np.random.default_rng(cfg.seed)
+    params = [p for p in encoder.parameters() if p.requires_grad]
+    optim = torch.optim.Adam(params, lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda step: 0.5 * (1 + math.cos(math.pi * step / max(cfg.steps, 1))))
+    log = []
+    for step in range(cfg.steps):
+        batch = sampler.batch(step)
+        pixels = encoder.preprocess(torch.cat([batch.initial, batch.goal, batch.current, batch.next], 0))
+        e0, eg, et, et1 = encoder(pixels).chunk(4, 0)
+        loss_vip, _ = vip_loss(e0, eg, et, et1, gamma=cfg.gamma, is_goal=batch.is_goal, num_negatives=cfg.num_negatives,
+                               generator=torch.Generator().manual_seed(step))
+        anchors = rng.choice(ok, size=cfg.batch_size)
+        frames = []
+        for i in anchors:
+            video = data.videos[i].frames
+            partner = by_group[data.groups[i]][int(rng.integers(len(by_group[data.groups[i]])))]
+            while partner == i:
+                partner = by_group[data.groups[i]][int(rng.integers(len(by_group[data.groups[i]])))]
+            frames += [video[-1], data.videos[partner].frames[-1], video[int(rng.integers(0, len(video) - CONTRAST_GAP))]]
+        z = encoder(encoder.preprocess(torch.from_numpy(np.stack(frames)))).view(cfg.batch_size, 3, -1)
+        anchor, positive, negative = z[:, 0], z[:, 1], z[:, 2]
+        candidates = torch.cat([positive, negative])  # [2B, D]: row i's positive is column i
+        logits = -torch.cdist(anchor, candidates) / job["temperature"]
+        loss_nce = F.cross_entropy(logits, torch.arange(cfg.batch_size))
+        loss = loss_vip + job["weight"] * loss_nce
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        sched.step()
+        if step % 250 == 0 or step == cfg.steps - 1:
+            log.append({"step": step, "vip": float(loss_vip), "nce": float(loss_nce)})
+    encoder.eval()
+    save_encoder(encoder, done)
+    return {"name": job["name"], "encoder": str(done), "seconds": time.perf_counter() - tic, "log": log}
+
+
 def evaluate(encoder_path: str, eval_eps: dict[str, list[Any]], camera: str) -> dict[str, Any]:
     """The representation benchmark's value metrics, on ``camera`` (eval frames re-rendered when not front)."""
     import representation as R
@@ -367,7 +442,7 @@ def to_markdown(res: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
-    p.add_argument("--sections", default="probe,fit,decoy,oversample,camera")
+    p.add_argument("--sections", default="probe,fit,decoy,oversample,contrast,camera")
     p.add_argument("--keep", action="store_true", help="keep the sections of the existing <out>.json that this run does not measure")
     p.add_argument("--data", default="runs/weights/data", help="the recipe's training videos (collected there when missing)")
     p.add_argument("--cache", default="runs/bench_shortcut")
@@ -391,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import vip_envs
 
     sections = set(args.sections.split(","))
-    unknown = sections - {"probe", "fit", "decoy", "oversample", "camera"}
+    unknown = sections - {"probe", "fit", "decoy", "oversample", "contrast", "camera"}
     if unknown:
         p.error(f"--sections: unknown {sorted(unknown)}")
     if args.quick:
@@ -407,11 +482,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "oversample" in sections:
         jobs += [dict(name=f"vip-sim + goal-pose detours x{m:g}", camera="front", steps=args.oversample_steps, init_from="vip-sim",
                       oversample=float(m), data=str(data_dir), out=str(cache / f"oversample_x{m:g}")) for m in (4, 10)]
+    if "contrast" in sections:
+        jobs += [dict(name="vip-sim + far-frame InfoNCE (weight 1)", camera="front", steps=args.oversample_steps, init_from="vip-sim",
+                      oversample=1.0, data=str(data_dir), out=str(cache / "contrast_w1"), weight=1.0, temperature=1.0, kind="contrast")]
     if "camera" in sections:
         jobs += [dict(name=f"vip-sim recipe, {cam} camera", camera=cam, steps=args.camera_steps, init_from=None, oversample=1.0,
                       data=str(data_dir), out=str(cache / f"camera_{cam}")) for cam in ("front", "close")]
     pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) if jobs and args.workers > 1 else None
-    futures = [pool.submit(train_job, job) for job in jobs] if pool else []
+    run = lambda job: train_contrast(job) if job.get("kind") == "contrast" else train_job(job)  # noqa: E731
+    futures = [pool.submit(train_contrast if job.get("kind") == "contrast" else train_job, job) for job in jobs] if pool else []
     if "probe" in sections:
         res["probe"] = probe(data_dir, eval_eps, steps=args.probe_steps, seed=args.seed)
     if "fit" in sections:
@@ -419,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "decoy" in sections:
         res["decoy"] = decoy_steps(eval_eps, max_steps=10 if args.quick else 150)
     if jobs:
-        done = [f.result() for f in futures] if pool else [train_job(job) for job in jobs]
+        done = [f.result() for f in futures] if pool else [run(job) for job in jobs]
         if pool:
             pool.shutdown()
         res["runs"] = []
@@ -438,12 +517,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.keep and out.with_suffix(".json").exists():
         earlier = json.loads(out.with_suffix(".json").read_text())
-        names = {"probe": "probe", "fit": "fit", "decoy": "decoy", "oversample": "runs", "camera": "runs"}
-        for section, key in names.items():
-            if section not in sections and key in earlier and key not in res:
+        for key in ("probe", "fit", "decoy"):
+            if key not in sections and key in earlier and key not in res:
                 res[key] = earlier[key]
                 res["notes"].append(f"Section `{key}` kept from the run of {earlier['date']} "
                                     f"(`python benchmarks/shortcut.py {' '.join(earlier['argv'])}`).")
+        if "runs" in earlier:  # training rows of sections not rerun now are kept, in their order
+            fresh = {run["name"] for run in res.get("runs", [])}
+            kept = [run for run in earlier["runs"] if run["name"] not in fresh]
+            if kept:
+                current = res.get("runs", [])
+                bundled = [r for r in current if r["name"].startswith("vip-sim (bundled")]
+                res["runs"] = bundled + kept + [r for r in current if r not in bundled]
+                res["notes"].append(f"Training rows {', '.join(k['name'] for k in kept if not k['name'].startswith('vip-sim (bundled'))} "
+                                    f"kept from the run of {earlier['date']} (`python benchmarks/shortcut.py {' '.join(earlier['argv'])}`).")
     atomic_write_text(out.with_suffix(".json"), json.dumps(res, indent=2, default=float))
     atomic_write_text(out.with_suffix(".md"), to_markdown(res))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
