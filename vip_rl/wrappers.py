@@ -887,19 +887,7 @@ class GoalRewardVector(VectorWrapper, gym.utils.RecordConstructorArgs):
         self._scorer = self._core.scorer
         self._source, self._key = self._core.source, self._core.key
         self.final_frame_key = final_frame_key
-        mode_value = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-        self.autoreset_mode = mode_value if isinstance(mode_value, AutoresetMode) else AutoresetMode(mode_value)
-        if self._source == "render" and self.autoreset_mode == AutoresetMode.SAME_STEP:
-            try:
-                keys = env.get_attr("final_frame_key")
-            except AttributeError:
-                keys = None
-            if keys is None or any(key != final_frame_key for key in keys):
-                raise ValueError(
-                    "autoreset_mode=SAME_STEP with frames from render(): render() after the step shows the "
-                    "new episode, so the terminal frame must come from info; wrap each sub-env in "
-                    f"vip_rl.wrappers.FinalFrameInfo(env, key={final_frame_key!r}) or use image observations"
-                )
+        self.autoreset_mode = _vector_autoreset_mode(env, self._source, final_frame_key)
         self._core.set_goal(goal)
         self._autoreset = np.zeros(self.num_envs, dtype=np.bool_)
 
@@ -921,9 +909,7 @@ class GoalRewardVector(VectorWrapper, gym.utils.RecordConstructorArgs):
         self._core.set_goal(goal, env_indices)
 
     def _frames(self, obs: Any) -> np.ndarray:
-        if self._source == "render":
-            return np.stack(self.env.render())
-        return np.asarray(_pick(obs, self._key))
+        return _vector_frames(self.env, self._source, self._key, obs)
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -1066,19 +1052,7 @@ class EmbeddingObservationVector(VectorWrapper, gym.utils.RecordConstructorArgs)
         self._source, self._key = _resolve_frames(
             env.single_observation_space, env.render_mode, camera=camera, pixel_key=pixel_key, cameras=cameras
         )
-        mode_value = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-        self.autoreset_mode = mode_value if isinstance(mode_value, AutoresetMode) else AutoresetMode(mode_value)
-        if self._source == "render" and self.autoreset_mode == AutoresetMode.SAME_STEP:
-            try:
-                keys = env.get_attr("final_frame_key")
-            except AttributeError:
-                keys = None
-            if keys is None or any(k != final_frame_key for k in keys):
-                raise ValueError(
-                    "autoreset_mode=SAME_STEP with frames from render(): render() after the step shows the "
-                    "new episode, so the terminal frame must come from info; wrap each sub-env in "
-                    f"vip_rl.wrappers.FinalFrameInfo(env, key={final_frame_key!r}) or use image observations"
-                )
+        self.autoreset_mode = _vector_autoreset_mode(env, self._source, final_frame_key)
         self._dict_obs = isinstance(env.single_observation_space, spaces.Dict)
         self.single_observation_space = _embedding_observation_space(
             env.single_observation_space, key, encoder.embed_dim
@@ -1087,9 +1061,7 @@ class EmbeddingObservationVector(VectorWrapper, gym.utils.RecordConstructorArgs)
         self._embedding: np.ndarray | None = None  # float32 [N, D], the current frames'
 
     def _frames(self, obs: Any) -> np.ndarray:
-        if self._source == "render":
-            return np.stack(self.env.render())
-        return np.asarray(_pick(obs, self._key))
+        return _vector_frames(self.env, self._source, self._key, obs)
 
     def _encode(self, frames: np.ndarray) -> np.ndarray:
         """uint8 ``[B, H, W, 3]`` -> float32 ``[B, D]`` in one forward."""
@@ -1129,6 +1101,32 @@ class EmbeddingObservationVector(VectorWrapper, gym.utils.RecordConstructorArgs)
                 final_obs[index] = _with_embedding(final_obs[index], self.key, embedding, self._dict_obs)
             infos["final_obs"] = final_obs
         return _with_embedding(obs, self.key, self._embedding, self._dict_obs), rewards, terminations, truncations, infos
+
+
+def _vector_autoreset_mode(env: VectorEnv, source: str, final_frame_key: str) -> AutoresetMode:
+    """The vector env's autoreset mode; SAME_STEP with frames from ``render()`` needs every sub-env to put
+    its terminal frame in ``info[final_frame_key]`` (:class:`FinalFrameInfo`), else ``ValueError``."""
+    mode_value = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    mode = mode_value if isinstance(mode_value, AutoresetMode) else AutoresetMode(mode_value)
+    if source == "render" and mode == AutoresetMode.SAME_STEP:
+        try:
+            keys = env.get_attr("final_frame_key")
+        except AttributeError:
+            keys = None
+        if keys is None or any(key != final_frame_key for key in keys):
+            raise ValueError(
+                "autoreset_mode=SAME_STEP with frames from render(): render() after the step shows the "
+                "new episode, so the terminal frame must come from info; wrap each sub-env in "
+                f"vip_rl.wrappers.FinalFrameInfo(env, key={final_frame_key!r}) or use image observations"
+            )
+    return mode
+
+
+def _vector_frames(env: VectorEnv, source: str, key: str | None, obs: Any) -> np.ndarray:
+    """uint8 ``[N, H, W, 3]``: the current frames of a Gymnasium vector env, from ``render()`` or the observation."""
+    if source == "render":
+        return np.stack(env.render())
+    return np.asarray(_pick(obs, key))
 
 
 def _vector_final_frames(
