@@ -70,8 +70,20 @@ def _first_object_motion(episode: Any, threshold: float = 2e-3) -> int:
     return int(np.argmax(moved)) if moved.any() else len(moved)
 
 
-def _decoy_frames(task: str, episodes: list[Any], partners: list[int], *, embodiment: str) -> np.ndarray:
-    """Episode i's first state with the end effector (and fingers) of episode partners[i]'s final state."""
+def decoy_states(layout: Any, episodes: list[Any], partners: Sequence[int]) -> np.ndarray:
+    """Simulator states ``[N, S]``: episode i's first state with the end effector (and fingers) of episode
+    ``partners[i]``'s final state (``layout``: the env's ``unwrapped.layout``)."""
+    cols = 1 + np.concatenate([layout.ee, layout.fingers])  # state = [time, qpos, qvel, ...]
+    states = []
+    for i, j in enumerate(partners):
+        state = np.array(episodes[i].sim_states[0], dtype=np.float64)
+        state[cols] = episodes[j].sim_states[-1][cols]
+        states.append(state)
+    return np.stack(states)
+
+
+def _decoy_frames(task: str, episodes: list[Any], partners: list[int], *, embodiment: str, camera: str = "front") -> np.ndarray:
+    """The :func:`decoy_states` rendered at 96 px from ``camera``."""
     import gymnasium
     import vip_envs
 
@@ -79,14 +91,7 @@ def _decoy_frames(task: str, episodes: list[Any], partners: list[int], *, embodi
     env = gymnasium.make(vip_envs.env_id(task), render_mode="rgb_array", image_size=96, embodiment=embodiment)
     env.reset(seed=0)
     unwrapped = env.unwrapped
-    ly = unwrapped.layout
-    cols = 1 + np.concatenate([ly.ee, ly.fingers])  # state = [time, qpos, qvel, ...]
-    states = []
-    for i, j in enumerate(partners):
-        state = np.array(episodes[i].sim_states[0], dtype=np.float64)
-        state[cols] = episodes[j].sim_states[-1][cols]
-        states.append(state)
-    frames = np.asarray(unwrapped.render_states(np.stack(states), camera="front"))
+    frames = np.asarray(unwrapped.render_states(decoy_states(unwrapped.layout, episodes, partners), camera=camera))
     env.close()
     return frames
 

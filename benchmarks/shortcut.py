@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -69,7 +70,9 @@ GAMMA = 0.98
 
 
 # ------------------------------------------------------------------------------------------ helpers
+@functools.lru_cache(maxsize=None)
 def _read(path: Path) -> list[Any]:
+    """The episodes of one suite HDF5 file, read once per process (callers do not modify them)."""
     from vip_rl.data import read_episodes
 
     return list(read_episodes(path))
@@ -91,6 +94,8 @@ def _ridge(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, alpha: 
 
 # ------------------------------------------------------------------------------------------ probe
 def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: int) -> dict[str, Any]:
+    """Per :data:`PROBE_JOINTS` task: held-out R^2 of the object joints read by the vip-sim CNN trained supervised
+    from scratch (``steps`` steps) and by ridge regression on each bundled (and a random) encoder's embedding."""
     import torch.nn.functional as F
     import vip_envs
     from vip_rl.encoders import load_encoder
@@ -140,6 +145,9 @@ def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: i
 
 # ------------------------------------------------------------------------------------------ fit
 def fit(data_dir: Path, encoder_name: str = "vip-sim") -> dict[str, Any]:
+    """Per :data:`FIT_TASKS` task: the encoder's distance from each goal-pose detour frame (end of the detour
+    prefix) to its video's final frame against the VIP target for its steps left, and the same ratio for expert
+    frames with the same steps left."""
     from vip_rl.encoders import load_encoder
 
     enc = load_encoder(encoder_name)
@@ -179,18 +187,16 @@ def decoy_steps(eval_eps: dict[str, list[Any]], *, max_steps: int = 150) -> dict
     """Scripted expert's steps to success from each episode's own-goal decoy state."""
     import gymnasium
     import vip_envs
+    from representation import decoy_states
 
     out: dict[str, Any] = {}
     for task, eps in eval_eps.items():
         env = gymnasium.make(vip_envs.env_id(task), max_episode_steps=max_steps + 10)
         env.reset(seed=0)
         u = env.unwrapped
-        cols = 1 + np.concatenate([u.layout.ee, u.layout.fingers])
         steps, left = [], []
         pixels: dict[str, list[int]] = {camera: [] for camera in PIXEL_CAMERAS}
-        for e in eps:
-            state = np.array(e.sim_states[0], np.float64)
-            state[cols] = e.sim_states[-1][cols]
+        for e, state in zip(eps, decoy_states(u.layout, eps, range(len(eps)))):  # own-goal decoys
             for camera in PIXEL_CAMERAS:  # what tells the decoy from the goal in the picture
                 frames = _render(task, np.stack([np.asarray(e.sim_states[-1], np.float64), state]), camera, size=64).astype(np.int32)
                 pixels[camera].append(int((np.abs(frames[0] - frames[1]).sum(-1) > 30).sum()))
@@ -353,6 +359,11 @@ def train_contrast(job: dict[str, Any]) -> dict[str, Any]:
     return {"name": job["name"], "encoder": str(done), "seconds": time.perf_counter() - tic, "log": log}
 
 
+def _train(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one training job in this process: :func:`train_contrast` for ``kind="contrast"``, else :func:`train_job`."""
+    return train_contrast(job) if job.get("kind") == "contrast" else train_job(job)
+
+
 def evaluate(encoder_path: str, eval_eps: dict[str, list[Any]], camera: str) -> dict[str, Any]:
     """The representation benchmark's value metrics, on ``camera`` (eval frames re-rendered when not front)."""
     import representation as R
@@ -361,20 +372,8 @@ def evaluate(encoder_path: str, eval_eps: dict[str, list[Any]], camera: str) -> 
     eps = eval_eps
     if camera != "front":
         eps = {task: [dataclasses.replace(e, frames={"front": _render(task, e.sim_states, camera)}) for e in es] for task, es in eval_eps.items()}
-    decoys = {}
-    for task, es in eps.items():
-        env = _ENVS.get((task, 96))
-        if env is None:
-            _render(task, es[0].sim_states[:1], camera)
-            env = _ENVS[(task, 96)]
-        ly = env.unwrapped.layout
-        cols = 1 + np.concatenate([ly.ee, ly.fingers])
-        states = []
-        for i in range(len(es)):
-            s = np.array(es[i].sim_states[0], np.float64)
-            s[cols] = es[(i + 1) % len(es)].sim_states[-1][cols]
-            states.append(s)
-        decoys[task] = np.asarray(env.unwrapped.render_states(np.stack(states), camera=camera))
+    decoys = {task: R._decoy_frames(task, es, [(i + 1) % len(es) for i in range(len(es))], embodiment="gripper", camera=camera)
+              for task, es in eps.items()}
     enc = load_encoder(encoder_path)
     per_task = R.value_metrics(enc, eps, decoys=decoys)
     return {"summary": R.summarise(per_task, "FlipSwitch"), "per_task": per_task}
@@ -489,8 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs += [dict(name=f"vip-sim recipe, {cam} camera", camera=cam, steps=args.camera_steps, init_from=None, oversample=1.0,
                       data=str(data_dir), out=str(cache / f"camera_{cam}")) for cam in ("front", "close")]
     pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) if jobs and args.workers > 1 else None
-    run = lambda job: train_contrast(job) if job.get("kind") == "contrast" else train_job(job)  # noqa: E731
-    futures = [pool.submit(train_contrast if job.get("kind") == "contrast" else train_job, job) for job in jobs] if pool else []
+    futures = [pool.submit(_train, job) for job in jobs] if pool else []
     if "probe" in sections:
         res["probe"] = probe(data_dir, eval_eps, steps=args.probe_steps, seed=args.seed)
     if "fit" in sections:
@@ -498,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "decoy" in sections:
         res["decoy"] = decoy_steps(eval_eps, max_steps=10 if args.quick else 150)
     if jobs:
-        done = [f.result() for f in futures] if pool else [run(job) for job in jobs]
+        done = [f.result() for f in futures] if pool else [_train(job) for job in jobs]
         if pool:
             pool.shutdown()
         res["runs"] = []
@@ -510,7 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "encoder": trained["encoder"], "eval": evaluate(trained["encoder"], eval_eps, job["camera"])})
         for run in res["runs"]:  # the training-video fit of the front-camera runs
             if run["camera"] == "front":
-                fitted = fit(data_dir, run.get("encoder", "vip-sim"))
+                encoder = run.get("encoder", "vip-sim")
+                fitted = res["fit"] if encoder == "vip-sim" and "fit" in res else fit(data_dir, encoder)
                 run["fit_ratio_goal_pose"] = float(np.mean([v["goal_pose_ratio"] for v in fitted.values()]))
                 run["fit_ratio_expert"] = float(np.mean([v["expert_ratio_same_steps_left"] for v in fitted.values()]))
     out = Path(args.out)
