@@ -151,6 +151,9 @@ def run_cell(task: str, model: Any, encoder: Any, *, horizon: int, mppi_kwargs: 
 
     import vip_envs
     from vip_rl.planning import MPPI, MPPIConfig, TorchDynamics
+    from mppi import summarise_episodes  # benchmarks/mppi.py
+
+    from vip_rl.planning.costs import goal_embedding
     from vip_rl.planning.latent import latent_goal_cost
 
     cfg = MPPIConfig(action_dim=4, horizon=horizon, **mppi_kwargs)
@@ -161,8 +164,8 @@ def run_cell(task: str, model: Any, encoder: Any, *, horizon: int, mppi_kwargs: 
     for ep in range(episodes):
         ep_seed = seed + ep
         goal = goals[ep_seed]
-        cost = latent_goal_cost(encoder, goal, when="final")
-        goal_z = encoder.encode_images(goal[None])[0]
+        goal_z = goal_embedding(encoder, goal)[0]  # encoded once, for the cost and the distances below
+        cost = latent_goal_cost(encoder, goal_z, when="final")
         planner = MPPI(cfg, dyn, cost, seed=ep_seed)
         env.reset(seed=ep_seed)
         planner.reset(seed=ep_seed)
@@ -192,25 +195,17 @@ def run_cell(task: str, model: Any, encoder: Any, *, horizon: int, mppi_kwargs: 
             observe += time.perf_counter() - t0
         rows.append({"seed": ep_seed, "success": success, "steps": steps,
                      "task_progress": float(info.get("task_progress", float("nan"))),
+                     "seconds_per_command": (observe + plan) / steps,
                      "ms_observe": 1000 * observe / steps, "ms_plan": 1000 * plan / steps,
                      "goal_dist_start": start_dist, "goal_dist_end": end_dist,
                      "predicted_goal_dist_mean": float(np.mean(predicted))})
     env.close()
     seconds = time.perf_counter() - t_start
-    return {
-        "episodes": len(rows),
-        "success_rate": float(np.mean([r["success"] for r in rows])),
-        "mean_progress": float(np.mean([r["task_progress"] for r in rows])),
-        "mean_steps": float(np.mean([r["steps"] for r in rows])),
-        "ms_per_command": float(np.mean([r["ms_observe"] + r["ms_plan"] for r in rows])),
-        "ms_plan": float(np.mean([r["ms_plan"] for r in rows])),
-        "ms_observe": float(np.mean([r["ms_observe"] for r in rows])),
-        "goal_dist_start": float(np.mean([r["goal_dist_start"] for r in rows])),
-        "goal_dist_end": float(np.mean([r["goal_dist_end"] for r in rows])),
-        "predicted_goal_dist_mean": float(np.mean([r["predicted_goal_dist_mean"] for r in rows])),
-        "seconds": seconds,
-        "per_episode": rows,
-    }
+    cell = summarise_episodes(rows, seconds=seconds)  # success, progress, steps, ms per command: as benchmarks/mppi.py
+    cell.update({key: float(np.mean([r[key] for r in rows]))
+                 for key in ("ms_plan", "ms_observe", "goal_dist_start", "goal_dist_end", "predicted_goal_dist_mean")})
+    cell["per_episode"] = rows  # every field: the paired comparison and the goal-distance notes read them
+    return cell
 
 
 def read_sim_results(path: Path, tasks: Sequence[str]) -> dict[str, Any]:
