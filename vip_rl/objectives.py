@@ -295,3 +295,95 @@ def liv_loss(
         metrics["retrieval_top1"] = (ids[best] == ids).float().mean()
     metrics.update(vip_image=vip_image.detach(), vip_text=vip_text.detach(), nce=nce.detach(), loss=loss.detach())
     return loss, metrics
+
+
+# --------------------------------------------------------------------------------------------
+# temporal distance (HILP-style expectile TD on a metric value)
+# --------------------------------------------------------------------------------------------
+def head_distances(a: Tensor, g: Tensor, *, heads: int) -> Tensor:
+    """Per-head distances of the temporal-distance value: ``[B, H*D] x [B, H*D] -> [H, B]``.
+
+    The embedding is ``H`` equal slices; head ``h``'s distance is ``sqrt(H) * ||a_h - g_h||``, so the
+    full-vector L2 distance an :class:`~vip_rl.encoders.Encoder` reports is the root mean square of the
+    heads' distances (``||a - g||^2 = sum_h ||a_h - g_h||^2 = mean_h d_h^2``): it stays in units of steps.
+    """
+    batch, dim = a.shape
+    if dim % heads:
+        raise ValueError(f"embedding dimension {dim} must be divisible by heads={heads}")
+    diff = (a - g).view(batch, heads, dim // heads)
+    return math.sqrt(heads) * torch.linalg.vector_norm(diff, dim=-1).t()
+
+
+def expectile_weight(advantage: Tensor, expectile: float) -> Tensor:
+    """IQL/HILP expectile weight: ``expectile`` where ``advantage >= 0``, else ``1 - expectile``."""
+    # tensors of advantage's dtype: python scalars in torch.where would give float32 weights for float64 inputs
+    return torch.where(advantage >= 0, advantage.new_tensor(expectile), advantage.new_tensor(1.0 - expectile))
+
+
+def temporal_distance_loss(
+    es: Tensor,
+    eg: Tensor,
+    target_s: Tensor,
+    target_s1: Tensor,
+    target_g: Tensor,
+    *,
+    gamma: float = 0.99,
+    expectile: float = 0.7,
+    heads: int = 2,
+    is_goal: Tensor | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Expectile TD loss of a metric goal-conditioned value (HILP: Park, Kreiman, Levine, ICML 2024).
+
+    ``V_h(s, g) = -d_h(s, g)`` with ``d_h`` from :func:`head_distances` (``H`` heads sharing the trunk).
+    With reward ``r = -1`` (``0`` and no bootstrap when ``s`` is the goal, ``is_goal``)::
+
+        next_h = V^target_h(s', g)                          target network, no gradient
+        q_h    = r + gamma * mask * next_h                  per-head TD target
+        adv    = r + gamma * mask * min_h next_h - mean_h V^target_h(s, g)
+        L      = sum_h mean_B |expectile - 1[adv < 0]| * (q_h - V_h(s, g))^2
+
+    The expectile (> 0.5) weighs targets above the current value more, so ``-V`` tends to the *shortest*
+    number of (discounted) steps through the data, not the data policy's; its fixed point for a state ``k``
+    steps from the goal is ``(1 - gamma^k) / (1 - gamma)``. Goals from other videos (the sampler's random
+    goals) push unrelated states apart.
+
+    Args:
+        es, eg: online embeddings of ``s`` and ``g``: ``[B, H*D]`` (gradients flow here).
+        target_s, target_s1, target_g: target-network embeddings of ``s``, ``s'`` and ``g``: ``[B, H*D]``
+            (detached inside).
+        gamma: discount in (0, 1) (HILP: 0.99).
+        expectile: in [0.5, 1) (HILP: 0.7 on pixels, 0.95 on states; 0.5 = plain TD).
+        heads: H >= 1 value heads (HILP: 2).
+        is_goal: optional bool ``[B]``: ``s`` is the goal (reward 0, no bootstrap).
+
+    Returns:
+        ``(loss, metrics)`` with detached ``td_loss``, ``distance`` (mean online ``-V``), ``target_distance``,
+        ``advantage_pos`` (share of ``adv >= 0``) and ``loss``.
+
+    Raises:
+        TypeError / ValueError: non-float or mismatched ``[B, D]`` inputs, bad gamma / expectile / heads.
+    """
+    batch, dim = _check_embeddings(es=es, eg=eg, target_s=target_s, target_s1=target_s1, target_g=target_g)
+    gamma = _check_gamma(gamma)
+    if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or dim % heads:
+        raise ValueError(f"heads must be a positive int dividing the embedding dimension {dim}, got {heads!r}")
+    if not isinstance(expectile, (int, float)) or not 0.5 <= float(expectile) < 1.0:
+        raise ValueError(f"expectile must be a float in [0.5, 1), got {expectile!r}")
+    reward = _reward(is_goal, batch, es)
+    mask = -reward  # 1 unless s is the goal
+    with torch.no_grad():
+        next_v = -head_distances(target_s1.detach(), target_g.detach(), heads=heads)  # [H, B]
+        now_v = -head_distances(target_s.detach(), target_g.detach(), heads=heads)
+        q = reward + gamma * mask * next_v
+        advantage = reward + gamma * mask * next_v.min(0).values - now_v.mean(0)
+        weight = expectile_weight(advantage, float(expectile))
+    v = -head_distances(es, eg, heads=heads)
+    td = (weight * (q - v) ** 2).mean(1).sum()
+    metrics = {
+        "td_loss": td.detach(),
+        "distance": (-v).mean().detach(),
+        "target_distance": (-q).mean().detach(),
+        "advantage_pos": (advantage >= 0).float().mean(),
+        "loss": td.detach(),
+    }
+    return td, metrics

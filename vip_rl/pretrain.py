@@ -1,13 +1,15 @@
-"""Pretrain or fine-tune a VIP / LIV encoder on videos (``vip-rl pretrain``).
+"""Pretrain or fine-tune a VIP / LIV / temporal-distance encoder on videos (``vip-rl pretrain``).
 
-One trainer for both objectives; it reads top to bottom:
+One trainer for the three objectives (``vip``, ``liv``, ``tdist``); it reads top to bottom:
 seed -> build (encoder, optimizer, sampler) -> resume -> loop (batch, loss, step, log)
 -> periodic eval (value-order correlation on held-out videos) and atomic checkpoints.
 
 Exact resume: batch ``k`` is a pure function of ``(seed, k)`` (see
 :class:`~vip_rl.data.samplers.TupleSampler`) and so are the loss's negative permutations,
 so a run killed after a checkpoint and resumed produces the same weights as an
-uninterrupted one. The checkpoint ``<out_dir>/checkpoint.pt`` holds the model, optimizer,
+uninterrupted one. The ``tdist`` objective (:func:`vip_rl.objectives.temporal_distance_loss`) also
+keeps a target copy of the vision tower, updated by Polyak averaging after every step and saved in the
+checkpoint. The checkpoint ``<out_dir>/checkpoint.pt`` holds the model, optimizer,
 step, RNG states, both configs and the version; it is a ``weights_only`` torch file that
 ``load_encoder`` also reads. The final encoder is exported to ``<out_dir>/encoder/``
 (safetensors + JSON, ``load_encoder(out_dir / "encoder")``).
@@ -59,8 +61,9 @@ class PretrainConfig:
     :func:`pretrain` beside the config.
     """
 
-    objective: Literal["vip", "liv"] = "vip"
-    """``"vip"`` (L2 metric, image goals) or ``"liv"`` (cosine metric, image + text goals)."""
+    objective: Literal["vip", "liv", "tdist"] = "vip"
+    """``"vip"`` (L2 metric, image goals), ``"liv"`` (cosine metric, image + text goals) or ``"tdist"``
+    (L2 metric that counts steps: HILP's expectile TD, optional text tower regressed onto goal frames)."""
     arch: str = "cnn"
     """Vision backbone for :func:`vip_rl.encoders.build_encoder` (``cnn``, ``resnet18``, ...)."""
     embed_dim: int = 128
@@ -69,8 +72,10 @@ class PretrainConfig:
     """Encoder input side S; videos are resized to it once when loaded."""
     cnn_channels: tuple[int, ...] | None = None
     """Channels of the CNN's stride-2 stages (``None``: the backbone's default)."""
+    head_hidden: tuple[int, ...] = ()
+    """``cnn``: hidden widths of an MLP embedding head (empty: one linear layer)."""
     text: Literal["auto", "minilm", "hashing", "none"] = "auto"
-    """Text tower: ``auto`` = ``minilm`` for LIV, none for VIP."""
+    """Text tower: ``auto`` = ``minilm`` for LIV, none for VIP and tdist."""
     batch_size: int = 32
     """Global batch of tuples (split evenly across DDP ranks)."""
     lr: float = 1e-4
@@ -95,7 +100,8 @@ class PretrainConfig:
     vip_weight: float = 1.0
     """LIV: weight of the image-goal VIP term."""
     text_weight: float = 1.0
-    """LIV: weight of the text-goal VIP term."""
+    """LIV: weight of the text-goal VIP term. tdist: weight of the text regression (instruction embedding
+    onto the target network's embedding of a successful video's last-5% frame)."""
     nce_weight: float = 1.0
     """LIV: weight of the image-text InfoNCE."""
     temperature: float = 1.0
@@ -116,12 +122,21 @@ class PretrainConfig:
     """Write train metrics every this many steps."""
     prefetch: int = 2
     """Batches prepared ahead by a background thread (0: none)."""
+    expectile: float = 0.7
+    """tdist: expectile of the TD loss (HILP: 0.7 on pixels)."""
+    value_heads: int = 2
+    """tdist: value heads; the embedding is ``value_heads`` slices of ``embed_dim / value_heads``."""
+    target_tau: float = 0.005
+    """tdist: Polyak rate of the target network (HILP: 0.005)."""
+    random_goal_prob: float = 0.375
+    """tdist: share of goals drawn from any frame of any video (HILP: 0.375); the rest are geometric
+    (``p = 1 - gamma``) future frames of the same video."""
     seed: int = 0
     """Seed of the initialisation, the data stream and the negatives."""
 
     def __post_init__(self) -> None:
-        if self.objective not in ("vip", "liv"):
-            raise ValueError(f"objective must be 'vip' or 'liv', got {self.objective!r}")
+        if self.objective not in ("vip", "liv", "tdist"):
+            raise ValueError(f"objective must be 'vip', 'liv' or 'tdist', got {self.objective!r}")
         if self.text not in ("auto", "minilm", "hashing", "none"):
             raise ValueError(f"text must be 'auto', 'minilm', 'hashing' or 'none', got {self.text!r}")
         if self.objective == "liv" and self.text == "none":
@@ -151,13 +166,23 @@ class PretrainConfig:
             raise ValueError(f"goal_mode must be 'random' or 'final', got {self.goal_mode!r}")
         if not 0.0 <= float(self.final_goal_prob) <= 1.0:
             raise ValueError(f"final_goal_prob must be in [0, 1], got {self.final_goal_prob!r}")
+        if self.head_hidden and (self.arch != "cnn" or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in self.head_hidden)):
+            raise ValueError(f"head_hidden must be positive ints and needs arch='cnn', got {self.head_hidden!r} with arch={self.arch!r}")
+        if not 0.5 <= float(self.expectile) < 1.0:
+            raise ValueError(f"expectile must be in [0.5, 1), got {self.expectile!r}")
+        if isinstance(self.value_heads, bool) or not isinstance(self.value_heads, int) or self.value_heads < 1 or self.embed_dim % self.value_heads:
+            raise ValueError(f"value_heads must be a positive int dividing embed_dim={self.embed_dim}, got {self.value_heads!r}")
+        if not 0.0 < float(self.target_tau) <= 1.0:
+            raise ValueError(f"target_tau must be in (0, 1], got {self.target_tau!r}")
+        if not 0.0 <= float(self.random_goal_prob) <= 1.0:
+            raise ValueError(f"random_goal_prob must be in [0, 1], got {self.random_goal_prob!r}")
         if self.cnn_channels is not None and (not self.cnn_channels or any(int(c) <= 0 for c in self.cnn_channels)):
             raise ValueError(f"cnn_channels must be None or positive ints, got {self.cnn_channels!r}")
 
     @property
     def metric(self) -> Literal["l2", "cos"]:
-        """The training metric the objective implies: ``l2`` for VIP, ``cos`` for LIV."""
-        return "l2" if self.objective == "vip" else "cos"
+        """The training metric the objective implies: ``l2`` for VIP and tdist, ``cos`` for LIV."""
+        return "cos" if self.objective == "liv" else "l2"
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimizer step ``step`` (0-based)."""
@@ -335,11 +360,48 @@ def _loss_generator(seed: int, step: int, device: torch.device) -> torch.Generat
     return generator
 
 
+def _tdist_loss(
+    model: nn.Module, encoder: Encoder, target: nn.Module, batch: TupleBatch, config: PretrainConfig, dist: _Dist,
+    device: torch.device, goal_ok: np.ndarray,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Temporal-distance loss: online (s, g), target (s, s', g) and, with a text tower, the text regression."""
+    from vip_rl.objectives import temporal_distance_loss
+
+    parts = [batch.current, batch.goal]
+    pixels = encoder.preprocess(torch.cat(parts, 0))
+    with_text = encoder.has_text and batch.text is not None and batch.text_frame is not None
+    images, text = model(pixels, batch.text if with_text else None)
+    with torch.no_grad():
+        extra = [batch.next] + ([batch.text_frame] if with_text else [])
+        target_out = target(torch.cat([pixels, encoder.preprocess(torch.cat(extra, 0))], 0))
+    online = [dist.gather(c) for c in images.chunk(2, 0)]
+    fixed = [dist.gather(c) for c in target_out.chunk(len(parts) + len(extra), 0)]
+    loss, metrics = temporal_distance_loss(
+        online[0], online[1], fixed[0], fixed[2], fixed[1], gamma=config.gamma, expectile=config.expectile,
+        heads=config.value_heads, is_goal=dist.gather(batch.is_goal.to(device)),
+    )
+    if with_text:
+        assert text is not None  # internal: the model embeds texts whenever with_text
+        ok = torch.from_numpy(goal_ok[batch.video_index.numpy()]).to(device)
+        ok = dist.gather(ok.float())
+        sq = ((dist.gather(text) - fixed[3]) ** 2).sum(-1)  # [B]: squared distance instruction -> goal frame
+        text_loss = (sq * ok).sum() / ok.sum().clamp(min=1.0)
+        loss = loss + config.text_weight * text_loss
+        metrics["text_loss"] = text_loss.detach()
+        metrics["loss"] = loss.detach()
+    return loss, metrics
+
+
 def _compute_loss(
-    model: nn.Module, encoder: Encoder, batch: TupleBatch, config: PretrainConfig, dist: _Dist, device: torch.device
+    model: nn.Module, encoder: Encoder, batch: TupleBatch, config: PretrainConfig, dist: _Dist, device: torch.device,
+    *, target: nn.Module | None = None, goal_ok: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Embed this rank's slice, gather the global batch and evaluate the objective on it."""
     from vip_rl.objectives import liv_loss, vip_loss
+
+    if config.objective == "tdist":
+        assert target is not None and goal_ok is not None  # internal: the trainer passes both for tdist
+        return _tdist_loss(model, encoder, target, batch, config, dist, device, goal_ok)
 
     parts = [batch.initial, batch.goal, batch.current, batch.next]
     if batch.text_frame is not None and config.objective == "liv":
@@ -374,6 +436,7 @@ def _build_encoder(config: PretrainConfig, init_from: str | os.PathLike[str] | N
             config.arch, metric=config.metric, embed_dim=config.embed_dim, image_size=config.image_size,
             text=config.text_tower, seed=config.seed, device=device,
             cnn_channels=config.cnn_channels if config.arch == "cnn" else None,
+            head_hidden=config.head_hidden or None,
         )
     path = Path(init_from)
     if path.is_dir() and (path / CHECKPOINT_FILE).is_file():
@@ -392,7 +455,8 @@ def _build_encoder(config: PretrainConfig, init_from: str | os.PathLike[str] | N
 # --------------------------------------------------------------------------------------------
 # checkpoints + logs
 # --------------------------------------------------------------------------------------------
-def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Optimizer, step: int, config: PretrainConfig, sampler: TupleSampler, init_from: str | None) -> None:
+def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Optimizer, step: int, config: PretrainConfig, sampler: TupleSampler, init_from: str | None,
+                     target: nn.Module | None = None) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": __version__,
@@ -405,6 +469,8 @@ def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Opt
         "torch_rng": _loss_generator(config.seed, step, torch.device("cpu")).get_state(),
         "init_from": init_from or "",
     }
+    if target is not None:
+        state["target"] = {k: v.detach().cpu().clone() for k, v in target.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -547,12 +613,19 @@ def pretrain(
         pick = lambda seq: None if seq is None else [seq[i] for i in train_idx]  # noqa: E731
         # --- build ---------------------------------------------------------------------
         encoder = _build_encoder(config, init_from, device)
+        tdist = config.objective == "tdist"
         sampler = TupleSampler(
             [videos[i] for i in train_idx], batch_size=config.batch_size, image_size=encoder.image_size,
-            crop_scale=config.crop_scale, goal_mode=config.goal_mode, final_goal_prob=config.final_goal_prob,
-            final_goal_ok=pick(final_goal_ok), with_text=config.objective == "liv", groups=pick(groups),
+            crop_scale=config.crop_scale, goal_mode="geometric" if tdist else config.goal_mode, final_goal_prob=config.final_goal_prob,
+            geometric_p=1.0 - config.gamma, random_goal_prob=config.random_goal_prob if tdist else 0.0,
+            final_goal_ok=pick(final_goal_ok), with_text=config.objective == "liv" or (tdist and encoder.has_text), groups=pick(groups),
             source_weights=source_weights, goal_swap_prob=goal_swap_prob, seed=config.seed, rank=dist.rank, world_size=dist.world_size,
         )
+        target: nn.Module | None = None
+        if tdist:
+            import copy
+
+            target = copy.deepcopy(encoder.vision).requires_grad_(False)
         params = [p for p in encoder.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay) if config.weight_decay else torch.optim.Adam(params, lr=config.lr)
         start_step = 0
@@ -570,6 +643,10 @@ def pretrain(
                                  "pass the same data, resume=False or another out_dir")
             encoder.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            if target is not None:
+                if "target" not in state:
+                    raise ValueError(f"{ckpt_path}: a tdist checkpoint must hold the target network ('target'), it has keys {sorted(state)}")
+                target.load_state_dict(state["target"])
             start_step = int(state["step"])
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -593,12 +670,16 @@ def pretrain(
             tic = time.perf_counter()
             batch = next(batches)
             data_time += time.perf_counter() - tic
-            loss, metrics = _compute_loss(model, encoder, batch, config, dist, device)
+            loss, metrics = _compute_loss(model, encoder, batch, config, dist, device, target=target, goal_ok=sampler.final_goal_ok)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for group in optimizer.param_groups:
                 group["lr"] = config.lr_at(step)
             optimizer.step()
+            if target is not None:
+                with torch.no_grad():
+                    for p_target, p_online in zip(target.parameters(), encoder.vision.parameters()):
+                        p_target.lerp_(p_online, config.target_tau)
             step += 1
             window_steps += 1
             for key, value in metrics.items():
@@ -623,7 +704,7 @@ def pretrain(
                 encoder.train()
             if (config.ckpt_every and step % config.ckpt_every == 0) or step == end_step:
                 if dist.is_main:
-                    _save_checkpoint(ckpt_path, encoder=encoder, optimizer=optimizer, step=step, config=config, sampler=sampler, init_from=None if init_from is None else str(init_from))
+                    _save_checkpoint(ckpt_path, encoder=encoder, optimizer=optimizer, step=step, config=config, sampler=sampler, init_from=None if init_from is None else str(init_from), target=target)
                 dist.barrier()
         batches.close()
         if bar is not None:
@@ -662,11 +743,17 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--camera", default="front")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--objective", choices=("vip", "liv"), default=defaults.objective)
+    parser.add_argument("--objective", choices=("vip", "liv", "tdist"), default=defaults.objective,
+                        help="vip, liv, or tdist (a distance that counts steps: HILP's expectile TD)")
     parser.add_argument("--arch", default=defaults.arch)
     parser.add_argument("--embed-dim", type=int, default=defaults.embed_dim)
     parser.add_argument("--image-size", type=int, default=defaults.image_size)
     parser.add_argument("--cnn-channels", default=None, help="comma-separated channels of the CNN stages")
+    parser.add_argument("--head-hidden", default=None, help="comma-separated hidden widths of an MLP head (cnn)")
+    parser.add_argument("--expectile", type=float, default=defaults.expectile, help="tdist: expectile of the TD loss")
+    parser.add_argument("--value-heads", type=int, default=defaults.value_heads, help="tdist: value heads")
+    parser.add_argument("--target-tau", type=float, default=defaults.target_tau, help="tdist: Polyak rate of the target network")
+    parser.add_argument("--random-goal-prob", type=float, default=defaults.random_goal_prob, help="tdist: share of goals from any video")
     parser.add_argument("--text", choices=("auto", "minilm", "hashing", "none"), default=defaults.text)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -698,6 +785,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
         config = PretrainConfig(
             objective=args.objective, arch=args.arch, embed_dim=args.embed_dim, image_size=args.image_size,
             cnn_channels=None if args.cnn_channels is None else tuple(int(c) for c in args.cnn_channels.split(",")),
+            head_hidden=() if args.head_hidden is None else tuple(int(c) for c in args.head_hidden.split(",")),
+            expectile=args.expectile, value_heads=args.value_heads, target_tau=args.target_tau, random_goal_prob=args.random_goal_prob,
             text=args.text, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, steps=args.steps,
             lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
             gamma=args.gamma, num_negatives=args.num_negatives, l1_weight=args.l1_weight, l2_weight=args.l2_weight,

@@ -102,14 +102,24 @@ _TRAIN = dict(batch_size=32, lr=1e-3, lr_schedule="cosine", warmup_steps=100, ga
               crop_scale=(0.85, 1.0), goal_mode="random", final_goal_prob=0.5, eval_every=1000, eval_videos=16,
               ckpt_every=250, seed=0)
 
+#: The temporal-distance encoder (issue 17): HILP's expectile TD (gamma 0.99, expectile 0.7, 2 heads,
+#: Polyak target 0.005, 37.5% goals from any video) on the same CNN with an MLP head, plus a MiniLM text
+#: tower regressed onto successful videos' goal frames.
+_TDIST = dict(objective="tdist", arch="cnn", embed_dim=64, image_size=64, cnn_channels=(16, 32, 64, 64), head_hidden=(256,),
+              batch_size=64, lr=3e-4, lr_schedule="cosine", warmup_steps=200, gamma=0.99, expectile=0.7, value_heads=2,
+              target_tau=0.005, random_goal_prob=0.375, crop_scale=(0.85, 1.0), eval_every=2000, eval_videos=16,
+              ckpt_every=500, seed=0)
+
 CONFIGS: dict[str, PretrainConfig] = {
     "vip-sim": PretrainConfig(objective="vip", **_ARCH, **_TRAIN, steps=8000),
     "liv-sim": PretrainConfig(objective="liv", **_ARCH, **_TRAIN, steps=6000, text="minilm", temperature=0.1),
+    "td-sim": PretrainConfig(**_TDIST, steps=12000, text="minilm"),
 }
 #: Video kinds each bundled encoder trains on.
 TRAIN_KINDS: dict[str, tuple[str, ...]] = {
     "vip-sim": KINDS,
     "liv-sim": ("expert", "noisy", "play", "detour"),  # goal-pose detours cost held-out retrieval (PressButton), see the benchmark
+    "td-sim": KINDS,
 }
 #: Candidate recipes for experiments (issue 4): name -> (bundled recipe it modifies, config overrides,
 #: video kinds). Trained only with ``--variant``; never exported to ``vip_rl/weights``.
@@ -120,6 +130,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     "liv-sim-gpd-nce3-seed1": ("liv-sim", {"nce_weight": 3.0, "seed": 1}, KINDS),
     # vip-sim at 96 px input (the data is rendered at 96 px): is resolution what hides small object changes?
     "vip-sim-96": ("vip-sim", {"image_size": 96}, KINDS),
+    # issue 17 experiments: the temporal-distance objective without the text tower (image value only)
+    "td-img": ("td-sim", {"text": "none"}, KINDS),
+    # faster value propagation: shorter horizon and a faster target
+    "td-img-fast": ("td-sim", {"text": "none", "gamma": 0.98, "target_tau": 0.02}, KINDS),
 }
 #: Probability that a final-frame goal is swapped for another successful episode's final frame of the same task.
 GOAL_SWAP_PROB = 0.5

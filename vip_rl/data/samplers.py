@@ -6,6 +6,11 @@ start ``s`` uniform in ``[0, T-2)``, goal ``g`` uniform in ``(s, T-1]``, ``o_t``
 applied to its four frames, so the crop never leaks temporal information. LIV tuples add
 the video's text.
 
+Temporal-distance tuples (``goal_mode="geometric"``, HILP's goal distribution): ``o_t`` uniform in
+``[0, T-2]``, ``o_t+1 = o_t + 1``, and the goal is either a geometric future frame of the same video,
+``min(t + Geometric(geometric_p), T-1)``, or, with ``random_goal_prob``, any frame of any video
+(cross-video goals). ``o_0`` is then ``o_t`` (the objective does not use it).
+
 Determinism: batch ``k`` is a pure function of ``(seed, k)`` (its own
 ``np.random.Generator``), so a resumed run sees the same batches as an uninterrupted one
 without replaying the stream, and a background prefetch thread cannot change the data.
@@ -24,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-GoalMode = Literal["random", "final"]
+GoalMode = Literal["random", "final", "geometric"]
 
 #: fixed salt so that sampler streams differ from other consumers of the same seed.
 _SAMPLER_SALT = 0x5EED_7091
@@ -111,7 +116,11 @@ class TupleSampler:
         crop_scale: ``(min, max)`` area fraction of the random-resized crop; ``(1, 1)``
             disables cropping.
         crop_ratio: ``(min, max)`` aspect ratio (w/h) of the crop, log-uniform.
-        goal_mode: ``"random"`` (VIP: g uniform after s) or ``"final"`` (g = last frame).
+        goal_mode: ``"random"`` (VIP: g uniform after s), ``"final"`` (g = last frame) or ``"geometric"``
+            (temporal distance: see the module docstring).
+        geometric_p: success probability of the geometric goal offset (HILP: ``1 - gamma``).
+        random_goal_prob: ``"geometric"`` mode: probability that the goal is a uniformly drawn frame
+            of a uniformly drawn video (HILP: 0.375).
         final_goal_prob: with this probability a tuple's goal is its video's last frame even
             in ``"random"`` mode (videos with ``final_goal_ok=False`` are exempt).
         final_goal_ok: bool per video: may its last frame be used as a goal by
@@ -146,6 +155,8 @@ class TupleSampler:
         crop_scale: tuple[float, float] = (0.8, 1.0),
         crop_ratio: tuple[float, float] = (0.9, 1.0 / 0.9),
         goal_mode: GoalMode = "random",
+        geometric_p: float = 0.01,
+        random_goal_prob: float = 0.0,
         final_goal_prob: float = 0.0,
         final_goal_ok: Sequence[bool] | None = None,
         goal_swap_prob: float = 0.0,
@@ -172,8 +183,12 @@ class TupleSampler:
         rlo, rhi = float(crop_ratio[0]), float(crop_ratio[1])
         if not 0.0 < rlo <= rhi:
             raise ValueError(f"crop_ratio must satisfy 0 < min <= max, got {crop_ratio!r}")
-        if goal_mode not in ("random", "final"):
-            raise ValueError(f"goal_mode must be 'random' or 'final', got {goal_mode!r}")
+        if goal_mode not in ("random", "final", "geometric"):
+            raise ValueError(f"goal_mode must be 'random', 'final' or 'geometric', got {goal_mode!r}")
+        if not 0.0 < geometric_p <= 1.0:
+            raise ValueError(f"geometric_p must be in (0, 1], got {geometric_p!r}")
+        if not 0.0 <= random_goal_prob <= 1.0:
+            raise ValueError(f"random_goal_prob must be in [0, 1], got {random_goal_prob!r}")
         if not 0.0 <= final_goal_prob <= 1.0:
             raise ValueError(f"final_goal_prob must be in [0, 1], got {final_goal_prob!r}")
         if not 0.0 <= goal_swap_prob <= 1.0:
@@ -186,6 +201,8 @@ class TupleSampler:
         self.crop_ratio = (rlo, rhi)
         self.goal_mode: GoalMode = goal_mode
         self.final_goal_prob = float(final_goal_prob)
+        self.geometric_p = float(geometric_p)
+        self.random_goal_prob = float(random_goal_prob)
         self.goal_swap_prob = float(goal_swap_prob)
         self.with_text = bool(with_text)
         self.seed = int(seed)
@@ -226,7 +243,7 @@ class TupleSampler:
         self.swap_candidates = candidates
         self.swap_count = np.bincount(self.labels[candidates], minlength=num_labels)
         self.swap_start = np.concatenate([[0], np.cumsum(self.swap_count)[:-1]]).astype(np.int64)
-        self.text_frame = self.with_text and self.goal_mode == "random"
+        self.text_frame = self.with_text and self.goal_mode in ("random", "geometric")
         self.frames_per_tuple = 5 if self.text_frame else 4
 
     def _video_probs(self, source_weights: Mapping[str, float] | None) -> np.ndarray | None:
@@ -267,7 +284,7 @@ class TupleSampler:
 
         Returns:
             dict with ``video`` int64 ``[B]``, ``goal_video`` int64 ``[B]`` (the goal frame's video), ``frames`` int64 ``[B, 5]`` (o_0, g, o_t, o_t+1,
-            text frame within the video), ``is_goal`` bool ``[B]`` and ``crop`` float64 ``[B, 4]``
+            text frame; g's index is within ``goal_video``, the others within ``video``), ``is_goal`` bool ``[B]`` and ``crop`` float64 ``[B, 4]``
             (centre x, centre y, width, height as fractions of the frame).
         """
         rng = np.random.default_rng([_SAMPLER_SALT, self.seed, int(step)])
@@ -277,6 +294,8 @@ class TupleSampler:
         else:
             video = rng.choice(self.num_videos, size=size, p=self.video_probs)
         length = self.lengths[video]
+        if self.goal_mode == "geometric":
+            return self._sample_geometric(rng, video, length)
         # official VIP: start in [0, T-2), goal in (start, T-1], o_t in [start, goal)
         start = np.floor(rng.random(size) * np.maximum(length - 2, 1)).astype(np.int64)
         u_goal = rng.random(size)
@@ -299,20 +318,46 @@ class TupleSampler:
         swap = (u_swap < self.goal_swap_prob) & (goal == length - 1) & self.final_goal_ok[video] & (count > 0)
         pick = self.swap_candidates[np.minimum(self.swap_start[label] + np.floor(u_pick * count).astype(np.int64), len(self.swap_candidates) - 1)] if len(self.swap_candidates) else video
         goal_video = np.where(swap, pick, video)
-        # random-resized crop (torchvision's parametrisation, clipped instead of retried)
-        area = rng.uniform(self.crop_scale[0], self.crop_scale[1], size)
-        log_ratio = rng.uniform(np.log(self.crop_ratio[0]), np.log(self.crop_ratio[1]), size)
-        ratio = np.exp(log_ratio)
-        width = np.clip(np.sqrt(area * ratio), 0.0, 1.0)
-        height = np.clip(np.sqrt(area / ratio), 0.0, 1.0)
-        cx = width / 2 + rng.random(size) * (1.0 - width)
-        cy = height / 2 + rng.random(size) * (1.0 - height)
+        goal = np.where(swap, self.lengths[goal_video] - 1, goal)
+        crop = self._crop_boxes(rng, size)
         return {
             "video": video.astype(np.int64),
             "goal_video": goal_video.astype(np.int64),
             "frames": np.stack([start, goal, current, nxt, text_frame], 1).astype(np.int64),
             "is_goal": is_goal,
-            "crop": np.stack([cx, cy, width, height], 1),
+            "crop": crop,
+        }
+
+    def _crop_boxes(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Random-resized crop boxes ``[size, 4]`` (torchvision's parametrisation, clipped instead of retried)."""
+        area = rng.uniform(self.crop_scale[0], self.crop_scale[1], size)
+        ratio = np.exp(rng.uniform(np.log(self.crop_ratio[0]), np.log(self.crop_ratio[1]), size))
+        width = np.clip(np.sqrt(area * ratio), 0.0, 1.0)
+        height = np.clip(np.sqrt(area / ratio), 0.0, 1.0)
+        cx = width / 2 + rng.random(size) * (1.0 - width)
+        cy = height / 2 + rng.random(size) * (1.0 - height)
+        return np.stack([cx, cy, width, height], 1)
+
+    def _sample_geometric(self, rng: np.random.Generator, video: np.ndarray, length: np.ndarray) -> dict[str, np.ndarray]:
+        """Temporal-distance tuples: geometric future goals of the same video, or random frames of any video."""
+        size = len(video)
+        current = np.floor(rng.random(size) * (length - 1)).astype(np.int64)  # [0, T-2]
+        nxt = current + 1
+        goal = np.minimum(current + rng.geometric(self.geometric_p, size), length - 1)
+        random_goal = rng.random(size) < self.random_goal_prob
+        other = rng.integers(0, self.num_videos, size=size) if self.video_probs is None else rng.choice(self.num_videos, size=size, p=self.video_probs)
+        other_frame = np.floor(rng.random(size) * self.lengths[other]).astype(np.int64)
+        goal_video = np.where(random_goal, other, video)
+        goal = np.where(random_goal, other_frame, goal)
+        is_goal = (goal_video == video) & (goal == current)
+        tail_start = np.ceil(0.95 * (length - 1)).astype(np.int64)
+        text_frame = tail_start + np.floor(rng.random(size) * (length - tail_start)).astype(np.int64)
+        return {
+            "video": video.astype(np.int64),
+            "goal_video": goal_video.astype(np.int64),
+            "frames": np.stack([current, goal, current, nxt, text_frame], 1).astype(np.int64),
+            "is_goal": is_goal,
+            "crop": self._crop_boxes(rng, size),
         }
 
     # --- materialise this rank's slice ---------------------------------------------------
@@ -325,7 +370,7 @@ class TupleSampler:
         goal_video = idx["goal_video"][sl]
         k = self.frames_per_tuple
         flat = self.offsets[video][:, None] + frames[:, :k]
-        flat[:, 1] = self.offsets[goal_video] + np.where(goal_video == video, frames[:, 1], self.lengths[goal_video] - 1)
+        flat[:, 1] = self.offsets[goal_video] + frames[:, 1]
         flat = flat.reshape(-1)  # [b*k]
         pixels = self.frames[flat]  # [b*k, F, F, 3] uint8, one gather
         out = self._crop(pixels, np.repeat(crop, k, axis=0))  # [b*k, S, S, 3]

@@ -29,7 +29,7 @@ def _group_norm(channels: int) -> nn.GroupNorm:
 
 
 class SmallCNN(nn.Module):
-    """Conv(3x3, stride 2) + GroupNorm + ReLU blocks, then flatten -> Linear(embed_dim).
+    """Conv(3x3, stride 2) + GroupNorm + ReLU blocks, then flatten -> head -> ``embed_dim``.
 
     Input ``[B, 3, S, S]`` normalised float; output ``[B, embed_dim]``. With the default
     4 stride-2 stages a 96 px input becomes a ``[C, 6, 6]`` map before the head.
@@ -38,9 +38,12 @@ class SmallCNN(nn.Module):
         embed_dim: output dimension D.
         image_size: input side S (fixes the head's input size).
         channels: output channels of each stride-2 stage.
+        head_hidden: hidden widths of an MLP head (Linear + LayerNorm + GELU per layer, as HILP's
+            value MLPs); empty (default): one ``Linear`` (parameter names ``head.weight``/``head.bias``).
     """
 
-    def __init__(self, embed_dim: int = 128, *, image_size: int = 96, channels: Sequence[int] = DEFAULT_CNN_CHANNELS) -> None:
+    def __init__(self, embed_dim: int = 128, *, image_size: int = 96, channels: Sequence[int] = DEFAULT_CNN_CHANNELS,
+                 head_hidden: Sequence[int] = ()) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if not channels or any(c <= 0 for c in channels):
@@ -59,7 +62,20 @@ class SmallCNN(nn.Module):
             in_ch = out_ch
         self.convs = nn.Sequential(*layers)
         self.feature_shape = (in_ch, side, side)
-        self.head = nn.Linear(in_ch * side * side, embed_dim)
+        head_hidden = tuple(int(h) for h in head_hidden)
+        if any(h <= 0 for h in head_hidden):
+            raise ValueError(f"head_hidden must be positive ints, got {head_hidden!r}")
+        self.head: nn.Module
+        if not head_hidden:
+            self.head = nn.Linear(in_ch * side * side, embed_dim)
+        else:
+            mlp: list[nn.Module] = []
+            width = in_ch * side * side
+            for hidden in head_hidden:
+                mlp += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU()]
+                width = hidden
+            mlp.append(nn.Linear(width, embed_dim))
+            self.head = nn.Sequential(*mlp)
         self.embed_dim = int(embed_dim)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):

@@ -55,6 +55,7 @@ def build_encoder(
     cnn_channels: Sequence[int] | None = None,
     text_hidden: int | None = None,
     text_buckets: int = 4096,
+    head_hidden: Sequence[int] | None = None,
 ) -> Encoder:
     """Build a randomly initialised encoder (the "random encoder" anchor; the start of pretraining).
 
@@ -74,6 +75,7 @@ def build_encoder(
         cnn_channels: channels of the CNN's stride-2 stages (default ``(32, 64, 128, 128)``).
         text_hidden: hidden width of the text projection (default 256 for minilm, 128 for hashing; 0 = linear for minilm).
         text_buckets: hash buckets of the ``"hashing"`` tower.
+        head_hidden: ``cnn`` only: hidden widths of an MLP embedding head (default: one linear layer).
 
     Returns:
         An :class:`Encoder` in eval mode whose ``config`` rebuilds it (:func:`encoder_from_config`).
@@ -117,8 +119,10 @@ def build_encoder(
     }
     if is_cnn:
         config["cnn_channels"] = [int(c) for c in (DEFAULT_CNN_CHANNELS if cnn_channels is None else cnn_channels)]
-    elif cnn_channels is not None:
-        raise ValueError(f"cnn_channels only applies to arch='cnn', got arch={arch!r}")
+        if head_hidden:
+            config["head_hidden"] = [_positive_int(int(h), "head_hidden") for h in head_hidden]
+    elif cnn_channels is not None or head_hidden:
+        raise ValueError(f"cnn_channels only applies to arch='cnn' (and head_hidden too), got arch={arch!r}")
     if text is not None:
         config["text_hidden"] = text_hidden
         if text == "hashing":
@@ -156,7 +160,8 @@ def encoder_from_config(config: dict[str, Any], *, device: str | torch.device = 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if arch == "cnn":
-            vision: torch.nn.Module = SmallCNN(_positive_int(embed_dim, "config['embed_dim']"), image_size=image_size, channels=config.get("cnn_channels", DEFAULT_CNN_CHANNELS))
+            vision: torch.nn.Module = SmallCNN(_positive_int(embed_dim, "config['embed_dim']"), image_size=image_size, channels=config.get("cnn_channels", DEFAULT_CNN_CHANNELS),
+                                                  head_hidden=config.get("head_hidden") or ())
         else:
             vision = ResNet(int(arch[len("resnet"):]), embed_dim=None if embed_dim is None else _positive_int(embed_dim, "config['embed_dim']"))
         dim = int(vision.embed_dim)  # type: ignore[arg-type]

@@ -1,0 +1,209 @@
+"""The temporal-distance objective (vip_rl.objectives.temporal_distance_loss) and its trainer path.
+
+* the loss against a plain, loop-based transcription of its formula on a fixed batch;
+* a short run on a toy chain of states recovers distances proportional to steps;
+* the sampler's geometric / cross-video goals; the trainer's target network (exact resume, text tower).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vip_rl.data.samplers import TupleSampler
+from vip_rl.objectives import head_distances, temporal_distance_loss
+from vip_rl.pretrain import CHECKPOINT_FILE, PretrainConfig, pretrain
+
+B, H, D = 6, 2, 3  # batch, heads, dims per head
+
+
+def _batch(seed: int = 0, scale: float = 3.0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randn(B, H * D, generator=gen, dtype=torch.float64) * scale).requires_grad_(True) for _ in range(5)]
+
+
+def _naive(es, eg, ts, ts1, tg, *, gamma: float, expectile: float, heads: int, is_goal: list[bool]) -> torch.Tensor:
+    """Loop transcription: V_h(a, g) = -sqrt(H) * ||a_h - g_h||; expectile-weighted squared TD error, summed over heads."""
+    d = es.shape[1] // heads
+
+    def value_nograd(a: torch.Tensor, g: torch.Tensor, h: int) -> float:
+        return float(value(a.detach(), g.detach(), h))
+
+    def value(a: torch.Tensor, g: torch.Tensor, h: int) -> torch.Tensor:
+        return -math.sqrt(heads) * torch.sqrt(sum((a[h * d + k] - g[h * d + k]) ** 2 for k in range(d)))
+
+    total = es.new_zeros(())
+    for h in range(heads):
+        per_sample = []
+        for i in range(es.shape[0]):
+            r = 0.0 if is_goal[i] else -1.0
+            m = 0.0 if is_goal[i] else 1.0
+            q = r + gamma * m * float(value_nograd(ts1[i], tg[i], h))
+            next_min = min(float(value_nograd(ts1[i], tg[i], k)) for k in range(heads))
+            now_mean = sum(float(value_nograd(ts[i], tg[i], k)) for k in range(heads)) / heads
+            adv = r + gamma * m * next_min - now_mean
+            w = expectile if adv >= 0 else 1.0 - expectile
+            per_sample.append(w * (q - value(es[i], eg[i], h)) ** 2)
+        total = total + sum(per_sample) / len(per_sample)
+    return total
+
+
+@pytest.mark.parametrize("gamma,expectile,heads", [(0.99, 0.7, 2), (0.9, 0.5, 1), (0.98, 0.95, 3)])
+def test_loss_matches_plain_transcription(gamma: float, expectile: float, heads: int) -> None:
+    gen = torch.Generator().manual_seed(1)
+    es, eg, ts, ts1, tg = [(torch.randn(B, heads * D, generator=gen, dtype=torch.float64) * 3).requires_grad_(True) for _ in range(5)]
+    is_goal = [False, True, False, False, False, True]
+    loss, metrics = temporal_distance_loss(es, eg, ts, ts1, tg, gamma=gamma, expectile=expectile, heads=heads, is_goal=torch.tensor(is_goal))
+    ref = _naive(es, eg, ts, ts1, tg, gamma=gamma, expectile=expectile, heads=heads, is_goal=is_goal)
+    assert torch.allclose(loss, ref, rtol=1e-9, atol=1e-9), (float(loss), float(ref))
+    grads = torch.autograd.grad(loss, [es, eg, ts, ts1, tg], allow_unused=True)
+    ref_grads = torch.autograd.grad(ref, [es, eg], allow_unused=True)
+    assert torch.allclose(grads[0], ref_grads[0]) and torch.allclose(grads[1], ref_grads[1])
+    assert all(g is None for g in grads[2:]), "the target embeddings must not receive gradients"
+    assert 0.0 <= float(metrics["advantage_pos"]) <= 1.0
+
+
+def test_head_distances_make_the_full_l2_distance_their_rms() -> None:
+    a, g = torch.randn(4, 6), torch.randn(4, 6)
+    per_head = head_distances(a, g, heads=2)  # [2, 4]
+    assert per_head.shape == (2, 4)
+    assert torch.allclose(torch.linalg.vector_norm(a - g, dim=-1), per_head.pow(2).mean(0).sqrt(), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"gamma": 1.0}, "gamma"), ({"expectile": 0.3}, "expectile"), ({"expectile": 1.0}, "expectile"), ({"heads": 4}, "heads"),
+     ({"heads": 0}, "heads")],
+)
+def test_argument_errors(kwargs: dict, match: str) -> None:
+    es, eg, ts, ts1, tg = _batch()
+    with pytest.raises(ValueError, match=match):
+        temporal_distance_loss(es, eg, ts, ts1, tg, **kwargs)
+
+
+def test_shape_errors_name_the_tensor() -> None:
+    es, eg, ts, ts1, tg = _batch()
+    with pytest.raises(ValueError, match="target_g"):
+        temporal_distance_loss(es, eg, ts, ts1, tg[:3])
+
+
+def test_toy_chain_recovers_distances_proportional_to_steps() -> None:
+    """A chain of N states walked both ways (one video each way): the learned distance counts the steps."""
+    n, dim, gamma = 12, 8, 0.95
+    torch.manual_seed(0)
+    table = torch.nn.Parameter(torch.randn(n, 2 * dim) * 0.1)
+    target = table.detach().clone()
+    opt = torch.optim.Adam([table], lr=3e-2)
+    rng = np.random.default_rng(0)
+    for _ in range(1500):
+        s = rng.integers(0, n, 128)
+        direction = rng.choice([-1, 1], 128)
+        direction[s == 0], direction[s == n - 1] = 1, -1
+        s1 = s + direction
+        ahead = np.where(direction > 0, n - 1 - s, s)  # steps left in this walk
+        offset = np.minimum(rng.geometric(1 - gamma, 128), ahead)
+        goal = np.where(rng.random(128) < 0.375, rng.integers(0, n, 128), s + direction * offset)
+        loss, _ = temporal_distance_loss(table[s], table[goal], target[s], target[s1], target[goal], gamma=gamma,
+                                         expectile=0.7, heads=2, is_goal=torch.from_numpy(goal == s))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        target.lerp_(table.detach(), 0.05)
+    with torch.no_grad():
+        learned = torch.linalg.vector_norm(table[0] - table, dim=-1).numpy()[1:]
+    steps = np.arange(1, n)
+    # A line of states embeds with additive distances: the fit lands between the discounted fixed point
+    # (1 - gamma^k) / (1 - gamma) and k itself (the expectile favours the larger targets); both are ~k here.
+    discounted = (1 - gamma ** steps) / (1 - gamma)
+    assert np.all(learned >= 0.85 * discounted) and np.all(learned <= 1.15 * steps), learned
+    assert np.corrcoef(learned, steps)[0, 1] > 0.99
+    assert np.all(np.diff(learned) > 0), learned  # strictly more steps -> strictly farther
+
+
+def _videos(n: int = 4, length: int = 10) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, (length + i, 8, 8, 3), dtype=np.uint8) for i in range(n)]
+
+
+def test_geometric_sampler_goals() -> None:
+    videos = _videos()
+    kw = dict(batch_size=4000, image_size=8, crop_scale=(1, 1), crop_ratio=(1, 1), goal_mode="geometric", geometric_p=0.2, seed=0)
+    idx = TupleSampler(videos, random_goal_prob=0.0, **kw).sample_indices(0)
+    video, goal_video, frames = idx["video"], idx["goal_video"], idx["frames"]
+    current, goal, nxt = frames[:, 2], frames[:, 1], frames[:, 3]
+    length = np.array([len(v) for v in videos])[video]
+    assert np.all(goal_video == video) and np.all(nxt == current + 1) and np.all(nxt <= length - 1)
+    assert np.all(goal > current) and np.all(goal <= length - 1)
+    # geometric(p) offsets clipped at the last frame: below the second-last frame P(offset = 1) = p
+    early = current < length - 2
+    assert abs(np.mean(goal[early] - current[early] == 1) - 0.2) < 0.03
+    # with random goals: a quarter of the goals are any frame of any of the 4 videos (3/4 of those another video)
+    sampler = TupleSampler(videos, random_goal_prob=0.25, **kw)
+    idx = sampler.sample_indices(0)
+    video, goal_video, frames = idx["video"], idx["goal_video"], idx["frames"]
+    assert 0.15 < np.mean(goal_video != video) < 0.23
+    assert np.all(frames[:, 1] < sampler.lengths[goal_video])
+    # the materialised goal frame is the indexed frame of the goal video
+    batch = sampler.batch(0)
+    for i in range(40):
+        np.testing.assert_array_equal(batch.goal[i].numpy(), videos[goal_video[i]][frames[i, 1]])
+        np.testing.assert_array_equal(batch.next[i].numpy(), videos[video[i]][frames[i, 3]])
+
+
+def _tiny_tdist(**kw) -> PretrainConfig:
+    base = dict(objective="tdist", steps=8, batch_size=8, image_size=24, embed_dim=8, cnn_channels=(4, 8), head_hidden=(16,),
+                eval_every=4, ckpt_every=4, eval_videos=3, log_every=2, lr=1e-3, prefetch=0, seed=0, gamma=0.9, target_tau=0.1)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def _synthetic() -> list:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_pretrain import synthetic_videos
+
+    return synthetic_videos()
+
+
+def test_tdist_resume_restores_the_target_network(tmp_path: Path) -> None:
+    videos = _synthetic()
+    straight = pretrain(_tiny_tdist(), videos, out_dir=tmp_path / "straight", progress=False)
+    pretrain(_tiny_tdist(), videos, out_dir=tmp_path / "sliced", progress=False, stop_after=4)
+    state = torch.load(tmp_path / "sliced" / CHECKPOINT_FILE, weights_only=True)
+    assert state["step"] == 4 and "target" in state
+    resumed = pretrain(_tiny_tdist(), videos, out_dir=tmp_path / "sliced", progress=False)
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    # a tdist checkpoint without its target network is refused by name
+    del state["target"]
+    torch.save(state, tmp_path / "sliced" / CHECKPOINT_FILE)
+    with pytest.raises(ValueError, match="target network"):
+        pretrain(_tiny_tdist(steps=12), videos, out_dir=tmp_path / "sliced", progress=False)
+
+
+def test_tdist_with_text_tower_trains_the_projection_only_from_goal_frames(tmp_path: Path) -> None:
+    videos = _synthetic()
+    config = _tiny_tdist(text="hashing", text_weight=1.0)
+    encoder = pretrain(config, videos, out_dir=tmp_path, progress=False, final_goal_ok=[True] * len(videos))
+    assert encoder.has_text and encoder.metric == "l2"
+    z = encoder.encode_text([videos[0].text])
+    assert z.shape == (1, 8) and torch.isfinite(z).all()
+    import csv
+
+    with open(tmp_path / "log.csv") as handle:
+        tags = {r["tag"] for r in csv.DictReader(handle)}
+    assert {"train/td_loss", "train/text_loss", "eval/voc_text"} <= tags
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"expectile": 0.2}, "expectile"), ({"value_heads": 3}, "value_heads"), ({"target_tau": 0.0}, "target_tau"),
+     ({"random_goal_prob": 1.5}, "random_goal_prob"), ({"head_hidden": (16,), "arch": "resnet18"}, "head_hidden")],
+)
+def test_tdist_config_is_checked(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        _tiny_tdist(**kwargs)
