@@ -31,7 +31,7 @@ Protocol (every figure measured in the same run, side by side with its anchors):
   fingers; no object state), deterministic tanh head, same steps / batch / lr / seeds.
   Methods differ only in the per-transition weights:
   ``BC`` (w = 1), ``RWR(vip)`` (progress reward of the ``vip-sim`` embedding to the goal image),
-  ``RWR(true)`` (the env's dense reward: oracle anchor), ``RWR(random)`` (progress reward of a
+  ``RWR(td)`` (the same with the temporal-distance encoder ``td-sim``, issue 17), ``RWR(true)`` (the env's dense reward: oracle anchor), ``RWR(random)`` (progress reward of a
   randomly initialised encoder of the same architecture: anchor).
 * Evaluation: success rate over held-out reset seeds (100000 + i), deterministic actions.
 * Diagnostic (no training): where each reward puts the RWR weight, per demo kind and, on the expert +
@@ -112,7 +112,7 @@ RWR_SETTINGS = {  # per mix, shared by every RWR column of that mix; how they we
     "A": {"returns": "return", "temperature": 0.5},
     "B": {"returns": "return", "temperature": 0.5},
 }
-METHODS = ("BC", "RWR(vip)", "RWR(true)", "RWR(random)")
+METHODS = ("BC", "RWR(vip)", "RWR(td)", "RWR(true)", "RWR(random)")
 EVAL_SEED = 100_000
 IMAGE_SIZE = 96
 
@@ -246,8 +246,8 @@ def build_encoders(vip_name: str, device: str) -> tuple[Any, Any, str | None]:
     return vip, random, missing
 
 
-def dataset_arrays(path: Path, goal: np.ndarray, vip: Any, random: Any, cache_dir: Path) -> dict[str, Any]:
-    """Policy-input embeddings (vip, else random) + the three reward labels, as plain arrays."""
+def dataset_arrays(path: Path, goal: np.ndarray, vip: Any, random: Any, cache_dir: Path, td: Any = None) -> dict[str, Any]:
+    """Policy-input embeddings (vip, else random) + the reward labels (vip, td, random; the true reward), as plain arrays."""
     from vip_rl.policies import PolicyDataset
 
     input_encoder = vip if vip is not None else random
@@ -256,6 +256,8 @@ def dataset_arrays(path: Path, goal: np.ndarray, vip: Any, random: Any, cache_di
     arrays = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.name not in ("frames", "metadata", "rewards")}
     arrays["rewards_vip"] = base.rewards if vip is not None else np.full_like(base.rewards, np.nan)
     arrays["rewards_random"] = rand.rewards
+    arrays["rewards_td"] = (PolicyDataset.from_file(path, td, goal=goal, mode="progress", cache_dir=cache_dir, progress=False).rewards
+                            if td is not None else np.full_like(base.rewards, np.nan))
     arrays["metadata"] = base.metadata
     return arrays
 
@@ -274,12 +276,12 @@ def weight_shares(arrays: dict[str, Any], kinds: list[str], num_demos: int,
     from vip_rl.policies import PolicyDataset, rwr_weights
 
     fields = ("embeddings", "states", "actions", "true_rewards", "episode_ids", "timesteps", "episode_success")
-    sources = {"BC": None, "RWR(vip)": arrays["rewards_vip"], "RWR(true)": arrays["true_rewards"],
+    sources = {"BC": None, "RWR(vip)": arrays["rewards_vip"], "RWR(td)": arrays["rewards_td"], "RWR(true)": arrays["true_rewards"],
                "RWR(random)": arrays["rewards_random"]}
     out: dict[str, dict[str, dict[str, float]]] = {"by_kind": {}, "good_by_quarter": {}}
     for name, rewards in sources.items():
         if rewards is not None and not np.all(np.isfinite(rewards)):
-            continue  # RWR(vip) without vip-sim
+            continue  # RWR(vip) without vip-sim, RWR(td) without td-sim
         dataset = PolicyDataset(**{f: arrays[f] for f in fields}, metadata=arrays["metadata"],
                                 rewards=arrays["true_rewards"] if rewards is None else rewards,
                                 ).select_episodes(range(num_demos))
@@ -326,7 +328,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     with np.load(job["arrays"], allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     method = job["method"]
-    rewards = {"RWR(vip)": arrays["rewards_vip"], "RWR(random)": arrays["rewards_random"]}.get(method, arrays["rewards_random"])
+    rewards = {"RWR(vip)": arrays["rewards_vip"], "RWR(td)": arrays["rewards_td"],
+               "RWR(random)": arrays["rewards_random"]}.get(method, arrays["rewards_random"])
     dataset = PolicyDataset(
         embeddings=arrays["embeddings"], states=arrays["states"], actions=arrays["actions"], rewards=rewards,
         true_rewards=arrays["true_rewards"], episode_ids=arrays["episode_ids"], timesteps=arrays["timesteps"],
@@ -385,9 +388,14 @@ def summarise(rows: list[dict[str, Any]], tasks: list[str], methods: list[str], 
 
 
 def targets(average: dict[str, float | None], *, vip_missing: bool = False) -> dict[str, Any]:
-    """Issue #7 targets: RWR(vip) - BC >= 15 points and RWR(true) - RWR(vip) <= 10 points (average success)."""
+    """Issue #7 targets: RWR(vip) - BC >= 15 points and RWR(true) - RWR(vip) <= 10 points (average success); issue #17's:
+    RWR(td) - RWR(vip) >= 0 and RWR(td) - BC >= 15 points."""
     vip, bc, true = average.get("RWR(vip)"), average.get("BC"), average.get("RWR(true)")
+    td = average.get("RWR(td)")
     out: dict[str, Any] = {}
+    if td is not None and vip is not None and bc is not None:
+        out["rwr_td_minus_rwr_vip"] = {"value": 100 * (td - vip), "target": ">= 0 points", "status": "met" if td >= vip else "MISSED"}
+        out["rwr_td_minus_bc"] = {"value": 100 * (td - bc), "target": ">= 15 points", "status": "met" if 100 * (td - bc) >= 15 else "MISSED"}
     if vip is None or bc is None or true is None:
         why = ("not measured (vip-sim missing)" if vip_missing
                else "not measured (needs BC, RWR(vip) and RWR(true) on every task)")
@@ -434,6 +442,10 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("vip_encoder_note"):
         lines += ["", f"`{report['input_encoder']}` weights used here (fingerprint {report['vip_encoder_fingerprint']}): "
                       f"{report['vip_encoder_note']}."]
+    if report.get("td_encoder"):
+        lines += ["", f"RWR(td): the same RWR with the progress reward of `{report['td_encoder']}` (the temporal-distance encoder, "
+                      f"fingerprint {report.get('td_encoder_fingerprint')}) toward the same goal image; the policy input is the same "
+                      f"`{report['input_encoder']}` embedding + proprio state as every other column."]
     if report.get("vip_missing"):
         lines += ["", f"**`vip-sim` missing** ({report['vip_missing']}): the policy input uses the random encoder and the "
                       "RWR(vip) column is empty; rerun this script once the weights exist."]
@@ -510,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
                              "see the module docstring)")
     parser.add_argument("--max-weight", type=float, default=20.0)
     parser.add_argument("--vip-encoder", default="vip-sim")
+    parser.add_argument("--td-encoder", default="td-sim", help="reward encoder of the RWR(td) column (policy input stays --vip-encoder)")
     parser.add_argument("--scaling-task", default="OpenDrawer")
     parser.add_argument("--scaling-demos", type=int, nargs="+", default=[5, 10, 20, 50])
     parser.add_argument("--no-scaling", action="store_true")
@@ -545,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     vip, random, vip_missing = build_encoders(args.vip_encoder, "cpu")
-    methods = [m for m in args.methods if not (vip is None and m == "RWR(vip)")]
+    td, _, td_missing = build_encoders(args.td_encoder, "cpu")
+    methods = [m for m in args.methods if not (vip is None and m == "RWR(vip)") and not (td is None and m == "RWR(td)")]
     input_encoder = "vip" if vip is not None else "random"
 
     rwr = {mix: dict(temperature=args.temperature if args.temperature is not None else RWR_SETTINGS[mix]["temperature"],
@@ -563,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     for mix in args.mixes:
         for index, (task, size) in enumerate(pool_sizes.items()):
             path, goal, info = collect_demos(task, size, data_dir, seed=index + 1, mix=mix, failed=args.failed)
-            arrays = dataset_arrays(path, goal, vip, random, cache_dir)
+            arrays = dataset_arrays(path, goal, vip, random, cache_dir, td=td)
             info["weight_share"] = weight_shares(arrays, mix_kinds(mix, size, args.failed), args.num_demos, rwr[mix])
             meta = arrays.pop("metadata")
             file = arrays_dir / f"{path.stem}_{input_encoder}.npz"
@@ -649,6 +663,8 @@ def main(argv: list[str] | None = None) -> int:
             "vip_encoder_fingerprint": encoder_fingerprint(vip) if vip is not None else None,
             "vip_encoder_note": (vip.config.get("training") or {}).get("note") if vip is not None else None,
             "vip_missing": vip_missing,
+            "td_encoder": args.td_encoder if td is not None else f"missing ({td_missing})",
+            "td_encoder_fingerprint": encoder_fingerprint(td) if td is not None else None,
             "methods": methods,
             "mixes": {mix: mix_report(mix) for mix in args.mixes},
             "notes": NOTES,

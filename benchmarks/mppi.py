@@ -7,7 +7,7 @@ Sections (each can be skipped):
               sequential loop over samples (set state, step, render, encode one sample at a time),
               same task, K, H, encoder; per-command split rollout / render / encode / update.
   speed-core  the torch core vs pytorch_mppi on the same torch dynamics and cost (K=1024, H=16).
-  success     success over seeded episodes per task: MPPI + true-reward oracle, + vip-sim image goal,
+  success     success over seeded episodes per task: MPPI + true-reward oracle, + td-sim image and text goals, + vip-sim image goal,
               + liv-sim text goal, + random encoder image goal, + vip-sim subgoals from a demo.
   ablations   what each change did on the tasks the image goal fails on (privileged stand-ins, planner settings).
   kitchen     FrankaKitchen (extra ``kitchen``): oracle vs liv-sim text goal, K=32, H=12, smoke-size.
@@ -257,6 +257,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "vip-sim image": dict(kind="image", encoder="vip-sim"),
     "liv-sim text": dict(kind="text", encoder="liv-sim"),
     "random image": dict(kind="image", encoder="random"),
+    "td-sim image": dict(kind="image", encoder="td-sim"),
+    "td-sim text": dict(kind="text", encoder="td-sim"),
     "vip-sim subgoals": dict(kind="image-subgoals", encoder="vip-sim", lookahead=10),
     # chosen after the ablation row "vip-sim, subgoals, lookahead 5" (6/6 on OpenDrawer, seeds 0-5, which are also
     # the first 6 episodes here): a selected setting, reported beside the lookahead-10 column it was compared with
@@ -500,6 +502,7 @@ def encoder_ablations(enc: str, camera: str | None = None) -> dict[str, tuple[di
 
 
 ABLATIONS.update(encoder_ablations("vip-sim"))
+ABLATIONS.update(encoder_ablations("td-sim"))
 
 #: What the default full run measures on the failing tasks: privileged stand-ins for a perfect embedding
 #: (is it the planner or the representation?), then the planner changes tried on the real embeddings.
@@ -658,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kitchen-episodes", type=int, default=2)
     p.add_argument("--kitchen-max-steps", type=int, default=80)
     p.add_argument("--tasks", default="OpenDrawer,CloseDrawer,SlideDoor,PressButton,FlipSwitch")
-    p.add_argument("--methods", default="oracle,vip-sim image,liv-sim text,random image,vip-sim subgoals,vip-sim subgoals (lookahead 5)",
+    p.add_argument("--methods", default="oracle,td-sim image,td-sim text,vip-sim image,liv-sim text,random image,vip-sim subgoals,vip-sim subgoals (lookahead 5)",
                    help=f"comma-separated columns from {list(METHODS)} (+ '<name> image' / '<name> subgoals' for --extra-encoders)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--embed-episodes", type=int, default=None, help="episodes for the embedding methods (default --episodes)")

@@ -103,6 +103,10 @@ def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: i
     from representation import random_twin
 
     encoders = {"vip-sim": load_encoder("vip-sim"), "liv-sim": load_encoder("liv-sim")}
+    try:
+        encoders["td-sim"] = load_encoder("td-sim")
+    except FileNotFoundError:  # weights not built yet (make weights)
+        pass
     encoders["random (vip-sim architecture)"] = random_twin(encoders["vip-sim"])
     ref = encoders["vip-sim"]
     out: dict[str, Any] = {}
@@ -144,14 +148,15 @@ def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: i
 
 
 # ------------------------------------------------------------------------------------------ fit
-def fit(data_dir: Path, encoder_name: str = "vip-sim") -> dict[str, Any]:
+def fit(data_dir: Path, encoder_name: str = "vip-sim", gamma: float = GAMMA) -> dict[str, Any]:
     """Per :data:`FIT_TASKS` task: the encoder's distance from each goal-pose detour frame (end of the detour
-    prefix) to its video's final frame against the VIP target for its steps left, and the same ratio for expert
-    frames with the same steps left."""
+    prefix) to its video's final frame against the discounted-steps target ``(1 - gamma^n) / (1 - gamma)`` for its
+    ``n`` steps left (VIP's with gamma 0.98; td-sim's with its gamma 0.99), and the same ratio for expert frames
+    with the same steps left."""
     from vip_rl.encoders import load_encoder
 
     enc = load_encoder(encoder_name)
-    target = lambda n: (1.0 - GAMMA ** np.asarray(n, dtype=np.float64)) / (1.0 - GAMMA)  # noqa: E731
+    target = lambda n: (1.0 - gamma ** np.asarray(n, dtype=np.float64)) / (1.0 - gamma)  # noqa: E731
     out: dict[str, Any] = {}
     for task in FIT_TASKS:
         detour, control = [], []
@@ -408,6 +413,15 @@ def to_markdown(res: dict[str, Any]) -> str:
             lines.append(f"| {task} | {row['goal_pose_frames']} | {row['mean_steps_left']:.1f} | {row['goal_pose_distance']:.2f} | "
                          f"{row['vip_target']:.2f} | {_f(row['goal_pose_ratio'])} | {_f(row['expert_ratio_same_steps_left'])} |")
         lines.append("")
+    if "fit_td" in res:
+        lines += ["## Does td-sim fit the same videos? (temporal-distance objective, gamma 0.99)", "",
+                  "The same measurement for `td-sim`, against its own target (1-0.99^n)/(1-0.99). 1.0 = fitted.", "",
+                  "| task | goal-pose frames | mean steps left | distance | target | ratio | expert frames, same steps left: ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        for task, row in res["fit_td"].items():
+            lines.append(f"| {task} | {row['goal_pose_frames']} | {row['mean_steps_left']:.1f} | {row['goal_pose_distance']:.2f} | "
+                         f"{row['vip_target']:.2f} | {_f(row['goal_pose_ratio'])} | {_f(row['expert_ratio_same_steps_left'])} |")
+        lines.append("")
     if "decoy" in res:
         lines += ["## How far is the decoy really? (scripted expert, held-out episodes)", "",
                   "| task | expert steps from the decoy | solved from it | steps left at the 50%-progress frame | episode steps | "
@@ -493,6 +507,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         res["probe"] = probe(data_dir, eval_eps, steps=args.probe_steps, seed=args.seed)
     if "fit" in sections:
         res["fit"] = fit(data_dir)
+        try:
+            from vip_rl.weights_recipe import CONFIGS
+
+            res["fit_td"] = fit(data_dir, "td-sim", gamma=CONFIGS["td-sim"].gamma)
+        except FileNotFoundError:  # td-sim weights not built yet
+            pass
     if "decoy" in sections:
         res["decoy"] = decoy_steps(eval_eps, max_steps=10 if args.quick else 150)
     if jobs:
@@ -516,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.keep and out.with_suffix(".json").exists():
         earlier = json.loads(out.with_suffix(".json").read_text())
-        for key in ("probe", "fit", "decoy"):
+        for key in ("probe", "fit", "fit_td", "decoy"):
             if key not in sections and key in earlier and key not in res:
                 res[key] = earlier[key]
                 res["notes"].append(f"Section `{key}` kept from the run of {earlier['date']} "

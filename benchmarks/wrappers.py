@@ -12,7 +12,7 @@ figures measured in one run, next to their anchors:
    would reach, to tell the wrapper's overhead from the encoder's batching limit.
 3. **Quality**: per-episode return of the wrapped reward under each mode vs the true final
    ``task_progress`` and ``success`` (Spearman, per task, pooled over expert, noisy-expert and
-   random rollouts), for the bundled ``vip-sim`` (image goal), ``liv-sim`` (image and text goal) and
+   random rollouts), for the bundled ``td-sim`` and ``liv-sim`` (image and text goals), ``vip-sim`` (image goal) and
    a random encoder, next to the env's own reward (oracle anchor). Recorded frames are replayed through
    ``GoalReward`` so every encoder and mode sees the same episodes.
 
@@ -736,7 +736,7 @@ def write_markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (~minutes)")
-    parser.add_argument("--encoders", nargs="+", default=["vip-sim", "liv-sim", "random"],
+    parser.add_argument("--encoders", nargs="+", default=["td-sim", "vip-sim", "liv-sim", "random"],
                         help="bundled names, checkpoint paths, or 'random' (quality part)")
     parser.add_argument("--tasks", nargs="+", default=None, help="suite tasks (default: all; --quick: 2); 'Pusher' for Pusher-v5")
     parser.add_argument("--episodes", type=int, default=None, help="episodes per policy kind per task")

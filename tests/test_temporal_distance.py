@@ -25,7 +25,8 @@ def _batch(seed: int = 0, scale: float = 3.0) -> list[torch.Tensor]:
     return [(torch.randn(B, H * D, generator=gen, dtype=torch.float64) * scale).requires_grad_(True) for _ in range(5)]
 
 
-def _naive(es, eg, ts, ts1, tg, *, gamma: float, expectile: float, heads: int, is_goal: list[bool]) -> torch.Tensor:
+def _naive(es, eg, ts, ts1, tg, *, gamma: float, expectile: float, heads: int, is_goal: list[bool],
+           next_is_goal: list[bool] | None = None) -> torch.Tensor:
     """Loop transcription: V_h(a, g) = -sqrt(H) * ||a_h - g_h||; expectile-weighted squared TD error, summed over heads."""
     d = es.shape[1] // heads
 
@@ -40,7 +41,7 @@ def _naive(es, eg, ts, ts1, tg, *, gamma: float, expectile: float, heads: int, i
         per_sample = []
         for i in range(es.shape[0]):
             r = 0.0 if is_goal[i] else -1.0
-            m = 0.0 if is_goal[i] else 1.0
+            m = 0.0 if is_goal[i] or (next_is_goal is not None and next_is_goal[i]) else 1.0
             q = r + gamma * m * float(value_nograd(ts1[i], tg[i], h))
             next_min = min(float(value_nograd(ts1[i], tg[i], k)) for k in range(heads))
             now_mean = sum(float(value_nograd(ts[i], tg[i], k)) for k in range(heads)) / heads
@@ -64,6 +65,19 @@ def test_loss_matches_plain_transcription(gamma: float, expectile: float, heads:
     assert torch.allclose(grads[0], ref_grads[0]) and torch.allclose(grads[1], ref_grads[1])
     assert all(g is None for g in grads[2:]), "the target embeddings must not receive gradients"
     assert 0.0 <= float(metrics["advantage_pos"]) <= 1.0
+
+
+def test_next_is_goal_stops_bootstrapping() -> None:
+    """s' reaches the goal (e.g. another successful episode's final frame): target -1, whatever V(s', g) says."""
+    es, eg, ts, ts1, tg = _batch(2)
+    is_goal = [False, False, True, False, False, False]
+    next_is_goal = [True, False, False, True, False, False]
+    loss, _ = temporal_distance_loss(es, eg, ts, ts1, tg, gamma=0.9, expectile=0.7, heads=H, is_goal=torch.tensor(is_goal),
+                                     next_is_goal=torch.tensor(next_is_goal))
+    ref = _naive(es, eg, ts, ts1, tg, gamma=0.9, expectile=0.7, heads=H, is_goal=is_goal, next_is_goal=next_is_goal)
+    assert torch.allclose(loss, ref, rtol=1e-9, atol=1e-9)
+    plain, _ = temporal_distance_loss(es, eg, ts, ts1, tg, gamma=0.9, expectile=0.7, heads=H, is_goal=torch.tensor(is_goal))
+    assert not torch.allclose(loss, plain)
 
 
 def test_head_distances_make_the_full_l2_distance_their_rms() -> None:
@@ -207,3 +221,20 @@ def test_tdist_with_text_tower_trains_the_projection_only_from_goal_frames(tmp_p
 def test_tdist_config_is_checked(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         _tiny_tdist(**kwargs)
+
+
+def test_cli_trains_a_tdist_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vip_rl.encoders import load_encoder
+    from vip_rl.pretrain import cli
+
+    videos = _synthetic()[:6]
+    np.savez(tmp_path / "clips.npz", **{f"v{i}": v.frames for i, v in enumerate(videos)})
+    rc = cli(["--data", str(tmp_path / "clips.npz"), "--objective", "tdist", "--out", str(tmp_path / "run"), "--steps", "4",
+              "--batch-size", "4", "--image-size", "24", "--embed-dim", "8", "--cnn-channels", "4,8", "--head-hidden", "16",
+              "--expectile", "0.8", "--value-heads", "2", "--target-tau", "0.05", "--random-goal-prob", "0.5",
+              "--eval-videos", "2", "--no-progress", "--prefetch", "0"])
+    assert rc == 0 and "encoder written" in capsys.readouterr().out
+    encoder = load_encoder(tmp_path / "run" / "encoder")
+    assert encoder.metric == "l2" and encoder.config["head_hidden"] == [16]
+    state = torch.load(tmp_path / "run" / CHECKPOINT_FILE, weights_only=True)
+    assert "target" in state and '"expectile": 0.8' in state["pretrain_config"]

@@ -4,11 +4,11 @@ Stages (each writes ``<out>/<stage>/stage.json`` and skips itself when that file
 unless ``--force``):
 
 1. ``collect``       expert / noisy / play episodes and 20 mixed demos per task (``vip-rl collect``)
-2. ``encoders``      load the bundled ``vip-sim`` and ``liv-sim`` (``--pretrain`` retrains them briefly)
+2. ``encoders``      load the bundled ``td-sim`` (recommended), ``vip-sim`` and ``liv-sim`` (``--pretrain`` retrains them briefly)
 3. ``reward_curves`` embedding distance along expert, noisy and play episodes to image and text goals
-4. ``wrapper``       a ``GoalReward``-wrapped task: per-step VIP reward next to the true progress
-5. ``mppi``          MPPI toward a goal image (vip-sim) and an instruction (liv-sim), oracle beside them
-6. ``policies``      BC vs RWR(vip-sim) on 20 mixed demos, evaluated on held-out seeds
+4. ``wrapper``       a ``GoalReward``-wrapped task (td-sim): per-step reward next to the true progress
+5. ``mppi``          MPPI toward a goal image and an instruction (td-sim), vip-sim's image goal and the oracle beside them
+6. ``policies``      BC vs RWR(td-sim) on 20 mixed demos, evaluated on held-out seeds
 7. ``report``        ``<out>/report.md`` and ``<out>/report.html`` with every figure and command
 
 Example::
@@ -34,6 +34,8 @@ import numpy as np
 from vip_rl._io import atomic_path, atomic_write_json, atomic_write_text
 
 STAGES = ("collect", "encoders", "reward_curves", "wrapper", "mppi", "policies")
+#: encoder role -> (pretraining objective of its --pretrain retrain, DemoConfig field naming the encoder)
+ROLES = {"td-sim": ("tdist", "td_encoder"), "vip-sim": ("vip", "vip_encoder"), "liv-sim": ("liv", "liv_encoder")}
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,13 @@ class DemoConfig:
     """Gradient steps of BC and RWR."""
     eval_episodes: int = 20
     """Held-out evaluation episodes per policy."""
+    td_encoder: str = "td-sim"
+    """The recommended encoder (a temporal distance that counts steps; image and text goals): a bundled name or a
+    checkpoint path. The wrapper, MPPI and policy stages use it."""
     vip_encoder: str = "vip-sim"
-    """Image-goal encoder: a bundled name or a checkpoint path."""
+    """VIP encoder shown beside it (reward curves, MPPI image goal): a bundled name or a checkpoint path."""
     liv_encoder: str = "liv-sim"
-    """Language-goal encoder (needs a text tower): a bundled name or a checkpoint path."""
+    """LIV encoder shown beside it (reward curves; needs a text tower): a bundled name or a checkpoint path."""
     pretrain: bool = False
     """Retrain the encoders briefly with the real pipeline instead of loading the bundled ones."""
     pretrain_steps: int = 300
@@ -141,10 +146,10 @@ class Demo:
         return self.data_dir / f"{task}_{kind}.h5"
 
     def _encoder_ref(self, name: str) -> str:
-        """The configured encoder for role ``name`` ("vip-sim" | "liv-sim"), or its brief retrain."""
+        """The configured encoder for role ``name`` (one of :data:`ROLES`), or its brief retrain."""
         if self.config.pretrain:
             return str(self.root / "encoders" / name / "encoder")
-        return self.config.vip_encoder if name == "vip-sim" else self.config.liv_encoder
+        return getattr(self.config, ROLES[name][1])
 
     def run(self, stages: Sequence[str] = STAGES) -> Path:
         """Run (or reuse) each stage, then write the report; returns the report path."""
@@ -199,23 +204,23 @@ class Demo:
         cfg = self.config
         if cfg.pretrain:
             data = [str(self._data(task, kind)) for task in cfg.tasks for kind in ("expert", "noisy", "play")]
-            for name, objective in (("vip-sim", "vip"), ("liv-sim", "liv")):
+            for name, (objective, field_name) in ROLES.items():
                 argv = ["pretrain", "--objective", objective, "--steps", str(cfg.pretrain_steps),
                         "--out", str(self.root / "encoders" / name), "--no-progress",
-                        "--init-from", self.config.vip_encoder if name == "vip-sim" else self.config.liv_encoder]
+                        "--init-from", getattr(self.config, field_name)]
                 for path in data:
                     argv += ["--data", path]
                 _vip_rl(argv, result)
             result.notes.append(f"Encoders fine-tuned for {cfg.pretrain_steps} steps on the demo's own videos (--pretrain).")
         rows = []
-        for name in ("vip-sim", "liv-sim"):
+        for name in ROLES:
             encoder = load_encoder(self._encoder_ref(name), device=self.device)
             params = sum(p.numel() for p in encoder.parameters())
             rows.append([self._encoder_ref(name), encoder.config.get("arch", "?"), encoder.metric, encoder.embed_dim, encoder.image_size,
                          "yes" if encoder.has_text else "no", f"{params / 1e6:.2f} M"])
         result.tables.append({"title": "Encoders", "columns": ["name", "backbone", "metric", "dim", "input size", "text tower", "parameters"],
                               "rows": rows})
-        result.commands.append("make weights   # reproduces the bundled vip-sim / liv-sim weights")
+        result.commands.append("make weights   # reproduces the bundled td-sim / vip-sim / liv-sim weights")
 
     # -- 3. reward curves ----------------------------------------------------------------------
     def stage_reward_curves(self, result: StageResult) -> None:
@@ -227,6 +232,7 @@ class Demo:
         from vip_rl.encoders import load_encoder
 
         cfg = self.config
+        td = load_encoder(self._encoder_ref("td-sim"), device=self.device)
         vip = load_encoder(self._encoder_ref("vip-sim"), device=self.device)
         liv = load_encoder(self._encoder_ref("liv-sim"), device=self.device)
         out_dir = self.root / "reward_curves"
@@ -243,11 +249,12 @@ class Demo:
             episodes += [(kind, e) for kind in ("noisy", "play") for e in read_episodes(self._data(task, kind))]
             for i, (kind, episode) in enumerate(episodes):
                 frames = episode.frames["front"]
-                for enc_name, encoder, g, goal_desc in (("vip-sim", vip, goal, "image"), ("liv-sim", liv, instruction, "text")):
+                for enc_name, encoder, g, goal_desc in (("td-sim", td, goal, "image"), ("td-sim", td, instruction, "text"),
+                                                        ("vip-sim", vip, goal, "image"), ("liv-sim", liv, instruction, "text")):
                     dist = goal_distances(encoder, frames, g)
                     voc = spearman(np.arange(len(dist)), -dist)
                     true_corr = spearman(episode.task_progress, -dist)
-                    png = out_dir / f"{task}_{kind}{i}_{enc_name}.png"
+                    png = out_dir / f"{task}_{kind}{i}_{enc_name}_{goal_desc}.png"
                     title = f"{task} {kind} ({'success' if episode.success else 'no success'}) | {enc_name} {goal_desc} goal"
                     if goal_desc == "text":
                         title += f": {instruction!r}"
@@ -256,9 +263,9 @@ class Demo:
                     rows.append([task, kind, enc_name, goal_desc, bool(episode.success), f"{voc:.2f}", f"{true_corr:.2f}",
                                  f"{dist[0] - dist[-1]:.2f}"])
             result.commands.append(f"vip-rl reward-curve {shlex.quote(str(self._data(task, 'noisy')))} --goal "
-                                   f"{shlex.quote(str(goal_path))} --encoder {shlex.quote(str(self._encoder_ref('vip-sim')))} --out curve.png")
+                                   f"{shlex.quote(str(goal_path))} --encoder {shlex.quote(str(self._encoder_ref('td-sim')))} --out curve.png")
             result.commands.append(f"vip-rl reward-curve {shlex.quote(str(self._data(task, 'noisy')))} --goal "
-                                   f"{shlex.quote(instruction)} --encoder {shlex.quote(str(self._encoder_ref('liv-sim')))} --out curve_text.png")
+                                   f"{shlex.quote(instruction)} --encoder {shlex.quote(str(self._encoder_ref('td-sim')))} --out curve_text.png")
         result.tables.append({
             "title": "Reward curves (VOC: Spearman of frame index vs -distance; true: Spearman of true task progress vs -distance; total progress d_0 - d_T)",
             "columns": ["task", "episode", "encoder", "goal", "episode success", "VOC", "vs true progress", "total progress"],
@@ -276,7 +283,7 @@ class Demo:
 
         cfg = self.config
         task = cfg.tasks[0]
-        encoder = load_encoder(self._encoder_ref("vip-sim"), device=self.device)
+        encoder = load_encoder(self._encoder_ref("td-sim"), device=self.device)
         goal = read_episodes(self._data(task, "expert"))[-1].frames["front"][-1]
         env = GoalReward(gym.make(vip_envs.env_id(task), render_mode="rgb_array", image_size=cfg.image_size),
                          encoder, goal, mode="progress")
@@ -302,13 +309,13 @@ class Demo:
         finally:
             env.close()
         png = self.root / "wrapper" / f"{task}_goal_reward.png"
-        _plot_wrapper(series, png, title=f"GoalReward(vip-sim, image goal) on vip_envs/{task}-v0")
+        _plot_wrapper(series, png, title=f"GoalReward(td-sim, image goal) on vip_envs/{task}-v0")
         result.images.append(self._rel(png))
         result.tables.append({"title": "GoalReward on a live env (cumulative VIP reward vs true task progress, Spearman)",
                               "columns": ["task", "policy", "steps", "success", "VIP return", "Spearman(cum. reward, true progress)", "env return"],
                               "rows": rows})
         result.notes.append(
-            "Code: `env = GoalReward(gym.make('vip_envs/%s-v0', render_mode='rgb_array'), load_encoder('vip-sim'), goal_image)`; "
+            "Code: `env = GoalReward(gym.make('vip_envs/%s-v0', render_mode='rgb_array'), load_encoder('td-sim'), goal_image)`; "
             "`info['env_reward']` keeps the original reward." % task)
 
     # -- 5. MPPI -------------------------------------------------------------------------------
@@ -320,14 +327,15 @@ class Demo:
         runs: list[tuple[str, str, list[str]]] = []  # (task, label, goal arguments)
         for task in cfg.mppi_tasks:
             instruction = vip_envs.instructions(task, "heldout")[0]
-            runs += [(task, "vip-sim, image goal", ["--goal", "expert", "--encoder", self._encoder_ref("vip-sim")]),
-                     (task, "liv-sim, instruction", ["--goal", instruction, "--encoder", self._encoder_ref("liv-sim")]),
+            runs += [(task, "td-sim, image goal", ["--goal", "expert", "--encoder", self._encoder_ref("td-sim")]),
+                     (task, "td-sim, instruction", ["--goal", instruction, "--encoder", self._encoder_ref("td-sim")]),
+                     (task, "vip-sim, image goal", ["--goal", "expert", "--encoder", self._encoder_ref("vip-sim")]),
                      (task, "true-reward oracle", ["--encoder", "oracle"])]
         for task in cfg.mppi_demo_tasks:  # where one goal image fails: follow a demo video's frames instead
             runs.append((task, "vip-sim, subgoals from a demo video",
                          ["--subgoals", "expert", "--lookahead", "5", "--encoder", self._encoder_ref("vip-sim")]))
         for task, label, goal_args in runs:
-            slug = label.split(",")[0].replace(" ", "-") + ("-subgoals" if "subgoals" in label else "")
+            slug = label.split(",")[0].replace(" ", "-") + ("-subgoals" if "subgoals" in label else "-text" if "instruction" in label else "")
             out = self.root / "mppi" / f"{task}_{slug}"
             argv = ["mppi", "--env", vip_envs.env_id(task), *goal_args,
                     "--episodes", str(cfg.mppi_episodes), "--samples", str(cfg.mppi_samples),
@@ -359,7 +367,7 @@ class Demo:
             data = self._data(task, "mixed")
             for algo, extra in (("bc", []), ("rwr", ["--reward", "progress"])):
                 out = self.root / "policies" / f"{task}_{algo}"
-                _vip_rl(["train", algo, "--data", str(data), "--encoder", self._encoder_ref("vip-sim"), "--out", str(out),
+                _vip_rl(["train", algo, "--data", str(data), "--encoder", self._encoder_ref("td-sim"), "--out", str(out),
                          "--steps", str(cfg.policy_steps), "--seed", str(cfg.seed), "--device", self.device,
                          "--cache-dir", str(self.root / "policies" / "cache"), *extra], result)
                 eval_json = out / "eval.json"
@@ -367,7 +375,7 @@ class Demo:
                          "--seed", "100000", "--video", str(out / "videos"), "--out", str(eval_json), "--device", self.device,
                          "--num-envs", str(min(cfg.eval_episodes, 10))], result)
                 evaluation = json.loads(eval_json.read_text())
-                rows.append([task, algo.upper() + (" (vip-sim progress)" if algo == "rwr" else ""),
+                rows.append([task, algo.upper() + (" (td-sim progress)" if algo == "rwr" else ""),
                              f"{evaluation['success_rate']:.2f}", evaluation.get("episodes", cfg.eval_episodes)])
                 videos = sorted((out / "videos").glob("*.mp4"))
                 result.videos += [self._rel(v) for v in videos[:1]]
@@ -476,8 +484,9 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="redo stages whose outputs exist")
     parser.add_argument("--pretrain", action="store_true", help="fine-tune the encoders briefly on the demo's videos first")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="run only these stages")
-    parser.add_argument("--vip-encoder", default="vip-sim", help="image-goal encoder: bundled name or checkpoint path")
-    parser.add_argument("--liv-encoder", default="liv-sim", help="language-goal encoder: bundled name or checkpoint path")
+    parser.add_argument("--td-encoder", default="td-sim", help="the recommended encoder (image and text goals): bundled name or checkpoint path")
+    parser.add_argument("--vip-encoder", default="vip-sim", help="VIP encoder shown beside it: bundled name or checkpoint path")
+    parser.add_argument("--liv-encoder", default="liv-sim", help="LIV encoder shown beside it: bundled name or checkpoint path")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     args = parser.parse_args(list(argv) if argv is not None else None)
@@ -487,7 +496,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     device = str(resolve_device(args.device))
     out = Path(args.out or ("runs/demo_quick" if args.quick else "runs/demo"))
     config = DemoConfig.quick(out) if args.quick else DemoConfig(out=out)
-    config = replace(config, pretrain=args.pretrain, seed=args.seed, vip_encoder=args.vip_encoder,
+    config = replace(config, pretrain=args.pretrain, seed=args.seed, td_encoder=args.td_encoder, vip_encoder=args.vip_encoder,
                      liv_encoder=args.liv_encoder)
     start = time.perf_counter()
     report = Demo(config, device=device, force=args.force, quick=args.quick).run(args.stages)

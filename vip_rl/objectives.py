@@ -331,11 +331,14 @@ def temporal_distance_loss(
     expectile: float = 0.7,
     heads: int = 2,
     is_goal: Tensor | None = None,
+    next_is_goal: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Expectile TD loss of a metric goal-conditioned value (HILP: Park, Kreiman, Levine, ICML 2024).
 
     ``V_h(s, g) = -d_h(s, g)`` with ``d_h`` from :func:`head_distances` (``H`` heads sharing the trunk).
-    With reward ``r = -1`` (``0`` and no bootstrap when ``s`` is the goal, ``is_goal``)::
+    With reward ``r = -1`` (``0`` and no bootstrap when ``s`` is the goal, ``is_goal``; no bootstrap when ``s'`` reaches
+    the goal, ``next_is_goal``: an extension for goals that stand for an outcome, e.g. another successful episode's
+    final frame, where ``V(s', g) = 0`` is not implied by ``s' == g``)::
 
         next_h = V^target_h(s', g)                          target network, no gradient
         q_h    = r + gamma * mask * next_h                  per-head TD target
@@ -355,6 +358,7 @@ def temporal_distance_loss(
         expectile: in [0.5, 1) (HILP: 0.7 on pixels, 0.95 on states; 0.5 = plain TD).
         heads: H >= 1 value heads (HILP: 2).
         is_goal: optional bool ``[B]``: ``s`` is the goal (reward 0, no bootstrap).
+        next_is_goal: optional bool ``[B]``: ``s'`` reaches the goal (reward -1, no bootstrap).
 
     Returns:
         ``(loss, metrics)`` with detached ``td_loss``, ``distance`` (mean online ``-V``), ``target_distance``,
@@ -371,6 +375,8 @@ def temporal_distance_loss(
         raise ValueError(f"expectile must be a float in [0.5, 1), got {expectile!r}")
     reward = _reward(is_goal, batch, es)
     mask = -reward  # 1 unless s is the goal
+    if next_is_goal is not None:
+        mask = mask * _reward(next_is_goal, batch, es).neg()  # 0 where s' reaches the goal
     with torch.no_grad():
         next_v = -head_distances(target_s1.detach(), target_g.detach(), heads=heads)  # [H, B]
         now_v = -head_distances(target_s.detach(), target_g.detach(), heads=heads)

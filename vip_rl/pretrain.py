@@ -379,6 +379,7 @@ def _tdist_loss(
     loss, metrics = temporal_distance_loss(
         online[0], online[1], fixed[0], fixed[2], fixed[1], gamma=config.gamma, expectile=config.expectile,
         heads=config.value_heads, is_goal=dist.gather(batch.is_goal.to(device)),
+        next_is_goal=None if batch.next_is_goal is None else dist.gather(batch.next_is_goal.to(device)),
     )
     if with_text:
         assert text is not None  # internal: the model embeds texts whenever with_text

@@ -132,9 +132,23 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     "vip-sim-96": ("vip-sim", {"image_size": 96}, KINDS),
     # issue 17 experiments: the temporal-distance objective without the text tower (image value only)
     "td-img": ("td-sim", {"text": "none"}, KINDS),
-    # faster value propagation: shorter horizon and a faster target
+    # faster value propagation: shorter horizon and a faster target (worse at 7000 steps: decoy 0.73, VOC-other min 0.58)
     "td-img-fast": ("td-sim", {"text": "none", "gamma": 0.98, "target_tau": 0.02}, KINDS),
+    # nearer the shortest path through the data (HILP uses 0.95 on states)
+    "td-img-e09": ("td-sim", {"text": "none", "expectile": 0.9}, KINDS),
+    # fewer goals from random videos: distractors (block, push target, switch) differ between episodes, and random
+    # goals teach that another episode's frames are far, whatever their task state
+    "td-img-r01": ("td-sim", {"text": "none", "random_goal_prob": 0.1}, KINDS),
+    # every final-frame goal of a successful video swapped for another successful episode's final frame (same task)
+    "td-img-swap1": ("td-sim", {"text": "none", "steps": 8000}, KINDS),
+    # the td-sim recipe once the geometric sampler marks s' = a successful final frame as reaching a swapped goal
+    # (next_is_goal: no bootstrap); and the same with every final-frame goal swapped
+    "td-sim-v2": ("td-sim", {}, KINDS),
+    "td-img-v2-swap1": ("td-sim", {"text": "none"}, KINDS),
 }
+#: Goal-swap probability of the variants whose sampler differs from :data:`GOAL_SWAP_PROB` (see :func:`train`): the
+#: first temporal-distance runs drew no swapped goals (the geometric sampler did not swap yet).
+GOAL_SWAP: dict[str, float] = {"td-img": 0.0, "td-img-fast": 0.0, "td-img-e09": 0.0, "td-img-swap1": 1.0, "td-img-v2-swap1": 1.0}
 #: Probability that a final-frame goal is swapped for another successful episode's final frame of the same task.
 GOAL_SWAP_PROB = 0.5
 
@@ -305,10 +319,10 @@ def load_training_videos(paths: Sequence[str | os.PathLike[str]], *, camera: str
 
 
 def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], config: PretrainConfig | None = None, progress: bool = True, resume: bool = True,
-          kinds: Sequence[str] | None = None) -> Any:
+          kinds: Sequence[str] | None = None, goal_swap_prob: float = GOAL_SWAP_PROB) -> Any:
     """Train bundled encoder ``name`` with its recipe config on ``data`` (see :func:`pretrain`).
 
-    ``kinds``: video kinds to train on (default ``TRAIN_KINDS[name]``).
+    ``kinds``: video kinds to train on (default ``TRAIN_KINDS[name]``); ``goal_swap_prob``: see :data:`GOAL_SWAP_PROB`.
     """
     from vip_rl.pretrain import pretrain
 
@@ -316,7 +330,7 @@ def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], c
     data = data.select(TRAIN_KINDS[name] if kinds is None else kinds)
     return pretrain(
         config, data.videos, out_dir=out_dir, groups=data.groups, final_goal_ok=data.final_goal_ok,
-        goal_swap_prob=GOAL_SWAP_PROB, progress=progress, resume=resume,
+        goal_swap_prob=goal_swap_prob, progress=progress, resume=resume,
     )
 
 
@@ -367,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         base, overrides, kinds = VARIANTS[variant]
         config = dataclasses.replace(CONFIGS[base], **overrides, **({} if args.steps is None else {"steps": args.steps}))
         start = time.perf_counter()
-        train(base, data, out_dir=out / variant, config=config, progress=not args.no_progress, kinds=kinds)
+        train(base, data, out_dir=out / variant, config=config, progress=not args.no_progress, kinds=kinds,
+              goal_swap_prob=GOAL_SWAP.get(variant, GOAL_SWAP_PROB))
         print(f"{variant}: trained {config.steps} steps in {time.perf_counter() - start:.0f} s -> {out / variant / 'encoder'}", flush=True)
     if args.variant:
         return 0

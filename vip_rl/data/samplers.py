@@ -9,7 +9,7 @@ the video's text.
 Temporal-distance tuples (``goal_mode="geometric"``, HILP's goal distribution): ``o_t`` uniform in
 ``[0, T-2]``, ``o_t+1 = o_t + 1``, and the goal is either a geometric future frame of the same video,
 ``min(t + Geometric(geometric_p), T-1)``, or, with ``random_goal_prob``, any frame of any video
-(cross-video goals). ``o_0`` is then ``o_t`` (the objective does not use it).
+(cross-video goals); ``goal_swap_prob`` swaps final-frame goals as in the VIP modes. ``o_0`` is then ``o_t`` (the objective does not use it).
 
 Determinism: batch ``k`` is a pure function of ``(seed, k)`` (its own
 ``np.random.Generator``), so a resumed run sees the same batches as an uninterrupted one
@@ -56,6 +56,10 @@ class TupleBatch:
         video_index: int64 ``[B]``: index of each tuple's video in the sampler's list.
         frame_index: int64 ``[B, 5]``: frame indices of (o_0, g, o_t, o_t+1, text frame) in their video.
         step: the batch number (the data is a pure function of ``(seed, step)``).
+        next_is_goal: bool ``[B]``: ``"geometric"`` mode: o_t+1 reaches the goal, i.e. it is the last frame of a
+            successful video and the goal is a (swapped) successful final frame of the same group: the goal is the
+            task's outcome, not one picture, so the temporal-distance target is -1 without bootstrapping. ``None``
+            in the VIP modes.
     """
 
     initial: torch.Tensor
@@ -70,6 +74,7 @@ class TupleBatch:
     video_index: torch.Tensor
     frame_index: torch.Tensor
     step: int
+    next_is_goal: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -347,9 +352,19 @@ class TupleSampler:
         random_goal = rng.random(size) < self.random_goal_prob
         other = rng.integers(0, self.num_videos, size=size) if self.video_probs is None else rng.choice(self.num_videos, size=size, p=self.video_probs)
         other_frame = np.floor(rng.random(size) * self.lengths[other]).astype(np.int64)
-        goal_video = np.where(random_goal, other, video)
-        goal = np.where(random_goal, other_frame, goal)
+        # cross-episode goal swap, as in the VIP modes: a final-frame goal of a final_goal_ok video becomes the final
+        # frame of a random final_goal_ok video of the same group (equivalent goals across episodes)
+        u_swap, u_pick = rng.random(size), rng.random(size)
+        label = self.labels[video]
+        count = self.swap_count[label]
+        swap = (u_swap < self.goal_swap_prob) & (goal == length - 1) & self.final_goal_ok[video] & (count > 0) & ~random_goal
+        pick = self.swap_candidates[np.minimum(self.swap_start[label] + np.floor(u_pick * count).astype(np.int64), len(self.swap_candidates) - 1)] if len(self.swap_candidates) else video
+        goal_video = np.where(random_goal, other, np.where(swap, pick, video))
+        goal = np.where(random_goal, other_frame, np.where(swap, self.lengths[pick] - 1, goal))
         is_goal = (goal_video == video) & (goal == current)
+        # o_t+1 = the last frame of a successful video, goal = a successful final frame of the same group
+        next_is_goal = (nxt == length - 1) & (goal == self.lengths[goal_video] - 1) & self.final_goal_ok[video] \
+            & self.final_goal_ok[goal_video] & (self.labels[goal_video] == label) & ~random_goal
         tail_start = np.ceil(0.95 * (length - 1)).astype(np.int64)
         text_frame = tail_start + np.floor(rng.random(size) * (length - tail_start)).astype(np.int64)
         return {
@@ -357,6 +372,7 @@ class TupleSampler:
             "goal_video": goal_video.astype(np.int64),
             "frames": np.stack([current, goal, current, nxt, text_frame], 1).astype(np.int64),
             "is_goal": is_goal,
+            "next_is_goal": next_is_goal,
             "crop": self._crop_boxes(rng, size),
         }
 
@@ -390,6 +406,7 @@ class TupleSampler:
             video_index=torch.from_numpy(video.copy()),
             frame_index=torch.from_numpy(frames.copy()),
             step=int(step),
+            next_is_goal=torch.from_numpy(idx["next_is_goal"][sl].copy()) if "next_is_goal" in idx else None,
         )
 
     def _crop(self, pixels: np.ndarray, crop: np.ndarray) -> torch.Tensor:

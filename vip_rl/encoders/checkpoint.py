@@ -30,6 +30,8 @@ from .factory import check_device, encoder_from_config
 BUNDLED_ENCODERS: dict[str, str] = {
     "vip-sim": "VIP (L2 metric), small CNN, trained on suite videos: image goals",
     "liv-sim": "LIV (cosine metric), small CNN + frozen MiniLM text tower with trained projection: image and text goals",
+    "td-sim": "temporal distance (L2 metric that counts steps to the goal; HILP-style expectile TD), small CNN + MLP head "
+              "+ frozen MiniLM text tower regressed onto goal frames: image and text goals (the recommended encoder)",
 }
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
