@@ -35,9 +35,9 @@ TITLES = {
 }
 
 
-def run_area(area: str, *, quick: bool) -> tuple[int, float]:
-    """Run ``benchmarks/<area>.py``; return (exit code, seconds)."""
-    cmd = [sys.executable, str(HERE / f"{area}.py")] + (["--quick"] if quick else [])
+def run_area(area: str, *, quick: bool, extra: list[str] | None = None) -> tuple[int, float]:
+    """Run ``benchmarks/<area>.py`` (with ``extra`` arguments); return (exit code, seconds)."""
+    cmd = [sys.executable, str(HERE / f"{area}.py")] + (["--quick"] if quick else []) + list(extra or [])
     print(f"== {' '.join(cmd)}", flush=True)
     start = time.perf_counter()
     rc = subprocess.call(cmd, cwd=HERE.parent, env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
@@ -105,17 +105,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=AREAS, help="run only these areas")
     parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
     parser.add_argument("--no-run", action="store_true", help="only rebuild README.md from results/")
+    parser.add_argument("--area-args", action="append", default=[], metavar="AREA=ARGS",
+                        help="extra arguments for one area's script, e.g. 'shortcut=--sections probe,fit --keep' (repeatable; "
+                             "recorded in the provenance table)")
     args = parser.parse_args(argv)
+    import shlex
+
+    extra: dict[str, list[str]] = {}
+    for item in args.area_args:
+        area, sep, rest = item.partition("=")
+        if not sep or area not in AREAS:
+            parser.error(f"--area-args must be AREA=ARGS with AREA in {list(AREAS)}, got {item!r}")
+        extra[area] = shlex.split(rest)
     failures = []
     if not args.no_run:
         runs = _read_runs()
         for area in args.only or AREAS:
             started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             load_before = os.getloadavg()[0]
-            rc, seconds = run_area(area, quick=args.quick)
+            rc, seconds = run_area(area, quick=args.quick, extra=extra.get(area))
             print(f"== {area}: exit {rc} in {seconds:.0f} s", flush=True)
+            runs = _read_runs()  # re-read: another run_all.py (other areas) may have recorded meanwhile
             runs[area] = {"command": "python benchmarks/run_all.py" + (" --quick" if args.quick else "")
-                          + (f" --only {' '.join(args.only)}" if args.only else ""),
+                          + (f" --only {' '.join(args.only)}" if args.only else "")
+                          + (f" --area-args {shlex.quote(area + '=' + shlex.join(extra[area]))}" if area in extra else ""),
                           "started": started, "seconds": round(seconds, 1), "exit": rc,
                           "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
             atomic_write_text(PROVENANCE, json.dumps(runs, indent=2) + "\n")

@@ -238,3 +238,25 @@ def test_cli_trains_a_tdist_encoder(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert encoder.metric == "l2" and encoder.config["head_hidden"] == [16]
     state = torch.load(tmp_path / "run" / CHECKPOINT_FILE, weights_only=True)
     assert "target" in state and '"expectile": 0.8' in state["pretrain_config"]
+
+
+def test_geometric_sampler_swaps_final_goals_within_a_group_and_marks_next_is_goal() -> None:
+    videos = _videos(n=6)
+    groups = ["a", "a", "a", "b", "b", "b"]
+    ok = [True, True, False, True, True, True]
+    sampler = TupleSampler(videos, batch_size=6000, image_size=8, crop_scale=(1, 1), crop_ratio=(1, 1), goal_mode="geometric",
+                           geometric_p=0.5, random_goal_prob=0.0, goal_swap_prob=1.0, groups=groups, final_goal_ok=ok, seed=0)
+    idx = sampler.sample_indices(3)
+    video, goal_video, frames, nig = idx["video"], idx["goal_video"], idx["frames"], idx["next_is_goal"]
+    lengths = sampler.lengths
+    final_goal = frames[:, 1] == lengths[goal_video] - 1
+    swapped = goal_video != video
+    # only final-frame goals of final_goal_ok videos are swapped, and only to final_goal_ok videos of the same group
+    assert swapped.any()
+    assert np.all(final_goal[swapped]) and np.all(np.asarray(ok)[video[swapped]]) and np.all(np.asarray(ok)[goal_video[swapped]])
+    assert np.all(np.asarray(groups)[video[swapped]] == np.asarray(groups)[goal_video[swapped]])
+    # s' reaches the goal exactly when s' is a good video's last frame and the goal a good final frame of its group
+    expect = (frames[:, 3] == lengths[video] - 1) & final_goal & np.asarray(ok)[video] & np.asarray(ok)[goal_video]
+    np.testing.assert_array_equal(nig, expect)
+    assert sampler.batch(3).next_is_goal is not None
+    assert TupleSampler(videos, batch_size=8, image_size=8).batch(0).next_is_goal is None  # VIP modes: not defined

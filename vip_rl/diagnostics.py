@@ -4,7 +4,7 @@
 a video that reaches a goal and the value ``-d(phi(o_t), phi(g))``: 1 means the embedding
 distance to the goal shrinks monotonically along the video.
 
-``vip-rl reward-curve <video|dataset> --goal <image|text> --encoder vip-sim`` plots the
+``vip-rl reward-curve <video|dataset> --goal <image|text> --encoder td-sim`` plots the
 distance and the progress ``1 - d_t / d_0`` per frame (PNG) and prints the VOC.
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ def value_order_correlation(encoder: Encoder, frames: Any, goal: Any) -> float:
         TypeError / ValueError: frames or goal of the wrong dtype / shape, fewer than 2 frames.
 
     Example:
-        >>> voc = value_order_correlation(load_encoder("vip-sim"), episode.frames["front"], goal_img)  # doctest: +SKIP
+        >>> voc = value_order_correlation(load_encoder("td-sim"), episode.frames["front"], goal_img)  # doctest: +SKIP
     """
     images = check_images(frames, "frames")
     if images.shape[0] < 2:
@@ -158,7 +158,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("video", help="anything vip_rl.data.load_videos accepts (HDF5, mp4/gif, frame folder, .npy/.npz)")
     parser.add_argument("--goal", default=None, help="goal image path, or an instruction (text goal); default: the video's last frame")
-    parser.add_argument("--encoder", default="vip-sim", help="bundled name or checkpoint path (default vip-sim)")
+    parser.add_argument("--encoder", default="td-sim", help="bundled name or checkpoint path (default td-sim)")
     parser.add_argument("--camera", default="front", help="camera of suite HDF5 files (default front)")
     parser.add_argument("--index", type=int, default=0, help="which video of the dataset (default 0)")
     parser.add_argument("--out", default="curve.png", help="output PNG (default curve.png)")

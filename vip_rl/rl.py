@@ -10,7 +10,7 @@ training episode), ``learning_curve.png``, ``eval.mp4`` (the trained policy, det
 ``summary.json``, ``goal.png``, TensorBoard logs when tensorboard is installed.
 
 Example:
-    vip-rl rl --task OpenDrawer --algo ppo --encoder vip-sim --total-steps 50000
+    vip-rl rl --task OpenDrawer --algo ppo --encoder td-sim --total-steps 50000
     vip-rl rl --task PushBlock --encoder liv-sim --goal text --mode progress
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ class RLConfig:
     """Suite task (``vip_envs.TASKS``)."""
     algo: Literal["ppo", "sac"] = "ppo"
     """Stable-Baselines3 algorithm."""
-    encoder: str = "vip-sim"
+    encoder: str = "td-sim"
     """Bundled encoder name, checkpoint path, or ``"random"`` (randomly initialised CNN anchor)."""
     goal: Literal["image", "text"] = "image"
     """``image``: final frame of an expert demo (seeded ``goal_seed``); ``text``: an instruction."""

@@ -20,7 +20,7 @@ Example (wrap your own env):
     >>> import gymnasium as gym
     >>> from vip_rl.encoders import load_encoder                 # doctest: +SKIP
     >>> env = gym.make("Pusher-v5", render_mode="rgb_array", width=96, height=96)
-    >>> env = GoalReward(env, load_encoder("vip-sim"), goal_image)  # doctest: +SKIP
+    >>> env = GoalReward(env, load_encoder("td-sim"), goal_image)  # doctest: +SKIP
     >>> obs, info = env.reset(seed=0)                            # doctest: +SKIP
     >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())  # doctest: +SKIP
     >>> info["env_reward"], info["goal_distance"], info["vip_reward"]  # doctest: +SKIP

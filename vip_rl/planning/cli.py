@@ -2,9 +2,9 @@
 
 Example::
 
-    vip-rl mppi --env vip_envs/OpenDrawer-v0 --goal expert --encoder vip-sim --episodes 10 --out runs/mppi
+    vip-rl mppi --env vip_envs/OpenDrawer-v0 --goal expert --encoder td-sim --episodes 10 --out runs/mppi
     vip-rl mppi --env vip_envs/OpenDrawer-v0 --goal "open the drawer" --encoder liv-sim --out runs/mppi_text
-    vip-rl mppi --env vip_envs/OpenDrawer-v0 --subgoals expert --encoder vip-sim --out runs/mppi_subgoals
+    vip-rl mppi --env vip_envs/OpenDrawer-v0 --subgoals expert --encoder td-sim --out runs/mppi_subgoals
 
 Writes ``<out>/episode_<i>.mp4`` and ``<out>/results.json`` (success, steps, seconds per command
 and its split into rollout / render / encode / update per episode, and the success rate).
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--goal", default=None,
                    help="goal image file (png/jpg/npy), an instruction, or 'expert' (final frame of an expert run from another "
                         "seed); optional with --subgoals")
-    p.add_argument("--encoder", default="vip-sim", help="vip-sim | liv-sim | random | oracle (true reward) | checkpoint path")
+    p.add_argument("--encoder", default="td-sim", help="td-sim (default) | vip-sim | liv-sim | random | oracle (true reward) | checkpoint path")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--samples", type=int, default=64, help="K")
     p.add_argument("--horizon", type=int, default=10, help="T")

@@ -3,8 +3,8 @@
 Examples::
 
     vip-rl collect PressButton --episodes 20 --policy noisy --noise 0.4 --out demos.h5
-    vip-rl train rwr --data demos.h5 --encoder vip-sim --out runs/rwr --temperature 0.5
-    vip-rl train bc  --data demos.h5 --encoder vip-sim --out runs/bc
+    vip-rl train rwr --data demos.h5 --encoder td-sim --out runs/rwr --temperature 0.5
+    vip-rl train bc  --data demos.h5 --encoder td-sim --out runs/bc
     vip-rl evaluate runs/rwr --env vip_envs/PressButton-v0 --episodes 20 --video runs/rwr/videos
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vip-rl train", description="Train a BC or RWR policy from demos.")
     parser.add_argument("algo", choices=("bc", "rwr"))
     parser.add_argument("--data", required=True, help="suite HDF5 (vip-rl collect), D4RL-flat HDF5 or Minari dataset")
-    parser.add_argument("--encoder", default="vip-sim", help="vip-sim | liv-sim | random | checkpoint path")
+    parser.add_argument("--encoder", default="td-sim", help="td-sim (default) | vip-sim | liv-sim | random | checkpoint path")
     parser.add_argument("--encoder-seed", type=int, default=0, help="seed of --encoder random")
     parser.add_argument("--out", required=True, help="output directory (policy.safetensors, policy.json, train_log.csv)")
     parser.add_argument("--camera", default="front")
@@ -108,7 +108,7 @@ def _train_parser() -> argparse.ArgumentParser:
 
 
 def train_cli(argv: list[str]) -> int:
-    """``vip-rl train bc|rwr --data demos.h5 --encoder vip-sim --out DIR [...]``."""
+    """``vip-rl train bc|rwr --data demos.h5 --encoder td-sim --out DIR [...]``."""
     args = _train_parser().parse_args(argv)
     from vip_rl.encoders import save_encoder
 

@@ -13,7 +13,7 @@ the same thing for every reward source. ``temperature=inf`` gives ``w = 1`` exac
 and gradients as BC.
 
 Example:
-    >>> ds = PolicyDataset.from_file("demos.h5", load_encoder("vip-sim"))          # doctest: +SKIP
+    >>> ds = PolicyDataset.from_file("demos.h5", load_encoder("td-sim"))          # doctest: +SKIP
     >>> result = train_rwr(RWRConfig(steps=2000, temperature=0.5), ds, seed=0)     # doctest: +SKIP
     >>> save_policy(result.policy, "runs/rwr")                                     # doctest: +SKIP
 """
