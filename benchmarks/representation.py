@@ -539,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if steps > 0:
         videos = [_as_video(e) for eps in episodes.values() for e in eps]
         result["throughput"] = {}
-        for name in ("vip-sim", "liv-sim"):
+        for name in ("td-sim", "vip-sim", "liv-sim"):
             result["throughput"][name] = throughput(CONFIGS[name], videos, steps=steps, workdir=cache / f"throughput_{name}")
             share = result["throughput"][name]["data_time_share"]
             targets.append({"metric": f"data-time share of a training step ({name} config)", "encoder": name, "value": share, "target": "<= 0.10", "status": _ok(share, 0.1, at_most=True)})

@@ -20,8 +20,10 @@ def test_report_has_every_section_and_numbers(quick_report: Path) -> None:
     for title in ("Demonstrations", "Bundled encoders", "Reward curves", "GoalReward", "MPPI", "BC vs RWR"):
         assert title in report
     # success rates and correlations are printed as numbers, not placeholders
+    assert re.search(r"\| PressButton \| td-sim, image goal \| \d\.\d\d \|", report)
+    assert re.search(r"\| PressButton \| td-sim, instruction \| \d\.\d\d \|", report)
     assert re.search(r"\| PressButton \| vip-sim, image goal \| \d\.\d\d \|", report)
-    assert re.search(r"\| PressButton \| RWR \(vip-sim progress\) \| \d\.\d\d \|", report)
+    assert re.search(r"\| PressButton \| RWR \(td-sim progress\) \| \d\.\d\d \|", report)
     assert "vip-rl collect PressButton" in report and "vip-rl mppi" in report and "vip-rl train rwr" in report
     html = (quick_report / "report.html").read_text()
     assert "<img" in html and "<video" in html

@@ -1,4 +1,7 @@
-"""VIP and LIV objectives: pure tensor functions (no I/O, no global RNG), matching the official trainers.
+"""VIP, LIV and temporal-distance objectives: pure tensor functions (no I/O, no global RNG).
+
+``vip_loss`` and ``liv_loss`` match the official trainers term by term; ``temporal_distance_loss`` is HILP's
+expectile TD on a metric value (see its docstring), the objective of the bundled ``td-sim`` encoder.
 
 Notation (batch of B tuples sampled from videos, see ``vip_rl.data``): ``e0 = phi(o_0)`` the start frame,
 ``eg = phi(g)`` the goal frame, ``et = phi(o_t)``, ``et1 = phi(o_{t+1})``; all ``[B, D]``.
