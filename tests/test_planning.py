@@ -23,6 +23,7 @@ from vip_rl.planning import (
     MPPIConfig,
     MujocoDynamics,
     OracleCost,
+    PlanningError,
     StateCost,
     SumCost,
     TorchDynamics,
@@ -160,13 +161,50 @@ def test_nan_dynamics_warns_once_and_keeps_actions_finite():
         planner.command(torch.ones(2))  # warned only once
 
 
-def test_all_nan_keeps_previous_plan():
+def test_all_nan_dynamics_raises_naming_the_dynamics():
     dyn = TorchDynamics(lambda s, a: s * float("nan"))
     planner = MPPI(MPPIConfig(action_dim=2, num_samples=16, horizon=3, action_init=0.25), dyn,
                    StateCost(lambda s: s.sum(-1)), seed=0)
-    with pytest.warns(RuntimeWarning):
-        result = planner.plan(torch.ones(2))
-    assert torch.equal(result.plan, torch.full((3, 2), 0.25))
+    for _ in range(2):  # every command, not only the first (no silent zeros after a warning)
+        with pytest.raises(PlanningError, match="the dynamics TorchDynamics produced non-finite states for every"):
+            planner.command(torch.ones(2))
+
+
+@pytest.mark.parametrize("value", [float("nan"), math.inf, -math.inf])
+def test_all_nonfinite_cost_raises_naming_the_cost(value):
+    planner = MPPI(MPPIConfig(action_dim=2, num_samples=8, horizon=3), TorchDynamics(lambda s, a: s + a),
+                   StateCost(lambda s: s.sum(-1) * value), seed=0)
+    for _ in range(2):
+        with pytest.raises(PlanningError, match="the cost StateCost is non-finite .* for every one of the 8"):
+            planner.command(torch.ones(2))
+
+
+def test_one_env_with_no_finite_cost_raises_and_names_it():
+    cost = StateCost(lambda s: torch.where(s[..., 0] > 5, torch.full_like(s[..., 0], math.nan), s.sum(-1)))
+    planner = MPPI(MPPIConfig(action_dim=2, num_samples=8, horizon=2), TorchDynamics(lambda s, a: s + 0.1 * a), cost)
+    with pytest.raises(PlanningError, match=r"env \[1\]"):
+        planner.command(torch.tensor([[0.0, 0.0], [10.0, 0.0]]))
+
+
+@pytest.mark.parametrize("state", [torch.tensor([float("nan"), 0.0]), np.array([0.0, np.inf])])
+def test_nonfinite_start_state_is_refused(state):
+    planner = MPPI(MPPIConfig(action_dim=2, num_samples=4, horizon=2), TorchDynamics(lambda s, a: s + a),
+                   StateCost(lambda s: s.sum(-1)))
+    with pytest.raises(ValueError, match="state must be finite"):
+        planner.command(state)
+
+
+@pytest.mark.parametrize("bad_cost, error, match", [
+    (lambda traj: torch.zeros(3), ValueError, r"cost .* must return costs of shape \[E, K\] = \[1, 4\], got \[3\]"),
+    (lambda traj: torch.zeros(1, 4, 2), ValueError, r"shape \[E, K\] = \[1, 4\], got \[1, 4, 2\]"),
+    (lambda traj: np.zeros((1, 4)), TypeError, "must return a torch.Tensor of shape \\[1, 4\\], got ndarray"),
+    (lambda traj: torch.zeros(1, 4, dtype=torch.bool), TypeError, "real-valued tensor .* got dtype torch.bool"),
+    (lambda traj: torch.zeros(1, 4, dtype=torch.complex64), TypeError, "got dtype torch.complex64"),
+])
+def test_cost_of_wrong_shape_or_dtype_is_refused_by_name(bad_cost, error, match):
+    planner = MPPI(MPPIConfig(action_dim=2, num_samples=4, horizon=2), TorchDynamics(lambda s, a: s + a), bad_cost)
+    with pytest.raises(error, match=match):
+        planner.command(torch.zeros(2))
 
 
 def test_torch_dynamics_bad_output_shape():

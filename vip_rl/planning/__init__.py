@@ -20,12 +20,13 @@ from vip_rl.planning.costs import (
 )
 from vip_rl.planning.dynamics import Dynamics, MujocoDynamics, TorchDynamics, Trajectories
 from vip_rl.planning.latent import LatentDynamics, LatentTrainConfig, latent_goal_cost, train_latent_dynamics
-from vip_rl.planning.mppi import MPPI, MPPIConfig, PlanResult, safe_weights
+from vip_rl.planning.mppi import MPPI, MPPIConfig, PlanningError, PlanResult, safe_weights
 
 __all__ = [
     "MPPI",
     "MPPIConfig",
     "PlanResult",
+    "PlanningError",
     "safe_weights",
     "Dynamics",
     "MujocoDynamics",

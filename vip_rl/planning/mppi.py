@@ -10,8 +10,8 @@ Per iteration (``config.iterations`` per command)::
 
     eps   [E, K, T, A] = sigma * (smoothing filter @ N(0, 1))   # precomputed filter, no loop
     V     [E, K, T, A] = clip(U + eps, low, high)                # U: the warm-start plan [E, T, A]
-    cost  [E, K]       = cost(dynamics.rollout(state, V))         # NaN -> +inf
-    w     [E, K]       = softmax(-(cost - min cost) / lambda)     # all +inf -> U is kept
+    cost  [E, K]       = cost(dynamics.rollout(state, V))         # NaN -> +inf (warned once)
+    w     [E, K]       = softmax(-(cost - min cost) / lambda)     # all non-finite -> PlanningError
     U                  = U + sum_k w_k (V_k - U)
 
 then the first action of ``U`` is returned and ``U`` is shifted one step (warm start).
@@ -31,7 +31,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from vip_rl.planning.costs import Cost
     from vip_rl.planning.dynamics import Dynamics
 
-__all__ = ["MPPIConfig", "MPPI", "PlanResult", "safe_weights"]
+__all__ = ["MPPIConfig", "MPPI", "PlanResult", "PlanningError", "safe_weights"]
+
+
+class PlanningError(RuntimeError):
+    """MPPI cannot choose an action: every sampled sequence of some environment has a non-finite
+    cost. The message names the culprit: the dynamics (non-finite rolled-out states) or the cost."""
 
 
 def _as_float_tuple(value: float | Sequence[float], name: str) -> tuple[float, ...]:
@@ -142,7 +147,7 @@ def safe_weights(costs: torch.Tensor, temperature: float, num_elites: int | None
     """Stable softmax of ``-costs / temperature`` over the last dim, safe for NaN and inf.
 
     NaN and -inf are treated as +inf; +inf costs get weight 0; a row whose costs are all +inf
-    gets uniform weights and ``valid=False`` (the planner then keeps its previous plan).
+    gets uniform weights and ``valid=False`` (:class:`MPPI` then raises :class:`PlanningError`).
     Costs are shifted by their row minimum first, so no exp overflows.
 
     Args:
@@ -293,6 +298,13 @@ class MPPI:
 
         Returns:
             :class:`PlanResult`; updates only the warm-start plan.
+
+        Raises:
+            ValueError: ``state`` has the wrong number of dims or non-finite values.
+            TypeError / ValueError: the cost returned something that is not a float tensor ``[E, K]``.
+            PlanningError: every sample of an environment got a non-finite cost (NaN, +-inf), because
+                the dynamics diverged on all of them or because the cost did; a few such samples only
+                warn (once) and get weight 0.
         """
         cfg = self.config
         batched = _ndim(state) == self.state_ndim + 1
@@ -303,29 +315,37 @@ class MPPI:
             )
         states = state if batched else state[None]
         num_envs = int(states.shape[0])
+        if not _all_finite(states):  # one host sync per command (the state is small)
+            raise ValueError("state must be finite, got NaN or inf in the state given to MPPI.plan/command")
         start = time.perf_counter()
         timings: dict[str, float] = {"rollout": 0.0, "render": 0.0, "encode": 0.0, "cost": 0.0, "update": 0.0}
         plan = self.plan_buffer
         if plan is None or plan.shape[0] != num_envs:
             plan = self._fresh_plan(num_envs)
         nan_seen: torch.Tensor | None = None
+        no_valid: torch.Tensor | None = None  # [E] bool: some iteration had no finite cost
+        dynamics_failed: torch.Tensor | None = None  # [E] bool: ... and every rollout diverged
         costs = weights = None
         scale = 1.0
         for _ in range(cfg.iterations):
             t0 = time.perf_counter()
             actions = self._sample_actions(plan, scale)  # [E, K, T, A]
             traj = self.dynamics.rollout(states, actions, needs=self.needs)
-            costs = self.cost(traj).to(self.device, torch.float32)
+            costs = self._checked_costs(self.cost(traj), num_envs)
             t1 = time.perf_counter()
             for key in ("rollout", "render", "encode"):
                 timings[key] += traj.timings.get(key, 0.0)
             timings["update"] += traj.timings.get("_prepare", 0.0)
             if traj.invalid is not None:  # diverged rollouts count as NaN (warned once, then +inf)
-                costs = costs.masked_fill(traj.invalid.to(self.device), math.nan)
+                invalid = traj.invalid.to(self.device)
+                costs = costs.masked_fill(invalid, math.nan)
+                all_diverged = invalid.all(dim=-1)
+                dynamics_failed = all_diverged if dynamics_failed is None else dynamics_failed | all_diverged
             if not self._nan_warned:  # checked until the first warning
                 flag = torch.isnan(costs).any()
                 nan_seen = flag if nan_seen is None else nan_seen | flag
             weights, valid, costs = _weights_and_clean_costs(costs, cfg.temperature, cfg.num_elites)
+            no_valid = ~valid[:, 0] if no_valid is None else no_valid | ~valid[:, 0]
             # U + sum_k w_k (V_k - U) = sum_k w_k V_k (weights sum to 1): one [E, 1, K] @ [E, K, T*A]
             mean = torch.matmul(weights[:, None, :], actions.flatten(2)).view_as(plan)
             plan = torch.where(valid[..., None], mean, plan)
@@ -334,6 +354,8 @@ class MPPI:
             scale *= cfg.sigma_decay
         # cost = its own time minus the stages the dynamics/encoder reported
         timings["cost"] = max(0.0, timings["cost"] - timings["rollout"] - timings["render"] - timings["encode"])
+        if bool(no_valid.any()):  # one host sync per command: the action is read by the caller anyway
+            self._raise_no_valid(no_valid, dynamics_failed)
         if nan_seen is not None and bool(nan_seen):  # one host sync per command, only until warned
             self._nan_warned = True
             warnings.warn(
@@ -352,8 +374,45 @@ class MPPI:
         return PlanResult(action, plan, costs, weights, timings)
 
     def command(self, state: Any) -> torch.Tensor:
-        """The action to execute from ``state``: ``[S] -> [A]`` or ``[E, S] -> [E, A]``."""
+        """The action to execute from ``state``: ``[S] -> [A]`` or ``[E, S] -> [E, A]``.
+
+        Raises as :meth:`plan` does."""
         return self.plan(state).action
+
+    def _checked_costs(self, costs: Any, num_envs: int) -> torch.Tensor:
+        """The cost's output as float32 ``[E, K]`` on the planner's device, or a clear error naming the cost."""
+        name = f"cost {type(self.cost).__name__}"
+        expected = [num_envs, self.config.num_samples]
+        if not isinstance(costs, torch.Tensor):
+            raise TypeError(f"{name} must return a torch.Tensor of shape {expected}, got {type(costs).__name__}")
+        if not (costs.is_floating_point() or costs.dtype in _INT_DTYPES):
+            raise TypeError(f"{name} must return a real-valued tensor of shape {expected}, got dtype {costs.dtype}")
+        if list(costs.shape) != expected:
+            raise ValueError(f"{name} must return costs of shape [E, K] = {expected}, got {list(costs.shape)}")
+        return costs.to(self.device, torch.float32)
+
+    def _raise_no_valid(self, no_valid: torch.Tensor, dynamics_failed: torch.Tensor | None) -> None:
+        envs = torch.nonzero(no_valid).flatten().tolist()
+        blame_dynamics = dynamics_failed is not None and bool(dynamics_failed[no_valid].all())
+        if blame_dynamics:
+            raise PlanningError(
+                f"MPPI: the dynamics {type(self.dynamics).__name__} produced non-finite states for every one of the "
+                f"{self.config.num_samples} sampled action sequences (env {envs}); check the model, the start state "
+                "and the action bounds")
+        raise PlanningError(
+            f"MPPI: the cost {type(self.cost).__name__} is non-finite (NaN or inf) for every one of the "
+            f"{self.config.num_samples} sampled action sequences (env {envs}); no action can be chosen")
+
+
+_INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def _all_finite(state: Any) -> bool:
+    if isinstance(state, torch.Tensor):
+        return not state.is_floating_point() or bool(torch.isfinite(state).all())
+    if isinstance(state, np.ndarray):
+        return not np.issubdtype(state.dtype, np.floating) or bool(np.isfinite(state).all())
+    return True
 
 
 def _ndim(state: Any) -> int:
