@@ -29,6 +29,7 @@ from vip_rl.planning import (
     TorchDynamics,
     safe_weights,
 )
+from vip_rl.planning.costs import frame_embeddings
 
 TARGET = torch.tensor([1.0, -2.0])
 
@@ -300,7 +301,8 @@ def test_batched_render_and_encode_equals_per_frame(pusher):
         traj = dyn.rollout(dyn.get_state()[None], actions, needs=frozenset({"frames", "initial_frame"}))
         assert traj.frame_steps == (1, 3) and traj.frames.shape == (1, 3, 2, 32, 32, 3)
         assert traj.initial_frames.shape == (1, 32, 32, 3)
-        z = traj.embed(encoder)
+        z = frame_embeddings(traj, encoder)
+        assert frame_embeddings(traj, encoder) is z  # embedded once per batch, shared by the costs
         for k in range(3):
             for f, step in enumerate(traj.frame_steps):
                 single = dyn.render(traj.states[:, k, step][None])[0, 0]
@@ -389,7 +391,8 @@ def test_non_mujoco_env_raises():
     "goal, error, match",
     [
         (np.zeros((3, 32, 32), np.uint8), ValueError, "goal image must be uint8"),
-        (np.zeros((32, 32, 3), np.float32), ValueError, "float32"),
+        (np.zeros((32, 32, 3), np.float32), TypeError, r"goal must be uint8 .* got float32 \[32, 32, 3\]"),
+        (np.zeros(5, np.float32), ValueError, r"goal embedding must be float \[8\]"),
         (12, TypeError, "goal must be"),
     ],
 )

@@ -8,11 +8,13 @@ only what is used.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
 
+from vip_rl.goals import embed_goal
 from vip_rl.planning.dynamics import NEEDS_FRAMES, NEEDS_INITIAL_FRAME, NEEDS_STATES, Trajectories
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "SubgoalTracker",
     "DemoSubgoalCost",
     "goal_embedding",
+    "frame_embeddings",
 ]
 
 When = Literal["final", "sum"]
@@ -96,30 +99,38 @@ def _check_when(when: str, discount: float) -> None:
 
 
 def goal_embedding(encoder: Any, goal: Any) -> torch.Tensor:
-    """Embed a goal: uint8 image ``[H, W, 3]`` / ``[G, H, W, 3]``, a string / list of strings
-    (text tower), or a precomputed float embedding ``[D]`` / ``[G, D]`` -> ``[G, D]``.
+    """Embed a goal -> ``[G, D]`` (see :func:`vip_rl.goals.embed_goal`): a uint8 image ``[H, W, 3]`` /
+    ``[G, H, W, 3]``, a string / list of strings (text tower), a precomputed float embedding ``[D]`` /
+    ``[G, D]``, a Video (its final frame) or a goal file path.
 
     Raises:
         TypeError / ValueError: a goal of the wrong type, dtype or shape (the message names it).
     """
-    if isinstance(goal, str):
-        return encoder.encode_text([goal])
-    if isinstance(goal, (list, tuple)) and goal and all(isinstance(g, str) for g in goal):
-        return encoder.encode_text(list(goal))
-    if isinstance(goal, (np.ndarray, torch.Tensor)):
-        is_uint8 = goal.dtype == np.uint8 if isinstance(goal, np.ndarray) else goal.dtype == torch.uint8
-        if is_uint8:
-            if goal.ndim not in (3, 4) or goal.shape[-1] != 3:
-                raise ValueError(f"goal image must be uint8 [H, W, 3] or [G, H, W, 3], got uint8 {list(goal.shape)}")
-            return encoder.encode_images(goal)
-        if goal.ndim in (1, 2) and goal.shape[-1] == encoder.embed_dim and goal.dtype in (np.float32, np.float64, torch.float32, torch.float64):
-            emb = torch.as_tensor(goal, dtype=torch.float32, device=encoder.device)
-            return emb[None] if emb.ndim == 1 else emb
-        raise ValueError(
-            f"goal must be a uint8 image [H, W, 3] (or [G, H, W, 3]), a string, or a float embedding "
-            f"[{encoder.embed_dim}]; got {goal.dtype} {list(goal.shape)}"
-        )
-    raise TypeError(f"goal must be an image array, a string or an embedding, got {type(goal).__name__}")
+    return embed_goal(encoder, goal)
+
+
+def frame_embeddings(traj: Trajectories, encoder: Any, camera: str | None = None, *, initial: bool = False) -> torch.Tensor:
+    """Embed a rollout's rendered frames (of ``camera``, default the primary one) in one batched forward:
+    ``[E, K, F, D]``, or the start frames ``[E, D]`` with ``initial``.
+
+    The result is kept in ``traj.embeddings`` so that every cost of a sum that uses the same encoder and
+    camera embeds the frames once; the time spent is added to ``traj.timings["encode"]``.
+
+    Raises:
+        ValueError: the backend rendered no such frames.
+    """
+    key = ("initial" if initial else "frames", id(encoder), camera)
+    if key not in traj.embeddings:
+        frames = traj.frames_of(camera, initial=initial)
+        start = time.perf_counter()
+        if initial:
+            embedding = encoder.encode_images(frames)
+        else:
+            shape = frames.shape
+            embedding = encoder.encode_images(frames.reshape(-1, *shape[-3:])).reshape(*shape[:3], -1)
+        traj.embeddings[key] = embedding
+        traj.timings["encode"] = traj.timings.get("encode", 0.0) + time.perf_counter() - start
+    return traj.embeddings[key]
 
 
 def _weights_over_steps(steps: Sequence[int], when: str, discount: float, device: torch.device) -> torch.Tensor:
@@ -165,7 +176,7 @@ class EmbeddingGoalCost(Cost):
 
     def distances(self, traj: Trajectories) -> torch.Tensor:
         """``[E, K, F]`` distances of every rendered frame to the goal."""
-        z = traj.embed(self.encoder, self.camera)  # [E, K, F, D]
+        z = frame_embeddings(traj, self.encoder, self.camera)  # [E, K, F, D]
         goal = self.goal[:, None, None, :].to(z.device)
         if goal.shape[0] not in (1, z.shape[0]):
             raise ValueError(f"got {goal.shape[0]} goals for {z.shape[0]} envs; give 1 or one per env")
@@ -198,8 +209,8 @@ class EmbeddingProgressCost(Cost):
         self.goal = goal_embedding(encoder, goal)
 
     def __call__(self, traj: Trajectories) -> torch.Tensor:
-        z = traj.embed(self.encoder, self.camera)  # [E, K, F, D]
-        z0 = traj.embed_initial(self.encoder, self.camera)  # [E, D]
+        z = frame_embeddings(traj, self.encoder, self.camera)  # [E, K, F, D]
+        z0 = frame_embeddings(traj, self.encoder, self.camera, initial=True)  # [E, D]
         goal = self.goal.to(z.device)
         d = self.encoder.distance(z, goal[:, None, None, :])  # [E, K, F]
         d0 = self.encoder.distance(z0, goal)[:, None, None].expand(-1, d.shape[1], 1)  # [E, K, 1]
@@ -253,7 +264,7 @@ class OracleCost(Cost):
         if self.fn is not None:
             value = np.asarray(self.fn(sel.reshape(-1, sel.shape[-1])), dtype=np.float64).reshape(sel.shape[:3])
         else:
-            evaluate = getattr(traj.dynamics, "evaluate_states", None)
+            evaluate = traj.evaluate_states
             if evaluate is None:
                 raise TypeError("OracleCost without fn needs a dynamics backend with evaluate_states (MujocoDynamics on vip_envs)")
             out = evaluate(sel)
@@ -414,8 +425,8 @@ class DemoSubgoalCost(Cost):
         self.tracker.reset()
 
     def __call__(self, traj: Trajectories) -> torch.Tensor:
-        z = traj.embed(self.encoder, self.camera)  # [E, K, F, D]
-        z0 = traj.embed_initial(self.encoder, self.camera)  # [E, D]
+        z = frame_embeddings(traj, self.encoder, self.camera)  # [E, K, F, D]
+        z0 = frame_embeddings(traj, self.encoder, self.camera, initial=True)  # [E, D]
         index = self.tracker.subgoal_index(z0, self.encoder.distance)  # [E]
         demo = self.tracker.demo.to(z.device)
         sub = demo[index]  # [E, D]

@@ -12,13 +12,14 @@ frames), batched over the E environments and K samples:
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 import torch
+
+from vip_rl._gl import default_mujoco_gl
 
 __all__ = ["Trajectories", "Dynamics", "MujocoDynamics", "TorchDynamics", "frame_steps_for"]
 
@@ -29,10 +30,12 @@ NEEDS_STATES = "states"
 
 @dataclass
 class Trajectories:
-    """Rolled-out samples handed to a cost.
+    """Rolled-out samples handed to a cost: plain data, filled by a dynamics backend.
 
     ``states[e, k, t]`` is the state after executing ``actions[e, k, t]``; ``frames[e, k, f]`` is
-    the image after step ``frame_steps[f]`` (0-based, the last is always ``T - 1``).
+    the image after step ``frame_steps[f]`` (0-based, the last is always ``T - 1``). Embedding the
+    frames is the costs' business (:func:`vip_rl.planning.costs.frame_embeddings`); they share the
+    result through :attr:`embeddings`.
     """
 
     actions: torch.Tensor
@@ -48,18 +51,32 @@ class Trajectories:
     invalid: torch.Tensor | None = None
     """bool ``[E, K]``: samples whose rollout produced non-finite states (cost -> +inf)."""
     timings: dict[str, float] = field(default_factory=dict)
-    """Seconds spent in rollout / render / encode for this batch."""
-    dynamics: Any = None
-    """The backend that produced it (gives costs access to e.g. ``evaluate_states``)."""
+    """Seconds spent per stage for this batch: ``rollout`` (preparing and simulating), ``render``, and
+    ``encode`` (added by the costs that embed the frames)."""
+    evaluate_states: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
+    """The env's state evaluator when the backend has one (``vip_envs``' ``evaluate_states`` hook:
+    states ``[E, ..., S]`` -> ``{"reward", "task_progress", "success"}`` of ``[E, ...]``), for oracle costs."""
     start_states: np.ndarray | torch.Tensor | None = None
     """``[E, S]`` the states the rollouts started from (same layout as ``states``)."""
     camera_frames: dict[str, np.ndarray] = field(default_factory=dict)
     """Frames of every rendered camera by name (the primary camera's are also ``frames``)."""
     camera_initial_frames: dict[str, np.ndarray] = field(default_factory=dict)
     """Start frames of every rendered camera by name."""
-    _cache: dict[Any, torch.Tensor] = field(default_factory=dict, repr=False)
+    embeddings: dict[tuple[str, int, str | None], torch.Tensor] = field(default_factory=dict, repr=False)
+    """Frame embeddings shared by the costs scoring this batch, keyed ``("frames" | "initial", id(encoder),
+    camera)``: ``[E, K, F, D]`` / ``[E, D]``. A backend that embeds frames itself may fill it."""
 
-    def _frames_of(self, camera: str | None, initial: bool) -> np.ndarray:
+    @property
+    def _cache(self) -> dict[tuple[str, int, str | None], torch.Tensor]:
+        """Deprecated name of :attr:`embeddings` (kept for one release)."""
+        return self.embeddings
+
+    def frames_of(self, camera: str | None = None, *, initial: bool = False) -> np.ndarray:
+        """The rendered frames (``initial``: the start frames) of ``camera`` (None: the primary camera).
+
+        Raises:
+            ValueError: the backend rendered none.
+        """
         if camera is None:
             frames = self.initial_frames if initial else self.frames
         else:
@@ -69,28 +86,6 @@ class Trajectories:
             extra = f" of camera {camera!r} (rendered: {sorted(self.camera_frames)})" if camera is not None else ""
             raise ValueError(f"this cost needs {what}{extra} but the dynamics backend rendered none")
         return frames
-
-    def embed(self, encoder: Any, camera: str | None = None) -> torch.Tensor:
-        """Embed all rendered frames (of ``camera``, default the primary one) in one batched forward:
-        ``-> [E, K, F, D]`` (cached per encoder and camera)."""
-        key = ("frames", id(encoder), camera)
-        if key not in self._cache:
-            frames = self._frames_of(camera, initial=False)
-            start = time.perf_counter()
-            shape = frames.shape
-            self._cache[key] = encoder.encode_images(frames.reshape(-1, *shape[-3:])).reshape(*shape[:3], -1)
-            self.timings["encode"] = self.timings.get("encode", 0.0) + time.perf_counter() - start
-        return self._cache[key]
-
-    def embed_initial(self, encoder: Any, camera: str | None = None) -> torch.Tensor:
-        """Embed the start frames: ``-> [E, D]`` (cached per encoder and camera)."""
-        key = ("initial", id(encoder), camera)
-        if key not in self._cache:
-            frames = self._frames_of(camera, initial=True)
-            start = time.perf_counter()
-            self._cache[key] = encoder.encode_images(frames)
-            self.timings["encode"] = self.timings.get("encode", 0.0) + time.perf_counter() - start
-        return self._cache[key]
 
 
 class Dynamics(Protocol):
@@ -360,14 +355,12 @@ class MujocoDynamics:
         warm = np.repeat(states_np[:, self.full_size :], num_k, axis=0)
         models = self.model if len(self.models) == 1 else [m for m in self.models for _ in range(num_k)]
         if self.state_action_to_ctrl is not None:
-            t1 = time.perf_counter()
             full = self._rollout_state_controls(models, init, warm, act_np.reshape(num_envs * num_k, horizon, -1))
             full = full.reshape(num_envs, num_k, horizon, self.full_size)
         else:
             ctrl = self.controls(act_np).reshape(num_envs * num_k, horizon, 1, -1)
             ctrl = np.ascontiguousarray(np.broadcast_to(ctrl, (num_envs * num_k, horizon, self.frame_skip, ctrl.shape[-1])))
             ctrl = ctrl.reshape(num_envs * num_k, horizon * self.frame_skip, -1)
-            t1 = time.perf_counter()
             out, _ = self._pool.rollout(models, self._datas, init, ctrl, initial_warmstart=warm)
             full = out[:, self.frame_skip - 1 :: self.frame_skip].reshape(num_envs, num_k, horizon, self.full_size)
         bad = ~np.isfinite(full).all(axis=(2, 3))  # [E, K]
@@ -375,10 +368,9 @@ class MujocoDynamics:
             full = np.where(bad[:, :, None, None], states_np[:, None, None, : self.full_size], full)
         invalid = torch.from_numpy(bad)
         t2 = time.perf_counter()
-        traj = Trajectories(actions=actions, states=full, invalid=invalid, dynamics=self,
-                            start_states=states_np[:, : self.full_size])
-        traj.timings["rollout"] = t2 - t1
-        traj.timings["_prepare"] = t1 - t0
+        traj = Trajectories(actions=actions, states=full, invalid=invalid, start_states=states_np[:, : self.full_size],
+                            evaluate_states=self.evaluate_states if self.evaluate_hook is not None else None)
+        traj.timings["rollout"] = t2 - t0  # preparing the controls and simulating
         for camera in self.cameras:
             if NEEDS_FRAMES in needs:
                 steps = frame_steps_for(horizon, self.render_every)
@@ -427,7 +419,7 @@ class MujocoDynamics:
         import mujoco
 
         if self._renderer is None:
-            os.environ.setdefault("MUJOCO_GL", "egl")
+            default_mujoco_gl()
             first = self.unwrapped[0]
             height = self.image_size or int(getattr(first, "height", 96) or 96)
             width = self.image_size or int(getattr(first, "width", 96) or 96)
@@ -538,6 +530,6 @@ class TorchDynamics:
         out = out.view(num_envs, num_k, horizon, *state_shape)
         # one reduction instead of an elementwise isfinite: a sum is non-finite iff some entry is
         invalid = ~torch.isfinite(out.reshape(num_envs, num_k, -1).sum(-1))
-        traj = Trajectories(actions=actions, states=out, invalid=invalid, dynamics=self, start_states=states)
+        traj = Trajectories(actions=actions, states=out, invalid=invalid, start_states=states)
         traj.timings["rollout"] = time.perf_counter() - start
         return traj

@@ -189,10 +189,14 @@ class MPPI:
         seed: seeds the planner's own ``torch.Generator`` (no global RNG).
 
     Example:
-        >>> dyn = TorchDynamics(lambda s, a: s + a)                       # doctest: +SKIP
-        >>> cost = StateCost(lambda s: (s ** 2).sum(-1))                  # doctest: +SKIP
-        >>> mppi = MPPI(MPPIConfig(action_dim=2), dyn, cost, seed=0)      # doctest: +SKIP
-        >>> action = mppi.command(torch.ones(2))                          # [2]
+        >>> import torch
+        >>> from vip_rl.planning import StateCost, TorchDynamics
+        >>> dyn = TorchDynamics(lambda s, a: s + a)
+        >>> cost = StateCost(lambda s: (s ** 2).sum(-1))
+        >>> mppi = MPPI(MPPIConfig(action_dim=2), dyn, cost, seed=0)
+        >>> action = mppi.command(torch.ones(2))
+        >>> action.shape
+        torch.Size([2])
     """
 
     def __init__(
@@ -335,7 +339,6 @@ class MPPI:
             t1 = time.perf_counter()
             for key in ("rollout", "render", "encode"):
                 timings[key] += traj.timings.get(key, 0.0)
-            timings["update"] += traj.timings.get("_prepare", 0.0)
             if traj.invalid is not None:  # diverged rollouts count as NaN (warned once, then +inf)
                 invalid = traj.invalid.to(self.device)
                 costs = costs.masked_fill(invalid, math.nan)
