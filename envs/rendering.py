@@ -2,26 +2,49 @@
 
 ``mujoco.Renderer`` picks its GL back end when ``mujoco`` is first imported, so defaulting
 ``MUJOCO_GL`` later (where rendering starts, as the style guide asks) would have no effect. This
-renderer chooses the back end when it is created: ``MUJOCO_GL`` if set, else ``egl``.
+renderer chooses the back end when it is created, by the toolkit's one rule (:func:`default_mujoco_gl`,
+the same as ``vip_rl._gl.default_mujoco_gl``, which ``vip_envs`` cannot import): a ``MUJOCO_GL`` the
+user set is kept; when it is unset, Linux gets ``egl`` (written into ``os.environ``), and other
+platforms use MuJoCo's own default context.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Callable
 
 import mujoco
 import numpy as np
 
 GL_BACKENDS: tuple[str, ...] = ("egl", "osmesa", "glfw")
+#: The default back end on Linux when ``MUJOCO_GL`` is unset.
+DEFAULT_LINUX_BACKEND = "egl"
+
+
+def default_mujoco_gl() -> str | None:
+    """Set ``MUJOCO_GL=egl`` on Linux when it is unset (idempotent); return the back end in effect.
+
+    The same rule as ``vip_rl._gl.default_mujoco_gl`` (``tests/test_imports.py`` checks they agree).
+
+    Returns:
+        The lower-cased ``MUJOCO_GL`` value after the default is applied, or None on a non-Linux
+        platform where it is unset (MuJoCo's own default context is used then).
+    """
+    if sys.platform.startswith("linux"):
+        os.environ.setdefault("MUJOCO_GL", DEFAULT_LINUX_BACKEND)
+    backend = os.environ.get("MUJOCO_GL")
+    return None if backend is None else backend.lower().strip()
 
 
 def _gl_context(width: int, height: int) -> Any:
-    backend = os.environ.setdefault("MUJOCO_GL", "egl").lower().strip()
-    if backend not in GL_BACKENDS:
+    backend = default_mujoco_gl()
+    if backend is not None and backend not in GL_BACKENDS:
         raise ValueError(f"MUJOCO_GL must be one of {list(GL_BACKENDS)} for rendering, got {backend!r}")
     try:
-        if backend == "egl":
+        if backend is None:
+            GLContext = mujoco.GLContext  # noqa: N806  (MuJoCo's default for this platform)
+        elif backend == "egl":
             from mujoco.egl import GLContext
         elif backend == "osmesa":
             from mujoco.osmesa import GLContext
@@ -191,4 +214,4 @@ class OffscreenRenderer:
         self.close()
 
 
-__all__ = ["GL_BACKENDS", "OffscreenRenderer"]
+__all__ = ["DEFAULT_LINUX_BACKEND", "GL_BACKENDS", "OffscreenRenderer", "default_mujoco_gl"]

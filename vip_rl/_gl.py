@@ -1,15 +1,46 @@
-"""Default the MuJoCo GL backend before anything imports ``mujoco``.
+"""The toolkit's one rule for the MuJoCo GL back end (``MUJOCO_GL``).
 
-MuJoCo picks its OpenGL platform when ``mujoco`` is first imported (not when a renderer is
-created), so the default must be in place by then. On Linux we default ``MUJOCO_GL`` to
-``egl`` (headless, works with Mesa); a value the user set is never changed. If EGL is not
-available, set ``MUJOCO_GL=osmesa`` (Debian package ``libosmesa6``) or ``glfw`` with a display.
+The rule: **a value the user set is never changed; when ``MUJOCO_GL`` is unset, Linux gets
+``egl``** (headless, works with Mesa and with GPUs), written into ``os.environ`` so that MuJoCo,
+Gymnasium's renderer and PyOpenGL all agree; other platforms keep MuJoCo's own default. If EGL is
+missing, set ``MUJOCO_GL=osmesa`` (Debian package ``libosmesa6``), or ``glfw`` with a display.
+
+Call :func:`default_mujoco_gl` where rendering starts, before ``mujoco`` is imported there:
+``mujoco.Renderer`` (and ``mujoco.GLContext``) pick their back end when ``mujoco`` is first
+imported, not when a renderer is created. The suite's own renderer (``vip_envs.rendering``) applies
+the same rule when it is created, so it works whatever was imported first. ``vip_envs`` cannot import
+this module (it is independent of ``vip_rl``), and this module cannot import ``vip_envs`` (that
+imports ``mujoco``), so both spell the rule out; ``tests/test_imports.py`` checks that they agree.
+
+This module imports nothing heavy and does nothing when imported.
+
+Example:
+    >>> import os
+    >>> from vip_rl._gl import default_mujoco_gl
+    >>> backend = default_mujoco_gl()   # "egl" on a Linux machine where MUJOCO_GL was unset
+    >>> backend == os.environ.get("MUJOCO_GL", backend)
+    True
 """
+from __future__ import annotations
+
 import os
 import sys
 
+#: The default back end on Linux when ``MUJOCO_GL`` is unset.
+DEFAULT_LINUX_BACKEND = "egl"
 
-def default_mujoco_gl() -> None:
-    """Set ``MUJOCO_GL=egl`` on Linux when it is unset (idempotent)."""
+
+def default_mujoco_gl() -> str | None:
+    """Set ``MUJOCO_GL=egl`` on Linux when it is unset (idempotent); return the back end in effect.
+
+    Returns:
+        The lower-cased ``MUJOCO_GL`` value after the default is applied, or None on a non-Linux
+        platform where it is unset (MuJoCo then uses its own default).
+    """
     if sys.platform.startswith("linux"):
-        os.environ.setdefault("MUJOCO_GL", "egl")
+        os.environ.setdefault("MUJOCO_GL", DEFAULT_LINUX_BACKEND)
+    backend = os.environ.get("MUJOCO_GL")
+    return None if backend is None else backend.lower().strip()
+
+
+__all__ = ["DEFAULT_LINUX_BACKEND", "default_mujoco_gl"]

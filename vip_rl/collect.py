@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ._gl import default_mujoco_gl
 from .data.episode import Episode
 from .data.hdf5 import DEFAULT_COMPRESSION, EpisodeFile, EpisodeWriter
 from .data.video import write_video
@@ -232,7 +233,7 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
     Example:
         >>> collect("OpenDrawer", episodes=3, out="demos.h5", preview_dir="previews")   # doctest: +SKIP
     """
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    default_mujoco_gl()
     env_id, cameras, weights = _check_args(task, episodes, seed, policy, noise, cameras, image_size, embodiment,
                                            early_stop_prob, max_steps, mix, out, expert_task)
     import gymnasium

@@ -39,6 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from vip_rl._gl import default_mujoco_gl
 from vip_rl.pretrain import PretrainConfig
 
 #: The suite task kept out of the bundled encoders' training data (zero-shot transfer test).
@@ -355,7 +356,7 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
     }
     path = save_encoder(encoder, weights_dir() / f"{name}.safetensors", training=training)
     for written in (path, path.with_suffix(".json")):
-        os.chmod(written, 0o644)  # package data: readable by everyone (the temp files are 0600)
+        os.chmod(written, 0o644)  # package data: readable by everyone, whatever the umask
     return path
 
 
@@ -372,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.variant and args.only:
         parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    default_mujoco_gl()
     out = Path(args.out)
     paths = collect_data(out / "data" if args.data is None else Path(args.data), progress=not args.no_progress)
     data = load_training_videos(paths, camera=DATA.camera)

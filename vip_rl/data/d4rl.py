@@ -31,18 +31,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import h5py
 import numpy as np
 
-from .episode import Episode
-from .hdf5 import DEFAULT_COMPRESSION, AtomicPath, EpisodeFile, _check_compression, _read_attrs, open_hdf5
+from .._io import atomic_path
+from .episode import Episode, Video
+from .hdf5 import DEFAULT_COMPRESSION, EpisodeFile, _check_compression, _read_attrs, open_hdf5, read_episodes
 
-if TYPE_CHECKING:
-    from .video import Video
-
-__all__ = ["export_d4rl", "write_d4rl", "read_d4rl", "load_d4rl_videos", "D4RL_REQUIRED_KEYS"]
+__all__ = ["export_d4rl", "write_d4rl", "read_d4rl", "load_episodes", "load_d4rl_videos", "D4RL_REQUIRED_KEYS"]
 
 D4RL_REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 D4RL_FORMAT_VERSION = 1
@@ -63,7 +61,7 @@ def _write_flat(dst: Path, lengths: list[int], get_episode: Callable[[int], Epis
                 extra_attrs: dict[str, Any]) -> Path:
     image_filter = _check_compression(compression, None)
     num_rows, num_episodes = int(sum(lengths)), len(lengths)
-    with AtomicPath(dst) as tmp, h5py.File(tmp, "w") as out:
+    with atomic_path(dst, parents=False) as tmp, h5py.File(tmp, "w") as out:
         created: dict[str, h5py.Dataset] = {}
 
         def dataset(name: str, shape: tuple[int, ...], dtype: Any, **kwargs: Any) -> h5py.Dataset:
@@ -389,8 +387,6 @@ def _read_flat(path: Path, file: h5py.File, *, camera: str | Sequence[str] | Non
 
 def load_d4rl_videos(path: str | os.PathLike, *, camera: str = "front") -> list[Video]:
     """One `Video` per episode of a D4RL-flat file with images (used by `load_videos`)."""
-    from .video import Video
-
     path = Path(path)
     with open_hdf5(path) as file:
         pixel_obs = "observations" in file and file["observations"].dtype == np.uint8 and file["observations"].ndim == 4
@@ -401,3 +397,17 @@ def load_d4rl_videos(path: str | os.PathLike, *, camera: str = "front") -> list[
     episodes = read_d4rl(path, camera=None if pixel_obs else camera)
     key = "pixels" if pixel_obs else camera
     return [Video(ep.frames[key], ep.instruction, f"{path}:episode_{i}") for i, ep in enumerate(episodes)]
+
+
+def load_episodes(path: str | os.PathLike, *, cameras: Sequence[str] | None = None,
+                  load_images: bool = True) -> list[Episode]:
+    """Read episodes from a suite HDF5 file or a D4RL-flat HDF5 file, whichever ``path`` is.
+
+    Raises:
+        FileNotFoundError / ValueError: as `vip_rl.data.read_episodes` / `read_d4rl`.
+    """
+    with open_hdf5(path) as file:
+        is_d4rl = "data" not in file and "observations" in file
+    if is_d4rl:
+        return read_d4rl(path, camera=cameras, load_images=load_images)
+    return read_episodes(path, cameras=cameras, load_images=load_images)

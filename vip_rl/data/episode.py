@@ -1,4 +1,8 @@
-"""`Episode`: one recorded rollout, the unit every dataset reader returns."""
+"""`Episode` (one recorded rollout) and `Video` (a clip of frames): the units the dataset readers return.
+
+Both live here, below the format modules (``hdf5``, ``d4rl``, ``minari_io``, ``video``), so that every
+reader can build them without importing another reader.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Episode"]
+__all__ = ["Episode", "Video"]
 
 
 def _as_array(value: Any, name: str, dtype: Any, ndim: int) -> np.ndarray:
@@ -118,3 +122,33 @@ class Episode:
     def cameras(self) -> list[str]:
         """Cameras whose frames are loaded."""
         return list(self.frames)
+
+
+@dataclass
+class Video:
+    """A clip of uint8 frames with optional text.
+
+    Attributes:
+        frames: uint8 ``[T, H, W, 3]``.
+        text: the instruction / description, or None.
+        source: where it came from (file, folder, ``file.h5:demo_3``, ``manifest.csv:row 4``).
+    """
+
+    frames: np.ndarray
+    text: str | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frames, np.ndarray) or self.frames.dtype != np.uint8:
+            kind = self.frames.dtype if isinstance(self.frames, np.ndarray) else type(self.frames).__name__
+            raise TypeError(f"Video.frames must be a uint8 numpy array [T, H, W, 3], got {kind} "
+                            f"(source {self.source!r})")
+        if self.frames.ndim != 4 or self.frames.shape[-1] != 3:
+            raise ValueError(f"Video.frames must be uint8 [T, H, W, 3], got shape {list(self.frames.shape)} "
+                             f"(source {self.source!r})")
+        if self.text is not None and not isinstance(self.text, str):
+            raise TypeError(f"Video.text must be a str or None, got {type(self.text).__name__} "
+                            f"(source {self.source!r})")
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])

@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, ContextManager, Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
 
+from .._io import atomic_path
 from .episode import Episode
 
 __all__ = [
     "FORMAT_VERSION", "DEFAULT_COMPRESSION", "EpisodeWriter", "EpisodeFile",
-    "write_episodes", "read_episodes", "load_episodes", "open_hdf5", "AtomicPath",
+    "write_episodes", "read_episodes", "open_hdf5",
 ]
 
 FORMAT_VERSION = 1
@@ -47,42 +47,8 @@ _COMPRESSIONS = ("gzip", "lzf", None)
 _DEMO_RE = re.compile(r"^demo_(\d+)$")
 
 
-class AtomicPath:
-    """Context manager yielding a temp path in the destination's directory, moved onto ``path`` on success.
-
-    On an exception the temp file is removed and ``path`` is untouched.
-
-    Example:
-        >>> with AtomicPath("out.h5") as tmp:          # doctest: +SKIP
-        ...     h5py.File(tmp, "w").close()
-    """
-
-    def __init__(self, path: str | os.PathLike, *, suffix: str | None = None) -> None:
-        self.path = Path(path)
-        self.suffix = self.path.suffix if suffix is None else suffix
-        self.tmp: Path | None = None
-
-    def __enter__(self) -> Path:
-        directory = self.path.parent
-        if not directory.is_dir():
-            raise FileNotFoundError(f"output directory {str(directory)!r} of {str(self.path)!r} does not exist")
-        # a fresh unique name (not mkstemp) so the file gets the usual umask permissions, not 0600
-        self.tmp = directory / f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp{self.suffix}"
-        return self.tmp
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self.tmp is None:
-            return
-        tmp, self.tmp = self.tmp, None
-        if exc_type is None:
-            try:
-                os.replace(tmp, self.path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-        else:
-            tmp.unlink(missing_ok=True)
+class _Aborted(Exception):
+    """Thrown into the atomic write of an aborted `EpisodeWriter` so that it discards the temp file."""
 
 
 def _check_attr_value(key: str, value: Any) -> Any:
@@ -193,8 +159,9 @@ class EpisodeWriter:
         self.cameras = list(cameras)
         self.image_size = int(image_size)
         self._image_filter = _check_compression(compression, compression_opts)
-        self._atomic = AtomicPath(self.path)
-        self._tmp = self._atomic.__enter__()
+        # the temp file lives beside ``path`` until close(); no parent folders are created
+        self._atomic: ContextManager[Path] | None = atomic_path(self.path, parents=False)
+        self._tmp: Path | None = self._atomic.__enter__()
         self.num_episodes = 0
         self._total = 0
         try:
@@ -262,8 +229,9 @@ class EpisodeWriter:
         except BaseException:
             self.abort()
             raise
-        self._tmp = None
-        self._atomic.__exit__(None, None, None)
+        atomic, self._atomic, self._tmp = self._atomic, None, None
+        if atomic is not None:
+            atomic.__exit__(None, None, None)  # renames the temp file onto ``path``
         return self.path
 
     def abort(self) -> None:
@@ -274,9 +242,10 @@ class EpisodeWriter:
             except (OSError, ValueError):
                 pass  # the temp file is deleted below anyway
         self._file = None
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+        atomic, self._atomic, self._tmp = getattr(self, "_atomic", None), None, None
+        if atomic is not None:
+            aborted = _Aborted()
+            atomic.__exit__(_Aborted, aborted, None)  # deletes the temp file; ``path`` is untouched
 
     def __enter__(self) -> "EpisodeWriter":
         return self
@@ -530,19 +499,3 @@ def read_episodes(path: str | os.PathLike, *, cameras: Sequence[str] | None = No
     """
     with EpisodeFile(path) as file:
         return list(file.iter_episodes(cameras=cameras, load_images=load_images))
-
-
-def load_episodes(path: str | os.PathLike, *, cameras: Sequence[str] | None = None,
-                  load_images: bool = True) -> list[Episode]:
-    """Read episodes from a suite HDF5 file or a D4RL-flat HDF5 file, whichever ``path`` is.
-
-    Raises:
-        FileNotFoundError / ValueError: as `read_episodes` / `vip_rl.data.read_d4rl`.
-    """
-    with open_hdf5(path) as file:
-        is_d4rl = "data" not in file and "observations" in file
-    if is_d4rl:
-        from .d4rl import read_d4rl
-
-        return read_d4rl(path, camera=cameras, load_images=load_images)
-    return read_episodes(path, cameras=cameras, load_images=load_images)

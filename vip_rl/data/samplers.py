@@ -146,8 +146,11 @@ class TupleSampler:
         rank, world_size: this process's slice of the global batch.
 
     Example:
-        >>> sampler = TupleSampler(videos, batch_size=64, image_size=96, seed=0)  # doctest: +SKIP
-        >>> batch = sampler.batch(0)          # TupleBatch with uint8 [64, 96, 96, 3] frames
+        >>> videos = [np.random.default_rng(i).integers(0, 255, (12, 64, 64, 3), dtype=np.uint8) for i in range(3)]
+        >>> sampler = TupleSampler(videos, batch_size=8, image_size=32, seed=0)
+        >>> batch = sampler.batch(0)          # the same batch for the same (seed, step)
+        >>> list(batch.initial.shape), batch.current.dtype, batch.reward.tolist() == (batch.is_goal.float() - 1).tolist()
+        ([8, 32, 32, 3], torch.uint8, True)
     """
 
     def __init__(

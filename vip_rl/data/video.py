@@ -20,15 +20,15 @@ from __future__ import annotations
 import csv
 import os
 import re
-import shutil
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from .hdf5 import AtomicPath, open_hdf5
+from .._io import atomic_dir, atomic_path
+from .d4rl import load_d4rl_videos
+from .episode import Video
+from .hdf5 import EpisodeFile, open_hdf5
 
 __all__ = ["Video", "load_videos", "write_video", "read_video_file", "write_frame_folder",
            "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS"]
@@ -37,36 +37,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".gif", ".avi", ".mov", ".mkv", ".webm")
 HDF5_EXTENSIONS = (".h5", ".hdf5", ".hdf")
 ARRAY_EXTENSIONS = (".npy", ".npz")
-
-
-@dataclass
-class Video:
-    """A clip of uint8 frames with optional text.
-
-    Attributes:
-        frames: uint8 ``[T, H, W, 3]``.
-        text: the instruction / description, or None.
-        source: where it came from (file, folder, ``file.h5:demo_3``, ``manifest.csv:row 4``).
-    """
-
-    frames: np.ndarray
-    text: str | None = None
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.frames, np.ndarray) or self.frames.dtype != np.uint8:
-            kind = self.frames.dtype if isinstance(self.frames, np.ndarray) else type(self.frames).__name__
-            raise TypeError(f"Video.frames must be a uint8 numpy array [T, H, W, 3], got {kind} "
-                            f"(source {self.source!r})")
-        if self.frames.ndim != 4 or self.frames.shape[-1] != 3:
-            raise ValueError(f"Video.frames must be uint8 [T, H, W, 3], got shape {list(self.frames.shape)} "
-                             f"(source {self.source!r})")
-        if self.text is not None and not isinstance(self.text, str):
-            raise TypeError(f"Video.text must be a str or None, got {type(self.text).__name__} "
-                            f"(source {self.source!r})")
-
-    def __len__(self) -> int:
-        return int(self.frames.shape[0])
 
 
 def _natural_key(path: Path) -> tuple:
@@ -165,14 +135,33 @@ def _check_frames(frames: np.ndarray, name: str = "frames") -> np.ndarray:
     return frames
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 20, quality: int = 8) -> Path:
-    """Write uint8 ``[T, H, W, 3]`` frames atomically as mp4 (H.264 via imageio-ffmpeg) or gif (by extension).
+def _stack_frames(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    if isinstance(frames, np.ndarray) or not isinstance(frames, (list, tuple)) or not frames:
+        return _check_frames(frames)  # type: ignore[arg-type]
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+            kind = frame.dtype if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise TypeError(f"frames[{i}] must be a uint8 numpy array [H, W, 3], got {kind}")
+        if frame.shape != frames[0].shape or frame.ndim != 3 or frame.shape[-1] != 3:
+            raise ValueError(f"frames[{i}] must be uint8 {list(frames[0].shape) if frames[0].ndim == 3 else '[H, W, 3]'} "
+                             f"like frames[0], got shape {list(frame.shape)}")
+    return np.stack(frames)
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarray], *, fps: float = 20,
+                quality: int = 8) -> Path:
+    """Write uint8 frames atomically as mp4 (H.264 via imageio-ffmpeg) or gif (by extension).
+
+    The toolkit's one video writer: CLIs, evaluation and the demo write their videos through it.
 
     Args:
-        path: ``.mp4`` or ``.gif`` destination.
-        frames: uint8 ``[T, H, W, 3]``.
+        path: ``.mp4`` or ``.gif`` destination (missing parent folders are created).
+        frames: uint8 ``[T, H, W, 3]``, or a list of uint8 ``[H, W, 3]`` frames of one size.
         fps: frames per second (> 0).
         quality: mp4 quality 0..10 (imageio-ffmpeg's scale; 10 is best).
+
+    Returns:
+        ``Path(path)``.
 
     Note:
         mp4 is lossy; odd sizes are encoded as yuv444p (yuv420p needs even sides). GIFs use a 256-colour
@@ -181,15 +170,23 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: float = 20,
 
     Raises:
         ValueError: unknown extension, bad frames or fps. TypeError: frames not uint8.
+
+    Example:
+        >>> import tempfile
+        >>> frames = [np.full((32, 48, 3), 16 * t, np.uint8) for t in range(8)]
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = write_video(Path(folder) / "clip.gif", frames, fps=10)
+        ...     read_video_file(path).shape
+        (8, 32, 48, 3)
     """
     path = Path(path)
-    frames = _check_frames(frames)
+    frames = _stack_frames(frames)
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps!r}")
     suffix = path.suffix.lower()
     if suffix not in (".mp4", ".gif"):
         raise ValueError(f"path must end in .mp4 or .gif, got {str(path)!r}")
-    with AtomicPath(path) as tmp:
+    with atomic_path(path) as tmp:
         if suffix == ".gif":
             from PIL import Image
 
@@ -244,12 +241,7 @@ def write_frame_folder(root: str | os.PathLike, videos: Iterable[Video | np.ndar
         missing = [i for i, v in enumerate(videos) if not v.text]
         if missing:
             raise ValueError(f"manifest=True needs a text for every video; videos {missing} have none")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700
+    with atomic_dir(root) as tmp:
         for name, video in zip(names, videos):
             folder = tmp / name
             folder.mkdir()
@@ -262,11 +254,7 @@ def write_frame_folder(root: str | os.PathLike, videos: Iterable[Video | np.ndar
                 for name, video in zip(names, videos):
                     writer.writerow([name, len(video), video.text])
         if root.exists():
-            root.rmdir()
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            root.rmdir()  # only an empty folder is replaced (OSError if files appeared meanwhile)
     return root
 
 
@@ -343,8 +331,6 @@ def _load_hdf5(path: Path, *, camera: str, min_frames: int) -> list[Video]:
         is_suite = "data" in file
         is_d4rl = "observations" in file
     if is_suite:
-        from .hdf5 import EpisodeFile
-
         videos = []
         with EpisodeFile(path) as ep_file:
             for index, demo in enumerate(ep_file.demo_keys):
@@ -353,8 +339,6 @@ def _load_hdf5(path: Path, *, camera: str, min_frames: int) -> list[Video]:
                 videos.append(_checked(Video(frames, text, f"{path}:{demo}"), min_frames))
         return videos
     if is_d4rl:
-        from .d4rl import load_d4rl_videos
-
         return [_checked(v, min_frames) for v in load_d4rl_videos(path, camera=camera)]
     raise ValueError(f"HDF5 file {str(path)!r} is neither a suite file (group 'data') nor D4RL-flat ('observations')")
 
@@ -377,8 +361,13 @@ def load_videos(path: str | os.PathLike, *, camera: str = "front", min_frames: i
 
     Example:
         >>> videos = load_videos("demos.h5", camera="front")        # doctest: +SKIP
-        >>> videos[0].frames.shape, videos[0].text
+        >>> videos[0].frames.shape, videos[0].text                  # doctest: +SKIP
         ((101, 96, 96, 3), 'open the drawer')
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:          # an npz of clips with their texts
+        ...     np.savez(Path(folder) / "clips.npz", a=np.zeros((5, 8, 8, 3), np.uint8), text=["push the block"])
+        ...     [(len(v), v.text) for v in load_videos(Path(folder) / "clips.npz")]
+        [(5, 'push the block')]
     """
     if isinstance(min_frames, bool) or not isinstance(min_frames, int) or min_frames < 1:
         raise ValueError(f"min_frames must be an int >= 1, got {min_frames!r}")

@@ -8,23 +8,24 @@ Layouts accepted by :func:`load_encoder`:
   file's safetensors metadata under ``"config"``);
 * a ``.pt`` / ``.pth`` file, read with ``torch.load(weights_only=True)`` only (never unpickling
   arbitrary objects): our ``{"config": ..., "state_dict"|"model": ...}``, the official VIP
-  ``{"vip": ...}`` / R3M ``{"r3m": ...}`` layouts, or a plain torchvision ResNet state dict.
+  ``{"vip": ...}`` / R3M ``{"r3m": ...}`` / LIV ``{"liv": ...}`` layouts, a plain OpenAI CLIP ResNet state dict
+  (``visual.*`` + text keys), or a plain torchvision ResNet state dict (:mod:`.official`).
 """
 from __future__ import annotations
 
 import json
 import os
-import pickle
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .._io import atomic_path
+from .._io import atomic_dir, atomic_path
 from .base import Encoder
 from .factory import check_device, encoder_from_config
+from .official import encoder_from_official, is_official_layout, load_torch_file
+
+__all__ = ["BUNDLED_ENCODERS", "encoder_from_state", "list_encoders", "load_encoder", "load_torch_file", "save_encoder", "weights_dir"]
 
 #: Bundled encoder name -> description. Weights are produced by ``make weights``.
 BUNDLED_ENCODERS: dict[str, str] = {
@@ -104,21 +105,11 @@ def save_encoder(encoder: Encoder, path: str | os.PathLike[str], *, training: di
             tmp_j.write_text(config_text)
             save_file(state, str(tmp_w), metadata={"config": config_text})
         return target
-    tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        save_file(state, str(tmp_dir / WEIGHTS_FILE), metadata={"config": config_text})
+    # atomic_dir replaces an existing checkpoint there; both give the umask's permissions (save_file alone makes 0600)
+    with atomic_dir(target) as tmp_dir:
+        with atomic_path(tmp_dir / WEIGHTS_FILE) as tmp_w:
+            save_file(state, str(tmp_w), metadata={"config": config_text})
         (tmp_dir / CONFIG_FILE).write_text(config_text)
-        if target.exists():
-            # rename() cannot replace a non-empty directory: move the old one aside first.
-            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
-            os.replace(target, old / "ckpt")
-            os.replace(tmp_dir, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp_dir, target)
-    finally:
-        if tmp_dir.exists():
-            shutil.rmtree(tmp_dir, ignore_errors=True)
     return target
 
 
@@ -188,31 +179,12 @@ def _load_safetensors_checkpoint(weights: Path, config_candidates: list[Path], d
     return encoder_from_state(config, state, source=str(weights), device=device)
 
 
-def load_torch_file(path: str | os.PathLike[str]) -> Any:
-    """``torch.load(path, weights_only=True)`` with clear errors (never unpickles arbitrary objects).
-
-    Raises:
-        FileNotFoundError: missing file. ValueError: corrupt file or one that needs unsafe unpickling.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ValueError(f"{path}: refused to load: the file holds objects other than tensors/containers, and only weights_only loading is allowed ({str(exc).splitlines()[0]})") from exc
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise ValueError(f"{path}: corrupt or unreadable torch checkpoint ({exc})") from exc
-
-
 def _load_torch_checkpoint(path: Path, device: str | torch.device) -> Encoder:
-    from . import official
-
     obj = load_torch_file(path)
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
-    if "vip" in obj or "r3m" in obj or "liv" in obj or "conv1.weight" in obj:
-        return official.encoder_from_official(obj, source=str(path), device=device)
+    if is_official_layout(obj):
+        return encoder_from_official(obj, source=str(path), device=device)
     if "config" in obj and ("state_dict" in obj or "model" in obj):
         config = obj["config"]
         if isinstance(config, str):
@@ -226,7 +198,8 @@ def _load_torch_checkpoint(path: Path, device: str | torch.device) -> Encoder:
         return encoder_from_state(config, state, source=str(path), device=device)
     raise ValueError(
         f"{path}: unknown checkpoint layout with top-level keys {sorted(map(str, obj))[:10]}; expected "
-        "{'config', 'state_dict'|'model'}, the official {'vip'} / {'r3m'} layouts or a torchvision ResNet state dict"
+        "{'config', 'state_dict'|'model'}, the official {'vip'} / {'r3m'} / {'liv'} layouts, an OpenAI CLIP ResNet "
+        "or a torchvision ResNet state dict"
     )
 
 
@@ -243,11 +216,11 @@ def load_encoder(name_or_path: str | os.PathLike[str], *, device: str | torch.de
     Raises:
         ValueError: unknown name (lists the known ones), corrupt file, missing keys or shape mismatch.
         FileNotFoundError: missing path, or bundled weights not built yet (``make weights``).
-        NotImplementedError: the official LIV layout.
 
     Example:
         >>> enc = load_encoder("vip-sim")                       # doctest: +SKIP
         >>> enc = load_encoder("runs/pretrain/encoder")         # doctest: +SKIP
+        >>> enc = load_encoder("~/.liv/resnet50/model.pt")      # doctest: +SKIP  (official LIV: image + text)
     """
     check_device(device)
     if not isinstance(name_or_path, (str, os.PathLike)):
