@@ -25,7 +25,7 @@ DEFAULT_LINUX_BACKEND = "egl"
 def default_mujoco_gl() -> str | None:
     """Set ``MUJOCO_GL=egl`` on Linux when it is unset (idempotent); return the back end in effect.
 
-    The same rule as ``vip_rl._gl.default_mujoco_gl`` (``tests/test_imports.py`` checks they agree).
+    The same rule as ``vip_rl._gl.default_mujoco_gl`` (``tests/test_envs.py::test_one_mujoco_gl_rule`` checks they agree).
 
     Returns:
         The lower-cased ``MUJOCO_GL`` value after the default is applied, or None on a non-Linux

@@ -1,4 +1,4 @@
 """Shared test setup: headless MuJoCo rendering before anything imports mujoco."""
-import os
+from vip_rl._gl import default_mujoco_gl
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+default_mujoco_gl()  # the toolkit's one rule (MUJOCO_GL=egl on Linux when unset), before any test imports mujoco

@@ -4,9 +4,6 @@ from __future__ import annotations
 import os
 import sys
 import types
-
-# mujoco picks its GL back end at import: set the default before anything imports vip_envs
-os.environ.setdefault("MUJOCO_GL", "egl")
 from pathlib import Path
 
 import gymnasium

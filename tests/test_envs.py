@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import warnings
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 import gymnasium as gym
 import mujoco
 import numpy as np
@@ -311,6 +309,26 @@ def test_renders_without_mujoco_gl_preset():
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("egl")
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin", "win32"])
+@pytest.mark.parametrize("preset", [None, "osmesa", " EGL ", "glfw"])
+def test_one_mujoco_gl_rule(monkeypatch, platform, preset):
+    # vip_envs cannot import vip_rl, so it spells the rule out itself: both must agree
+    from vip_rl._gl import default_mujoco_gl as library_rule
+    from vip_envs.rendering import default_mujoco_gl as suite_rule
+
+    results = []
+    for rule in (library_rule, suite_rule):
+        monkeypatch.setattr("sys.platform", platform)
+        if preset is None:
+            monkeypatch.delenv("MUJOCO_GL", raising=False)
+        else:
+            monkeypatch.setenv("MUJOCO_GL", preset)
+        results.append((rule(), os.environ.get("MUJOCO_GL")))
+    assert results[0] == results[1]
+    expected_backend = {None: "egl" if platform == "linux" else None}.get(preset, (preset or "").lower().strip())
+    assert results[0] == (expected_backend, preset if preset is not None else ("egl" if platform == "linux" else None))
 
 
 def test_bad_gl_backend_message():

@@ -10,7 +10,8 @@ Call :func:`default_mujoco_gl` where rendering starts, before ``mujoco`` is impo
 imported, not when a renderer is created. The suite's own renderer (``vip_envs.rendering``) applies
 the same rule when it is created, so it works whatever was imported first. ``vip_envs`` cannot import
 this module (it is independent of ``vip_rl``), and this module cannot import ``vip_envs`` (that
-imports ``mujoco``), so both spell the rule out; ``tests/test_imports.py`` checks that they agree.
+imports ``mujoco``), so both spell the rule out; ``tests/test_envs.py::test_one_mujoco_gl_rule``
+checks that they agree.
 
 This module imports nothing heavy and does nothing when imported.
 
