@@ -672,11 +672,34 @@ def test_sb3_ppo_runs_on_wrapped_vec_env():
 
     from vip_rl.wrappers import VecGoalReward
 
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class SeenRewards(BaseCallback):
+        """Records, per step, the rewards PPO stores in its rollout buffer and the infos beside them."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.rewards: list[np.ndarray] = []
+            self.infos: list[list[dict]] = []
+
+        def _on_step(self) -> bool:
+            self.rewards.append(np.array(self.locals["rewards"], copy=True))
+            self.infos.append([dict(info) for info in self.locals["infos"]])
+            return True
+
     venv = make_vec_env(functools.partial(make_dot, 3), n_envs=2, seed=0, wrapper_class=FinalFrameInfo)
-    venv = VecGoalReward(venv, make_encoder(), goal_image())
+    venv = VecGoalReward(venv, make_encoder(), goal_image(), scale=2.0)
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
-    model.learn(total_timesteps=256)
+    seen = SeenRewards()
+    model.learn(total_timesteps=256, callback=seen)
     assert model.num_timesteps >= 256
+    rewards = np.stack(seen.rewards)  # [steps, 2]
+    wrapper = np.array([[2.0 * info["vip_reward"] for info in infos] for infos in seen.infos])
+    env = np.array([[info["env_reward"] for info in infos] for infos in seen.infos])
+    assert rewards.shape == (128, 2) and np.abs(rewards).max() > 0
+    np.testing.assert_allclose(rewards, wrapper, rtol=1e-5, atol=1e-6)  # the agent trained on the wrapper's reward
+    assert not np.allclose(rewards, env)  # not on the env's own
+    np.testing.assert_allclose(model.rollout_buffer.rewards[-1], rewards[-1], rtol=1e-5, atol=1e-6)
     venv.close()
 
 
