@@ -160,7 +160,7 @@ def test_hdf5_write_is_atomic_on_failure(tmp_path: Path) -> None:
     # an existing file is left untouched by a failed overwrite
     write(path, [make_episode(2)])
     before = path.read_bytes()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="simulated crash"):
         write(path, failing())
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["demos.h5"]
 
@@ -309,7 +309,7 @@ def test_d4rl_errors(tmp_path: Path) -> None:
         f["terminals"] = np.zeros(5, bool)
     with pytest.raises(ValueError, match=r"'rewards' has shape \[4\], expected first dimension 5"):
         read_d4rl(path)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"HDF5 file '.*missing\.h5' does not exist"):
         read_d4rl(tmp_path / "missing.h5")
 
 
@@ -358,7 +358,7 @@ def test_frame_folder_root_single_and_manifest(tmp_path: Path) -> None:
     assert [len(v) for v in videos] == [12, 3] and videos[0].text is None
     single = load_videos(root / "1")
     assert len(single) == 1 and np.array_equal(single[0].frames, clips[1].frames)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match="already exists and is not an empty folder"):
         write_frame_folder(root, clips)
 
 
@@ -443,7 +443,7 @@ def test_short_and_unreadable_videos(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unsupported video path"):
         (tmp_path / "notes.txt").write_text("x")
         load_videos(tmp_path / "notes.txt")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"video path '.*missing\.mp4' does not exist"):
         load_videos(tmp_path / "missing.mp4")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -503,7 +503,7 @@ def test_read_minari_hdf5_layout(tmp_path: Path, monkeypatch) -> None:
     assert second.dones[-1] and not second.attrs["terminated"]
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     assert len(read_minari("vip_envs/drawer/expert-v0", load_images=False)) == 2
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"Minari dataset '.*nope' does not exist"):
         read_minari(tmp_path / "nope")
     with h5py.File(data / "main_data.hdf5", "a") as f:
         del f["episode_1/rewards"]

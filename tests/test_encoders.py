@@ -440,7 +440,7 @@ def test_official_layout_errors(tmp_path: Path) -> None:
         load_official_liv(tmp_path / "liv.pt")
     with pytest.raises(NotImplementedError, match="LIV"):
         load_encoder(tmp_path / "liv.pt")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"absent\.pt"):
         load_official_vip(tmp_path / "absent.pt")
 
 

@@ -410,7 +410,7 @@ def test_text_goal_without_text_tower():
 def test_cli_unknown_env(capsys):
     from vip_rl.planning.cli import cli
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):  # argparse's usage error; the message is on stderr
         cli(["--env", "NoSuchEnv-v9", "--goal", "x.png"])
     assert "unknown env" in capsys.readouterr().err
 

@@ -199,7 +199,7 @@ def test_lr_schedule() -> None:
 def test_bad_data_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="data\\[0\\]"):
         pretrain(tiny_config(), [np.zeros((4, 8, 8, 3), np.uint8)], out_dir=tmp_path, progress=False)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"'.*missing\.hdf5' does not exist"):
         pretrain(tiny_config(), str(tmp_path / "missing.hdf5"), out_dir=tmp_path, progress=False)
     with pytest.raises(TypeError, match="PretrainConfig"):
         pretrain({"steps": 3}, synthetic_videos(), out_dir=tmp_path)  # type: ignore[arg-type]

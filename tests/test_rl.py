@@ -131,7 +131,7 @@ def test_bad_encoder_fails_before_writing(tmp_path):
     ],
 )
 def test_cli_bad_input(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(SystemExit, match="^2$") as exit_info:  # argparse's usage error; the message is on stderr
         cli(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
