@@ -17,15 +17,15 @@ held-out task, but the latent model, the planner's own model, trains on its demo
 * planning: MPPI (``vip_rl.planning.MPPI``) over ``TorchDynamics(model.step)`` with the cost
   ``latent_goal_cost(encoder, goal_image)`` (final step), started each control step from the embedding of
   the current front frame; the action runs in the real env. One cell per horizon (default H=10 and
-  H=30, K=256), the other settings as ``benchmarks/mppi.py`` (sigma 0.5, lambda 0.05, beta 0.5, one
+  H=30, K=256), the other settings as ``benchmarks/mppi_success.py`` (sigma 0.5, lambda 0.05, beta 0.5, one
   iteration, warm start). Episode ``i`` resets with seed ``seed + i`` (planner seeded the same); the
-  image goal is the one ``benchmarks/mppi.py`` uses for that seed: the final frame of a scripted-expert
+  image goal is the one ``benchmarks/mppi_success.py`` uses for that seed: the final frame of a scripted-expert
   run from ``seed + i + 10000``. Success = ``info["success"]`` at any step within 100 steps; progress =
   ``info["task_progress"]`` at episode end; ms per command = render + encode of the current frame +
   the MPPI command.
 
 The simulator-backend figures (MPPI + true reward, and MPPI + vip-sim image goal, K=32, H=10) are read
-from ``benchmarks/results/mppi.json`` and put beside the latent cells; they are not re-measured here.
+from ``benchmarks/results/mppi_success.json`` and put beside the latent cells; they are not re-measured here.
 
 Usage:
   MUJOCO_GL=egl .venv/bin/python benchmarks/latent_mppi.py --quick
@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -45,15 +44,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import _report
+from _common import GOAL_SEED_OFFSET, describe_encoders, expert_goal, summarise_episodes
 
-from vip_rl._io import atomic_write_text  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
-SIM_RESULTS = RESULTS / "mppi.json"
+ROOT = _report.ROOT
+SIM_RESULTS = _report.RESULTS / "mppi_success.json"
 SIM_METHODS = ("oracle", "vip-sim image")
 TASKS = ("OpenDrawer", "SlideDoor", "PressButton", "FlipSwitch")
 HELD_OUT_TASK = "FlipSwitch"
@@ -64,7 +59,6 @@ TRAIN_KINDS = {"expert": ("expert", 0.0), "noisy": ("noisy", 0.3), "play": ("pla
 HELDOUT_KINDS = {"expert": ("expert", 0.0, (1, 10)), "play": ("play", None, (1, 10, 30))}
 #: collect() seeds (each draws its episodes' env seeds from its own rng); offsets from --seed
 DATA_SEED_OFFSET = 50_000
-GOAL_SEED_OFFSET = 10_000  # as benchmarks/mppi.py
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -151,13 +145,11 @@ def run_cell(task: str, model: Any, encoder: Any, *, horizon: int, mppi_kwargs: 
 
     import vip_envs
     from vip_rl.planning import MPPI, MPPIConfig, TorchDynamics
-    from mppi import summarise_episodes  # benchmarks/mppi.py
-
     from vip_rl.planning.costs import goal_embedding
     from vip_rl.planning.latent import latent_goal_cost
 
     cfg = MPPIConfig(action_dim=4, horizon=horizon, **mppi_kwargs)
-    env = gym.make(vip_envs.env_id(task), render_mode="rgb_array", image_size=96)  # front camera, as benchmarks/mppi.py
+    env = gym.make(vip_envs.env_id(task), render_mode="rgb_array", image_size=96)  # front camera, as benchmarks/mppi_success.py
     dyn = TorchDynamics(model.step)
     rows = []
     t_start = time.perf_counter()
@@ -201,7 +193,7 @@ def run_cell(task: str, model: Any, encoder: Any, *, horizon: int, mppi_kwargs: 
                      "predicted_goal_dist_mean": float(np.mean(predicted))})
     env.close()
     seconds = time.perf_counter() - t_start
-    cell = summarise_episodes(rows, seconds=seconds)  # success, progress, steps, ms per command: as benchmarks/mppi.py
+    cell = summarise_episodes(rows, seconds=seconds)  # success, progress, steps, ms per command: as mppi_success.py
     cell.update({key: float(np.mean([r[key] for r in rows]))
                  for key in ("ms_plan", "ms_observe", "goal_dist_start", "goal_dist_end", "predicted_goal_dist_mean")})
     cell["per_episode"] = rows  # every field: the paired comparison and the goal-distance notes read them
@@ -209,7 +201,7 @@ def run_cell(task: str, model: Any, encoder: Any, *, horizon: int, mppi_kwargs: 
 
 
 def read_sim_results(path: Path, tasks: Sequence[str]) -> dict[str, Any]:
-    """The committed simulator-backend cells (oracle, vip-sim image) of ``benchmarks/mppi.py``'s success table."""
+    """The committed simulator-backend cells (oracle, vip-sim image) of ``benchmarks/mppi_success.py``'s table."""
     if not path.exists():
         return {"skipped": f"{path.relative_to(ROOT)} not found"}
     res = json.loads(path.read_text())
@@ -217,7 +209,7 @@ def read_sim_results(path: Path, tasks: Sequence[str]) -> dict[str, Any]:
         return {"skipped": f"{path.relative_to(ROOT)} has no success section"}
     s = res["success"]
     out: dict[str, Any] = {"source": str(path.relative_to(ROOT)), "config": s.get("config"), "max_steps": s.get("max_steps"),
-                           "encoders": s.get("encoders", {}), "merged_from": res.get("merged_from", []), "tasks": {}}
+                           "encoders": s.get("encoders", {}), "provenance": res.get("provenance"), "tasks": {}}
     for task in tasks:
         cells = s["tasks"].get(task, {})
         out["tasks"][task] = {m: cells[m] for m in SIM_METHODS if m in cells and "skipped" not in cells[m]}
@@ -292,7 +284,7 @@ def what_this_shows(res: dict[str, Any]) -> list[str]:
                    f"({_compare(best, s)})")
     if cmp:
         lines.append("- **Latent model vs simulator backend, same encoder and image goals** (simulator figures from "
-                     "`mppi.json`, K=32, H=10, where the latent cells use K=256; the best latent cell is picked after the "
+                     f"`{Path(res.get('sim_backend', {}).get('source', SIM_RESULTS)).name}`, K=32, H=10, where the latent cells use K=256; the best latent cell is picked after the "
                      "fact, so this comparison favours it): " + "; ".join(cmp) + ".")
     # 4. paired episodes where the simulator figures carry per-episode results (same seeds and goals)
     paired = []
@@ -334,7 +326,7 @@ def what_this_shows(res: dict[str, Any]) -> list[str]:
         if total:
             hits[h] = f"{ok} of {total}"
     if hits:
-        lines.append("- **Target** (image-goal success >= 0.8 x the simulator oracle's, as in `mppi.md`): met on "
+        lines.append("- **Target** (image-goal success >= 0.8 x the simulator oracle's, as in `mppi_success.md`): met on "
                      + ", ".join(f"{v} tasks at {h}" for h, v in hits.items()) + ".")
     if "OpenDrawer" in tasks:
         c = res["tasks"]["OpenDrawer"]["cells"]
@@ -356,16 +348,16 @@ def what_this_shows(res: dict[str, Any]) -> list[str]:
 
 def to_markdown(res: dict[str, Any]) -> str:
     cfg = res["config"]
+    sim_source = res.get("sim_backend", {}).get("source", str(SIM_RESULTS.relative_to(ROOT)))
     m = cfg["mppi"]
     lines = ["# MPPI over a latent dynamics model (image goals)", "",
-             f"Generated by `benchmarks/latent_mppi.py {' '.join(res['argv'])}` on {res['machine']} in "
-             f"{res['wall_seconds'] / 60:.1f} min{' (--quick: smoke sizes, not results)' if cfg['quick'] else ''}.", "",
+             _report.generated_by(res["provenance"]) + f" Wall time {res['wall_seconds'] / 60:.1f} min.", "",
              "Planner: MPPI over `TorchDynamics(model.step)` (no simulator in the planning loop) with "
              f"K={m['num_samples']}, sigma={m['noise_sigma']}, lambda={m['temperature']}, beta={m['noise_beta']}, "
              f"iterations={m['iterations']}, warm start; cost = `latent_goal_cost({cfg['encoder']}, goal image)` at the final "
              f"planned step; state = the {cfg['encoder']} embedding of the current front frame (96 px), re-encoded every "
              "control step; actions run in the real env. Image goal = final frame of a scripted-expert run from seed+10000 "
-             f"(as `benchmarks/mppi.py`); success = info['success'] at any step within {cfg['max_steps']} steps; episode i "
+             f"(as `benchmarks/mppi_success.py`); success = info['success'] at any step within {cfg['max_steps']} steps; episode i "
              f"uses seed {cfg['seed']}+i.", "",
              f"Latent model: `train_latent_dynamics` ({', '.join(f'{k}={v}' for k, v in cfg['train'].items())}, seed "
              f"{cfg['seed']}) on {cfg['train_episodes']} expert + {cfg['train_episodes']} noisy-expert (noise 0.3) + "
@@ -376,11 +368,11 @@ def to_markdown(res: dict[str, Any]) -> str:
              "on OpenDrawer before the full run; they were not tuned on planning success.", ""]
     lines += ["## Success", "",
               "Cell = success rate (episodes) / mean task progress at episode end / ms per command. Simulator-backend "
-              "columns are **read from `benchmarks/results/mppi.json`, not re-measured** (MPPI K=32, H=10 with "
+              f"columns are **read from `{sim_source}`, not re-measured** (MPPI K=32, H=10 with "
               "`MujocoDynamics`: true reward, and the same vip-sim image goals); their ms are planning only, the latent "
               "cells' ms include rendering and encoding the current frame (split below).", ""]
     hs = [f"H={h}" for h in cfg["horizons"]]
-    header = ["task", "sim oracle (mppi.json)", "sim vip-sim image (mppi.json)", *[f"latent {h}, K={m['num_samples']}" for h in hs]]
+    header = ["task", f"sim oracle ({Path(sim_source).name})", f"sim vip-sim image ({Path(sim_source).name})", *[f"latent {h}, K={m['num_samples']}" for h in hs]]
     lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     sim = res.get("sim_backend", {}).get("tasks", {})
     for task, t in res["tasks"].items():
@@ -443,20 +435,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=str(ROOT / "runs" / "bench_latent_mppi"))
     p.add_argument("--torch-threads", type=int, default=1, help="1 is fastest on the shared 2-core machine")
-    p.add_argument("--out", default=str(RESULTS / "latent_mppi"), help="output stem (.json and .md are written)")
-    p.add_argument("--render-only", action="store_true", help="measure nothing: rewrite <out>.md from <out>.json")
+    _report.add_output_args(p, "latent_mppi")
     args = p.parse_args(argv)
-    out = Path(args.out)
     if args.render_only:
-        res = json.loads(out.with_suffix(".json").read_text())
-        atomic_write_text(out.with_suffix(".md"), to_markdown(res))
-        print(f"wrote {out.with_suffix('.md')} from {out.with_suffix('.json')}")
-        return 0
+        return _report.render_only(args.out, to_markdown)
     torch.set_num_threads(args.torch_threads)
-    from mppi import describe_encoders  # benchmarks/mppi.py
-
     from vip_rl.encoders import load_encoder
-    from vip_rl.planning.cli import expert_goal  # the goal benchmarks/mppi.py uses
     from vip_rl.planning.latent import LatentTrainConfig
 
     import vip_envs
@@ -475,9 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     eval_seeds = {args.seed + i for i in range(episodes)}
     eval_seeds |= {s + GOAL_SEED_OFFSET for s in eval_seeds}
     res: dict[str, Any] = {
-        "argv": list(argv if argv is not None else sys.argv[1:]),
-        "machine": (f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {args.torch_threads} torch thread(s), no GPU"
-                    if not torch.cuda.is_available() else torch.cuda.get_device_name()),
+        "provenance": _report.provenance(__file__, argv, quick=args.quick),
         "config": {"quick": args.quick, "tasks": tasks, "horizons": horizons, "episodes": episodes, "max_steps": max_steps,
                    "seed": args.seed, "encoder": ENCODER, "train_episodes": train_episodes,
                    "heldout_episodes": heldout_episodes, "train": dict(train_cfg.__dict__),
@@ -512,9 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "shared 2-core machine.")
     res["deviations"] = deviations
     res["wall_seconds"] = time.perf_counter() - wall
-    atomic_write_text(out.with_suffix(".json"), json.dumps(res, indent=2, default=float))
-    atomic_write_text(out.with_suffix(".md"), to_markdown(res))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')} ({res['wall_seconds'] / 60:.1f} min)")
+    _report.write(args.out, res, to_markdown(res))
+    print(f"({res['wall_seconds'] / 60:.1f} min)")
     return 0
 
 
