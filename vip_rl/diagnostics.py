@@ -21,6 +21,7 @@ import torch
 
 from vip_rl._io import atomic_path
 from vip_rl.encoders.base import Encoder, check_images
+from vip_rl.goals import embed_goal, goal_from_arg, parse_goal, resolve_encoder
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -41,17 +42,13 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _goal_embedding(encoder: Encoder, goal: Any) -> torch.Tensor:
-    """Image uint8 ``[H, W, 3]`` / text ``str`` / embedding ``[D]`` -> ``[D]`` on the encoder's device."""
-    if isinstance(goal, str):
-        return encoder.encode_text([goal])[0]
-    if isinstance(goal, torch.Tensor) and goal.dtype != torch.uint8:
-        if goal.shape != (encoder.embed_dim,):
-            raise ValueError(f"goal embedding must be float [{encoder.embed_dim}], got {goal.dtype} {list(goal.shape)}")
-        return goal.to(encoder.device)
-    images = check_images(goal, "goal")
-    if images.shape[0] != 1:
-        raise ValueError(f"goal must be one uint8 [H, W, 3] image, got shape {list(goal.shape)}")
-    return encoder.encode_images(images)[0]
+    """One goal (see :func:`vip_rl.goals.parse_goal`: an image, an instruction, an embedding, a Video or a
+    goal file) -> ``[D]`` on the encoder's device."""
+    parsed = parse_goal(goal)
+    if len(parsed) != 1:
+        what = "image" if parsed.kind == "images" else parsed.kind
+        raise ValueError(f"goal must be one uint8 [H, W, 3] image, instruction or embedding, got {len(parsed)} ({what})")
+    return embed_goal(encoder, parsed)[0]
 
 
 def goal_distances(encoder: Encoder, frames: Any, goal: Any) -> np.ndarray:
@@ -60,8 +57,8 @@ def goal_distances(encoder: Encoder, frames: Any, goal: Any) -> np.ndarray:
     Args:
         encoder: any :class:`Encoder`.
         frames: uint8 ``[T, H, W, 3]``.
-        goal: uint8 ``[H, W, 3]`` image, a ``str`` instruction (needs a text tower), or a
-            precomputed float embedding ``[D]``.
+        goal: uint8 ``[H, W, 3]`` image, a ``str`` instruction (needs a text tower), a precomputed
+            float embedding ``[D]``, a Video (its final frame) or a goal file ``Path``.
 
     Returns:
         float64 ``[T]`` distances under the encoder's metric.
@@ -139,17 +136,6 @@ def plot_reward_curve(
     return path
 
 
-def _read_image(path: str) -> np.ndarray:
-    import imageio.v3 as iio
-
-    image = np.asarray(iio.imread(path))
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    if image.ndim != 3 or image.shape[-1] not in (3, 4) or image.dtype != np.uint8:
-        raise ValueError(f"--goal image {path!r} must be an 8-bit RGB(A) image, got {image.dtype} {list(image.shape)}")
-    return np.ascontiguousarray(image[..., :3])
-
-
 def cli(argv: Sequence[str] | None = None) -> int:
     """``vip-rl reward-curve VIDEO --goal IMAGE|TEXT --encoder NAME [--out curve.png]``."""
     parser = argparse.ArgumentParser(
@@ -166,24 +152,22 @@ def cli(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from vip_rl.data import load_videos
-    from vip_rl.encoders import load_encoder
 
     videos = load_videos(args.video, camera=args.camera)
     if not 0 <= args.index < len(videos):
         print(f"vip-rl reward-curve: --index must be in [0, {len(videos)}), got {args.index}", file=sys.stderr)
         return 2
     video = videos[args.index]
-    encoder = load_encoder(args.encoder, device=args.device)
-    goal: Any
+    try:
+        goal: Any = video.frames[-1] if args.goal is None else goal_from_arg(args.goal)
+        encoder = resolve_encoder(args.encoder, device=args.device, text=isinstance(goal, str))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"vip-rl reward-curve: {err}", file=sys.stderr)
+        return 2
     if args.goal is None:
-        goal, goal_desc = video.frames[-1], "own last frame"
-    elif Path(args.goal).is_file():
-        goal, goal_desc = _read_image(args.goal), f"image {args.goal}"
+        goal_desc = "own last frame"
     else:
-        if not encoder.has_text:
-            print(f"vip-rl reward-curve: --goal {args.goal!r} is not an image file and encoder {args.encoder!r} has no text tower", file=sys.stderr)
-            return 2
-        goal, goal_desc = args.goal, f"text {args.goal!r}"
+        goal_desc = f"text {args.goal!r}" if isinstance(goal, str) else f"image {args.goal}"
     distances = goal_distances(encoder, video.frames, goal)
     voc = spearman(np.arange(len(distances)), -distances)
     out = plot_reward_curve(distances, args.out, title=f"{args.encoder} | {Path(args.video).name}[{args.index}] | goal: {goal_desc} | VOC {voc:.3f}")

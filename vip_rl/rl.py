@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vip_rl._io import atomic_path, atomic_write_bytes, atomic_write_text
+from vip_rl._gl import default_mujoco_gl
+from vip_rl._io import atomic_write_bytes, atomic_write_text
 
 ALGOS = ("ppo", "sac")
 GOALS = ("image", "text")
@@ -118,35 +119,6 @@ def _make_env(task: str, image_size: int):
 
     env = gym.make(vip_envs.env_id(task), render_mode="rgb_array", obs_mode="state", image_size=image_size)
     return FinalFrameInfo(env)
-
-
-def _load_encoder(config: RLConfig, device: str):
-    from vip_rl.encoders import build_encoder, load_encoder
-
-    if config.encoder == "random":
-        metric = "cos" if config.goal == "text" else "l2"
-        return build_encoder("cnn", metric=metric, text="hashing" if config.goal == "text" else None,
-                             seed=config.seed, device=device, name="random")
-    return load_encoder(config.encoder, device=device)
-
-
-def expert_goal_image(task: str, image_size: int, seed: int) -> tuple[np.ndarray, bool]:
-    """Final frame uint8 ``[H, W, 3]`` of a seeded expert episode, and whether it succeeded."""
-    import gymnasium as gym
-    import vip_envs
-
-    env = gym.make(vip_envs.env_id(task), render_mode="rgb_array", image_size=image_size)
-    obs, info = env.reset(seed=seed)
-    policy = vip_envs.expert(env, noise=0.0, seed=seed)
-    success = False
-    for _ in range(vip_envs.MAX_EPISODE_STEPS):
-        obs, _, terminated, truncated, info = env.step(policy(obs))
-        success = bool(info.get("success", False))
-        if terminated or truncated:
-            break
-    frame = env.render()
-    env.close()
-    return frame, success
 
 
 def _episode_logger_class():
@@ -239,13 +211,6 @@ def _plot_curve(episodes: list[dict[str, Any]], path: Path, title: str, window: 
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _write_video(frames: list[np.ndarray], path: Path, fps: int = 20) -> None:
-    import imageio.v2 as imageio
-
-    with atomic_path(path) as tmp:
-        imageio.mimwrite(str(tmp), frames, fps=fps, macro_block_size=1)
-
-
 def evaluate(model: Any, config: RLConfig, encoder: Any, goal: Any) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
     """Deterministic episodes on a single wrapped env -> (per-episode stats, frames of the first)."""
     from vip_rl.wrappers import GoalReward
@@ -275,21 +240,26 @@ def evaluate(model: Any, config: RLConfig, encoder: Any, goal: Any) -> tuple[lis
 
 def run(config: RLConfig, *, device: str = "cpu") -> dict[str, Any]:
     """Train, log, evaluate; returns the summary written to ``summary.json``."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    default_mujoco_gl()
     import vip_envs
     from stable_baselines3 import PPO, SAC
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.logger import configure
 
+    from vip_rl.data.video import write_video
+    from vip_rl.goals import expert_rollout, resolve_encoder
     from vip_rl.wrappers import MODE_INFO_KEYS, VecGoalReward
 
     # seed -> build (the encoder first: a bad name or path fails before anything is written)
-    encoder = _load_encoder(config, device)
+    text = config.goal == "text"
+    encoder = resolve_encoder(config.encoder, device=device, seed=config.seed, text=text, metric="cos" if text else "l2")
     out = config.out_dir
     out.mkdir(parents=True, exist_ok=True)
     goal_success = None
     if config.goal == "image":
-        goal, goal_success = expert_goal_image(config.task, config.image_size, config.goal_seed)
+        expert = expert_rollout(vip_envs.env_id(config.task), seed=config.goal_seed, max_steps=vip_envs.MAX_EPISODE_STEPS,
+                                env_kwargs={"image_size": config.image_size})
+        goal, goal_success = expert.final_frame, expert.success
         buffer = io.BytesIO()
         import imageio.v2 as imageio
 
@@ -341,7 +311,7 @@ def run(config: RLConfig, *, device: str = "cpu") -> dict[str, Any]:
     _plot_curve(episodes, out / "learning_curve.png",
                 f"{config.algo.upper()} on {config.task}, {config.encoder} {config.mode} reward ({goal_text})")
     if video:
-        _write_video(video, out / "eval.mp4")
+        write_video(out / "eval.mp4", video, fps=20)
     model.save(str(out / "model.zip"))
     last = episodes[-20:]
     summary = {

@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from vip_rl._io import atomic_write_json
+from vip_rl.goals import goal_from_arg, resolve_encoder
+
 ENCODER_DIR = "encoder"
 
 
@@ -41,33 +44,21 @@ def _default_cache_dir() -> Path:
     return Path(base) / "vip_rl" / "embeddings"
 
 
+#: ``--goal`` keywords of ``vip-rl train`` (see :meth:`PolicyDataset.from_file`); anything else is a goal
+#: file or an instruction (:func:`vip_rl.goals.goal_from_arg`)
+GOAL_KEYWORDS = ("success", "final", "instruction")
+
+
 def load_goal_arg(goal: str) -> Any:
-    """``--goal``: ``success`` | ``final`` | ``instruction`` | an image file (.png/.jpg/.npy) | other text (an instruction)."""
-    if goal in ("final", "success", "instruction"):
+    """``--goal``: ``success`` | ``final`` | ``instruction`` | a goal file (image, video: its last frame, or
+    ``.npy``; see :func:`vip_rl.goals.load_goal`) | other text (an instruction).
+
+    Raises:
+        FileNotFoundError: a goal path that does not exist. ValueError: an unreadable goal file.
+    """
+    if goal in GOAL_KEYWORDS:
         return goal
-    path = Path(goal)
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".npy"):
-        if not path.is_file():
-            raise FileNotFoundError(f"--goal image {goal!r} does not exist")
-        if path.suffix.lower() == ".npy":
-            image = np.load(path, allow_pickle=False)
-        else:
-            import imageio.v2 as imageio
-
-            image = np.asarray(imageio.imread(path))[..., :3]
-        if image.dtype != np.uint8 or image.ndim not in (3, 4) or image.shape[-1] != 3:
-            raise ValueError(f"--goal image {goal!r} must be uint8 [H, W, 3] (or [K, H, W, 3]), got {image.dtype} {list(image.shape)}")
-        return image
-    return goal
-
-
-def build_named_encoder(name: str, *, seed: int = 0, device: str = "cpu") -> Any:
-    """``random`` -> ``build_encoder("cnn", seed=seed)``; anything else -> ``load_encoder(name)``."""
-    from vip_rl.encoders import build_encoder, load_encoder
-
-    if name == "random":
-        return build_encoder("cnn", seed=seed, device=device, name="random")
-    return load_encoder(name, device=device)
+    return goal_from_arg(goal)
 
 
 def _train_parser() -> argparse.ArgumentParser:
@@ -80,8 +71,8 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--camera", default="front")
     parser.add_argument("--goal", default="success",
                         help="success (mean final frame of the successful demos, default) | final (each demo's own "
-                             "final frame) | instruction (each demo's own, needs a text encoder) | goal image "
-                             "(.png/.jpg/.npy) | instruction text")
+                             "final frame) | instruction (each demo's own, needs a text encoder) | goal file "
+                             "(image, video: its last frame, or .npy) | instruction text")
     parser.add_argument("--reward", default="progress", choices=("progress", "distance", "true"),
                         help="RWR weights: embedding progress / distance to the goal, or the file's true env reward")
     parser.add_argument("--returns", default="return", choices=("reward", "reward_to_go", "return"),
@@ -113,7 +104,6 @@ def train_cli(argv: list[str]) -> int:
     from vip_rl.encoders import save_encoder
 
     from .dataset import PolicyDataset
-    from .evaluate import write_json_atomic
     from .networks import save_policy
     from .trainers import PROPRIO_INDICES, BCConfig, RWRConfig, config_to_dict, train_bc, train_rwr
 
@@ -130,7 +120,9 @@ def train_cli(argv: list[str]) -> int:
             config = RWRConfig(**common, temperature=args.temperature, returns=args.returns, max_weight=args.max_weight,
                                gamma=args.gamma, reward_source="true" if args.reward == "true" else "relabelled")
         out = Path(args.out)
-        encoder = build_named_encoder(args.encoder, seed=args.encoder_seed, device=device)
+        goal = load_goal_arg(args.goal)
+        text_goal = goal == "instruction" or (isinstance(goal, str) and goal not in GOAL_KEYWORDS)
+        encoder = resolve_encoder(args.encoder, seed=args.encoder_seed, device=device, text=text_goal)
         encoder_ref = args.encoder
         if args.encoder == "random" or Path(args.encoder).exists():
             # store the encoder next to the policy so evaluation needs nothing else
@@ -138,7 +130,7 @@ def train_cli(argv: list[str]) -> int:
             encoder_ref = ENCODER_DIR
         mode = "progress" if args.reward == "true" else args.reward
         dataset = PolicyDataset.from_file(
-            args.data, encoder, camera=args.camera, goal=load_goal_arg(args.goal), mode=mode,
+            args.data, encoder, camera=args.camera, goal=goal, mode=mode,
             cache_dir=args.cache_dir or _default_cache_dir(), keep_frames=args.arch == "cnn",
         )
         if args.env:
@@ -162,15 +154,13 @@ def train_cli(argv: list[str]) -> int:
     final = result.history[-1] if result.history else {}
     summary = {"out": str(out), "algo": args.algo, "transitions": len(dataset), "episodes": dataset.num_episodes,
                "final_loss": final.get("train/loss"), "train_time_s": final.get("time_s")}
-    write_json_atomic(out / "train_summary.json", summary)
+    atomic_write_json(out / "train_summary.json", summary)
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def load_policy_encoder(policy_dir: str | os.PathLike[str], *, device: str = "cpu") -> Any:
     """The encoder a saved policy was trained with (its bundled name or the copy saved next to it), or None."""
-    from vip_rl.encoders import load_encoder
-
     from .networks import read_policy_json
 
     config = read_policy_json(policy_dir)["config"]
@@ -180,7 +170,7 @@ def load_policy_encoder(policy_dir: str | os.PathLike[str], *, device: str = "cp
     if ref is None:
         raise ValueError(f"policy {str(policy_dir)!r} records no encoder; cannot rebuild its inputs")
     local = Path(policy_dir) / ref
-    return load_encoder(str(local) if local.exists() else ref, device=device)
+    return resolve_encoder(str(local) if local.exists() else ref, device=device)
 
 
 def _evaluate_parser() -> argparse.ArgumentParser:
@@ -201,7 +191,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
 def evaluate_cli(argv: list[str]) -> int:
     """``vip-rl evaluate <policy dir> --env vip_envs/<Task>-v0 --episodes N [--video DIR]``."""
     args = _evaluate_parser().parse_args(argv)
-    from .evaluate import evaluate_policy, write_json_atomic
+    from .evaluate import evaluate_policy
     from .networks import load_policy
 
     device = _resolve_device(args.device)
@@ -217,6 +207,6 @@ def evaluate_cli(argv: list[str]) -> int:
         return 2
     task = args.env.split("/")[-1].removesuffix("-v0")
     out = Path(args.out) if args.out else Path(args.policy) / f"eval_{task}.json"
-    write_json_atomic(out, result)
+    atomic_write_json(out, result)
     print(json.dumps({k: result[k] for k in ("env_id", "episodes", "success_rate", "mean_return")} | {"json": str(out)}, indent=2))
     return 0

@@ -20,8 +20,9 @@ Reward modes (same definitions as :mod:`vip_rl.wrappers`, ``d = encoder.distance
 Goals: ``"final"`` (each episode's own last frame ``o_T``), ``"success"`` (the mean embedding of the
 last frames of the episodes whose ``attrs["success"]`` is true: one shared goal, so failed episodes
 do not count as reaching it), ``"instruction"`` (each episode's own
-instruction through ``encoder.encode_text``), a uint8 image ``[H, W, 3]`` (or ``[K, H, W, 3]``: the
-mean of their embeddings), a float goal embedding ``[D]``, or any other string (an instruction).
+instruction through ``encoder.encode_text``), or any other goal :func:`vip_rl.goals.parse_goal` reads: a
+uint8 image ``[H, W, 3]`` (or ``[K, H, W, 3]``: the mean of their embeddings), a float goal embedding
+``[D]``, a Video (its final frame), a goal file ``Path``, or any other string (an instruction).
 
 Embeddings are cached on disk (``cache_dir``) in a ``.npz`` keyed by a hash of the encoder's weights
 and config, the dataset's absolute path, mtime and size, and the camera.
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 
 from vip_rl._io import atomic_path
+from vip_rl.goals import embed_goal, parse_goal
 
 RewardMode = Literal["progress", "distance", "true"]
 ReturnKind = Literal["reward", "reward_to_go", "return"]
@@ -146,31 +148,21 @@ def _goal_embeddings(encoder: Any, goal: Any, episodes: Sequence[Any], frame_emb
             unique = sorted(set(texts))
             table = dict(zip(unique, encoder.encode_text(unique).float().cpu()))
             return [table[t] for t in texts]
-        if not goal.strip():
-            raise ValueError("goal must be 'final', 'instruction', an image, an embedding or a non-empty instruction, got ''")
-        embedding = encoder.encode_text([goal]).float().cpu()[0]
-        return [embedding] * len(episodes)
-    if isinstance(goal, torch.Tensor) and goal.is_floating_point():
-        goal = goal.detach().cpu().float()
-        if goal.ndim != 1 or goal.shape[0] != encoder.embed_dim:
-            raise ValueError(f"a goal embedding must be float [{encoder.embed_dim}], got {list(goal.shape)}")
-        return [goal] * len(episodes)
-    if isinstance(goal, np.ndarray) and goal.dtype != np.uint8 and np.issubdtype(goal.dtype, np.floating):
-        return _goal_embeddings(encoder, torch.from_numpy(goal), episodes, frame_embeddings)
-    if isinstance(goal, (np.ndarray, torch.Tensor)):
-        if goal.dtype not in (np.uint8, torch.uint8) or goal.ndim not in (3, 4) or goal.shape[-1] != 3:
-            raise ValueError(f"goal image must be uint8 [H, W, 3] or [K, H, W, 3], got {goal.dtype} {list(goal.shape)}")
-        embedding = encoder.encode_images(goal).float().cpu().mean(0)
-        return [embedding] * len(episodes)
-    raise TypeError(
-        f"goal must be 'final', 'instruction', an instruction string, a uint8 image or a float embedding, got {type(goal).__name__}"
-    )
+    # any other goal (see vip_rl.goals.parse_goal): one shared goal, the mean of its K embeddings
+    embedding = embed_goal(encoder, goal).cpu().mean(0)
+    return [embedding] * len(episodes)
 
 
 def _describe_goal(goal: Any) -> str:
     if isinstance(goal, str):
         return goal if goal in ("final", "success", "instruction") else f"text:{goal}"
-    array = goal.detach().cpu().numpy() if isinstance(goal, torch.Tensor) else np.asarray(goal)
+    if isinstance(goal, os.PathLike):
+        return f"file:{os.fspath(goal)}"
+    parsed = parse_goal(goal)
+    if parsed.kind == "text":
+        return "text:" + "|".join(parsed.value)
+    # the caller's array as given (an image [H, W, 3] keeps its shape in the description)
+    array = goal.detach().cpu().numpy() if isinstance(goal, torch.Tensor) else np.asarray(goal) if isinstance(goal, np.ndarray) else parsed.value
     return f"{array.dtype}{list(array.shape)}:{hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:12]}"
 
 

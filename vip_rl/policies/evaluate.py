@@ -5,7 +5,6 @@ encoder forward and one policy forward for the whole batch; each env renders its
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,23 +12,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from vip_rl._io import atomic_path, atomic_write_text
+from vip_rl._gl import default_mujoco_gl
+from vip_rl.data.video import write_video
 
 from .dataset import encoder_fingerprint
 from .networks import Policy
 
 
-def _write_video_atomic(path: Path, frames: list[np.ndarray], fps: int) -> None:
-    import imageio.v2 as imageio
-
-    with atomic_path(path) as tmp:  # the temp name keeps the suffix imageio picks the format from
-        imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
-
-
 def _make_env(env_id: str, policy: Policy, env_kwargs: dict[str, Any]) -> Any:
     import gymnasium as gym
 
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    default_mujoco_gl()
     if env_id.startswith("vip_envs/"):
         import vip_envs  # noqa: F401  (registers the tasks)
     cfg = policy.config
@@ -176,7 +169,7 @@ def evaluate_policy(
             for i, rec in enumerate(records):
                 if video_path:
                     file = video_path / f"{task_name}_seed{rec['seed']}.mp4"
-                    _write_video_atomic(file, videos[i], fps)
+                    write_video(file, videos[i], fps=fps)
                     rec["video"] = str(file)
                 per_episode.append(rec)
             bar.update(len(records))
@@ -194,12 +187,3 @@ def evaluate_policy(
         "returns": returns,
         "per_episode": per_episode,
     }
-
-
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
-    """Write ``data`` as indented JSON to ``path`` atomically (temp file in the same dir + rename).
-
-    Same bytes as before (plain ``json.dumps(indent=2)``, no trailing newline, no numpy coercion),
-    hence not :func:`vip_rl._io.atomic_write_json`.
-    """
-    return atomic_write_text(path, json.dumps(data, indent=2))

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 import time
@@ -31,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from vip_rl._io import atomic_write_text
+from vip_rl._io import atomic_path
 
 from .dataset import RETURN_KINDS, PolicyDataset
 from .networks import Policy, PolicyConfig
@@ -212,16 +211,6 @@ def policy_config_for(config: BCConfig, dataset: PolicyDataset, *, encoder: str 
     )
 
 
-def _write_csv_atomic(path: Path, rows: list[dict[str, float]]) -> None:
-    if not rows:
-        return
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-
-
 def _standardized_returns(config: RWRConfig, dataset: PolicyDataset) -> np.ndarray:
     returns = dataset.returns(config.returns, source=config.reward_source, gamma=config.gamma)
     if config.standardize:
@@ -233,8 +222,9 @@ def _standardized_returns(config: RWRConfig, dataset: PolicyDataset) -> np.ndarr
 def _train(
     config: BCConfig,
     dataset: PolicyDataset,
-    returns: np.ndarray | None,
     *,
+    weighting: RWRConfig | None,
+    returns: np.ndarray | None,
     device: str | torch.device,
     seed: int,
     encoder: str | None,
@@ -242,8 +232,12 @@ def _train(
     progress: bool,
     desc: str,
 ) -> TrainResult:
+    """The loop BC and RWR share. ``weighting`` holds the RWR options and ``returns`` the standardised
+    per-transition returns ``[N]`` they weigh; both None for BC (every weight 1)."""
     from tqdm.auto import tqdm
 
+    if (weighting is None) != (returns is None):
+        raise ValueError("weighting and returns go together: both for RWR, neither for BC")
     if not isinstance(dataset, PolicyDataset):
         raise TypeError(f"dataset must be a PolicyDataset, got {type(dataset).__name__}")
     if len(dataset) == 0:
@@ -272,8 +266,6 @@ def _train(
     actions = torch.from_numpy(np.clip(dataset.actions, -1.0, 1.0)).to(device)
     frames = torch.from_numpy(dataset.frames).to(device) if config.arch == "cnn" and dataset.frames is not None else None
     returns_t = torch.from_numpy(returns).to(device) if returns is not None else None
-    temperature = getattr(config, "temperature", math.inf)
-    max_weight = getattr(config, "max_weight", math.inf)
     use_state = policy.config.input_state_dim > 0
     use_embed = policy.config.arch == "mlp" and policy.config.embed_dim > 0
     num = len(dataset)
@@ -296,7 +288,8 @@ def _train(
             loss = per_sample.mean()
             weights_max = torch.ones((), device=device)
         else:
-            weights = rwr_weights(returns_t[index], temperature=temperature, max_weight=max_weight, check=False)
+            weights = rwr_weights(returns_t[index], temperature=weighting.temperature, max_weight=weighting.max_weight,
+                                  check=False)
             loss = (weights * per_sample).mean()
             weights_max = weights.max()
         optimizer.zero_grad(set_to_none=True)
@@ -318,8 +311,11 @@ def _train(
             }
             history.append(row)
             bar.set_postfix(loss=f"{values[0]:.4f}")
-            if log_path is not None:
-                _write_csv_atomic(log_path, history)
+            if log_path is not None:  # rewritten whole and atomically: a killed run leaves a complete log
+                with atomic_path(log_path) as tmp, open(tmp, "w", newline="") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+                    writer.writeheader()
+                    writer.writerows(history)
         bar.update(1)
     bar.close()
     policy.eval()
@@ -355,7 +351,8 @@ def train_bc(
     """
     if not isinstance(config, BCConfig):
         raise TypeError(f"config must be a BCConfig, got {type(config).__name__}")
-    return _train(config, dataset, None, device=device, seed=seed, encoder=encoder, log_dir=log_dir, progress=progress, desc="bc")
+    return _train(config, dataset, weighting=None, returns=None, device=device, seed=seed, encoder=encoder,
+                  log_dir=log_dir, progress=progress, desc="bc")
 
 
 def train_rwr(
@@ -379,7 +376,8 @@ def train_rwr(
     if not isinstance(config, RWRConfig):
         raise TypeError(f"config must be an RWRConfig, got {type(config).__name__}")
     returns = _standardized_returns(config, dataset)
-    return _train(config, dataset, returns, device=device, seed=seed, encoder=encoder, log_dir=log_dir, progress=progress, desc="rwr")
+    return _train(config, dataset, weighting=config, returns=returns, device=device, seed=seed, encoder=encoder,
+                  log_dir=log_dir, progress=progress, desc="rwr")
 
 
 def config_to_dict(config: BCConfig) -> dict[str, Any]:
