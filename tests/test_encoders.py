@@ -435,10 +435,10 @@ def test_official_layout_errors(tmp_path: Path) -> None:
     torch.save({"r3m": state}, tmp_path / "r3m.pt")
     with pytest.raises(ValueError, match="top-level key 'vip'"):
         load_official_vip(tmp_path / "r3m.pt")
-    torch.save({"liv": {"module.model.visual.conv1.weight": torch.zeros(1)}}, tmp_path / "liv.pt")
-    with pytest.raises(NotImplementedError, match="LIV"):
+    torch.save({"liv": {"module.model.visual.conv1.weight": torch.zeros(1)}}, tmp_path / "liv.pt")  # full LIV tests: test_clip.py
+    with pytest.raises(ValueError, match="not a CLIP ResNet state dict: missing keys"):
         load_official_liv(tmp_path / "liv.pt")
-    with pytest.raises(NotImplementedError, match="LIV"):
+    with pytest.raises(ValueError, match="not a CLIP ResNet state dict: missing keys"):
         load_encoder(tmp_path / "liv.pt")
     with pytest.raises(FileNotFoundError, match=r"absent\.pt"):
         load_official_vip(tmp_path / "absent.pt")

@@ -20,6 +20,12 @@ batch and embeds its contiguous slice; embeddings are all-gathered (differentiab
 loss is the full-batch loss, and DDP's gradient averaging then equals the single-process
 gradient. Only rank 0 writes files.
 
+Fine-tuning a vision-language model: ``init_from`` the official LIV ``model.pt`` or an OpenAI CLIP RN50 state
+dict (:func:`vip_rl.encoders.load_encoder` reads both) with ``objective="liv"`` trains CLIP's image and text towers
+on the videos and their instructions (LIV fine-tunes at ``lr=1e-5``). ``train_blocks`` (the last N residual
+blocks of each tower plus the heads) and ``freeze_text`` cut the trainable part so a run fits a CPU; the checkpoint
+and the exported encoder record the CLIP dimensions, so ``load_encoder`` rebuilds the model.
+
 Example:
     >>> cfg = PretrainConfig(objective="vip", steps=2000, image_size=64)   # doctest: +SKIP
     >>> encoder = pretrain(cfg, "data/demos.hdf5", out_dir="runs/vip")     # doctest: +SKIP
@@ -76,6 +82,12 @@ class PretrainConfig:
     """``cnn``: hidden widths of an MLP embedding head (empty: one linear layer)."""
     text: Literal["auto", "minilm", "hashing", "none"] = "auto"
     """Text tower: ``auto`` = ``minilm`` for LIV, none for VIP and tdist."""
+    freeze_text: bool = False
+    """Freeze the text tower (LIV's ``grad_text=False``): its weights stay as loaded or initialised."""
+    train_blocks: int = 0
+    """CLIP encoders (``init_from`` a LIV or CLIP checkpoint): 0 trains all blocks; N > 0 trains only the last N
+    bottlenecks and the attention pool of the image tower and the last N text blocks, ``ln_final`` and
+    ``text_projection`` (a fine-tune that fits a CPU); frozen BatchNorm layers keep their statistics."""
     batch_size: int = 32
     """Global batch of tuples (split evenly across DDP ranks)."""
     lr: float = 1e-4
@@ -141,13 +153,15 @@ class PretrainConfig:
             raise ValueError(f"text must be 'auto', 'minilm', 'hashing' or 'none', got {self.text!r}")
         if self.objective == "liv" and self.text == "none":
             raise ValueError("objective='liv' needs a text tower; got text='none' (use 'minilm' or 'hashing')")
+        if not isinstance(self.freeze_text, bool):
+            raise ValueError(f"freeze_text must be a bool, got {self.freeze_text!r}")
         for name in ("embed_dim", "image_size", "batch_size", "steps", "log_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        for name in ("num_negatives", "eval_every", "ckpt_every", "eval_videos", "prefetch", "seed", "warmup_steps"):
+        for name in ("num_negatives", "eval_every", "ckpt_every", "eval_videos", "prefetch", "seed", "warmup_steps", "train_blocks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0, got {value!r}")
@@ -430,6 +444,25 @@ def _compute_loss(
 
 
 def _build_encoder(config: PretrainConfig, init_from: str | os.PathLike[str] | None, device: torch.device) -> Encoder:
+    """The encoder to train, with ``requires_grad`` set by ``config.freeze_text`` / ``config.train_blocks``."""
+    encoder = _initial_encoder(config, init_from, device)
+    arch = encoder.config.get("arch")
+    if config.train_blocks and arch != "clip":
+        raise ValueError(f"train_blocks={config.train_blocks} applies to CLIP encoders (init_from a LIV or CLIP checkpoint), "
+                         f"got arch={arch!r}; use train_blocks=0")
+    if config.freeze_text and not encoder.has_text:
+        raise ValueError(f"freeze_text=True needs an encoder with a text tower, got arch={arch!r} without one")
+    if arch == "clip":
+        from vip_rl.encoders.clip import set_trainable_blocks
+
+        set_trainable_blocks(encoder.vision, encoder.text, config.train_blocks, freeze_text=config.freeze_text)  # type: ignore[arg-type]
+    elif config.freeze_text:
+        assert encoder.text is not None  # internal: checked above
+        encoder.text.requires_grad_(False)
+    return encoder
+
+
+def _initial_encoder(config: PretrainConfig, init_from: str | os.PathLike[str] | None, device: torch.device) -> Encoder:
     from vip_rl.encoders import build_encoder, load_encoder
 
     if init_from is None:
@@ -737,7 +770,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", action="append", required=True, help="training videos: HDF5, mp4/gif file or folder, frame folders, .npy/.npz, LIV csv (repeatable)")
     parser.add_argument("--eval-data", action="append", default=None, help="held-out videos for eval (default: split off --data)")
     parser.add_argument("--out", required=True, help="run directory (checkpoint.pt, log.csv, tb/, encoder/)")
-    parser.add_argument("--init-from", default=None, help="fine-tune from an encoder: bundled name, checkpoint dir/file, official VIP .pt")
+    parser.add_argument("--init-from", default=None,
+                        help="fine-tune from an encoder: bundled name, checkpoint dir/file, official VIP .pt, LIV model.pt, CLIP RN50 state dict")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", dest="resume", action="store_true", default=True, help="continue from OUT/checkpoint.pt if present (default)")
     group.add_argument("--no-resume", dest="resume", action="store_false", help="start over, overwriting OUT/checkpoint.pt")
@@ -756,6 +790,9 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--target-tau", type=float, default=defaults.target_tau, help="tdist: Polyak rate of the target network")
     parser.add_argument("--random-goal-prob", type=float, default=defaults.random_goal_prob, help="tdist: share of goals from any video")
     parser.add_argument("--text", choices=("auto", "minilm", "hashing", "none"), default=defaults.text)
+    parser.add_argument("--freeze-text", action="store_true", help="freeze the text tower (LIV's grad_text=False)")
+    parser.add_argument("--train-blocks", type=int, default=defaults.train_blocks,
+                        help="CLIP/LIV: train only the last N residual blocks of each tower and the heads (0: all)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
@@ -788,7 +825,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
             cnn_channels=None if args.cnn_channels is None else tuple(int(c) for c in args.cnn_channels.split(",")),
             head_hidden=() if args.head_hidden is None else tuple(int(c) for c in args.head_hidden.split(",")),
             expectile=args.expectile, value_heads=args.value_heads, target_tau=args.target_tau, random_goal_prob=args.random_goal_prob,
-            text=args.text, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, steps=args.steps,
+            text=args.text, freeze_text=args.freeze_text, train_blocks=args.train_blocks, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, steps=args.steps,
             lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
             gamma=args.gamma, num_negatives=args.num_negatives, l1_weight=args.l1_weight, l2_weight=args.l2_weight,
             vip_weight=args.vip_weight, text_weight=args.text_weight, nce_weight=args.nce_weight, temperature=args.temperature,

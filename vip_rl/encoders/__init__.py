@@ -10,7 +10,7 @@ from .backbones import ResNet, SmallCNN
 from .base import Encoder, Metric, check_images
 from .checkpoint import BUNDLED_ENCODERS, list_encoders, load_encoder, save_encoder, weights_dir
 from .factory import ARCHS, IMAGENET_MEAN, IMAGENET_STD, build_encoder, encoder_from_config
-from .official import load_official_liv, load_official_r3m, load_official_vip
+from .official import load_official_clip, load_official_liv, load_official_r3m, load_official_vip
 from .text import HashingTextTower, MiniLMTextTower
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "encoder_from_config",
     "list_encoders",
     "load_encoder",
+    "load_official_clip",
     "load_official_liv",
     "load_official_r3m",
     "load_official_vip",

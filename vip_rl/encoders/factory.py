@@ -1,4 +1,8 @@
-"""Build randomly initialised encoders and rebuild them from their JSON config."""
+"""Build randomly initialised encoders and rebuild them from their JSON config.
+
+Besides the archs of :func:`build_encoder`, :func:`encoder_from_config` rebuilds ``arch="clip"``: a CLIP ResNet
+(:mod:`.clip`, the official LIV model) whose dimensions are stored under ``config["clip"]`` (see :func:`clip_config`).
+"""
 from __future__ import annotations
 
 import math
@@ -20,6 +24,7 @@ NORMALISATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, 
     "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
     "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # [0, 1] -> [-1, 1]
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "clip": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),  # CLIP / LIV
 }
 DEFAULT_IMAGE_SIZE = {"cnn": 96, "resnet": 224}
 DEFAULT_CNN_EMBED_DIM = 128
@@ -130,6 +135,45 @@ def build_encoder(
     return encoder_from_config(config, device=device)
 
 
+def clip_config(dims: Any = None, *, name: str | None = None, seed: int = 0, source: str | None = None) -> dict[str, Any]:
+    """The config of a CLIP ResNet encoder (``arch="clip"``, cosine metric, CLIP's normalisation, CLIP text tower).
+
+    Args:
+        dims: a :class:`~vip_rl.encoders.clip.ClipDims` (default: RN50, the LIV model).
+        name, seed, source: stored in the config.
+    """
+    from .clip import RN50, ClipDims
+
+    dims = RN50 if dims is None else dims
+    if not isinstance(dims, ClipDims):
+        raise TypeError(f"dims must be a ClipDims, got {type(dims).__name__}")
+    config: dict[str, Any] = {
+        "format_version": CONFIG_VERSION, "name": name, "arch": "clip", "clip": dims.to_dict(), "metric": "cos",
+        "embed_dim": dims.embed_dim, "image_size": dims.image_resolution, "normalisation": "clip", "text": "clip", "seed": int(seed),
+    }
+    if source is not None:
+        config["source"] = source
+    return config
+
+
+def _clip_from_config(config: dict[str, Any], device: torch.device) -> Encoder:
+    from .clip import ClipDims, ClipTextTower, ModifiedResNet
+
+    if "clip" not in config:
+        raise ValueError(f"config with arch='clip' must hold the model dimensions under 'clip'; got keys {sorted(config)}")
+    dims = ClipDims.from_dict(config["clip"])
+    for key, expected in (("metric", "cos"), ("image_size", dims.image_resolution), ("normalisation", "clip"), ("text", "clip"), ("embed_dim", dims.embed_dim)):
+        if config.get(key) != expected:
+            raise ValueError(f"config[{key!r}] must be {expected!r} for arch='clip' with these dims, got {config.get(key)!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(config.get("seed", 0)))
+        vision = ModifiedResNet(dims)
+        text = ClipTextTower(dims)
+    mean, std = NORMALISATIONS["clip"]
+    encoder = Encoder(vision, embed_dim=dims.embed_dim, metric="cos", image_size=dims.image_resolution, mean=mean, std=std, text=text, config=dict(config))
+    return encoder.to(device)
+
+
 def encoder_from_config(config: dict[str, Any], *, device: str | torch.device = "cpu") -> Encoder:
     """Rebuild the (randomly initialised, seeded) architecture a config describes.
 
@@ -142,6 +186,8 @@ def encoder_from_config(config: dict[str, Any], *, device: str | torch.device = 
         raise ValueError(f"encoder config is missing {missing}; got keys {sorted(config)}")
     config = dict(config)
     arch = config["arch"]
+    if arch == "clip":
+        return _clip_from_config(config, device)
     if arch not in ARCHS:
         raise ValueError(f"config['arch'] must be one of {ARCHS}, got {arch!r}")
     normalisation = config["normalisation"]
