@@ -276,7 +276,7 @@ def load_goal(path: str | os.PathLike[str], *, name: str = "goal") -> np.ndarray
     import imageio.v3 as iio
 
     try:
-        image = np.asarray(iio.imread(path))
+        image = np.asarray(iio.imread(path, plugin="pillow"))
     except (OSError, ValueError) as err:
         raise ValueError(f"{name} image {str(path)!r} is unreadable: {err}") from err
     if image.ndim == 2:
