@@ -1,12 +1,14 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
 # Both bootstrap .venv themselves. On a machine without CUDA the small CPU torch
 # wheel is installed first so that `torch>=2.3` does not pull a multi-GB CUDA build.
+# `make test` runs every test (the slow end-to-end ones included) and the library's docstring
+# examples, as CI does (.ci/run); `make test-fast` (under a minute) skips the tests marked slow.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 
-.PHONY: venv demo test bench weights clean
+.PHONY: venv demo test test-fast bench weights clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,6 +29,9 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py

@@ -15,6 +15,7 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # the quick demo end to end (~15 s)
 def test_report_has_every_section_and_numbers(quick_report: Path) -> None:
     report = (quick_report / "report.md").read_text()
     for title in ("Demonstrations", "Bundled encoders", "Reward curves", "GoalReward", "MPPI", "BC vs RWR"):
@@ -29,6 +30,7 @@ def test_report_has_every_section_and_numbers(quick_report: Path) -> None:
     assert "<img" in html and "<video" in html
 
 
+@pytest.mark.slow  # the quick demo end to end (~15 s)
 def test_every_linked_file_exists(quick_report: Path) -> None:
     report = (quick_report / "report.md").read_text()
     links = re.findall(r"\]\(([^)]+\.(?:png|mp4))\)", report)
@@ -37,6 +39,7 @@ def test_every_linked_file_exists(quick_report: Path) -> None:
         assert (quick_report / link).is_file(), link
 
 
+@pytest.mark.slow  # the quick demo end to end (~15 s)
 def test_stages_skip_when_outputs_exist(quick_report: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = {s: json.loads((quick_report / s / "stage.json").read_text())["seconds"] for s in STAGES}
     assert cli(["--quick", "--out", str(quick_report), "--device", "cpu"]) == 0

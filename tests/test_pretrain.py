@@ -62,6 +62,7 @@ def test_training_writes_checkpoint_logs_and_encoder(tmp_path: Path) -> None:
     assert torch.allclose(load_encoder(tmp_path / CHECKPOINT_FILE).encode_images(frames), encoder.encode_images(frames), atol=1e-6)
 
 
+@pytest.mark.slow  # three training runs and a SIGKILLed process (~12 s)
 def test_kill_and_resume_gives_identical_weights(tmp_path: Path) -> None:
     """2N steps uninterrupted == N steps, SIGKILL (mid-way to 2N), resume to 2N."""
     videos = synthetic_videos()
@@ -119,6 +120,7 @@ def _ddp_worker(rank: int, world: int, port: int, out_dir: str, objective: str) 
              synthetic_videos(), out_dir=out_dir, progress=False)
 
 
+@pytest.mark.slow  # two torchrun-style processes per objective (~20 s each)
 @pytest.mark.parametrize("objective", ["vip", "liv", "tdist"])
 def test_ddp_two_processes_match_single_process(tmp_path: Path, objective: str) -> None:
     import torch.multiprocessing as mp

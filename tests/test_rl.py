@@ -29,6 +29,7 @@ def read_csv(path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow  # a PPO run end to end: train, evaluate, write the curve and video (~4 s)
 def test_ppo_run_writes_curve_video_and_logs(tmp_path):
     import imageio.v2 as imageio
     import matplotlib.image

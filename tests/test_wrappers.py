@@ -744,6 +744,7 @@ def test_with_build_encoder_text_tower():
         GoalReward(make_dot(), image_only, "move the dot")
 
 
+@pytest.mark.slow  # FrankaKitchen end to end (gymnasium-robotics, ~6 s)
 def test_franka_kitchen_when_installed():
     pytest.importorskip("gymnasium_robotics")
     gym.register_envs(__import__("gymnasium_robotics"))
