@@ -415,6 +415,22 @@ def test_cli_unknown_env(capsys):
     assert "unknown env" in capsys.readouterr().err
 
 
+def test_cli_flags_are_the_config_fields_and_old_names_are_hidden_aliases(capsys):
+    from vip_rl.planning.cli import build_parser
+
+    parser = build_parser()
+    new = parser.parse_args(["--env", "E", "--num-samples", "7", "--noise-sigma", "0.3", "--noise-beta", "0.2"])
+    old = parser.parse_args(["--env", "E", "--samples", "7", "--sigma", "0.3", "--beta", "0.2"])
+    assert (new.num_samples, new.noise_sigma, new.noise_beta) == (old.num_samples, old.noise_sigma, old.noise_beta) == (7, 0.3, 0.2)
+    defaults = parser.parse_args(["--env", "E"])
+    assert (defaults.num_samples, defaults.noise_sigma, defaults.noise_beta) == (64, 0.5, 0.5)
+    for field in ("num_samples", "horizon", "iterations", "noise_sigma", "temperature", "noise_beta"):
+        assert field in MPPIConfig.__dataclass_fields__ and hasattr(defaults, field)
+    parser.print_help()
+    text = capsys.readouterr().out
+    assert "--num-samples" in text and "--samples" not in text and "--sigma " not in text
+
+
 def test_cli_smoke_pusher(tmp_path):
     import imageio.v3 as iio
 

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from vip_rl._gl import default_mujoco_gl
 from vip_rl._io import atomic_path, atomic_write_json, atomic_write_text
 
 STAGES = ("collect", "encoders", "reward_curves", "wrapper", "mppi", "policies")
@@ -199,7 +200,7 @@ class Demo:
 
     # -- 2. encoders ---------------------------------------------------------------------------
     def stage_encoders(self, result: StageResult) -> None:
-        from vip_rl.encoders import load_encoder
+        from vip_rl.goals import resolve_encoder
 
         cfg = self.config
         if cfg.pretrain:
@@ -214,7 +215,7 @@ class Demo:
             result.notes.append(f"Encoders fine-tuned for {cfg.pretrain_steps} steps on the demo's own videos (--pretrain).")
         rows = []
         for name in ROLES:
-            encoder = load_encoder(self._encoder_ref(name), device=self.device)
+            encoder = resolve_encoder(self._encoder_ref(name), device=self.device)
             params = sum(p.numel() for p in encoder.parameters())
             rows.append([self._encoder_ref(name), encoder.config.get("arch", "?"), encoder.metric, encoder.embed_dim, encoder.image_size,
                          "yes" if encoder.has_text else "no", f"{params / 1e6:.2f} M"])
@@ -229,12 +230,12 @@ class Demo:
         import vip_envs
         from vip_rl.data import read_episodes
         from vip_rl.diagnostics import goal_distances, plot_reward_curve, spearman
-        from vip_rl.encoders import load_encoder
+        from vip_rl.goals import resolve_encoder
 
         cfg = self.config
-        td = load_encoder(self._encoder_ref("td-sim"), device=self.device)
-        vip = load_encoder(self._encoder_ref("vip-sim"), device=self.device)
-        liv = load_encoder(self._encoder_ref("liv-sim"), device=self.device)
+        td = resolve_encoder(self._encoder_ref("td-sim"), device=self.device)
+        vip = resolve_encoder(self._encoder_ref("vip-sim"), device=self.device)
+        liv = resolve_encoder(self._encoder_ref("liv-sim"), device=self.device)
         out_dir = self.root / "reward_curves"
         rows = []
         for task in cfg.tasks:
@@ -278,12 +279,12 @@ class Demo:
         import vip_envs
         from vip_rl.data import read_episodes
         from vip_rl.diagnostics import spearman
-        from vip_rl.encoders import load_encoder
+        from vip_rl.goals import resolve_encoder
         from vip_rl.wrappers import GoalReward
 
         cfg = self.config
         task = cfg.tasks[0]
-        encoder = load_encoder(self._encoder_ref("td-sim"), device=self.device)
+        encoder = resolve_encoder(self._encoder_ref("td-sim"), device=self.device)
         goal = read_episodes(self._data(task, "expert"))[-1].frames["front"][-1]
         env = GoalReward(gym.make(vip_envs.env_id(task), render_mode="rgb_array", image_size=cfg.image_size),
                          encoder, goal, mode="progress")
@@ -338,7 +339,7 @@ class Demo:
             slug = label.split(",")[0].replace(" ", "-") + ("-subgoals" if "subgoals" in label else "-text" if "instruction" in label else "")
             out = self.root / "mppi" / f"{task}_{slug}"
             argv = ["mppi", "--env", vip_envs.env_id(task), *goal_args,
-                    "--episodes", str(cfg.mppi_episodes), "--samples", str(cfg.mppi_samples),
+                    "--episodes", str(cfg.mppi_episodes), "--num-samples", str(cfg.mppi_samples),
                     "--horizon", str(cfg.mppi_horizon), "--max-steps", str(cfg.mppi_max_steps),
                     "--out", str(out), "--seed", str(cfg.seed + 500), "--device", self.device]
             _vip_rl(argv, result)
@@ -491,7 +492,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     args = parser.parse_args(list(argv) if argv is not None else None)
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    default_mujoco_gl()
     from vip_rl.cli import resolve_device
 
     device = str(resolve_device(args.device))

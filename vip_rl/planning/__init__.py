@@ -5,6 +5,8 @@
 - Costs: :class:`EmbeddingGoalCost`, :class:`EmbeddingProgressCost`, :class:`DemoSubgoalCost`,
   :class:`OracleCost`, :class:`ActionPenalty`, :class:`StateCost`, composable with ``+`` and ``*``.
 - Latent planning: :func:`train_latent_dynamics` (z' = f(z, a) over frozen embeddings) + :func:`latent_goal_cost`.
+- Episodes (:mod:`vip_rl.planning.episode`): :func:`make_env`, :func:`mppi_config_for`, :func:`make_cost`,
+  :func:`run_episode`, what ``vip-rl mppi`` (:mod:`vip_rl.planning.cli`, flags only) and the benchmarks call.
 """
 from vip_rl.planning.costs import (
     ActionPenalty,
@@ -16,9 +18,11 @@ from vip_rl.planning.costs import (
     StateCost,
     SubgoalTracker,
     SumCost,
+    frame_embeddings,
     goal_embedding,
 )
 from vip_rl.planning.dynamics import Dynamics, MujocoDynamics, TorchDynamics, Trajectories
+from vip_rl.planning.episode import make_cost, make_env, mppi_config_for, run_episode
 from vip_rl.planning.latent import LatentDynamics, LatentTrainConfig, latent_goal_cost, train_latent_dynamics
 from vip_rl.planning.mppi import MPPI, MPPIConfig, PlanningError, PlanResult, safe_weights
 
@@ -42,6 +46,11 @@ __all__ = [
     "SubgoalTracker",
     "DemoSubgoalCost",
     "goal_embedding",
+    "frame_embeddings",
+    "make_env",
+    "mppi_config_for",
+    "make_cost",
+    "run_episode",
     "LatentDynamics",
     "LatentTrainConfig",
     "train_latent_dynamics",
