@@ -504,3 +504,31 @@ def test_trainable_blocks_and_frozen_batchnorm(liv_file: Path) -> None:
         _build_encoder(PretrainConfig(objective="vip", freeze_text=True), None, torch.device("cpu"))
     with pytest.raises(ValueError, match="train_blocks must be an int >= 0, got -1"):
         PretrainConfig(train_blocks=-1)
+
+
+def _ddp_worker(rank: int, world: int, port: int, out_dir: str, data: str, liv: str) -> None:
+    import os
+
+    from vip_rl.pretrain import PretrainConfig, pretrain
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    config = PretrainConfig(objective="liv", batch_size=4, steps=2, lr=1e-3, train_blocks=1, eval_every=0, ckpt_every=2, prefetch=0, eval_videos=0)
+    pretrain(config, data, out_dir=out_dir, init_from=liv, progress=False)
+
+
+def test_fine_tune_under_ddp(tmp_path: Path, tiny_state, liv_file: Path) -> None:
+    """Two gloo ranks fine-tune the CLIP towers (BatchNorm statistics are per rank, as in LIV's DataParallel)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    data = write_instruction_videos(tmp_path / "videos")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path / "ddp"), str(data), str(liv_file)), nprocs=2, join=True)
+    tuned = encoder_to_clip_state(load_encoder(tmp_path / "ddp" / "encoder"))
+    changed = {k for k in tiny_state if not torch.equal(tuned[k], tiny_state[k])}
+    assert {"visual.attnpool.c_proj.weight", "text_projection", "transformer.resblocks.1.mlp.c_fc.weight"} <= changed
+    assert not any(k.startswith(("visual.layer1.", "token_embedding", "transformer.resblocks.0.")) for k in changed)
