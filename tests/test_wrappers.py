@@ -327,7 +327,7 @@ def test_text_goal():
 
 
 def test_success_mode_calibration():
-    from vip_rl.wrappers import CALIBRATION_COPIES, CALIBRATION_MULTIPLE, CALIBRATION_SEED, _perturb
+    from vip_rl.wrappers.scorer import CALIBRATION_COPIES, CALIBRATION_MULTIPLE, CALIBRATION_SEED, _perturb
 
     encoder = make_encoder()
     env = DotEnv()
@@ -415,6 +415,28 @@ def test_env_without_frames():
                 self.observation_space = spaces.Dict({"pixels": spaces.Box(0, 1, (SIZE, SIZE, 3), np.float32)})
 
         GoalReward(FloatPixels(), make_encoder(), goal_image())
+
+
+def test_embedding_and_file_goals_read_like_the_image(tmp_path):
+    encoder = make_encoder()
+    image = goal_image()
+    np.save(tmp_path / "goal.npy", image)
+    by_image = GoalReward(make_dot(), encoder, image)
+    by_embedding = GoalReward(make_dot(), encoder, encoder.encode_images(image)[0].numpy())
+    by_file = GoalReward(make_dot(), encoder, tmp_path / "goal.npy")  # a Path is a goal file
+    for wrapped in (by_embedding, by_file):
+        torch.testing.assert_close(wrapped.goal_embedding, by_image.goal_embedding)
+    rewards = []
+    for wrapped in (by_image, by_embedding, by_file):
+        wrapped.reset(seed=0)
+        rewards.append(wrapped.step(np.array([0.3, -0.2], np.float32))[1])
+    assert rewards[0] == pytest.approx(rewards[1], abs=1e-6) == pytest.approx(rewards[2], abs=1e-6)
+    with pytest.raises(ValueError, match="mode='success' with an embedding goal needs success_threshold"):
+        GoalReward(make_dot(), encoder, np.zeros(16, np.float32), mode="success")
+    with pytest.raises(ValueError, match=r"goal embedding must be float \[16\]"):
+        GoalReward(make_dot(), encoder, np.zeros(5, np.float32))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        GoalReward(make_dot(), encoder, tmp_path / "missing.png")
 
 
 def test_bad_goal_in_set_goal_keeps_old_goal():

@@ -153,14 +153,16 @@ class EmbeddingGoalCost(Cost):
     Args:
         encoder: an :class:`~vip_rl.encoders.base.Encoder`.
         goal: uint8 image ``[H, W, 3]`` (or ``[E, H, W, 3]``, one per env), a string / list of E strings
-            (needs a text tower), or a precomputed embedding ``[D]`` / ``[E, D]``.
+            (needs a text tower), a precomputed embedding ``[D]`` / ``[E, D]``, or any other goal
+            :func:`vip_rl.goals.parse_goal` reads (a Video: its final frame; a goal file ``Path``).
         when: ``"final"`` or ``"sum"``.
         discount: per-step discount for ``"sum"``, in (0, 1].
         camera: which rendered camera to score (None: the backend's primary camera); sum several
             costs with different cameras (and goals) for a multi-view cost.
 
     Raises:
-        TypeError / ValueError: bad goal (e.g. ``goal image must be uint8 [H, W, 3] ..., got float32 [3, 224, 224]``).
+        TypeError / ValueError: bad goal (e.g. ``TypeError: goal must be uint8 [H, W, 3] or [K, H, W, 3] images
+            or a float embedding [D] / [K, D], got float32 [3, 224, 224]``).
     """
 
     needs = frozenset({NEEDS_FRAMES})

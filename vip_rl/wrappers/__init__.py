@@ -43,7 +43,6 @@ from vip_rl.wrappers.scorer import (
     MODE_INFO_KEYS,
     GoalReduce,
     Mode,
-    _perturb,
 )
 from vip_rl.wrappers.vector import GoalRewardVector
 

@@ -39,8 +39,12 @@ class GoalReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
     - uint8 ``[N, H, W, 3]``: several goal images; ``goal_reduce="nearest"`` (default) rewards
       against the nearest one, ``"mean"`` against their mean embedding.
     - a ``vip_rl.data.Video`` (anything with ``.frames``): its final frame. For a bare
-      ``[T, H, W, 3]`` video array use :func:`final_frame` (a 4-D array means several goal images).
+      ``[T, H, W, 3]`` video array use :func:`~vip_rl.goals.final_frame` (a 4-D array means several
+      goal images).
     - a string: a language instruction (the encoder needs a text tower).
+    - a float embedding ``[D]`` (or ``[K, D]``), or a goal file ``pathlib.Path`` (an image, or a video's
+      last frame); see :func:`vip_rl.goals.parse_goal`, which reads every goal the same way for the
+      wrappers, the planning costs, the diagnostics and the policy datasets.
 
     Frames: ``obs["pixels"]`` if the observation is a Dict with that key, the observation itself if it
     is a uint8 ``[H, W, 3]`` Box, else ``env.render()`` (needs ``render_mode="rgb_array"``);

@@ -117,9 +117,9 @@ class GoalScorer:
             return self._cache[key]
         calibrate = self.mode == "success" and self.user_threshold is None
         if goal.kind != "images" and calibrate:
-            what = "an instruction" if goal.kind == "text" else "an embedding"
+            kind, what = ("a text", "an instruction") if goal.kind == "text" else ("an embedding", "an embedding")
             raise ValueError(
-                f"mode='success' with a {goal.kind} goal needs success_threshold=<float>: the threshold is "
+                f"mode='success' with {kind} goal needs success_threshold=<float>: the threshold is "
                 f"calibrated from goal images, and {what} has none"
             )
         embedding = embed_goal(self.encoder, goal)  # [K, D]; images are resized inside the encoder
