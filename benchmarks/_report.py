@@ -189,13 +189,15 @@ def target_line(label: str, value: str, target: str, *, met: bool | None) -> str
 
 
 # ------------------------------------------------------------------------------------------------ files
-def write(out: str | os.PathLike[str], result: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    """Write ``<out>.json`` and ``<out>.md`` atomically (``out`` is a stem: any suffix is replaced)."""
+def write(out: str | os.PathLike[str], result: dict[str, Any], markdown: str, *, verbose: bool = True) -> tuple[Path, Path]:
+    """Write ``<out>.json`` and ``<out>.md`` atomically (``out`` is a stem: any suffix is replaced); ``verbose``
+    prints where (off for a report rewritten after every job)."""
     stem = Path(out)
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
     atomic_write_json(json_path, result)
     atomic_write_text(md_path, markdown if markdown.endswith("\n") else markdown + "\n")
-    print(f"wrote {json_path} and {md_path}", flush=True)
+    if verbose:
+        print(f"wrote {json_path} and {md_path}", flush=True)
     return json_path, md_path
 
 

@@ -23,27 +23,22 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import _common  # noqa: F401  (library path, MUJOCO_GL default before mujoco is imported)
+import _report
 
 import gymnasium as gym  # noqa: E402
 import mujoco  # noqa: E402
 
 import vip_envs  # noqa: E402
-from vip_rl._io import atomic_write_text  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 TARGET_NO_RENDER = 10_000.0
 TARGET_ONE_CAMERA = 1_000.0
 
@@ -129,14 +124,58 @@ def kitchen_rows(steps: int, repeats: int) -> list[dict]:
     return rows
 
 
+def render(result: dict) -> str:
+    """The markdown report, from the results JSON alone."""
+    meta, rows, kitchen, targets = result["meta"], result["rows"], result["kitchen"], result["targets"]
+    min_no, min_cam = targets["no_render"]["worst_task"], targets["one_camera_96"]["worst_task"]
+
+    def fmt(rate: dict) -> str:
+        return f"{rate['median']:,.0f} (best {rate['best']:,.0f}; per CPU-s {rate['cpu_median']:,.0f})"
+
+    lines = [
+        "# Environment throughput (vip_envs)",
+        "",
+        f"Wall-clock median over {meta['repeats']} repeats of {meta['steps_per_repeat']} steps (best repeat and the rate per "
+        f"CPU-second of this process in brackets; targets are judged on the wall-clock median); "
+        f"timestep {meta['timestep_s']} s x frame_skip {meta['frame_skip']} = {meta['control_dt_s']} s per step; "
+        f"load average at start {meta['loadavg_at_start']} on {meta['cpu_count']} cores (shared machine).",
+        "",
+        "| task | steps/s, no render | steps/s, 1 camera 96x96 | collect frames/s (expert + 96x96) |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['task']} | {fmt(r['steps_per_s_no_render'])} | {fmt(r['steps_per_s_one_camera_96'])} "
+                     f"| {fmt(r['collect_frames_per_s_96'])} |")
+    lines += [
+        "",
+        "| target | worst task (median) | met |",
+        "|---|---:|---|",
+        f"| >= {TARGET_NO_RENDER:,.0f} steps/s without rendering | {min_no:,.0f} | "
+        f"{'yes' if targets['no_render']['met'] else 'MISSED'} |",
+        f"| >= {TARGET_ONE_CAMERA:,.0f} steps/s with one 96x96 camera | {min_cam:,.0f} | "
+        f"{'yes' if targets['one_camera_96']['met'] else 'MISSED'} |",
+        "",
+        "| FrankaKitchen-v1 (microwave, 96x96 render each step) | frames/s |",
+        "|---|---:|",
+    ]
+    for k in kitchen:
+        value = fmt(k["frames_per_s"]) if k["status"] == "ok" else k["status"]
+        lines.append(f"| {k['setting']} render settings | {value} |")
+    if "provenance" in result:
+        lines[1:1] = ["", _report.generated_by(result["provenance"])]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (steps=600, repeats=2)")
     parser.add_argument("--steps", type=int, default=4000, help="env steps per timed repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tasks", default=",".join(vip_envs.TASKS), help="comma-separated task names")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    _report.add_output_args(parser, "env_throughput")
     args = parser.parse_args(argv)
+    if args.render_only:
+        return _report.render_only(args.out, render)
     if args.quick:
         args.steps, args.repeats = 600, 2
     if args.steps < 1 or args.repeats < 1:
@@ -189,41 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"meta": meta, "rows": rows, "kitchen": kitchen, "targets": targets,
               "median_over_tasks": {"no_render": med_no, "one_camera_96": med_cam}}
 
-    def fmt(rate: dict) -> str:
-        return f"{rate['median']:,.0f} (best {rate['best']:,.0f}; per CPU-s {rate['cpu_median']:,.0f})"
-
-    lines = [
-        "# Environment throughput (vip_envs)",
-        "",
-        f"Wall-clock median over {args.repeats} repeats of {args.steps} steps (best repeat and the rate per "
-        f"CPU-second of this process in brackets; targets are judged on the wall-clock median); "
-        f"timestep {meta['timestep_s']} s x frame_skip {meta['frame_skip']} = {meta['control_dt_s']} s per step; "
-        f"load average at start {meta['loadavg_at_start']} on {meta['cpu_count']} cores (shared machine).",
-        "",
-        "| task | steps/s, no render | steps/s, 1 camera 96x96 | collect frames/s (expert + 96x96) |",
-        "|---|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(f"| {r['task']} | {fmt(r['steps_per_s_no_render'])} | {fmt(r['steps_per_s_one_camera_96'])} "
-                     f"| {fmt(r['collect_frames_per_s_96'])} |")
-    lines += [
-        "",
-        "| target | worst task (median) | met |",
-        "|---|---:|---|",
-        f"| >= {TARGET_NO_RENDER:,.0f} steps/s without rendering | {min_no:,.0f} | "
-        f"{'yes' if targets['no_render']['met'] else 'MISSED'} |",
-        f"| >= {TARGET_ONE_CAMERA:,.0f} steps/s with one 96x96 camera | {min_cam:,.0f} | "
-        f"{'yes' if targets['one_camera_96']['met'] else 'MISSED'} |",
-        "",
-        "| FrankaKitchen-v1 (microwave, 96x96 render each step) | frames/s |",
-        "|---|---:|",
-    ]
-    for k in kitchen:
-        value = fmt(k["frames_per_s"]) if k["status"] == "ok" else k["status"]
-        lines.append(f"| {k['setting']} render settings | {value} |")
-    atomic_write_text(args.out / "env_throughput.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.out / "env_throughput.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    result["provenance"] = _report.provenance(__file__, argv, quick=bool(args.quick))
+    _report.write(args.out, result, render(result))
     return 0
 
 

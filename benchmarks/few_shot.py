@@ -65,7 +65,7 @@ Until ``vip-sim`` weights exist the policy input falls back to the random encode
 Usage:
     python benchmarks/few_shot.py --quick
     python benchmarks/few_shot.py                       # full: both mixes, all 7 tasks x 3 seeds x 20 eval episodes
-    python benchmarks/few_shot.py --mixes B --methods BC "RWR(true)" --no-scaling --out-name pilot   # oracle check
+    python benchmarks/few_shot.py --mixes B --methods BC "RWR(true)" --no-scaling --out /tmp/pilot   # oracle check
 """
 from __future__ import annotations
 
@@ -84,13 +84,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import _report
+from vip_rl.collect import TASK_OBJECT, wrong_task_choices
 
-from vip_rl._io import atomic_write_text  # noqa: E402
-from vip_rl.collect import TASK_OBJECT, wrong_task_choices  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
-ROOT = Path(__file__).resolve().parent.parent
+RESULTS = _report.RESULTS
+ROOT = _report.ROOT
 MIXES = {  # repeating order of demo kinds per mix (module docstring)
     "A": ("expert", "noisy0.3", "failed", "noisy0.6"),
     "B": ("expert", "noisy0.3", "failed", "wrong-task"),
@@ -429,6 +427,8 @@ def markdown(report: dict[str, Any]) -> str:
     cfg = report["config"]
     methods = report["methods"]
     lines = ["# Few-shot policies from mixed demos: BC vs RWR", ""]
+    if report.get("provenance"):
+        lines += [_report.generated_by(report["provenance"]), ""]
     if report["status"] != "complete":
         lines += [f"**{report['status']}** (figures below cover the finished jobs only)", ""]
     lines.append(
@@ -489,7 +489,7 @@ def markdown(report: dict[str, Any]) -> str:
     t = report["timing"]
     lines += ["", "## Cost", "",
               f"- total wall time {t['total_s']:.0f} s on {t['workers']} worker process(es) (1 torch thread each), "
-              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with other jobs "
+              f"{platform.processor() or platform.machine()}, {report['machine']['cpu_count']} cores shared with other jobs "
               f"(1-min load average {report['machine']['load_average_1min']:.1f} at the end)",
               f"- data collection + embedding: {t['data_s']:.0f} s; per policy: training {t['train_s_mean']:.1f} s, "
               f"evaluation {t['eval_s_mean']:.1f} s for {t['eval_steps_mean']:.0f} env steps "
@@ -533,8 +533,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--failed", default="cut", choices=("cut", "play"),
                         help="what the failed demos are: noisy expert cut before success (default) or play episodes")
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "bench_few_shot"))
-    parser.add_argument("--out-name", default="few_shot")
+    _report.add_output_args(parser, "few_shot")
+    parser.add_argument("--out-name", default=None, help="deprecated: --out benchmarks/results/<name>")
     args = parser.parse_args(argv)
+    if args.out_name:
+        args.out = RESULTS / args.out_name
+    if args.render_only:
+        return _report.render_only(args.out, markdown)
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         parser.error(f"--methods must be among {list(METHODS)}, got {unknown}")
@@ -546,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds, args.eval_episodes, args.steps = 1, 10, 400
         args.scaling_demos = [5, 20]
     start = time.perf_counter()
+    provenance = _report.provenance(__file__, argv, quick=args.quick)
     work = Path(args.work_dir)
     fingerprint = suite_fingerprint()
     data_dir, cache_dir, arrays_dir = work / f"data-{fingerprint}", work / "cache", work / f"arrays-{fingerprint}"
@@ -649,6 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     def write_report(final: bool) -> dict[str, Any]:
         steps = sum(r["eval_env_steps"] for r in rows)
         report = {
+            "provenance": provenance,
             "benchmark": "few_shot",
             "status": "complete" if final else f"PARTIAL: {len(rows)}/{len(jobs)} jobs done",
             "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -676,9 +683,7 @@ def main(argv: list[str] | None = None) -> int:
                        "eval_steps_mean": float(np.mean([r["eval_env_steps"] for r in rows])) if rows else float("nan"),
                        "eval_s_per_step": float(sum(r["eval_s"] for r in rows) / max(steps, 1))},
         }
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(RESULTS / f"{args.out_name}.json", json.dumps(report, indent=2, default=float))
-        atomic_write_text(RESULTS / f"{args.out_name}.md", markdown(report))
+        _report.write(args.out, report, markdown(report), verbose=final)
         return report
 
     context = mp.get_context("spawn")

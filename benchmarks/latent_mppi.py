@@ -351,7 +351,7 @@ def to_markdown(res: dict[str, Any]) -> str:
     sim_source = res.get("sim_backend", {}).get("source", str(SIM_RESULTS.relative_to(ROOT)))
     m = cfg["mppi"]
     lines = ["# MPPI over a latent dynamics model (image goals)", "",
-             _report.generated_by(res["provenance"]) + f" Wall time {res['wall_seconds'] / 60:.1f} min.", "",
+             _report.generated_by(res["provenance"]), "", f"Wall time {res['wall_seconds'] / 60:.1f} min.", "",
              "Planner: MPPI over `TorchDynamics(model.step)` (no simulator in the planning loop) with "
              f"K={m['num_samples']}, sigma={m['noise_sigma']}, lambda={m['temperature']}, beta={m['noise_beta']}, "
              f"iterations={m['iterations']}, warm start; cost = `latent_goal_cost({cfg['encoder']}, goal image)` at the final "

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,113 +32,15 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from vip_rl._io import atomic_write_text  # noqa: E402
-from vip_rl.diagnostics import spearman  # noqa: E402
+import _report
+from _value_metrics import collect_eval, decoy_frames, first_object_motion, random_twin, summarise, value_metrics
+from vip_rl.diagnostics import spearman
 
 TARGETS = {"voc_other_trained": 0.95, "voc_other_heldout": 0.85, "voc_hand_to_gripper": 0.8, "decoy_pass_rate": 0.9,
            "reach_voc": 0.8, "liv_retrieval_top1": 0.9, "data_time_share_max": 0.1}
-OBJECT_COLUMNS = ("drawer", "door", "button", "switch", "block_x", "block_y", "block_z")
-EVAL_SEED = 777_000
-
-
-# ------------------------------------------------------------------------------------- data
-def collect_eval(tasks: Sequence[str], episodes: int, *, cache: Path, embodiment: str = "gripper", seed: int = EVAL_SEED) -> dict[str, list[Any]]:
-    """Held-out expert episodes (new seeds) per task, cached as HDF5 under ``cache``."""
-    from vip_rl.collect import collect
-    from vip_rl.data import read_episodes
-
-    out: dict[str, list[Any]] = {}
-    cache.mkdir(parents=True, exist_ok=True)
-    for t, task in enumerate(tasks):
-        path = cache / f"{task}_{embodiment}_{episodes}_{seed}.h5"
-        if not path.is_file():
-            collect(task, episodes=episodes, policy="expert", cameras=("front",), image_size=96, embodiment=embodiment,
-                    seed=seed + t, out=path, progress=False)
-        out[task] = [e for e in read_episodes(path) if e.success]
-    return out
-
-
-def _first_object_motion(episode: Any, threshold: float = 2e-3) -> int:
-    import vip_envs
-
-    cols = [list(vip_envs.STATE_LABELS).index(c) for c in OBJECT_COLUMNS]
-    moved = np.abs(episode.states[:, cols] - episode.states[0, cols]).max(1) > threshold
-    return int(np.argmax(moved)) if moved.any() else len(moved)
-
-
-def decoy_states(layout: Any, episodes: list[Any], partners: Sequence[int]) -> np.ndarray:
-    """Simulator states ``[N, S]``: episode i's first state with the end effector (and fingers) of episode
-    ``partners[i]``'s final state (``layout``: the env's ``unwrapped.layout``)."""
-    cols = 1 + np.concatenate([layout.ee, layout.fingers])  # state = [time, qpos, qvel, ...]
-    states = []
-    for i, j in enumerate(partners):
-        state = np.array(episodes[i].sim_states[0], dtype=np.float64)
-        state[cols] = episodes[j].sim_states[-1][cols]
-        states.append(state)
-    return np.stack(states)
-
-
-def _decoy_frames(task: str, episodes: list[Any], partners: list[int], *, embodiment: str, camera: str = "front") -> np.ndarray:
-    """The :func:`decoy_states` rendered at 96 px from ``camera``."""
-    import gymnasium
-    import vip_envs
-
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    env = gymnasium.make(vip_envs.env_id(task), render_mode="rgb_array", image_size=96, embodiment=embodiment)
-    env.reset(seed=0)
-    unwrapped = env.unwrapped
-    frames = np.asarray(unwrapped.render_states(decoy_states(unwrapped.layout, episodes, partners), camera=camera))
-    env.close()
-    return frames
 
 
 # ------------------------------------------------------------------------------------- metrics
-@torch.no_grad()
-def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: str = "gripper", decoys: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
-    """Per task: voc_own, voc_other, reach_voc, decoy pass rate and mean margin."""
-    results: dict[str, dict[str, float]] = {}
-    for task, eps in episodes.items():
-        n = len(eps)
-        if n < 2:
-            continue
-        partners = [(i + 1) % n for i in range(n)]
-        z = [encoder.encode_images(e.frames["front"]) for e in eps]
-        goals = torch.stack([zi[-1] for zi in z])
-        own, other, reach, passes, margins = [], [], [], [], []
-        decoy_frames = decoys[task] if decoys is not None else _decoy_frames(task, eps, partners, embodiment=embodiment)
-        zd = encoder.encode_images(decoy_frames)
-        for i, e in enumerate(eps):
-            g = goals[partners[i]]
-            order = np.arange(len(z[i]))
-            d_own = encoder.distance(z[i], goals[i][None]).cpu().numpy()
-            d = encoder.distance(z[i], g[None]).cpu().numpy()
-            own.append(spearman(order, -d_own))
-            other.append(spearman(order, -d))
-            moved = _first_object_motion(e)
-            if moved >= 4:
-                reach.append(spearman(np.arange(moved), -d[:moved]))
-            p = e.task_progress.astype(np.float64)
-            p = (p - p[0]) / max(p[-1] - p[0], 1e-9)
-            half = int(np.argmax(p >= 0.5))
-            d_decoy = float(encoder.distance(zd[i], g).cpu())
-            passes.append(d_decoy > d[half])
-            margins.append((d_decoy - d[half]) / max(float(d[0]), 1e-9))
-        results[task] = {
-            "episodes": n,
-            "voc_own": float(np.mean(own)),
-            "voc_other": float(np.mean(other)),
-            "voc_other_min": float(np.min(other)),
-            "reach_voc": float(np.mean(reach)) if reach else float("nan"),
-            "reach_episodes": len(reach),
-            "decoy_pass_rate": float(np.mean(passes)),
-            "decoy_margin": float(np.mean(margins)),
-        }
-    return results
-
-
 @torch.no_grad()
 def text_value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, decoys: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Per task, with the task's first train instruction as the goal: VOC, reaching VOC and the decoy pass rate
@@ -154,7 +55,7 @@ def text_value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, decoys: 
         for i, e in enumerate(eps):
             d = encoder.distance(encoder.encode_images(e.frames["front"]), goal[None]).cpu().numpy()
             voc.append(spearman(np.arange(len(d)), -d))
-            moved = _first_object_motion(e)
+            moved = first_object_motion(e)
             if moved >= 4:
                 reach.append(spearman(np.arange(moved), -d[:moved]))
             p = e.task_progress.astype(np.float64)
@@ -280,30 +181,6 @@ def sensitivity(encoder: Any, episodes: dict[str, list[Any]], *, ee_shift: float
     return out
 
 
-def random_twin(encoder: Any) -> Any:
-    """A randomly initialised encoder with the same architecture / metric / text tower."""
-    from vip_rl.encoders import build_encoder
-
-    cfg = encoder.config
-    return build_encoder(cfg["arch"], metric=cfg["metric"], embed_dim=cfg["embed_dim"], image_size=cfg["image_size"],
-                         text=cfg.get("text"), seed=12345, normalisation=cfg.get("normalisation"),
-                         cnn_channels=cfg.get("cnn_channels"), text_hidden=cfg.get("text_hidden"), head_hidden=cfg.get("head_hidden"))
-
-
-def summarise(per_task: dict[str, dict[str, float]], held_out: str) -> dict[str, float]:
-    trained = [t for t in per_task if t != held_out]
-    return {
-        "voc_other_trained_mean": float(np.mean([per_task[t]["voc_other"] for t in trained])),
-        "voc_other_trained_min": float(np.min([per_task[t]["voc_other"] for t in trained])),
-        # PushBlock re-randomises its push target every episode: another episode's goal is another task instance
-        "voc_other_trained_min_excl_pushblock": float(np.min([per_task[t]["voc_other"] for t in trained if t != "PushBlock"])),
-        "voc_other_heldout": per_task[held_out]["voc_other"] if held_out in per_task else float("nan"),
-        "voc_own_mean": float(np.mean([v["voc_own"] for v in per_task.values()])),
-        "reach_voc_mean": float(np.nanmean([v["reach_voc"] for v in per_task.values()])),
-        "decoy_pass_rate": float(np.sum([v["decoy_pass_rate"] * v["episodes"] for v in per_task.values()]) / np.sum([v["episodes"] for v in per_task.values()])),
-    }
-
-
 #: Development runs of the vip-sim recipe (measured with ``--quick``: 4 held-out episodes per task, same metrics;
 #: small CNN 64 px, batch 32). Kept here so the table shows what each change did; they are not re-run.
 DEVELOPMENT_LOG = [
@@ -356,13 +233,12 @@ def _fmt(x: Any) -> str:
 
 def _ok(value: float, target: float, *, at_most: bool = False) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "not measured"
-    return "met" if (value <= target if at_most else value >= target) else "**missed**"
+        return _report.status(None)
+    return _report.status(value <= target if at_most else value >= target)
 
 
-def write_markdown(result: dict[str, Any], path: Path) -> None:
-    lines = ["# Representation benchmark", "", f"Generated by `python benchmarks/representation.py{' --quick' if result['quick'] else ''}` "
-             f"on {result['date']} ({result['device']}). Held-out task: **{result['held_out_task']}**; held-out episodes are expert "
+def render(result: dict[str, Any]) -> str:
+    lines = ["# Representation benchmark", "", _report.generated_by(result["provenance"]), "", f"Held-out task: **{result['held_out_task']}**; held-out episodes are expert "
              f"demos with new seeds ({result['episodes_per_task']} per task, successful ones kept). Goal = final frame of a *different* episode "
              "of the same task unless noted. Random = a randomly initialised encoder of the same architecture, measured in the same run.", ""]
     lines += ["## Targets", "", "| metric | encoder | value | random encoder | target | status |", "|---|---|---|---|---|---|"]
@@ -408,7 +284,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             lines.append(f"| {name} | {t['steps']} | {t['samples_per_s_mean']:.1f} | {t['data_time_share_mean']:.4f} | {t['data_time_share_max_window']:.3f} |")
     if result.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------- main
@@ -430,10 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also summarise the throughput recorded in a pretraining run's log.csv (repeatable)")
     parser.add_argument("--note", action="append", default=[], help="free-text note for the report (repeatable)")
     parser.add_argument("--cache", default="runs/bench_representation", help="where held-out episodes and scratch runs go")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="results directory")
-    parser.add_argument("--name", default="representation", help="result file stem")
+    _report.add_output_args(parser, "representation")
     args = parser.parse_args(argv)
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    if args.render_only:
+        return _report.render_only(args.out, render)
     import vip_envs
     from vip_rl.encoders import load_encoder
     from vip_rl.weights_recipe import CONFIGS, HELD_OUT_TASK
@@ -442,9 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = Path(args.cache)
     started = time.perf_counter()
     episodes = collect_eval(vip_envs.TASKS, episodes_per_task, cache=cache)
-    decoys = {task: _decoy_frames(task, eps, [(i + 1) % len(eps) for i in range(len(eps))], embodiment="gripper") for task, eps in episodes.items()}
-    result: dict[str, Any] = {"quick": args.quick, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                              "device": f"cpu, torch {torch.__version__}, {torch.get_num_threads()} threads",
+    decoys = {task: decoy_frames(task, eps, [(i + 1) % len(eps) for i in range(len(eps))], embodiment="gripper") for task, eps in episodes.items()}
+    result: dict[str, Any] = {"provenance": _report.provenance(__file__, argv, quick=args.quick), "quick": args.quick,
                               "held_out_task": HELD_OUT_TASK, "episodes_per_task": episodes_per_task,
                               "encoders": {}, "targets": [], "notes": list(args.note)}
     targets = result["targets"]
@@ -556,10 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "data_time_share_mean": float(np.mean(per_tag["train/data_time_share"])),
             "data_time_share_max_window": float(np.max(per_tag["train/data_time_share"])), "log": path}
     result["wall_s"] = time.perf_counter() - started
-    out = Path(args.out)
-    atomic_write_text(out / f"{args.name}.json", json.dumps(result, indent=2, default=float))
-    write_markdown(result, out / f"{args.name}.md")
-    print((out / f"{args.name}.md").read_text())
+    _report.write(args.out, result, render(result))
     return 0
 
 

@@ -1,13 +1,17 @@
 """Run every benchmark and regenerate ``benchmarks/README.md`` from their results.
 
-Each ``benchmarks/<area>.py`` writes ``benchmarks/results/<area>.json`` and
-``benchmarks/results/<area>.md``; this script runs them in order (``--only`` picks a subset,
-``--quick`` passes ``--quick`` through, ``--no-run`` only rebuilds the README) and stitches
-the markdown tables together with the machine and date each was measured on.
+Each ``benchmarks/<area>.py`` measures one thing and writes ``benchmarks/results/<area>.json`` and
+``benchmarks/results/<area>.md`` (through ``_report.py``, which names the command that measured each
+figure); this script runs them in order (``--only`` picks a subset, ``--quick`` passes ``--quick``
+through, ``--no-run`` only rebuilds the README, ``--render-only`` re-renders every area's markdown
+from its JSON first) and stitches the reports together. Which ``run_all.py`` invocation last ran
+each area is recorded in ``benchmarks/results/run_all.json``.
 
 Usage:
-    python benchmarks/run_all.py            # everything, full size (what `make bench` runs)
-    python benchmarks/run_all.py --no-run   # rebuild README.md from committed results
+    python benchmarks/run_all.py                 # everything, full size (what `make bench` runs)
+    python benchmarks/run_all.py --only mppi_speed_core wrappers_overhead
+    python benchmarks/run_all.py --no-run        # rebuild README.md from committed results
+    python benchmarks/run_all.py --render-only   # re-render results/*.md from results/*.json, then README.md
 """
 from __future__ import annotations
 
@@ -19,20 +23,29 @@ import sys
 import time
 from pathlib import Path
 
+import _report
 from vip_rl._io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-AREAS = ("env_throughput", "representation", "shortcut", "wrappers", "mppi", "latent_mppi", "few_shot")
+RESULTS = _report.RESULTS
+#: area -> README title, in run order (shortcut reuses representation's held-out episodes; latent_mppi reads
+#: mppi_success.json); each area is ``benchmarks/<area>.py`` -> ``benchmarks/results/<area>.{json,md}``
 TITLES = {
     "env_throughput": "Environment throughput (vip_envs)",
     "representation": "Representations (VIP / LIV pretraining)",
     "shortcut": "Where the end-effector shortcut comes from (diagnostics for issues 4 and 6)",
-    "wrappers": "Reward wrappers",
-    "mppi": "MPPI planning",
+    "wrappers_overhead": "Reward wrappers: overhead",
+    "wrappers_batching": "Reward wrappers: batching",
+    "wrappers_quality": "Reward wrappers: reward quality",
+    "mppi_success": "MPPI planning: success on the suite tasks",
+    "mppi_speed_sim": "MPPI planning: simulator backend speed",
+    "mppi_speed_core": "MPPI planning: torch core speed",
+    "mppi_kitchen": "MPPI planning: FrankaKitchen",
+    "mppi_ablations": "MPPI planning: ablations and findings",
     "latent_mppi": "MPPI over a learned latent model (no simulator in the loop)",
     "few_shot": "Few-shot policies (BC vs RWR)",
 }
+AREAS = tuple(TITLES)
 
 
 def run_area(area: str, *, quick: bool, extra: list[str] | None = None) -> tuple[int, float]:
@@ -42,14 +55,6 @@ def run_area(area: str, *, quick: bool, extra: list[str] | None = None) -> tuple
     start = time.perf_counter()
     rc = subprocess.call(cmd, cwd=HERE.parent, env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
     return rc, time.perf_counter() - start
-
-
-def _meta_line(data: dict) -> str:
-    meta = data.get("meta") or data.get("machine") or {}
-    if not isinstance(meta, dict):
-        return ""
-    parts = [f"{k}: {meta[k]}" for k in ("date", "machine", "cpu", "cpu_count", "device", "torch", "mujoco", "quick") if k in meta]
-    return ("_" + "; ".join(parts) + "_\n\n") if parts else ""
 
 
 PROVENANCE = RESULTS / "run_all.json"
@@ -78,21 +83,24 @@ def build_readme() -> str:
         lines += ["| area | produced by | started | wall time | exit | 1-min load average (start, end) |", "|---|---|---|---|---|---|"]
         for area in AREAS:
             r = runs.get(area)
-            lines.append(f"| {area} | `{r['command']}` | {r['started']} | {r['seconds'] / 60:.1f} min | {r['exit']} | "
-                         f"{', '.join(map(str, r.get('load_average_1min', [])))} |" if r else f"| {area} | not run by run_all.py | | | | |")
-        lines.append("")
+            if not r:
+                lines.append(f"| {area} | not run by run_all.py | | | | |")
+                continue
+            note = f" ({r['note']})" if r.get("note") else ""
+            wall = f"{r['seconds'] / 60:.1f} min" if r.get("seconds") is not None else "?"
+            lines.append(f"| {area} | `{r['command']}`{note} | {r['started']} | {wall} | {r.get('exit', '?')} | "
+                         f"{', '.join(map(str, r.get('load_average_1min', [])))} |")
+        lines += ["", "Each section below names the command that measured its figures (a results file kept from several runs "
+                  "names each part's run).", ""]
     for area in AREAS:
-        md, js = RESULTS / f"{area}.md", RESULTS / f"{area}.json"
+        md = RESULTS / f"{area}.md"
         lines += [f"## {TITLES[area]}", "", f"Script: `benchmarks/{area}.py` -> `benchmarks/results/{area}.json`", ""]
-        if js.exists():
-            try:
-                lines.append(_meta_line(json.loads(js.read_text())))
-            except json.JSONDecodeError:
-                lines.append(f"_results/{area}.json is not valid JSON_\n")
         if md.exists():
             body = md.read_text().strip().splitlines()
             # the area's own top-level heading would duplicate ours
             if body and body[0].startswith("# "):
+                body = body[1:]
+            while body and not body[0].strip():
                 body = body[1:]
             lines += body + [""]
         else:
@@ -105,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=AREAS, help="run only these areas")
     parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
     parser.add_argument("--no-run", action="store_true", help="only rebuild README.md from results/")
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: re-render every area's results/<area>.md from its JSON (--render-only), then README.md")
     parser.add_argument("--area-args", action="append", default=[], metavar="AREA=ARGS",
                         help="extra arguments for one area's script, e.g. 'shortcut=--sections probe,fit --keep' (repeatable; "
                              "recorded in the provenance table)")
@@ -118,7 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--area-args must be AREA=ARGS with AREA in {list(AREAS)}, got {item!r}")
         extra[area] = shlex.split(rest)
     failures = []
-    if not args.no_run:
+    if args.render_only:
+        for area in args.only or AREAS:
+            if (RESULTS / f"{area}.json").exists():
+                rc, _ = run_area(area, quick=False, extra=["--render-only"])
+                if rc != 0:
+                    failures.append(area)
+    elif not args.no_run:
         runs = _read_runs()
         for area in args.only or AREAS:
             started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
