@@ -12,35 +12,21 @@ and its split into rollout / render / encode / update per episode, and the succe
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from vip_rl._io import atomic_write_text
+from vip_rl._io import atomic_write_json
 from vip_rl.cli import resolve_device
 from vip_rl.data.video import write_video
 from vip_rl.goals import expert_demo_frames, expert_goal, goal_from_arg, load_demo_frames, resolve_encoder
 from vip_rl.planning.dynamics import MujocoDynamics
-from vip_rl.planning.episode import TIMING_KEYS, make_cost, make_env, mppi_config_for, run_episode
+from vip_rl.planning.episode import make_cost, make_env, mppi_config_for, run_episode
 from vip_rl.planning.mppi import MPPI
 
-# expert_goal, make_encoder, make_cost, make_env and run_episode are re-exported for the callers of the
-# old module (benchmarks); new code imports them from vip_rl.goals and vip_rl.planning.episode
-__all__ = ["cli", "build_parser", "make_encoder", "expert_goal", "make_cost", "make_env", "run_episode", "resolve_device",
-           "TIMING_KEYS"]
-
-
-def make_encoder(name: str, *, device: torch.device | str = "cpu", seed: int = 0, text: bool = False) -> Any:
-    """Deprecated alias of :func:`vip_rl.goals.resolve_encoder` (kept for one release)."""
-    return resolve_encoder(name, device=device, seed=seed, text=text)
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    # not atomic_write_json: keep this file's exact bytes (no trailing newline) and its TypeError on numpy values
-    atomic_write_text(path, json.dumps(payload, indent=2))
+__all__ = ["cli", "build_parser", "FLAG_ALIASES", "EXPERT_SEED_OFFSET"]
 
 
 #: deprecated flag -> (MPPIConfig field, type); the old names are accepted, hidden, for one release
@@ -161,6 +147,6 @@ def cli(argv: Sequence[str] | None = None) -> int:
         "seconds_per_command": float(np.mean([e["seconds_per_command"] for e in episodes])),
         "episodes": episodes,
     }
-    _write_json(out_dir / "results.json", summary)
+    atomic_write_json(out_dir / "results.json", summary)
     print(f"success rate {summary['success_rate']:.2f} over {len(episodes)} episodes -> {out_dir / 'results.json'}")
     return 0
