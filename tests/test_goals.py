@@ -1,7 +1,6 @@
 """vip_rl.goals: goal parsing, goal files, embedding, resolve_encoder and the scripted-expert goal."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,6 @@ from vip_rl.goals import (
     parse_goal,
     resolve_encoder,
 )
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def _image(value: int = 10, size: int = 8) -> np.ndarray:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import warnings
 
@@ -11,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 from vip_rl.encoders.base import Encoder
 from vip_rl.planning import (

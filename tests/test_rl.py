@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import pytest

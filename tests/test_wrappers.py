@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import functools
-import os
 import warnings
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym
 import numpy as np
