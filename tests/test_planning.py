@@ -412,6 +412,36 @@ def test_cli_unknown_env(capsys):
     assert "unknown env" in capsys.readouterr().err
 
 
+def test_mppi_config_for_takes_the_action_space_from_the_env():
+    gym = pytest.importorskip("gymnasium")
+    from vip_rl.planning import mppi_config_for
+
+    env = gym.make("Pusher-v5")
+    config = mppi_config_for(env, num_samples=8, horizon=3)
+    assert (config.action_dim, config.num_samples, config.horizon) == (7, 8, 3)
+    assert config.action_low == (-2.0,) * 7 and config.action_high == (2.0,) * 7
+    with pytest.raises(TypeError, match="action_dim comes from the env's action space"):
+        mppi_config_for(env, action_dim=3)
+    with pytest.raises(ValueError, match="num_samples must be a positive int, got 0"):
+        mppi_config_for(env, num_samples=0)
+    env.close()
+
+
+def test_make_cost_kinds():
+    from vip_rl.planning import DemoSubgoalCost, make_cost
+
+    encoder, goal = tiny_encoder(), np.zeros((32, 32, 3), np.uint8)
+    assert isinstance(make_cost(encoder, goal), EmbeddingGoalCost)
+    assert isinstance(make_cost(encoder, goal, kind="progress"), EmbeddingProgressCost)
+    assert isinstance(make_cost(None, None, kind="oracle"), OracleCost)
+    demo = np.zeros((5, 32, 32, 3), np.uint8)
+    cost = make_cost(encoder, demo, kind="subgoals", lookahead=2, action_penalty=0.1)
+    assert isinstance(cost, SumCost) and [type(c) for _, c in cost.terms] == [DemoSubgoalCost, ActionPenalty]
+    assert cost.terms[0][1].tracker.lookahead == 2
+    with pytest.raises(ValueError, match="kind must be 'goal', 'progress', 'subgoals' or 'oracle', got 'nope'"):
+        make_cost(encoder, goal, kind="nope")
+
+
 def test_cli_flags_are_the_config_fields_and_old_names_are_hidden_aliases(capsys):
     from vip_rl.planning.cli import build_parser
 

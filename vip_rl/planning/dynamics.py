@@ -66,11 +66,6 @@ class Trajectories:
     """Frame embeddings shared by the costs scoring this batch, keyed ``("frames" | "initial", id(encoder),
     camera)``: ``[E, K, F, D]`` / ``[E, D]``. A backend that embeds frames itself may fill it."""
 
-    @property
-    def _cache(self) -> dict[tuple[str, int, str | None], torch.Tensor]:
-        """Deprecated name of :attr:`embeddings` (kept for one release)."""
-        return self.embeddings
-
     def frames_of(self, camera: str | None = None, *, initial: bool = False) -> np.ndarray:
         """The rendered frames (``initial``: the start frames) of ``camera`` (None: the primary camera).
 
