@@ -86,3 +86,8 @@ def test_cli_prints_voc_and_writes_the_plot(tmp_path: Path, capsys: pytest.Captu
     assert float(printed.split()[1]) == pytest.approx(expected, abs=1e-4)
     # a sentence goal needs a text tower
     assert cli([str(tmp_path / "clip.npy"), "--goal", "open the drawer", "--encoder", str(tmp_path / "enc"), "--out", str(out)]) == 2
+    assert "has no text tower" in capsys.readouterr().err
+    # a missing goal file is an error, not an instruction
+    assert cli([str(tmp_path / "clip.npy"), "--goal", str(tmp_path / "gone.png"), "--encoder", "random", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--goal file" in err and "gone.png' does not exist" in err

@@ -442,6 +442,22 @@ def test_cli_train_and_evaluate(tmp_path, expert_episodes, capsys):
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 2
     rc = train_cli(["bc", "--data", str(tmp_path / "missing.h5"), "--encoder", "random", "--out", str(tmp_path / "x")])
     assert rc == 2 and "does not exist" in capsys.readouterr().err
+    # a missing goal file is an error, not an instruction (the same goal-file rule as vip-rl mppi)
+    rc = train_cli(["bc", "--data", str(data), "--encoder", "random", "--goal", str(tmp_path / "goal.png"),
+                    "--out", str(tmp_path / "y")])
+    assert rc == 2 and "--goal file" in capsys.readouterr().err and not (tmp_path / "y").exists()
+
+
+def test_goal_arg_keywords_files_and_text(tmp_path):
+    from vip_rl.policies.cli import load_goal_arg
+
+    assert [load_goal_arg(k) for k in ("success", "final", "instruction")] == ["success", "final", "instruction"]
+    assert load_goal_arg("press the button") == "press the button"
+    video = np.stack([np.full((SIZE, SIZE, 3), v, np.uint8) for v in (0, 90)])
+    np.save(tmp_path / "demo.npy", video)  # a video file: its last frame
+    np.testing.assert_array_equal(load_goal_arg(str(tmp_path / "demo.npy")), video[-1])
+    with pytest.raises(FileNotFoundError, match="--goal file .*missing.jpg' does not exist"):
+        load_goal_arg(str(tmp_path / "missing.jpg"))
 
 
 def test_from_file_d4rl_flat(tmp_path, encoder, expert_episodes):
