@@ -440,6 +440,8 @@ def test_cli_train_and_evaluate(tmp_path, expert_episodes, capsys):
     result = json.loads((out / "eval_Point.json").read_text())
     assert result["episodes"] == 2 and 0.0 <= result["success_rate"] <= 1.0
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 2
+    # written atomically (vip_rl.data.write_video): nothing but the finished files is left behind
+    assert sorted(p.suffix for p in (tmp_path / "videos").iterdir()) == [".mp4", ".mp4"]
     rc = train_cli(["bc", "--data", str(tmp_path / "missing.h5"), "--encoder", "random", "--out", str(tmp_path / "x")])
     assert rc == 2 and "does not exist" in capsys.readouterr().err
     # a missing goal file is an error, not an instruction (the same goal-file rule as vip-rl mppi)
