@@ -377,6 +377,7 @@ def _randomise_bn(model: torch.nn.Module, seed: int) -> None:
             module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
 
 
+@pytest.mark.slow  # full-size ResNet50 checkpoints written and loaded
 def test_official_vip_layout(tmp_path: Path) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(11)

@@ -104,6 +104,7 @@ def test_shape_errors_name_the_tensor() -> None:
         temporal_distance_loss(es, eg, ts, ts1, tg[:3])
 
 
+@pytest.mark.slow  # trains the toy chain to convergence (~3 s alone, far more under load)
 def test_toy_chain_recovers_distances_proportional_to_steps() -> None:
     """A chain of N states walked both ways (one video each way): the learned distance counts the steps."""
     n, dim, gamma = 12, 8, 0.95
@@ -183,6 +184,7 @@ def _synthetic() -> list:
     return synthetic_videos()
 
 
+@pytest.mark.slow  # three short training runs (uninterrupted, interrupted, resumed)
 def test_tdist_resume_restores_the_target_network(tmp_path: Path) -> None:
     videos = _synthetic()
     straight = pretrain(_tiny_tdist(), videos, out_dir=tmp_path / "straight", progress=False)

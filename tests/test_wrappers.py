@@ -684,6 +684,7 @@ def test_sb3_needs_final_frames():
         VecGoalReward(make_dot(), make_encoder(), goal_image())
 
 
+@pytest.mark.slow  # SB3 PPO end to end on the wrapped VecEnv
 def test_sb3_ppo_runs_on_wrapped_vec_env():
     # the toy env keeps this fast; Pusher-v5 under SB3 is covered by VecGoalReward's doctest
     from stable_baselines3 import PPO
