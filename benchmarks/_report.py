@@ -5,7 +5,7 @@ Every ``benchmarks/<name>.py`` measures one thing and writes ``<out>.json`` (the
 JSON alone, so ``--render-only`` rewrites the markdown after a layout change without measuring anything.
 
 A results file assembled from several runs (a column or a table row measured later) names each run's
-command in ``provenance["parts"]``; :func:`provenance_lines` renders them, one line per part.
+command in ``provenance["parts"]`` (:func:`add_part`); :func:`generated_by` renders them, grouped by run.
 
 Example (a new benchmark)::
 

@@ -81,8 +81,8 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
         z = [encoder.encode_images(e.frames["front"]) for e in eps]
         goals = torch.stack([zi[-1] for zi in z])
         own, other, reach, passes, margins = [], [], [], [], []
-        decoy_frames = decoys[task] if decoys is not None else decoy_frames(task, eps, partners, embodiment=embodiment)
-        zd = encoder.encode_images(decoy_frames)
+        frames_decoy = decoys[task] if decoys is not None else decoy_frames(task, eps, partners, embodiment=embodiment)
+        zd = encoder.encode_images(frames_decoy)
         for i, e in enumerate(eps):
             g = goals[partners[i]]
             order = np.arange(len(z[i]))

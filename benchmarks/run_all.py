@@ -69,6 +69,17 @@ def _read_runs() -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def _measures(area: str) -> str:
+    """The first line of ``benchmarks/<area>.py``'s docstring (what it measures), read without importing it."""
+    import ast
+
+    path = HERE / f"{area}.py"
+    if not path.exists():
+        return "_script missing_"
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    return doc.strip().split("\n\n")[0].replace("\n", " ").replace("``", "`").replace("|", "\\|")
+
+
 def build_readme() -> str:
     """Stitch ``results/<area>.md`` tables into one README, in a fixed order."""
     lines = [
@@ -78,6 +89,13 @@ def build_readme() -> str:
         "Every figure stands next to its anchor measured in the same run; missed targets are marked as missed.",
         "",
     ]
+    lines += ["| area | script -> results | measures |", "|---|---|---|"]
+    for area in AREAS:
+        lines.append(f"| {area} | `benchmarks/{area}.py` -> `results/{area}.json`, `.md` | {_measures(area)} |")
+    lines += ["", "Shared, not benchmarks: `_report.py` (tables, targets, provenance, atomic JSON + markdown, `--out` / "
+              "`--render-only`), `_common.py` (library entry points, encoder descriptions, episode summaries), "
+              "`_mppi_cells.py`, `_wrapper_setup.py`, `_value_metrics.py` (helpers of one family of benchmarks). "
+              "Every script takes `--quick` (smoke sizes), `--out STEM` and `--render-only`.", ""]
     runs = _read_runs()
     if runs:
         lines += ["| area | produced by | started | wall time | exit | 1-min load average (start, end) |", "|---|---|---|---|---|---|"]
