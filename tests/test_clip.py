@@ -310,7 +310,7 @@ def test_official_liv_matches_the_transcription(liv_file: Path, tiny_state) -> N
     torch.testing.assert_close(encoder.distance(z, goal), 1 - F.cosine_similarity(expected, expected_text[:1], dim=-1), atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("layout", ["snapshot", "clip", "clip-jit-scalars", "fp16"])
+@pytest.mark.parametrize("layout", ["snapshot", "clip", "clip-jit-scalars", "fp16", "no-bn-counters"])
 def test_other_layouts_load(tmp_path: Path, tiny_state, layout: str) -> None:
     path = tmp_path / "model.pt"
     if layout == "snapshot":  # LIV's own training snapshot: model.module.state_dict(), no 'module.'
@@ -319,6 +319,8 @@ def test_other_layouts_load(tmp_path: Path, tiny_state, layout: str) -> None:
         torch.save(tiny_state, path)
     elif layout == "clip-jit-scalars":  # the TorchScript file's state_dict() also holds three ints
         torch.save({**tiny_state, "input_resolution": torch.tensor(64), "context_length": torch.tensor(77), "vocab_size": torch.tensor(49408)}, path)
+    elif layout == "no-bn-counters":
+        save_liv(path, {k: v for k, v in tiny_state.items() if not k.endswith("num_batches_tracked")})
     else:  # LIV's GPU snapshots: convolutions and linear layers in half precision
         save_liv(path, {k: v.half() if v.ndim >= 2 and "embedding" not in k else v for k, v in tiny_state.items()})
     encoder = load_encoder(path)
@@ -459,6 +461,7 @@ def write_instruction_videos(root: Path, count: int = 4, length: int = 8) -> Pat
     return root / "manifest.csv"
 
 
+@pytest.mark.slow  # fine-tune, kill and resume through the CLI
 def test_fine_tune_and_resume_through_the_cli(tmp_path: Path, tiny_state, liv_file: Path) -> None:
     from vip_rl.pretrain import CHECKPOINT_FILE, cli
 
@@ -517,6 +520,7 @@ def _ddp_worker(rank: int, world: int, port: int, out_dir: str, data: str, liv: 
     pretrain(config, data, out_dir=out_dir, init_from=liv, progress=False)
 
 
+@pytest.mark.slow  # two DDP processes
 def test_fine_tune_under_ddp(tmp_path: Path, tiny_state, liv_file: Path) -> None:
     """Two gloo ranks fine-tune the CLIP towers (BatchNorm statistics are per rank, as in LIV's DataParallel)."""
     import socket

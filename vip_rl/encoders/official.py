@@ -173,6 +173,9 @@ def _encoder_from_clip_state(state: dict[str, Any], *, name: str, source: str, p
     encoder = encoder_from_config(clip_config(dims, name=name, source=source), device="cpu")
     ours = clip_to_encoder_state(state)
     expected = encoder.state_dict()
+    for key in expected:  # BatchNorm step counters do not affect eval outputs; files saved without them still load
+        if key.endswith("num_batches_tracked") and key not in ours:
+            ours[key] = expected[key]
     to_clip = lambda key: prefix + (f"visual.{key[len('vision.'):]}" if key.startswith("vision.") else key[len("text."):])  # noqa: E731
     missing = sorted(to_clip(k) for k in set(expected) - set(ours))
     unexpected = sorted(to_clip(k) for k in set(ours) - set(expected))
