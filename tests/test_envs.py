@@ -454,6 +454,7 @@ def test_kitchen_missing_extra_names_install_command():
     not __import__("vip_envs.kitchen", fromlist=["is_available"]).is_available(),
     reason="gymnasium-robotics (extra 'kitchen') not installed",
 )
+@pytest.mark.slow  # FrankaKitchen end to end (gymnasium-robotics)
 def test_kitchen_interface():
     from vip_envs import kitchen
 
