@@ -1,5 +1,8 @@
 """Encoders: vision backbones, text towers, the `Encoder` interface, checkpoints and official loaders.
 
+Official checkpoints: VIP / R3M ResNets, and the LIV model (CLIP RN50 image + text towers, :mod:`.clip`) or an
+OpenAI CLIP ResNet state dict, all through ``load_encoder(path)``.
+
 Example:
     >>> from vip_rl.encoders import build_encoder, load_encoder, save_encoder
     >>> enc = build_encoder("cnn", metric="l2", embed_dim=64, seed=0)   # random encoder anchor

@@ -220,7 +220,7 @@ def load_encoder(name_or_path: str | os.PathLike[str], *, device: str | torch.de
     Example:
         >>> enc = load_encoder("vip-sim")                       # doctest: +SKIP
         >>> enc = load_encoder("runs/pretrain/encoder")         # doctest: +SKIP
-        >>> enc = load_encoder("~/.liv/resnet50/model.pt")      # doctest: +SKIP  (official LIV: image + text)
+        >>> enc = load_encoder("~/.liv/resnet50/model.pt")      # official LIV, image + text  # doctest: +SKIP
     """
     check_device(device)
     if not isinstance(name_or_path, (str, os.PathLike)):

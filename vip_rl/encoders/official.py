@@ -23,9 +23,10 @@
 ``module.`` is stripped. Files are read with ``torch.load(weights_only=True)`` only. Half-precision weights
 (LIV's GPU snapshots store convolutions and linear layers in fp16) are converted to float32.
 
-Note: the official code resizes to 256 and centre-crops 224 (LIV and CLIP: shorter side to 224, centre crop);
-:class:`Encoder` resizes the whole frame to 224 (no crop), so embeddings of non-square or non-224 inputs differ
-slightly from the official pipeline.
+Note: the official code resizes to 256 and centre-crops 224 (LIV and CLIP: shorter side to 224, centre crop;
+CLIP's PIL pipeline resizes bicubically, LIV's tensor pipeline bilinearly); :class:`Encoder` resizes the whole frame
+to 224 (bilinear, antialiased, no crop), so embeddings of non-square or non-224 inputs differ slightly from the
+official pipelines. A 224 x 224 frame goes through unchanged.
 """
 from __future__ import annotations
 
