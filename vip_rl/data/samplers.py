@@ -320,11 +320,7 @@ class TupleSampler:
         tail_start = np.ceil(0.95 * (length - 1)).astype(np.int64)
         text_frame = tail_start + np.floor(rng.random(size) * (length - tail_start)).astype(np.int64)
         # cross-episode goal swap (same group, successful final frames)
-        u_swap, u_pick = rng.random(size), rng.random(size)
-        label = self.labels[video]
-        count = self.swap_count[label]
-        swap = (u_swap < self.goal_swap_prob) & (goal == length - 1) & self.final_goal_ok[video] & (count > 0)
-        pick = self.swap_candidates[np.minimum(self.swap_start[label] + np.floor(u_pick * count).astype(np.int64), len(self.swap_candidates) - 1)] if len(self.swap_candidates) else video
+        swap, pick = self._goal_swap(rng, video, length, goal, allowed=np.True_)
         goal_video = np.where(swap, pick, video)
         goal = np.where(swap, self.lengths[goal_video] - 1, goal)
         crop = self._crop_boxes(rng, size)
@@ -335,6 +331,24 @@ class TupleSampler:
             "is_goal": is_goal,
             "crop": crop,
         }
+
+    def _goal_swap(self, rng: np.random.Generator, video: np.ndarray, length: np.ndarray, goal: np.ndarray, *,
+                   allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cross-episode goal swap: which tuples swap their final-frame goal, and for which video's final frame.
+
+        A tuple whose goal is the last frame of a ``final_goal_ok`` video swaps it, with probability
+        ``goal_swap_prob`` (and where ``allowed``), for the last frame of a random ``final_goal_ok`` video of
+        the same group. Draws two uniforms per tuple. Returns ``swap`` bool ``[B]`` and ``pick`` int64 ``[B]``.
+        """
+        size = len(video)
+        u_swap, u_pick = rng.random(size), rng.random(size)
+        label = self.labels[video]
+        count = self.swap_count[label]
+        swap = (u_swap < self.goal_swap_prob) & (goal == length - 1) & self.final_goal_ok[video] & (count > 0) & allowed
+        if not len(self.swap_candidates):
+            return swap, video
+        offset = np.minimum(self.swap_start[label] + np.floor(u_pick * count).astype(np.int64), len(self.swap_candidates) - 1)
+        return swap, self.swap_candidates[offset]
 
     def _crop_boxes(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Random-resized crop boxes ``[size, 4]`` (torchvision's parametrisation, clipped instead of retried)."""
@@ -357,11 +371,8 @@ class TupleSampler:
         other_frame = np.floor(rng.random(size) * self.lengths[other]).astype(np.int64)
         # cross-episode goal swap, as in the VIP modes: a final-frame goal of a final_goal_ok video becomes the final
         # frame of a random final_goal_ok video of the same group (equivalent goals across episodes)
-        u_swap, u_pick = rng.random(size), rng.random(size)
+        swap, pick = self._goal_swap(rng, video, length, goal, allowed=~random_goal)
         label = self.labels[video]
-        count = self.swap_count[label]
-        swap = (u_swap < self.goal_swap_prob) & (goal == length - 1) & self.final_goal_ok[video] & (count > 0) & ~random_goal
-        pick = self.swap_candidates[np.minimum(self.swap_start[label] + np.floor(u_pick * count).astype(np.int64), len(self.swap_candidates) - 1)] if len(self.swap_candidates) else video
         goal_video = np.where(random_goal, other, np.where(swap, pick, video))
         goal = np.where(random_goal, other_frame, np.where(swap, self.lengths[pick] - 1, goal))
         is_goal = (goal_video == video) & (goal == current)
