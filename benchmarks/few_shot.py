@@ -80,10 +80,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 import numpy as np
 
+import _common  # noqa: F401  (library path; MUJOCO_GL default before anything imports mujoco, workers too)
 import _report
 from vip_rl.collect import TASK_OBJECT, wrong_task_choices
 

@@ -266,7 +266,6 @@ def _training_videos(data_dir: Path, camera: str) -> Any:
 
 def train_job(job: dict[str, Any]) -> dict[str, Any]:
     """One training run (in a worker process): ``job`` = name, camera, steps, init_from, oversample, data, out."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
     torch.set_num_threads(1)
     from vip_rl import weights_recipe as W
     from vip_rl.pretrain import pretrain
@@ -295,7 +294,6 @@ def train_contrast(job: dict[str, Any]) -> dict[str, Any]:
     """Fine-tune vip-sim with ``VIP + weight * InfoNCE(final frame; other episode's final frame of the task
     vs own frames >= CONTRAST_GAP steps before the end)`` (in a worker process; ``job`` as :func:`train_job`
     plus ``weight``, ``temperature``)."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
     torch.set_num_threads(1)
     import torch.nn.functional as F
     from vip_rl import weights_recipe as W
@@ -462,7 +460,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.render_only:  # the render reads the findings from the notes file
         return _report.render_only(args.out, to_markdown)
-    os.environ.setdefault("MUJOCO_GL", "egl")
     torch.set_num_threads(1)
     import vip_envs
 
