@@ -478,6 +478,9 @@ def test_fine_tune_and_resume_through_the_cli(tmp_path: Path, tiny_state, liv_fi
     assert straight.config["training"]["pretrain_config"]["train_blocks"] == 1
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
+    # resuming without the same --init-from names the problem
+    with pytest.raises(ValueError, match="checkpoint's encoder has arch='clip'.*pass the same init_from"):
+        cli([*args[:4], *args[6:10], *args[12:], "--text", "hashing", "--steps", "6", "--out", str(tmp_path / "resumed")])  # no --init-from, --train-blocks
     tuned = encoder_to_clip_state(straight)
     changed = {k for k in tiny_state if not torch.equal(tuned[k], tiny_state[k])}
     # trained: the last bottleneck and the attention pool (weights and BN statistics); everything else as loaded

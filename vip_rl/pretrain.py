@@ -666,6 +666,10 @@ def pretrain(
         ckpt_path = out / CHECKPOINT_FILE
         if resume and ckpt_path.is_file():
             state = _load_checkpoint(ckpt_path)
+            saved_arch = (state.get("config") or {}).get("arch")
+            if saved_arch != encoder.config.get("arch"):
+                raise ValueError(f"{ckpt_path}: the checkpoint's encoder has arch={saved_arch!r} (init_from={state.get('init_from') or None!r}), "
+                                 f"this run builds arch={encoder.config.get('arch')!r}; pass the same init_from to resume, or resume=False")
             saved = PretrainConfig.from_dict(json.loads(state["pretrain_config"]))
             if saved.to_dict() != config.to_dict():
                 diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if config.to_dict()[k] != v}
