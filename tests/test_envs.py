@@ -279,6 +279,7 @@ def test_effector_visible_from_every_camera(camera):
     try:
         for seed in range(4):
             env.reset(seed=seed)
+            env.action_space.seed(seed)  # unseeded, a rare draw parks the effector at the 'close' camera's edge
             for _ in range(seed * 8):
                 env.step(env.action_space.sample())
             with_ee = env.render()
