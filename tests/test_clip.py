@@ -388,7 +388,7 @@ def test_loader_entry_points_check_the_layout(tmp_path: Path, tiny_state, liv_fi
         load_official_liv(tmp_path / "clip.pt")
     with pytest.raises(ValueError, match="expected an OpenAI CLIP state dict"):
         load_official_clip(liv_file)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"absent\.pt"):
         load_official_liv(tmp_path / "absent.pt")
     with pytest.raises(ValueError, match="config\\['metric'\\] must be 'cos'"):
         encoder_from_config({**clip_config(TINY), "metric": "l2"})
