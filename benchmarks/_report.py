@@ -90,11 +90,12 @@ def machine() -> dict[str, Any]:
 
 
 def describe_machine(info: dict[str, Any]) -> str:
-    """One phrase from :func:`machine`: ``2 CPU cores, torch 2.13.0+cpu, cpu``."""
+    """One phrase from :func:`machine`: ``2 CPU cores, torch 2.13.0+cpu, 1 torch thread(s), cpu, 1-min load average 0.9 at start``."""
     parts = [f"{info['cpu_count']} CPU cores" if info.get("cpu_count") else None,
              f"torch {info['torch']}" if info.get("torch") else None,
              f"{info['torch_threads']} torch thread(s)" if info.get("torch_threads") else None,
-             info.get("device")]
+             info.get("device"),
+             f"1-min load average {info['load_average_1min']} at start" if info.get("load_average_1min") is not None else None]
     return ", ".join(p for p in parts if p)
 
 
