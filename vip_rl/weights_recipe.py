@@ -1,6 +1,6 @@
-"""The recipe of the bundled encoders ``vip-sim`` and ``liv-sim`` (``make weights``).
+"""The recipe of the bundled encoders ``td-sim``, ``vip-sim`` and ``liv-sim`` (``make weights``).
 
-``python -m vip_rl.weights_recipe [--out runs/weights] [--only vip-sim|liv-sim] [--steps N] [--no-export]``
+``python -m vip_rl.weights_recipe [--out runs/weights] [--only td-sim|vip-sim|liv-sim] [--steps N] [--no-export]``
 (collected files and finished or interrupted runs under ``--out`` are reused: a rerun resumes).
 
 Candidate recipes (never exported; the default command is unchanged):
@@ -16,11 +16,16 @@ Candidate recipes (never exported; the default command is unchanged):
    :func:`collect_detours`). Expert-only videos teach an end-effector-pose shortcut (issue 6):
    the detours are its counterexamples (the goal's end-effector pose with the task undone is
    many steps from the goal). Episodes in which the held-out task's object moved are dropped,
-   so the held-out task never appears in the data.
+   so the held-out task never appears in the data. ``td-sim``'s second stage adds high detours
+   (the end effector first wanders through random points high over the table, then the expert
+   solves the task): the states a planner reaches by lifting the arm, which no other video visits.
 2. Train each encoder with :func:`vip_rl.pretrain.pretrain` and :data:`CONFIGS` (CPU, single
    process; small CNN at 64 px, cosine lr): goals are the final frames of successful episodes
    half of the time (``final_goal_prob``), swapped for another successful episode's final frame
    of the same task half of those times (:data:`GOAL_SWAP_PROB`), 3 shuffled negatives.
+   ``td-sim`` is trained in two stages (:data:`FINETUNES`): the temporal-distance config on the
+   five kinds above, then a short fine-tune at a lower rate with the high detours added (issue 17:
+   MPPI exploited the value in those unvisited states).
 3. Export ``vip_rl/weights/<name>.safetensors`` + ``<name>.json`` with ``save_encoder``;
    the JSON's ``training`` entry records the command, data recipe, config and training time.
 
@@ -50,6 +55,8 @@ HELD_OUT_STATE = "switch"
 PLAY_TEXT = "play with the objects on the table"
 #: Sources of the training videos.
 KINDS = ("expert", "noisy", "play", "detour", "goal_pose_detour")
+#: Detours through the space over the table (td-sim's second stage only, see :data:`FINETUNES`).
+HIGH_DETOUR = "high_detour"
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,16 @@ class DataRecipe:
     the expert ends the same episode in, with the objects untouched, then the expert solves the task.
     These are the counterexamples to the end-effector shortcut: the goal's end-effector pose with the
     task undone is many steps from the goal."""
+    high_detour_episodes: int = 30
+    """High detours per task (collected only for a recipe that trains on them): the end effector first
+    visits up to three random points over the table (``high_detour_box``, 8 cm/step P control, random
+    gripper) for ``high_detour_steps`` steps, then the expert (``detour_noise``) solves the task."""
+    high_detour_steps: tuple[int, int] = (15, 49)
+    """Range of the high prefix length (uniform, inclusive)."""
+    high_detour_box: tuple[tuple[float, float, float], tuple[float, float, float]] = ((-0.3, -0.22, 0.12), (0.3, 0.22, 0.35))
+    """Corners (x, y, z in m) of the box the high waypoints are drawn from."""
+    high_detour_seed: int = 7000
+    """Seed of task ``t``'s high-detour file: ``high_detour_seed + t`` (the seeds the shipped td-sim used)."""
     image_size: int = 96
     """Rendered frame side (the encoder resizes to its own input size)."""
     camera: str = "front"
@@ -89,7 +106,8 @@ class DataRecipe:
     def __post_init__(self) -> None:
         if HELD_OUT_TASK in self.tasks:
             raise ValueError(f"tasks must not contain the held-out task {HELD_OUT_TASK!r}, got {self.tasks!r}")
-        for name in ("expert_episodes", "noisy_episodes", "play_episodes", "detour_episodes", "goal_pose_detour_episodes"):
+        for name in ("expert_episodes", "noisy_episodes", "play_episodes", "detour_episodes", "goal_pose_detour_episodes",
+                     "high_detour_episodes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
@@ -147,6 +165,25 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     "td-sim-v2": ("td-sim", {}, KINDS),
     "td-img-v2-swap1": ("td-sim", {"text": "none"}, KINDS),
 }
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """A second training stage: fine-tune the first stage's encoder (and a fresh copy of it as the
+    target network) with these overrides of its config, on these video kinds."""
+
+    overrides: dict[str, Any]
+    kinds: tuple[str, ...]
+
+
+#: Bundled encoders trained in two stages (stage 2 starts from stage 1's encoder, written to OUT/NAME-ft).
+#: td-sim: the stage-1 value is right on the videos, but MPPI lifted the arm into states no video visits, where
+#: the distance read smaller than at the start (benchmarks/notes/temporal_distance.md); 3000 steps at lr 1e-4
+#: with the high detours make those states far (dev check, 6 episodes: OpenDrawer 5/6 vs 2/6 for the same
+#: fine-tune without them).
+FINETUNES: dict[str, FineTune] = {
+    "td-sim": FineTune({"steps": 3000, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR,)),
+}
 #: Goal-swap probability of the variants whose sampler differs from :data:`GOAL_SWAP_PROB` (see :func:`train`): the
 #: first temporal-distance runs drew no swapped goals (the geometric sampler did not swap yet).
 GOAL_SWAP: dict[str, float] = {"td-img": 0.0, "td-img-fast": 0.0, "td-img-e09": 0.0, "td-img-swap1": 1.0, "td-img-v2-swap1": 1.0}
@@ -158,24 +195,29 @@ def collect_data(out_dir: str | os.PathLike[str], recipe: DataRecipe = DATA, *, 
     """Collect the recipe's HDF5 files into ``out_dir`` (existing complete files are kept).
 
     Returns:
-        the paths, one per (task, kind).
+        the paths, one per (task, kind), :data:`KINDS` then :data:`HIGH_DETOUR`.
     """
     from vip_rl.collect import collect
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts = {"expert": recipe.expert_episodes, "noisy": recipe.noisy_episodes, "play": recipe.play_episodes,
-              "detour": recipe.detour_episodes, "goal_pose_detour": recipe.goal_pose_detour_episodes}
+              "detour": recipe.detour_episodes, "goal_pose_detour": recipe.goal_pose_detour_episodes,
+              HIGH_DETOUR: recipe.high_detour_episodes}
     paths = []
     for t, task in enumerate(recipe.tasks):
-        for k, kind in enumerate(KINDS):
+        for k, kind in enumerate(KINDS + (HIGH_DETOUR,)):
             if counts[kind] == 0:
                 continue
             path = out / f"{task}_{kind}_{recipe.embodiment}.h5"
-            if not path.is_file() and kind in ("detour", "goal_pose_detour"):
+            if path.is_file():
+                pass
+            elif kind == HIGH_DETOUR:
+                collect_high_detours(task, episodes=counts[kind], recipe=recipe, seed=recipe.high_detour_seed + t, out=path)
+            elif kind in ("detour", "goal_pose_detour"):
                 collect_detours(task, episodes=counts[kind], recipe=recipe, seed=recipe.seed + 100 * t + k, out=path,
                                 to_goal_pose=kind == "goal_pose_detour")
-            elif not path.is_file():
+            else:
                 collect(
                     task, episodes=counts[kind], policy=kind, noise=recipe.noise if kind == "noisy" else None,
                     cameras=(recipe.camera,), image_size=recipe.image_size, embodiment=recipe.embodiment,
@@ -199,6 +241,76 @@ def _expert_final_ee(env: Any, env_seed: int, noise: float) -> np.ndarray:
     return unwrapped.layout.ee_pos(unwrapped.data.qpos[None])[0].copy()
 
 
+def _detour_env(task: str, recipe: DataRecipe, max_steps: int) -> Any:
+    import gymnasium
+    import vip_envs
+
+    return gymnasium.make(vip_envs.env_id(task), render_mode="rgb_array", obs_mode="state", cameras=(recipe.camera,),
+                          image_size=recipe.image_size, embodiment=recipe.embodiment, max_episode_steps=max_steps)
+
+
+def _p_control(unwrapped: Any, target: np.ndarray, grip: float, rng: np.random.Generator) -> np.ndarray:
+    """Drive the end effector toward ``target`` (gain 8, saturating, 5 cm/step noise) with a fixed gripper."""
+    ee = unwrapped.layout.ee_pos(unwrapped.data.qpos[None])[0]
+    action = np.empty(4, np.float32)
+    action[:3] = np.clip(8.0 * (target - ee), -1.0, 1.0) + rng.normal(0.0, 0.05, 3)
+    action[3] = grip
+    return np.clip(action, -1.0, 1.0)
+
+
+def _run_detour(env: Any, *, env_seed: int, prefix: int, prefix_policy: Any, noise: float) -> dict[str, Any] | None:
+    """One detour episode: ``prefix_policy(obs)`` for ``prefix`` steps (built after the reset by calling it
+    with no argument when it is a factory), then the expert until the episode ends.
+
+    Returns the recorded arrays, or None when the prefix already solved the task or the expert failed.
+    """
+    import vip_envs
+
+    unwrapped = env.unwrapped
+    obs, info = env.reset(seed=env_seed)
+    policy = prefix_policy()
+    states, sims, progress = [obs], [unwrapped.get_state()], [float(info["task_progress"])]
+    actions, rewards, dones, successes = [], [], [], []
+    done = False
+    while not done:
+        if len(actions) == prefix:
+            if successes and successes[-1]:
+                break
+            policy = vip_envs.expert(env, noise=noise, seed=env_seed)
+        action = np.asarray(policy(obs), np.float32)
+        obs, reward, terminated, truncated, info = env.step(action)
+        done = bool(terminated or truncated) and len(actions) + 1 > prefix
+        if terminated and len(actions) + 1 <= prefix:
+            break  # solved during the prefix: not a detour demo
+        states.append(obs)
+        sims.append(unwrapped.get_state())
+        progress.append(float(info["task_progress"]))
+        actions.append(action)
+        rewards.append(float(reward))
+        dones.append(done)
+        successes.append(bool(info["success"]))
+    if len(actions) <= prefix or not successes[-1]:
+        return None
+    return {"states": states, "sims": np.stack(sims), "progress": progress, "actions": actions, "rewards": rewards,
+            "dones": dones, "successes": successes}
+
+
+def _detour_episode(env: Any, run: dict[str, Any], *, recipe: DataRecipe, task: str, instruction: str, env_seed: int,
+                    policy: str, prefix: int) -> Any:
+    from vip_rl.data import Episode
+
+    frames = np.asarray(env.unwrapped.render_states(run["sims"], camera=recipe.camera))
+    return Episode(
+        frames={recipe.camera: frames}, states=np.stack(run["states"]).astype(np.float32),
+        task_progress=np.asarray(run["progress"], np.float32), actions=np.stack(run["actions"]), rewards=run["rewards"],
+        dones=run["dones"],
+        attrs={"env_id": env.spec.id, "task": task, "instruction": instruction, "seed": env_seed, "success": True,
+               "terminated": True, "early_stopped": False, "embodiment": recipe.embodiment, "policy": policy,
+               "noise": recipe.detour_noise, "detour_steps": prefix},
+        sim_states=run["sims"], successes=run["successes"],
+    )
+
+
 def collect_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, out: str | os.PathLike[str], max_steps: int = 160,
                     to_goal_pose: bool = False) -> Path:
     """Detour demos: play for a random number of steps, then the (noisy) expert until success.
@@ -210,16 +322,12 @@ def collect_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, 
     ``max_steps``, are skipped (so fewer than ``episodes`` may be written). Written like
     ``vip_rl.collect`` files (policy attr ``"detour"``, ``detour_steps`` attr).
     """
-    import gymnasium
     import vip_envs
-    from vip_rl.data import Episode, write_episodes
+    from vip_rl.data import write_episodes
 
     rng = np.random.default_rng(seed)
-    env_id = vip_envs.env_id(task)
-    env = gymnasium.make(env_id, render_mode="rgb_array", obs_mode="state", cameras=(recipe.camera,),
-                         image_size=recipe.image_size, embodiment=recipe.embodiment, max_episode_steps=max_steps)
+    env = _detour_env(task, recipe, max_steps)
     train_instructions = list(vip_envs.instructions(task, split="train"))
-    unwrapped = env.unwrapped
     written: list[Any] = []
     try:
         for _ in range(episodes):
@@ -230,53 +338,62 @@ def collect_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, 
                 target = _expert_final_ee(env, env_seed, recipe.detour_noise) + rng.normal(0.0, 0.02, 3) * [1.0, 1.0, 0.5]
                 target[2] = max(target[2], 0.02)
                 grip = float(rng.choice([-1.0, 1.0]))
-            obs, info = env.reset(seed=env_seed)
-            play = vip_envs.play_policy(env, seed=env_seed)
-            if to_goal_pose:
-                def play(_obs: Any, target: np.ndarray = target, grip: float = grip) -> np.ndarray:  # noqa: E731
-                    ee = unwrapped.layout.ee_pos(unwrapped.data.qpos[None])[0]
-                    action = np.empty(4, np.float32)
-                    action[:3] = np.clip(8.0 * (target - ee), -1.0, 1.0) + rng.normal(0.0, 0.05, 3)
-                    action[3] = grip
-                    return np.clip(action, -1.0, 1.0)
-            states, sims, progress = [obs], [unwrapped.get_state()], [float(info["task_progress"])]
-            actions, rewards, dones, successes = [], [], [], []
-            policy = play
-            done = False
-            while not done:
-                if len(actions) == prefix:
-                    if successes and successes[-1]:
-                        break
-                    policy = vip_envs.expert(env, noise=recipe.detour_noise, seed=env_seed)
-                action = np.asarray(policy(obs), np.float32)
-                obs, reward, terminated, truncated, info = env.step(action)
-                done = bool(terminated or truncated) and len(actions) + 1 > prefix
-                if terminated and len(actions) + 1 <= prefix:
-                    break  # solved by play: not a detour demo
-                states.append(obs)
-                sims.append(unwrapped.get_state())
-                progress.append(float(info["task_progress"]))
-                actions.append(action)
-                rewards.append(float(reward))
-                dones.append(done)
-                successes.append(bool(info["success"]))
-            if len(actions) <= prefix or not successes[-1]:
-                continue
-            sims_arr = np.stack(sims)
-            frames = np.asarray(unwrapped.render_states(sims_arr, camera=recipe.camera))
-            written.append(Episode(
-                frames={recipe.camera: frames}, states=np.stack(states).astype(np.float32),
-                task_progress=np.asarray(progress, np.float32), actions=np.stack(actions), rewards=rewards, dones=dones,
-                attrs={"env_id": env_id, "task": task, "instruction": instruction, "seed": env_seed, "success": True,
-                       "terminated": True, "early_stopped": False, "embodiment": recipe.embodiment,
-                       "policy": "goal_pose_detour" if to_goal_pose else "detour",
-                       "noise": recipe.detour_noise, "detour_steps": prefix},
-                sim_states=sims_arr, successes=successes,
-            ))
+
+                def make_prefix(target: np.ndarray = target, grip: float = grip) -> Any:
+                    return lambda _obs: _p_control(env.unwrapped, target, grip, rng)
+            else:
+                def make_prefix(env_seed: int = env_seed) -> Any:
+                    return vip_envs.play_policy(env, seed=env_seed)
+            run = _run_detour(env, env_seed=env_seed, prefix=prefix, prefix_policy=make_prefix, noise=recipe.detour_noise)
+            if run is not None:
+                written.append(_detour_episode(env, run, recipe=recipe, task=task, instruction=instruction, env_seed=env_seed,
+                                               policy="goal_pose_detour" if to_goal_pose else "detour", prefix=prefix))
     finally:
         env.close()
-    return write_episodes(out, written, env_id=env_id, cameras=(recipe.camera,), image_size=recipe.image_size,
+    return write_episodes(out, written, env_id=vip_envs.env_id(task), cameras=(recipe.camera,), image_size=recipe.image_size,
                           attrs={"task": task, "embodiment": recipe.embodiment, "policy": "detour", "seed": seed})
+
+
+def collect_high_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, out: str | os.PathLike[str],
+                         max_steps: int = 200) -> Path:
+    """High detours: the end effector visits up to three random points of ``recipe.high_detour_box`` (the
+    space over the table, up to the top of the front camera's frame), then the (noisy) expert solves the task.
+
+    They connect the states a planner reaches by lifting the arm to the goal with their true step counts.
+    Skipped like :func:`collect_detours`; policy attr ``"high_detour"``.
+    """
+    import vip_envs
+    from vip_rl.data import write_episodes
+
+    rng = np.random.default_rng(seed)
+    env = _detour_env(task, recipe, max_steps)
+    train_instructions = list(vip_envs.instructions(task, split="train"))
+    low, high = (np.asarray(corner, np.float64) for corner in recipe.high_detour_box)
+    written: list[Any] = []
+    try:
+        for _ in range(episodes):
+            env_seed = int(rng.integers(0, 2**31 - 1))
+            prefix = int(rng.integers(recipe.high_detour_steps[0], recipe.high_detour_steps[1] + 1))
+            points = [np.array([rng.uniform(low[i], high[i]) for i in range(3)]) for _ in range(3)]
+            grip = float(rng.choice([-1.0, 1.0]))
+
+            def make_prefix(points: list[np.ndarray] = points, grip: float = grip) -> Any:
+                def wander(_obs: Any) -> np.ndarray:
+                    ee = env.unwrapped.layout.ee_pos(env.unwrapped.data.qpos[None])[0]
+                    if len(points) > 1 and np.linalg.norm(points[0] - ee) < 0.03:
+                        points.pop(0)
+                    return _p_control(env.unwrapped, points[0], grip, rng)
+                return wander
+
+            run = _run_detour(env, env_seed=env_seed, prefix=prefix, prefix_policy=make_prefix, noise=recipe.detour_noise)
+            if run is not None:
+                instruction = str(train_instructions[int(rng.integers(len(train_instructions)))])
+                written.append(_detour_episode(env, run, recipe=recipe, task=task, instruction=instruction, env_seed=env_seed,
+                                               policy=HIGH_DETOUR, prefix=prefix))
+    finally:
+        env.close()
+    return write_episodes(out, written, env_id=vip_envs.env_id(task), cameras=(recipe.camera,), image_size=recipe.image_size,
+                          attrs={"task": task, "embodiment": recipe.embodiment, "policy": HIGH_DETOUR, "seed": seed})
 
 
 @dataclass
@@ -320,10 +437,11 @@ def load_training_videos(paths: Sequence[str | os.PathLike[str]], *, camera: str
 
 
 def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], config: PretrainConfig | None = None, progress: bool = True, resume: bool = True,
-          kinds: Sequence[str] | None = None, goal_swap_prob: float = GOAL_SWAP_PROB) -> Any:
+          kinds: Sequence[str] | None = None, goal_swap_prob: float = GOAL_SWAP_PROB, init_from: str | os.PathLike[str] | None = None) -> Any:
     """Train bundled encoder ``name`` with its recipe config on ``data`` (see :func:`pretrain`).
 
-    ``kinds``: video kinds to train on (default ``TRAIN_KINDS[name]``); ``goal_swap_prob``: see :data:`GOAL_SWAP_PROB`.
+    ``kinds``: video kinds to train on (default ``TRAIN_KINDS[name]``); ``goal_swap_prob``: see :data:`GOAL_SWAP_PROB`;
+    ``init_from``: start from this encoder (a second stage, :data:`FINETUNES`).
     """
     from vip_rl.pretrain import pretrain
 
@@ -331,14 +449,16 @@ def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], c
     data = data.select(TRAIN_KINDS[name] if kinds is None else kinds)
     return pretrain(
         config, data.videos, out_dir=out_dir, groups=data.groups, final_goal_ok=data.final_goal_ok,
-        goal_swap_prob=goal_swap_prob, progress=progress, resume=resume,
+        goal_swap_prob=goal_swap_prob, progress=progress, resume=resume, init_from=init_from,
     )
 
 
-def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str, int], seconds: float, command: str) -> Path:
+def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str, int], seconds: float, command: str,
+           stages: list[dict[str, Any]] | None = None) -> Path:
     """Write ``vip_rl/weights/<name>.safetensors`` + ``.json`` (the JSON records the recipe).
 
-    ``counts``: training videos per kind (after the held-out filter).
+    ``counts``: training videos per kind (after the held-out filter); ``stages``: for a two-stage recipe, each
+    stage's config, video counts and seconds (``config`` is then the last stage's).
     """
     from vip_rl.encoders import save_encoder
     from vip_rl.encoders.checkpoint import weights_dir
@@ -354,6 +474,8 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
         "pretrain_config": config.to_dict(),
         "train_seconds": round(seconds, 1),
     }
+    if stages is not None:
+        training["stages"] = stages
     path = save_encoder(encoder, weights_dir() / f"{name}.safetensors", training=training)
     for written in (path, path.with_suffix(".json")):
         os.chmod(written, 0o644)  # package data: readable by everyone, whatever the umask
@@ -377,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     paths = collect_data(out / "data" if args.data is None else Path(args.data), progress=not args.no_progress)
     data = load_training_videos(paths, camera=DATA.camera)
-    print(f"training videos: {len(data.videos)} ({ {k: data.kinds.count(k) for k in KINDS} })", flush=True)
+    print(f"training videos: {len(data.videos)} ({ {k: data.kinds.count(k) for k in KINDS + (HIGH_DETOUR,)} })", flush=True)
     for variant in args.variant or []:
         base, overrides, kinds = VARIANTS[variant]
         config = dataclasses.replace(CONFIGS[base], **overrides, **({} if args.steps is None else {"steps": args.steps}))
@@ -393,10 +515,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         encoder = train(name, data, out_dir=out / name, config=config, progress=not args.no_progress)
         seconds = time.perf_counter() - start
         print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
+        counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
+        stages = None
+        if name in FINETUNES:
+            stage = FINETUNES[name]
+            stages = [{"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(seconds, 1)}]
+            config = dataclasses.replace(config, **stage.overrides, **({} if args.steps is None else {"steps": args.steps}))
+            start = time.perf_counter()
+            encoder = train(name, data, out_dir=out / f"{name}-ft", config=config, progress=not args.no_progress,
+                            kinds=stage.kinds, init_from=out / name / "encoder")
+            stage_seconds = time.perf_counter() - start
+            counts = {kind: data.kinds.count(kind) for kind in stage.kinds}
+            stages.append({"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(stage_seconds, 1),
+                           "init_from": "stage 1"})
+            seconds += stage_seconds
+            print(f"{name}: fine-tuned {config.steps} steps in {stage_seconds:.0f} s", flush=True)
         if not args.no_export:
             command = "python -m vip_rl.weights_recipe" + (f" --only {name}" if args.only else "")
-            counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
-            path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command)
+            path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command, stages=stages)
             print(f"{name}: wrote {path}", flush=True)
     return 0
 

@@ -1,0 +1,52 @@
+"""Tests for vip_rl.weights_recipe: the detour collectors and the two-stage td-sim recipe (small, CPU)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import vip_envs
+from vip_rl import weights_recipe as wr
+from vip_rl.data import read_episodes
+
+SMALL = dataclasses.replace(wr.DATA, image_size=32)
+
+
+def test_high_detours_rise_over_the_table_then_solve_the_task(tmp_path):
+    path = wr.collect_high_detours("PressButton", episodes=3, recipe=SMALL, seed=3, out=tmp_path / "high.h5")
+    episodes = list(read_episodes(path))
+    assert episodes, "every high detour was skipped"
+    z = list(vip_envs.STATE_LABELS).index("ee_z")
+    for episode in episodes:
+        prefix = int(episode.attrs["detour_steps"])
+        assert SMALL.high_detour_steps[0] <= prefix <= SMALL.high_detour_steps[1]
+        assert episode.attrs["policy"] == wr.HIGH_DETOUR and episode.success
+        assert episode.frames["front"].shape[1:] == (32, 32, 3)
+        # the prefix climbs above the usual working band; the expert then comes back down and succeeds
+        assert episode.states[: prefix + 1, z].max() > 0.12 > episode.states[-1, z]
+        assert episode.task_progress[-1] >= 0.99
+
+
+def test_detour_collectors_are_deterministic(tmp_path):
+    for kind, fn in (("high", lambda out: wr.collect_high_detours("CloseDrawer", episodes=2, recipe=SMALL, seed=5, out=out)),
+                     ("pose", lambda out: wr.collect_detours("CloseDrawer", episodes=2, recipe=SMALL, seed=5, out=out, to_goal_pose=True))):
+        first = list(read_episodes(fn(tmp_path / f"{kind}_a.h5")))
+        second = list(read_episodes(fn(tmp_path / f"{kind}_b.h5")))
+        assert len(first) == len(second) > 0
+        for a, b in zip(first, second):
+            np.testing.assert_array_equal(a.frames["front"], b.frames["front"])
+            assert a.instruction == b.instruction
+
+
+def test_finetune_stages_are_valid_configs():
+    for name, stage in wr.FINETUNES.items():
+        config = dataclasses.replace(wr.CONFIGS[name], **stage.overrides)  # raises on an unknown field
+        assert config.steps < wr.CONFIGS[name].steps and config.lr < wr.CONFIGS[name].lr
+        assert set(stage.kinds) <= set(wr.KINDS) | {wr.HIGH_DETOUR}
+    assert wr.HIGH_DETOUR in wr.FINETUNES["td-sim"].kinds
+
+
+def test_negative_episode_count_is_refused():
+    with pytest.raises(ValueError, match="high_detour_episodes must be >= 0, got -1"):
+        dataclasses.replace(wr.DATA, high_detour_episodes=-1)
