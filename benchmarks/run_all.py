@@ -44,6 +44,7 @@ TITLES = {
     "mppi_ablations": "MPPI planning: ablations and findings",
     "latent_mppi": "MPPI over a learned latent model (no simulator in the loop)",
     "few_shot": "Few-shot policies (BC vs RWR)",
+    "clip_speed": "CLIP RN50 / official LIV: CPU speed",
 }
 AREAS = tuple(TITLES)
 

@@ -54,7 +54,7 @@ class DemoConfig:
     image_size: int = 96
     """Rendered image side."""
     mppi_tasks: tuple[str, ...] = ("SlideDoor", "PressButton")
-    """Suite tasks of the MPPI stage (two the embedding goals reach; ``benchmarks/results/mppi.md`` has all five,
+    """Suite tasks of the MPPI stage (two the embedding goals reach; ``benchmarks/results/mppi_success.md`` has all five,
     including the ones they fail on)."""
     mppi_demo_tasks: tuple[str, ...] = ("OpenDrawer",)
     """Suite tasks of the MPPI stage planned along a demo video's frames (``vip-rl mppi --subgoals``)."""
@@ -351,7 +351,7 @@ class Demo:
             videos = sorted(out.glob("*.mp4"))
             result.videos += [self._rel(v) for v in videos[:1]]
         result.notes.append("Image and text goals are shown on tasks they reach. The full table, 20 episodes on five tasks, "
-                            "is in `benchmarks/results/mppi.md`. With td-sim a single goal image meets 0.8 x the oracle on "
+                            "is in `benchmarks/results/mppi_success.md`. With td-sim a single goal image meets 0.8 x the oracle on "
                             "2 of 5 tasks there (CloseDrawer, PressButton); on OpenDrawer, SlideDoor and the held-out "
                             "FlipSwitch the planner drives the arm into states no training video visits, where the "
                             "distance is wrong (`benchmarks/notes/temporal_distance.md`). Following a demo video's frames "
