@@ -1,5 +1,6 @@
-"""The import graph: no circles (also through imports inside functions), envs/ independent of vip_rl,
-and every module importable first, alone, in a fresh interpreter."""
+"""Static checks of the tree. The import graph: no circles (also through imports inside functions),
+envs/ independent of vip_rl, every module importable first, alone, in a fresh interpreter. The tests:
+every ``pytest.raises`` names its message."""
 from __future__ import annotations
 
 import ast
@@ -194,3 +195,15 @@ def test_every_module_imports_first_and_alone() -> None:
         sys.exit(1 if failures else 0)
     """.replace('sys.argv[1:]', repr(sorted(MODULES))), MUJOCO_GL=os.environ.get("MUJOCO_GL", "egl"))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_every_pytest_raises_names_its_message() -> None:
+    """STYLE.md: each check is ``pytest.raises(..., match=...)``, so a test cannot pass on the wrong error."""
+    unnamed = []
+    for file in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text(), filename=str(file))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "raises"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "pytest"
+                    and not any(keyword.arg == "match" for keyword in node.keywords)):
+                unnamed.append(f"{file.name}:{node.lineno}")
+    assert not unnamed, f"pytest.raises without match=: {unnamed}"
