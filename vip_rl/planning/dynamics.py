@@ -4,15 +4,20 @@ A backend maps ``state [E, ...]`` and sampled ``actions [E, K, T, A]`` to
 :class:`Trajectories` (states after each step and, when a cost asks for them, rendered
 frames), batched over the E environments and K samples:
 
-- :class:`MujocoDynamics`: the real MuJoCo simulator of any Gymnasium MuJoCo env, all
-  samples rolled out with ``mujoco.rollout`` on a private thread pool, rendering only the
-  frames the cost needs in one batch; the real env is never touched.
+- :class:`MujocoDynamics`: the real MuJoCo simulator of any Gymnasium MuJoCo env. Actuator-driven
+  envs (the suite, gymnasium's MuJoCo tasks, FrankaKitchen) and Meta-World's mocap arm roll out with
+  ``mujoco.rollout`` on a private thread pool; any other env through copies of itself stepped on worker
+  threads (``backend="step"``). Each is checked against ``env.step`` at construction, and frames are
+  rendered exactly as ``env.render()`` draws them (checked too). The real env is never touched.
 - :class:`TorchDynamics`: a user function ``f(state [N, S], action [N, A]) -> [N, S]``
   running fully on the device.
 """
 from __future__ import annotations
 
+import copy
 import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
@@ -21,7 +26,7 @@ import torch
 
 from vip_rl._gl import default_mujoco_gl
 
-__all__ = ["Trajectories", "Dynamics", "MujocoDynamics", "TorchDynamics", "frame_steps_for"]
+__all__ = ["BACKENDS", "Trajectories", "Dynamics", "DynamicsCheck", "MujocoDynamics", "TorchDynamics", "frame_steps_for"]
 
 NEEDS_FRAMES = "frames"
 NEEDS_INITIAL_FRAME = "initial_frame"
@@ -62,6 +67,9 @@ class Trajectories:
     """Frames of every rendered camera by name (the primary camera's are also ``frames``)."""
     camera_initial_frames: dict[str, np.ndarray] = field(default_factory=dict)
     """Start frames of every rendered camera by name."""
+    mocap: np.ndarray | None = None
+    """``[E, K, T, 7 * nmocap]`` mocap targets (positions, then quaternions) after each step, from backends
+    whose rollouts move them (mocap envs); None when they stay at the start state's."""
     embeddings: dict[tuple[str, int, str | None], torch.Tensor] = field(default_factory=dict, repr=False)
     """Frame embeddings shared by the costs scoring this batch, keyed ``("frames" | "initial", id(encoder),
     camera)``: ``[E, K, F, D]`` / ``[E, D]``. A backend that embeds frames itself may fill it."""
@@ -162,32 +170,296 @@ def _check_mujoco(env: Any, unwrapped: Any) -> Any:
     return unwrapped
 
 
+# -- rendering with the env's own view ------------------------------------------------------------
+@dataclass
+class _RenderView:
+    """How the private renderer draws a frame: the env's camera, size and visual options."""
+
+    camera: Any
+    """``mujoco.MjvCamera`` (a copy: the env's own camera object is never handed to our renderer)."""
+    option: Any
+    """``mujoco.MjvOption``."""
+    scene_flags: np.ndarray | None
+    """The env viewer's ``mjtRndFlag`` scene flags (None: MuJoCo's defaults)."""
+    width: int
+    height: int
+    max_geom: int
+    description: str
+
+
+def _copy_camera(camera: Any) -> Any:
+    import mujoco
+
+    out = mujoco.MjvCamera()
+    for name in ("type", "fixedcamid", "trackbodyid", "distance", "azimuth", "elevation", "orthographic"):
+        setattr(out, name, getattr(camera, name))
+    out.lookat[:] = camera.lookat
+    return out
+
+
+def _describe_camera(model: Any, camera: Any) -> str:
+    import mujoco
+
+    if camera.type == mujoco.mjtCamera.mjCAMERA_FIXED:
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, camera.fixedcamid)
+        return f"camera {name!r} (id {camera.fixedcamid})"
+    kind = {int(mujoco.mjtCamera.mjCAMERA_TRACKING): "tracking camera"}.get(int(camera.type), "free camera")
+    return (f"{kind} (lookat {np.round(np.asarray(camera.lookat), 4).tolist()}, distance {camera.distance:.4g}, "
+            f"azimuth {camera.azimuth:.4g}, elevation {camera.elevation:.4g})")
+
+
+def _named_camera(model: Any, name: str) -> Any:
+    import mujoco
+
+    camera_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, name)
+    if camera_id < 0:
+        names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+        raise ValueError(f"camera must name a camera of the model, got {name!r} (cameras: {names})")
+    camera = mujoco.MjvCamera()
+    camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+    camera.fixedcamid = camera_id
+    return camera
+
+
+def _env_view(layer: Any) -> _RenderView:
+    """The camera, size and options of ``layer.render()``: gymnasium's ``MujocoRenderer`` (its live
+    viewer's camera and options when it has rendered, else the same set-up rebuilt: a named camera,
+    or the free camera with ``default_camera_config``), else MuJoCo's default free camera."""
+    import mujoco
+
+    model = layer.model
+    renderer = getattr(layer, "mujoco_renderer", None)
+    option, flags, max_geom = mujoco.MjvOption(), None, 10000
+    if renderer is not None and hasattr(renderer, "camera_id"):  # gymnasium.envs.mujoco.MujocoRenderer
+        width, height = int(renderer.width or 480), int(renderer.height or 480)
+        max_geom = int(getattr(renderer, "max_geom", 1000))
+        viewer = getattr(renderer, "_viewers", {}).get("rgb_array")
+        if viewer is not None:
+            option = copy.deepcopy(viewer.vopt)
+            flags = np.array(viewer.scn.flags)
+        else:
+            for flag, value in (getattr(renderer, "_vopt", None) or {}).items():
+                option.flags[flag] = value
+        camera_id = renderer.camera_id
+        if camera_id is not None and camera_id >= 0:
+            camera = mujoco.MjvCamera()
+            camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+            camera.fixedcamid = int(camera_id)
+        elif viewer is not None:
+            camera = _copy_camera(viewer.cam)
+        else:  # what OffScreenViewer._init_camera + MujocoRenderer._set_cam_config will do
+            camera = mujoco.MjvCamera()
+            camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+            camera.fixedcamid = -1
+            camera.lookat[:] = np.median(layer.data.geom_xpos, axis=0)
+            camera.distance = model.stat.extent
+            for key, value in (renderer.default_cam_config or {}).items():
+                if isinstance(value, np.ndarray):
+                    getattr(camera, key)[:] = value
+                else:
+                    setattr(camera, key, value)
+        source = "the env's gymnasium MujocoRenderer"
+    else:
+        width = int(getattr(layer, "width", 0) or 0) or 96
+        height = int(getattr(layer, "height", 0) or 0) or 96
+        camera = mujoco.MjvCamera()
+        mujoco.mjv_defaultFreeCamera(model, camera)
+        source = "MuJoCo's default free camera (the env has neither a MujocoRenderer nor a render_states hook)"
+    description = f"{_describe_camera(model, camera)} at {height}x{width}, from {source}"
+    return _RenderView(camera, option, flags, width, height, max_geom, description)
+
+
+# -- cloning an env for the step backend and the construction check -------------------------------
+_RENDER_WORDS = ("Renderer", "Viewer", "GLContext", "MjrContext", "MjvScene")
+
+
+def _is_render_object(obj: Any) -> bool:
+    cls = type(obj)
+    return any(word in cls.__name__ for word in _RENDER_WORDS) or cls.__module__.split(".")[0] in ("OpenGL", "glfw")
+
+
+def _walk(roots: Sequence[Any], depth: int = 5) -> list[Any]:
+    """Objects reachable from ``roots`` through attributes and containers (``depth`` levels), without
+    descending into arrays, MuJoCo structs or render objects."""
+    import mujoco
+
+    seen: dict[int, Any] = {}
+    frontier = list(roots)
+    for _ in range(depth):
+        next_frontier = []
+        for obj in frontier:
+            if id(obj) in seen or obj is None or isinstance(obj, (str, bytes, int, float, bool, np.ndarray, np.generic)):
+                continue
+            seen[id(obj)] = obj
+            if isinstance(obj, (mujoco.MjModel, mujoco.MjData)) or _is_render_object(obj):
+                continue
+            if isinstance(obj, dict):
+                next_frontier += list(obj.values())
+            elif isinstance(obj, (list, tuple, set, frozenset)):
+                next_frontier += list(obj)
+            elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+                next_frontier += list(vars(obj).values())
+        frontier = next_frontier
+    return list(seen.values())
+
+
+class _EnvClone:
+    """A private copy of an env's MuJoCo layer (and the wrappers below it) that steps its own MjData.
+
+    Python attributes are deep-copied from the real env (render objects dropped, the MjModel shared:
+    MuJoCo only reads it), the MjData is a copy of the real one (``mj_copyData``: state, controls,
+    mocap, warm start, derived quantities). :meth:`reset` puts both back before each sample: the
+    attributes as they were (rebound ones, arrays changed in place, numpy generators) and the data
+    with the sample's start state.
+    """
+
+    def __init__(self, layer: Any, data: Any, start: Any) -> None:
+        import mujoco
+
+        self.model = layer.model
+        self.data, self.start = data, start
+        mujoco.mj_copyData(start, self.model, layer.data)
+        mujoco.mj_copyData(data, self.model, layer.data)
+        chain = [layer]
+        while isinstance(vars(chain[-1]).get("env"), object) and hasattr(vars(chain[-1]).get("env"), "__dict__"):
+            chain.append(vars(chain[-1])["env"])
+        memo: dict[int, Any] = {}
+        for obj in _walk(chain):
+            if isinstance(obj, mujoco.MjModel):
+                memo[id(obj)] = obj  # shared, read-only
+            elif isinstance(obj, mujoco.MjData):
+                memo[id(obj)] = data if obj is layer.data else mujoco.MjData(obj.model)
+            elif _is_render_object(obj):
+                memo[id(obj)] = None
+        clones = [object.__new__(type(obj)) for obj in chain]
+        for obj, new in zip(chain, clones):
+            memo[id(obj)] = new
+        for obj, new in zip(chain, clones):
+            new.__dict__.update(copy.deepcopy(vars(obj), memo))
+        self.layer = clones[0]
+        self._snapshots = []
+        for new in clones:
+            attrs = dict(vars(new))
+            arrays = {k: v.copy() for k, v in attrs.items() if isinstance(v, np.ndarray) and v.flags.writeable}
+            generators = {k: copy.deepcopy(v.bit_generator.state) for k, v in attrs.items()
+                          if isinstance(v, np.random.Generator)}
+            self._snapshots.append((new, attrs, arrays, generators))
+
+    def reset(self, state: np.ndarray, full_spec: int, full_size: int, nv: int, nmocap: int) -> None:
+        """Attributes and data as at the copy, then the start ``state`` (our layout) into the data."""
+        import mujoco
+
+        for obj, attrs, arrays, generators in self._snapshots:
+            vars(obj).clear()
+            vars(obj).update(attrs)
+            for key, saved in arrays.items():
+                np.copyto(attrs[key], saved)
+            for key, generator_state in generators.items():
+                attrs[key].bit_generator.state = generator_state
+        mujoco.mj_copyData(self.data, self.model, self.start)
+        _set_state(self.model, self.data, state, full_spec, full_size, nv, nmocap)
+
+
+def _set_state(model: Any, data: Any, state: np.ndarray, full_spec: int, full_size: int, nv: int, nmocap: int) -> None:
+    import mujoco
+
+    mujoco.mj_setState(model, data, state[:full_size], full_spec)
+    data.qacc_warmstart[:] = state[full_size : full_size + nv]
+    if nmocap:
+        offset = full_size + nv
+        data.mocap_pos[:] = state[offset : offset + 3 * nmocap].reshape(nmocap, 3)
+        data.mocap_quat[:] = state[offset + 3 * nmocap : offset + 7 * nmocap].reshape(nmocap, 4)
+
+
+def _read_state(model: Any, data: Any, full_spec: int, full_size: int, nv: int, nmocap: int) -> np.ndarray:
+    import mujoco
+
+    out = np.empty(full_size + nv + 7 * nmocap, dtype=np.float64)
+    mujoco.mj_getState(model, data, out[:full_size], full_spec)
+    out[full_size : full_size + nv] = data.qacc_warmstart
+    if nmocap:
+        out[full_size + nv : full_size + nv + 3 * nmocap] = data.mocap_pos.ravel()
+        out[full_size + nv + 3 * nmocap :] = data.mocap_quat.ravel()
+    return out
+
+
+@dataclass(frozen=True)
+class DynamicsCheck:
+    """What :class:`MujocoDynamics` measured at construction (``dynamics.check``)."""
+
+    backend: str
+    """The backend in use: ``"actuator"``, ``"mocap"`` or ``"step"``."""
+    max_qpos_diff: float | None
+    """Max ``|qpos|`` difference between a ``check_steps`` rollout from the current state and ``env.step``
+    with the same actions on a copy of the env (None: not checked, ``check_steps=0``)."""
+    render_diff: float | None
+    """Mean absolute pixel difference (0-255) between ``env.render()`` and the backend's frame of the
+    current state (None: not checked; see :attr:`render_note`)."""
+    render_view: str
+    """How the backend renders (camera, size, source)."""
+    render_note: str = ""
+    """Why the render check did not run ("" when it ran)."""
+    rejected: dict[str, str] = field(default_factory=dict)
+    """Backends tried before :attr:`backend` (``backend="auto"``) and why each was refused."""
+
+
+BACKENDS = ("auto", "actuator", "mocap", "step")
+"""``MujocoDynamics(backend=...)`` values."""
+
+
 class MujocoDynamics:
     """Roll sampled action sequences out in the MuJoCo simulator of a Gymnasium env.
 
-    The start state is the env's full physics state plus the solver warm start, so each rollout
-    reproduces ``env.step`` bit for bit. All ``E * K`` samples run in one ``mujoco.rollout`` call on
-    ``nthread`` worker threads with MjData owned by this object; only the frames a cost needs are
-    rendered (the final step by default, every ``render_every``-th step optionally), in one batch
-    through the env's ``render_states`` hook when it has one (``vip_envs``), else through a private
-    ``mujoco.Renderer``. The real env is only read, never stepped or reset.
+    Three backends, picked by ``backend="auto"`` from how the env drives its arm:
+
+    - ``"actuator"``: actions are controls (identity, or the env's ``action_to_ctrl`` hook; FrankaKitchen's
+      ``state_action_to_ctrl`` goes one control step at a time). All ``E * K`` samples run in one
+      ``mujoco.rollout`` call on ``nthread`` worker threads.
+    - ``"mocap"``: Meta-World's ``set_xyz_action`` (action ``[:3]`` moves the mocap target by
+      ``action_scale``, clipped to ``mocap_low``/``mocap_high``, quaternion fixed; ``[-1]`` drives the two
+      finger actuators), the mocap targets handed to ``mujoco.rollout`` as controls of every substep.
+    - ``"step"``: always correct, slower. Each worker thread steps private copies of the env (Python
+      attributes deep-copied, render objects dropped, the MjModel shared read-only, an own MjData) with
+      ``env.step``; the real env is only read.
+
+    At construction the chosen backend rolls ``check_steps`` random actions out from the current state and
+    compares qpos with ``env.step`` on a copy; ``"auto"`` falls back to ``"step"`` (with a warning) when the
+    fast backend differs by more than ``qpos_tolerance``, an explicit backend raises. Frames are the env's
+    own frames: the env's ``render_states`` hook (``vip_envs``), else a private renderer with exactly the
+    camera, size and visual options of ``env.render()`` (gymnasium's ``MujocoRenderer``: the named camera, or
+    the free camera with ``default_camera_config``). The construction renders the current state both ways
+    and raises when they differ by more than ``pixel_tolerance``. Results are in :attr:`check`.
+
+    The state is the full physics state plus the solver warm start and the mocap targets, so a rollout
+    reproduces ``env.step`` to the last digit (1e-6 on qpos is checked). Only the frames a cost needs are
+    rendered (the final step by default, every ``render_every``-th step optionally). The real env is
+    never stepped, reset or written.
 
     Args:
         env: a Gymnasium MuJoCo env, or a sequence of E such envs (one per planned environment,
             same model sizes) for batched planning.
-        camera: camera name for rendering (None: the env's default camera), or a sequence of names
-            (all are rendered; the first is ``Trajectories.frames``, all are in ``camera_frames``).
+        camera: None (the camera of ``env.render()``), a camera name, or a sequence of names (all are
+            rendered; the first is ``Trajectories.frames``, all are in ``camera_frames``); named cameras are
+            drawn at the env's size with its options.
         render_every: render every k-th step as well as the final one (None: final only).
-        image_size: side of rendered frames for the private renderer (None: the env's
-            width/height, or 96); ``render_states`` hooks render at the env's own size.
+        image_size: render square frames of this side instead of the env's size (frames then differ from
+            ``env.render()`` by design and the render check is skipped); ``render_states`` hooks render at the
+            env's own size.
         nthread: worker threads of the rollout pool (0 or 1: the calling thread).
+        backend: one of :data:`BACKENDS`.
+        check_steps: steps of the construction rollout check (0: no check).
+        qpos_tolerance: the largest qpos difference the check accepts.
+        pixel_tolerance: the largest mean absolute pixel difference (0-255) the render check accepts.
 
     Raises:
-        TypeError: if ``env`` is not a MuJoCo env.
-        ValueError: bad ``render_every`` / ``nthread`` / ``image_size``.
+        TypeError: if ``env`` is not a MuJoCo env, or the step backend cannot copy it.
+        ValueError: bad arguments; the chosen backend's rollout differs from ``env.step`` (naming the
+            backend and the qpos difference); the rollout frames differ from ``env.render()`` (naming the
+            camera and size of both).
 
     Example:
         >>> with MujocoDynamics(env, render_every=None) as dyn:           # doctest: +SKIP
+        ...     print(dyn.check.backend, dyn.check.max_qpos_diff, dyn.check.render_diff)
         ...     planner = MPPI(cfg, dyn, cost)
         ...     action = planner.command(dyn.get_state())
     """
@@ -202,6 +474,10 @@ class MujocoDynamics:
         render_every: int | None = None,
         image_size: int | None = None,
         nthread: int = 2,
+        backend: str = "auto",
+        check_steps: int = 5,
+        qpos_tolerance: float = 1e-6,
+        pixel_tolerance: float = 1.0,
     ) -> None:
         import mujoco
         import mujoco.rollout
@@ -217,10 +493,18 @@ class MujocoDynamics:
             raise ValueError(f"nthread must be a non-negative int, got {nthread!r}")
         if image_size is not None and (not isinstance(image_size, int) or image_size <= 0):
             raise ValueError(f"image_size must be None or a positive int, got {image_size!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+        if isinstance(check_steps, bool) or not isinstance(check_steps, int) or check_steps < 0:
+            raise ValueError(f"check_steps must be a non-negative int, got {check_steps!r}")
+        for name, value in (("qpos_tolerance", qpos_tolerance), ("pixel_tolerance", pixel_tolerance)):
+            if not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
         first = self.unwrapped[0]
         self.models = [u.model for u in self.unwrapped]
         for i, m in enumerate(self.models):
-            if (m.nq, m.nv, m.nu, m.na) != (self.models[0].nq, self.models[0].nv, self.models[0].nu, self.models[0].na):
+            if (m.nq, m.nv, m.nu, m.na, m.nmocap) != (self.models[0].nq, self.models[0].nv, self.models[0].nu,
+                                                      self.models[0].na, self.models[0].nmocap):
                 raise ValueError(f"env[{i}] has a model of different size than env[0]; plan each task separately")
         self.model = self.models[0]
         self.frame_skip = int(first.frame_skip)
@@ -235,7 +519,9 @@ class MujocoDynamics:
         self.full_spec = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
         self.full_size = mujoco.mj_stateSize(self.model, self.full_spec)
         self.nv = self.model.nv
-        self.nstate = self.full_size + self.nv  # our state: FULLPHYSICS then qacc_warmstart
+        self.nmocap = self.model.nmocap
+        # our state: FULLPHYSICS, qacc_warmstart [nv], mocap_pos [3 * nmocap], mocap_quat [4 * nmocap]
+        self.nstate = self.full_size + self.nv + 7 * self.nmocap
         self.env_spec = int(getattr(first, "state_spec", self.full_spec))
         self._to_env = _spec_converter(self.model, self.full_spec, self.env_spec)
         self.env_state_size = mujoco.mj_stateSize(self.model, self.env_spec)
@@ -247,23 +533,145 @@ class MujocoDynamics:
         self.evaluate_hook = getattr(first, "evaluate_states", None)
         self.image_size = image_size
         self.nthread = nthread
+        self._closed = True  # until the pools exist
         self._pool = mujoco.rollout.Rollout(nthread=nthread if nthread > 1 else 0)
         self._datas = [mujoco.MjData(self.model) for _ in range(max(1, nthread))]
         self._scratch = mujoco.MjData(self.model)  # private data for rendering / state conversion
+        self._step_datas: dict[tuple[int, int], tuple[Any, Any]] = {}
+        self._executor: ThreadPoolExecutor | None = None
         self._renderer: Any = None
         self._closed = False
+        self.backend = self._choose_backend(backend, check_steps, float(qpos_tolerance))
+        reference = self._reference_frame(image_size)
+        self._view: _RenderView | None = None if self.render_hook is not None else _env_view(first)
+        if self._view is not None and image_size is not None:
+            self._view.width = self._view.height = image_size
+        self.check = self._check_render(reference, float(pixel_tolerance))
+
+    # -- backend selection and the construction checks ----------------------------------------
+    def detect_backend(self) -> str:
+        """The backend ``"auto"`` tries first: ``"mocap"`` for Meta-World-style envs (``set_xyz_action`` and
+        mocap bodies), ``"actuator"`` when the env has a control hook or its actions are as many as its
+        actuators, else ``"step"``."""
+        layer = self.unwrapped[0]
+        if self.nmocap and all(hasattr(layer, a) for a in ("set_xyz_action", "action_scale", "mocap_low", "mocap_high")):
+            return "mocap"
+        action_dim = int(np.prod(getattr(self.envs[0].action_space, "shape", ()) or (0,)))
+        if self.action_to_ctrl is not None or self.state_action_to_ctrl is not None or action_dim == self.model.nu:
+            return "actuator"
+        return "step"
+
+    def _choose_backend(self, backend: str, check_steps: int, tolerance: float) -> str:
+        self._rejected_backends: dict[str, str] = {}
+        self.max_qpos_diff: float | None = None
+        if backend != "auto":
+            order = [backend]
+        else:
+            detected = self.detect_backend()
+            order = [detected] if detected == "step" else [detected, "step"]
+        if check_steps == 0:
+            return order[0]
+        for candidate in order:
+            self.backend = candidate
+            try:
+                diff = self.rollout_error(steps=check_steps)
+            except ValueError as err:  # e.g. actions that are not controls
+                problem = str(err)
+            else:
+                if diff <= tolerance:
+                    self.max_qpos_diff = diff
+                    if self._rejected_backends:
+                        warnings.warn(
+                            f"MujocoDynamics: using the slower {candidate!r} backend; "
+                            + "; ".join(f"{b!r}: {why}" for b, why in self._rejected_backends.items()),
+                            stacklevel=3,
+                        )
+                    return candidate
+                problem = (f"a {check_steps}-step rollout from the current state differs from env.step with the same "
+                           f"actions by max |qpos| {diff:.3g} > qpos_tolerance {tolerance:g}")
+            self._rejected_backends[candidate] = problem
+        self.close()
+        raise ValueError(
+            "MujocoDynamics cannot reproduce this env's steps: "
+            + "; ".join(f"backend {b!r}: {why}" for b, why in self._rejected_backends.items())
+            + ". Give the env an action_to_ctrl hook or check that env.step depends only on the MuJoCo state"
+        )
+
+    def rollout_error(self, *, steps: int = 5, num_samples: int = 2, seed: int = 0) -> float:
+        """Max ``|qpos|`` difference between this backend's rollout of ``num_samples`` random action sequences
+        of ``steps`` steps from env[0]'s current state and ``env.step`` with the same actions on copies of
+        the env (the real env is not touched)."""
+        import mujoco
+
+        space = self.envs[0].action_space
+        low = np.where(np.isfinite(space.low), space.low, -1.0)
+        high = np.where(np.isfinite(space.high), space.high, 1.0)
+        rng = np.random.default_rng(seed)
+        actions = rng.uniform(low, high, (1, num_samples, steps, *space.shape)).astype(space.dtype or np.float32)
+        start = self.get_state(0)
+        full, _ = self._simulate(start[None], actions)
+        layer, nq = self.unwrapped[0], self.model.nq
+        worst = 0.0
+        for k in range(num_samples):
+            reference = _EnvClone(layer, mujoco.MjData(layer.model), mujoco.MjData(layer.model))
+            for t in range(steps):
+                reference.layer.step(actions[0, k, t])
+                diff = np.abs(full[0, k, t, 1 : 1 + nq] - reference.data.qpos)
+                worst = max(worst, float(np.max(diff)) if np.isfinite(diff).all() else float("inf"))
+        return worst
+
+    def _reference_frame(self, image_size: int | None) -> tuple[np.ndarray | None, str]:
+        """``env.render()`` now (the outer env, or the MuJoCo layer when the outer one wants a reset first)."""
+        if image_size is not None and self.render_hook is None:
+            return None, f"image_size={image_size} asks for another size than env.render()"
+        for target in (self.envs[0], self.unwrapped[0]):
+            if getattr(target, "render_mode", "rgb_array") != "rgb_array":
+                return None, f"the env's render_mode is {getattr(target, 'render_mode', None)!r}, not 'rgb_array'"
+            try:
+                frame = target.render()
+            except Exception as err:  # noqa: BLE001 - e.g. gymnasium's ResetNeeded: try the inner layer
+                note = f"env.render() raised {type(err).__name__}: {err}"
+                continue
+            if frame is None:
+                return None, "env.render() returned None"
+            return np.asarray(frame), ""
+        return None, note
+
+    def _check_render(self, reference: tuple[np.ndarray | None, str], tolerance: float) -> DynamicsCheck:
+        frame, note = reference
+        view = "the env's render_states hook" if self._view is None else self._view.description
+        diff = None
+        if frame is not None:
+            state = self.get_state(0)
+            ours = self.render(state[None, None, : self.full_size], camera=None, mocap=state[None, None, self.full_size + self.nv :])[0, 0]
+            if ours.shape != frame.shape:
+                self.close()
+                raise ValueError(
+                    f"rollout frames are {list(ours.shape)} but env.render() gives {list(frame.shape)}: size differs "
+                    f"(rollouts render {view}); pass image_size=None or make the env render at the planner's size"
+                )
+            diff = float(np.abs(ours.astype(np.int16) - frame.astype(np.int16)).mean())
+            if diff > tolerance:
+                self.close()
+                layer = self.unwrapped[0]
+                env_camera = {k: getattr(layer, k) for k in ("camera_name", "camera_id", "cameras") if getattr(layer, k, None) is not None}
+                raise ValueError(
+                    f"rollout frames differ from env.render() by a mean of {diff:.2f}/255 (pixel_tolerance {tolerance:g}): "
+                    f"rollouts render {view}; the env's render() uses {env_camera or 'a camera this backend cannot read'} "
+                    f"at {frame.shape[0]}x{frame.shape[1]}. The camera or the render options differ: give the env a "
+                    "render_states(states, camera=None) hook or render through gymnasium's MujocoRenderer"
+                )
+        return DynamicsCheck(backend=self.backend, max_qpos_diff=self.max_qpos_diff, render_diff=diff,
+                             render_view=view, render_note=note, rejected=dict(self._rejected_backends))
 
     # -- state -----------------------------------------------------------------------------
     def get_state(self, index: int | None = None) -> np.ndarray:
         """The current full state of the real env(s): float64 ``[nstate]`` for ``index``, or
-        ``[E, nstate]`` for all envs when ``index`` is None and there are several."""
-        import mujoco
+        ``[E, nstate]`` for all envs when ``index`` is None and there are several. Layout: FULLPHYSICS
+        ``[full_size]``, ``qacc_warmstart [nv]``, ``mocap_pos [3 * nmocap]``, ``mocap_quat [4 * nmocap]``."""
 
         def read(unwrapped: Any) -> np.ndarray:
-            out = np.empty(self.nstate, dtype=np.float64)
-            mujoco.mj_getState(unwrapped.model, unwrapped.data, out[: self.full_size], self.full_spec)
-            out[self.full_size :] = unwrapped.data.qacc_warmstart
-            return out
+            return _read_state(unwrapped.model, unwrapped.data, self.full_spec, self.full_size, self.nv, self.nmocap)
 
         if index is None:
             if len(self.unwrapped) == 1:
@@ -299,11 +707,22 @@ class MujocoDynamics:
         if ctrl.shape[-1] != self.model.nu:
             raise ValueError(
                 f"actions map to controls of size {ctrl.shape[-1]}, but the model has nu={self.model.nu}; "
-                "give the env an action_to_ctrl hook"
+                "give the env an action_to_ctrl hook, or use backend='step'"
             )
         return ctrl
 
-    def _rollout_state_controls(self, models: Any, init: np.ndarray, warm: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    def _with_mocap(self, ctrl: np.ndarray, mocap: np.ndarray) -> tuple[np.ndarray, int]:
+        """Controls ``[N, S, nu]`` and mocap targets ``[N, S, 7 * nmocap]`` -> rollout controls and their spec."""
+        import mujoco
+
+        spec = int(mujoco.mjtState.mjSTATE_CTRL)
+        if not self.nmocap:
+            return np.ascontiguousarray(ctrl), spec
+        spec |= int(mujoco.mjtState.mjSTATE_MOCAP_POS) | int(mujoco.mjtState.mjSTATE_MOCAP_QUAT)
+        return np.ascontiguousarray(np.concatenate([ctrl, mocap], -1)), spec
+
+    def _rollout_state_controls(self, models: Any, init: np.ndarray, warm: np.ndarray, mocap: np.ndarray,
+                                actions: np.ndarray) -> np.ndarray:
         """Rollout for envs whose controls depend on the state: one ``mujoco.rollout`` call per control
         step (``frame_skip`` physics steps, all samples on the thread pool), controls from the env's
         ``state_action_to_ctrl`` at that step's start. The solver warm start is carried into the first
@@ -319,17 +738,124 @@ class MujocoDynamics:
             ctrl = np.asarray(self.state_action_to_ctrl(current, actions[:, t]), dtype=np.float64)
             if ctrl.shape != (num, self.model.nu):
                 raise ValueError(f"state_action_to_ctrl must return [N={num}, nu={self.model.nu}], got {list(ctrl.shape)}")
-            ctrl = np.ascontiguousarray(np.broadcast_to(ctrl[:, None], (num, self.frame_skip, self.model.nu)))
-            states, _ = self._pool.rollout(models, self._datas, current, ctrl, initial_warmstart=warm if t == 0 else None)
+            ctrl, spec = self._with_mocap(np.broadcast_to(ctrl[:, None], (num, self.frame_skip, self.model.nu)),
+                                          np.broadcast_to(mocap[:, None], (num, self.frame_skip, mocap.shape[-1])))
+            states, _ = self._pool.rollout(models, self._datas, current, ctrl, control_spec=spec,
+                                           initial_warmstart=warm if t == 0 else None)
             current = out[:, t] = states[:, -1]
         return out
+
+    def _mocap_targets(self, start_mocap: np.ndarray, actions: np.ndarray, env_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Meta-World's ``set_xyz_action`` and finger controls, step by step.
+
+        Args:
+            start_mocap: float64 ``[N, 7 * nmocap]`` the start states' mocap targets.
+            actions: ``[N, T, A]`` in the dtype ``env.step`` receives (the arithmetic follows it bit for bit).
+            env_index: int ``[N]`` the env of each sample (its ``action_scale`` and mocap bounds).
+
+        Returns:
+            ``ctrl [N, T, nu]`` and mocap targets ``[N, T, 7 * nmocap]`` after each step.
+        """
+        num, horizon = actions.shape[:2]
+        nmocap = self.nmocap
+        if self.model.nu != 2:
+            raise ValueError(f"the mocap backend drives two finger actuators (Meta-World), but the model has nu={self.model.nu}")
+        layers = self.unwrapped
+        scale = np.array([layers[e].action_scale for e in range(len(layers))])[env_index]
+        low = np.stack([np.asarray(layers[e].mocap_low, dtype=np.float64) for e in range(len(layers))])[env_index]
+        high = np.stack([np.asarray(layers[e].mocap_high, dtype=np.float64) for e in range(len(layers))])[env_index]
+        pos = start_mocap[:, : 3 * nmocap].reshape(num, nmocap, 3).copy()
+        quat = np.broadcast_to(np.array([1.0, 0.0, 1.0, 0.0]), (num, horizon, nmocap, 4)).reshape(num, horizon, 4 * nmocap)
+        mocap = np.empty((num, horizon, 7 * nmocap), dtype=np.float64)
+        same_scale = bool(np.all(scale == scale[0]))
+        for t in range(horizon):
+            step = np.clip(actions[:, t, :3], -1, 1)
+            delta = step * layers[0].action_scale if same_scale else step * scale[:, None].astype(step.dtype)
+            pos = pos + delta[:, None, :]
+            pos[:, 0] = np.clip(pos[:, 0], low, high)
+            mocap[:, t, : 3 * nmocap] = pos.reshape(num, -1)
+        mocap[:, :, 3 * nmocap :] = quat
+        grip = np.asarray(actions[:, :, -1], dtype=np.float64)
+        return np.stack([grip, -grip], -1), mocap
+
+    def _simulate(self, states_np: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``states [E, nstate]``, ``actions [E, K, T, A]`` (the dtype ``env.step`` gets) -> FULLPHYSICS states
+        ``[E, K, T, full_size]`` and, for mocap envs, mocap targets ``[E, K, T, 7 * nmocap]``."""
+        num_envs, num_k, horizon = actions.shape[:3]
+        if self.backend == "step":
+            return self._rollout_step(states_np, actions)
+        flat = actions.reshape(num_envs * num_k, horizon, -1)
+        init = np.repeat(states_np[:, : self.full_size], num_k, axis=0)
+        warm = np.repeat(states_np[:, self.full_size : self.full_size + self.nv], num_k, axis=0)
+        start_mocap = np.repeat(states_np[:, self.full_size + self.nv :], num_k, axis=0)
+        models = self.model if len(self.models) == 1 else [m for m in self.models for _ in range(num_k)]
+        mocap_out = None
+        if self.backend == "mocap":
+            ctrl, mocap_out = self._mocap_targets(start_mocap, flat, np.repeat(np.arange(num_envs), num_k))
+        elif self.state_action_to_ctrl is not None:
+            full = self._rollout_state_controls(models, init, warm, start_mocap, flat.astype(np.float64))
+            return full.reshape(num_envs, num_k, horizon, self.full_size), None
+        else:
+            ctrl = self.controls(flat.astype(np.float64))
+            mocap_out = np.broadcast_to(start_mocap[:, None], (*ctrl.shape[:2], start_mocap.shape[-1]))
+        num = num_envs * num_k
+        ctrl = np.broadcast_to(ctrl[:, :, None], (num, horizon, self.frame_skip, ctrl.shape[-1])).reshape(num, horizon * self.frame_skip, -1)
+        mocap = np.broadcast_to(mocap_out[:, :, None], (num, horizon, self.frame_skip, mocap_out.shape[-1])).reshape(num, horizon * self.frame_skip, -1)
+        ctrl, spec = self._with_mocap(ctrl, mocap)
+        out, _ = self._pool.rollout(models, self._datas, init, ctrl, control_spec=spec, initial_warmstart=warm)
+        full = out[:, self.frame_skip - 1 :: self.frame_skip].reshape(num_envs, num_k, horizon, self.full_size)
+        if self.backend != "mocap":
+            return full, None
+        return full, mocap_out.reshape(num_envs, num_k, horizon, -1)
+
+    def _rollout_step(self, states_np: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The step backend: samples split over ``nthread`` workers, each stepping its own copies of the env."""
+        import mujoco
+
+        num_envs, num_k, horizon = actions.shape[:3]
+        num = num_envs * num_k
+        full = np.empty((num, horizon, self.full_size), dtype=np.float64)
+        mocap = np.empty((num, horizon, 7 * self.nmocap), dtype=np.float64) if self.nmocap else None
+        workers = max(1, min(self.nthread, num))
+        spec = (self.full_spec, self.full_size, self.nv, self.nmocap)
+
+        def work(worker: int, samples: np.ndarray) -> None:
+            clones: dict[int, _EnvClone] = {}
+            for i in samples:
+                env_index = int(i) // num_k
+                clone = clones.get(env_index)
+                if clone is None:
+                    key = (worker, env_index)
+                    if key not in self._step_datas:
+                        model = self.models[env_index]
+                        self._step_datas[key] = (mujoco.MjData(model), mujoco.MjData(model))
+                    clone = clones[env_index] = _EnvClone(self.unwrapped[env_index], *self._step_datas[key])
+                clone.reset(states_np[env_index], *spec)
+                for t in range(horizon):
+                    clone.layer.step(actions[env_index, int(i) % num_k, t])
+                    mujoco.mj_getState(clone.model, clone.data, full[i, t], self.full_spec)
+                    if mocap is not None:
+                        mocap[i, t, : 3 * self.nmocap] = clone.data.mocap_pos.ravel()
+                        mocap[i, t, 3 * self.nmocap :] = clone.data.mocap_quat.ravel()
+
+        chunks = np.array_split(np.arange(num), workers)
+        if workers == 1:
+            work(0, chunks[0])
+        else:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self.nthread, thread_name_prefix="vip-rl-step")
+            for future in [self._executor.submit(work, w, chunk) for w, chunk in enumerate(chunks)]:
+                future.result()
+        full = full.reshape(num_envs, num_k, horizon, self.full_size)
+        return full, None if mocap is None else mocap.reshape(num_envs, num_k, horizon, -1)
 
     def rollout(self, states: Any, actions: torch.Tensor, *, needs: frozenset[str] = frozenset({NEEDS_FRAMES})) -> Trajectories:
         """Roll ``actions [E, K, T, A]`` out from ``states [E, nstate]`` (see :meth:`get_state`).
 
         Returns:
             :class:`Trajectories` with ``states`` float64 ``[E, K, T, full_size]`` (FULLPHYSICS layout;
-            :meth:`to_env_states` converts), ``frames`` when ``"frames"`` is in ``needs``.
+            :meth:`to_env_states` converts), ``mocap`` ``[E, K, T, 7 * nmocap]`` for the mocap and step
+            backends of mocap envs, ``frames`` when ``"frames"`` is in ``needs``.
         """
         if self._closed:
             raise RuntimeError("MujocoDynamics is closed")
@@ -345,37 +871,27 @@ class MujocoDynamics:
             raise ValueError(f"actions must be [E={num_envs}, K, T, A], got {list(actions.shape)}")
         if len(self.models) not in (1, num_envs):
             raise ValueError(f"got {num_envs} states for {len(self.models)} envs")
-        act_np = actions.detach().cpu().numpy().astype(np.float64)
-        init = np.repeat(states_np[:, : self.full_size], num_k, axis=0)
-        warm = np.repeat(states_np[:, self.full_size :], num_k, axis=0)
-        models = self.model if len(self.models) == 1 else [m for m in self.models for _ in range(num_k)]
-        if self.state_action_to_ctrl is not None:
-            full = self._rollout_state_controls(models, init, warm, act_np.reshape(num_envs * num_k, horizon, -1))
-            full = full.reshape(num_envs, num_k, horizon, self.full_size)
-        else:
-            ctrl = self.controls(act_np).reshape(num_envs * num_k, horizon, 1, -1)
-            ctrl = np.ascontiguousarray(np.broadcast_to(ctrl, (num_envs * num_k, horizon, self.frame_skip, ctrl.shape[-1])))
-            ctrl = ctrl.reshape(num_envs * num_k, horizon * self.frame_skip, -1)
-            out, _ = self._pool.rollout(models, self._datas, init, ctrl, initial_warmstart=warm)
-            full = out[:, self.frame_skip - 1 :: self.frame_skip].reshape(num_envs, num_k, horizon, self.full_size)
+        full, mocap = self._simulate(states_np, actions.detach().cpu().numpy())
         bad = ~np.isfinite(full).all(axis=(2, 3))  # [E, K]
         if bad.any():  # diverged samples: keep the start state so render / evaluate hooks get finite input
             full = np.where(bad[:, :, None, None], states_np[:, None, None, : self.full_size], full)
         invalid = torch.from_numpy(bad)
         t2 = time.perf_counter()
         traj = Trajectories(actions=actions, states=full, invalid=invalid, start_states=states_np[:, : self.full_size],
-                            evaluate_states=self.evaluate_states if self.evaluate_hook is not None else None)
+                            evaluate_states=self.evaluate_states if self.evaluate_hook is not None else None, mocap=mocap)
         traj.timings["rollout"] = t2 - t0  # preparing the controls and simulating
+        start_mocap = states_np[:, None, self.full_size + self.nv :]
         for camera in self.cameras:
             if NEEDS_FRAMES in needs:
                 steps = frame_steps_for(horizon, self.render_every)
-                frames = self.render(full[:, :, list(steps)], camera=camera)  # [E, K, F, H, W, 3]
+                frames_mocap = start_mocap[:, None] if mocap is None else mocap[:, :, list(steps)]
+                frames = self.render(full[:, :, list(steps)], camera=camera, mocap=frames_mocap)  # [E, K, F, H, W, 3]
                 traj.frame_steps = steps
                 traj.frames = frames if traj.frames is None else traj.frames
                 if camera is not None:
                     traj.camera_frames[camera] = frames
             if NEEDS_INITIAL_FRAME in needs:
-                initial = self.render(states_np[:, None, : self.full_size], camera=camera)[:, 0]
+                initial = self.render(states_np[:, None, : self.full_size], camera=camera, mocap=start_mocap)[:, 0]
                 traj.initial_frames = initial if traj.initial_frames is None else traj.initial_frames
                 if camera is not None:
                     traj.camera_initial_frames[camera] = initial
@@ -383,9 +899,15 @@ class MujocoDynamics:
         return traj
 
     # -- rendering -------------------------------------------------------------------------
-    def render(self, full_states: np.ndarray, camera: str | None = None) -> np.ndarray:
+    def render(self, full_states: np.ndarray, camera: str | None = None, *, mocap: np.ndarray | None = None) -> np.ndarray:
         """Render FULLPHYSICS states ``[E, ..., full_size]`` -> uint8 ``[E, ..., H, W, 3]`` in one batch
-        per env, without touching the real env (``camera`` None: the first of ``self.cameras``)."""
+        per env, without touching the real env.
+
+        Args:
+            full_states: ``[E, ..., full_size]``.
+            camera: a camera name (None: the first of ``self.cameras``, where None is ``env.render()``'s view).
+            mocap: ``[E, ..., 7 * nmocap]`` mocap targets, broadcast against the states (None: the real env's now).
+        """
         camera = self.camera if camera is None else camera
         num_envs = full_states.shape[0]
         lead = full_states.shape[:-1]
@@ -400,7 +922,13 @@ class MujocoDynamics:
                     per_env.append(self._call_render_hook(self.unwrapped[e], flat, camera))
                 images = np.concatenate(per_env, 0)
         else:
-            images = self._render_private(full_states.reshape(-1, self.full_size), camera)
+            flat_mocap = None
+            if self.nmocap:
+                if mocap is None:
+                    mocap = np.stack([self.get_state(e)[self.full_size + self.nv :] for e in range(len(self.unwrapped))])
+                    mocap = mocap.reshape(mocap.shape[:1] + (1,) * (len(lead) - 1) + mocap.shape[1:])
+                flat_mocap = np.broadcast_to(mocap, (*lead, 7 * self.nmocap)).reshape(-1, 7 * self.nmocap)
+            images = self._render_private(full_states.reshape(-1, self.full_size), camera, flat_mocap)
         return images.reshape(*lead, *images.shape[-3:])
 
     def _call_render_hook(self, unwrapped: Any, states: np.ndarray, camera: str | None) -> np.ndarray:
@@ -410,24 +938,43 @@ class MujocoDynamics:
             raise ValueError(f"render_states must return uint8 [N, H, W, 3], got {images.dtype} {list(images.shape)}")
         return images
 
-    def _render_private(self, states: np.ndarray, camera_name: str | None) -> np.ndarray:
+    def _render_private(self, states: np.ndarray, camera_name: str | None, mocap: np.ndarray | None) -> np.ndarray:
         import mujoco
 
+        view = self._view
         if self._renderer is None:
             default_mujoco_gl()
-            first = self.unwrapped[0]
-            height = self.image_size or int(getattr(first, "height", 96) or 96)
-            width = self.image_size or int(getattr(first, "width", 96) or 96)
-            self._renderer = mujoco.Renderer(self.model, height, width)
+            self._renderer = mujoco.Renderer(self.model, view.height, view.width, max_geom=view.max_geom)
+            if view.scene_flags is not None:
+                self._renderer.scene.flags[:] = view.scene_flags
+            self._named: dict[str, Any] = {}
+        if camera_name is None:
+            camera = view.camera
+        else:
+            camera = self._named.get(camera_name)
+            if camera is None:
+                camera = self._named[camera_name] = _named_camera(self.model, camera_name)
         data = self._scratch
         images = np.empty((states.shape[0], self._renderer.height, self._renderer.width, 3), dtype=np.uint8)
-        camera = -1 if camera_name is None else camera_name
         for i, state in enumerate(states):
             mujoco.mj_setState(self.model, data, state, self.full_spec)
+            if mocap is not None:
+                data.mocap_pos[:] = mocap[i, : 3 * self.nmocap].reshape(-1, 3)
+                data.mocap_quat[:] = mocap[i, 3 * self.nmocap :].reshape(-1, 4)
             mujoco.mj_forward(self.model, data)
-            self._renderer.update_scene(data, camera=camera)
+            self._renderer.update_scene(data, camera=camera, scene_option=view.option)
             self._renderer.render(out=images[i])
+        self._give_back_gl_context()
         return images
+
+    def _give_back_gl_context(self) -> None:
+        """Make the env's gymnasium viewer's GL context current again: that viewer renders into whichever
+        context is current (it makes its own current only at creation), so after our renderer it would draw
+        into ours and ``env.render()`` would return a wrong image."""
+        for layer in self.unwrapped:
+            viewer = getattr(getattr(layer, "mujoco_renderer", None), "viewer", None)
+            if viewer is not None and hasattr(viewer, "make_context_current"):
+                viewer.make_context_current()
 
     def evaluate_states(self, full_states: np.ndarray) -> dict[str, np.ndarray]:
         """The env's ``evaluate_states`` hook on FULLPHYSICS states ``[E, ..., full_size]`` -> dict of ``[E, ...]``.
@@ -455,9 +1002,14 @@ class MujocoDynamics:
             return
         self._closed = True
         self._pool.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+            self._give_back_gl_context()
+        self._step_datas.clear()
 
     def __enter__(self) -> "MujocoDynamics":
         return self
