@@ -1,7 +1,8 @@
 """MPPI planning toward image and language goals (see shared DESIGN.md).
 
 - :class:`MPPI` / :class:`MPPIConfig` / :class:`PlanResult`: the batched torch core.
-- Dynamics: :class:`MujocoDynamics` (simulator rollouts of any MuJoCo env), :class:`TorchDynamics`.
+- Dynamics: :class:`MujocoDynamics` (simulator rollouts of any MuJoCo env: actuator, mocap or step backend,
+  checked against ``env.step`` and ``env.render()`` at construction, :class:`DynamicsCheck`), :class:`TorchDynamics`.
 - Costs: :class:`EmbeddingGoalCost`, :class:`EmbeddingProgressCost`, :class:`DemoSubgoalCost`,
   :class:`OracleCost`, :class:`ActionPenalty`, :class:`StateCost`, composable with ``+`` and ``*``.
 - Latent planning: :func:`train_latent_dynamics` (z' = f(z, a) over frozen embeddings) + :func:`latent_goal_cost`.
@@ -21,7 +22,7 @@ from vip_rl.planning.costs import (
     frame_embeddings,
     goal_embedding,
 )
-from vip_rl.planning.dynamics import Dynamics, MujocoDynamics, TorchDynamics, Trajectories
+from vip_rl.planning.dynamics import BACKENDS, Dynamics, DynamicsCheck, MujocoDynamics, TorchDynamics, Trajectories
 from vip_rl.planning.episode import make_cost, make_env, mppi_config_for, run_episode
 from vip_rl.planning.latent import LatentDynamics, LatentTrainConfig, latent_goal_cost, train_latent_dynamics
 from vip_rl.planning.mppi import MPPI, MPPIConfig, PlanningError, PlanResult, safe_weights
@@ -33,6 +34,8 @@ __all__ = [
     "PlanningError",
     "safe_weights",
     "Dynamics",
+    "DynamicsCheck",
+    "BACKENDS",
     "MujocoDynamics",
     "TorchDynamics",
     "Trajectories",

@@ -546,6 +546,14 @@ class MujocoDynamics:
         self._view: _RenderView | None = None if self.render_hook is not None else _env_view(first)
         if self._view is not None and image_size is not None:
             self._view.width = self._view.height = image_size
+        if self._view is not None:
+            for name in self.cameras:
+                if name is not None:
+                    try:
+                        _named_camera(self.model, name)
+                    except ValueError:
+                        self.close()
+                        raise
         self.check = self._check_render(reference, float(pixel_tolerance))
 
     # -- backend selection and the construction checks ----------------------------------------
@@ -571,10 +579,12 @@ class MujocoDynamics:
             order = [detected] if detected == "step" else [detected, "step"]
         if check_steps == 0:
             return order[0]
+        actions = self._check_actions(check_steps, num_samples=2, seed=0)
+        reference = self._reference_qpos(actions)
         for candidate in order:
             self.backend = candidate
             try:
-                diff = self.rollout_error(steps=check_steps)
+                diff = self._qpos_error(actions, reference)
             except ValueError as err:  # e.g. actions that are not controls
                 problem = str(err)
             else:
@@ -594,31 +604,54 @@ class MujocoDynamics:
         raise ValueError(
             "MujocoDynamics cannot reproduce this env's steps: "
             + "; ".join(f"backend {b!r}: {why}" for b, why in self._rejected_backends.items())
-            + ". Give the env an action_to_ctrl hook or check that env.step depends only on the MuJoCo state"
+            + ". Give the env an action_to_ctrl hook, or check that env.step depends only on the MuJoCo state "
+            "(check_steps=0 or a larger qpos_tolerance accepts the difference)"
         )
 
-    def rollout_error(self, *, steps: int = 5, num_samples: int = 2, seed: int = 0) -> float:
-        """Max ``|qpos|`` difference between this backend's rollout of ``num_samples`` random action sequences
-        of ``steps`` steps from env[0]'s current state and ``env.step`` with the same actions on copies of
-        the env (the real env is not touched)."""
-        import mujoco
-
+    def _check_actions(self, steps: int, *, num_samples: int, seed: int) -> np.ndarray:
+        """Uniform random actions ``[1, num_samples, steps, A]`` in the action space (infinite bounds: +-1)."""
         space = self.envs[0].action_space
         low = np.where(np.isfinite(space.low), space.low, -1.0)
         high = np.where(np.isfinite(space.high), space.high, 1.0)
         rng = np.random.default_rng(seed)
-        actions = rng.uniform(low, high, (1, num_samples, steps, *space.shape)).astype(space.dtype or np.float32)
-        start = self.get_state(0)
-        full, _ = self._simulate(start[None], actions)
-        layer, nq = self.unwrapped[0], self.model.nq
-        worst = 0.0
+        return rng.uniform(low, high, (1, num_samples, steps, *space.shape)).astype(space.dtype or np.float32)
+
+    def _reference_qpos(self, actions: np.ndarray) -> np.ndarray:
+        """qpos ``[K, T, nq]`` after ``env.step`` with ``actions [1, K, T, A]`` on fresh copies of env[0].
+
+        Raises:
+            ValueError: a copy of the env cannot step (e.g. an env that needs a reset first).
+        """
+        import mujoco
+
+        layer = self.unwrapped[0]
+        num_samples, steps = actions.shape[1:3]
+        out = np.empty((num_samples, steps, self.model.nq))
         for k in range(num_samples):
-            reference = _EnvClone(layer, mujoco.MjData(layer.model), mujoco.MjData(layer.model))
-            for t in range(steps):
-                reference.layer.step(actions[0, k, t])
-                diff = np.abs(full[0, k, t, 1 : 1 + nq] - reference.data.qpos)
-                worst = max(worst, float(np.max(diff)) if np.isfinite(diff).all() else float("inf"))
-        return worst
+            try:
+                reference = _EnvClone(layer, mujoco.MjData(layer.model), mujoco.MjData(layer.model))
+                for t in range(steps):
+                    reference.layer.step(actions[0, k, t])
+                    out[k, t] = reference.data.qpos
+            except Exception as err:  # noqa: BLE001 - any env error, reported with what to do
+                self.close()
+                raise ValueError(
+                    f"env: a copy of {type(layer).__name__} could not step from the current state "
+                    f"({type(err).__name__}: {err}); reset the env before building MujocoDynamics, or pass check_steps=0"
+                ) from err
+        return out
+
+    def _qpos_error(self, actions: np.ndarray, reference: np.ndarray) -> float:
+        full, _ = self._simulate(self.get_state(0)[None], actions)
+        diff = np.abs(full[0, :, :, 1 : 1 + self.model.nq] - reference)
+        return float(diff.max()) if np.isfinite(diff).all() else float("inf")
+
+    def rollout_error(self, *, steps: int = 5, num_samples: int = 2, seed: int = 0) -> float:
+        """Max ``|qpos|`` difference between this backend's rollout of ``num_samples`` random action sequences
+        of ``steps`` steps from env[0]'s current state and ``env.step`` with the same actions on copies of
+        the env (the real env is not touched): the construction check, callable at any time."""
+        actions = self._check_actions(steps, num_samples=num_samples, seed=seed)
+        return self._qpos_error(actions, self._reference_qpos(actions))
 
     def _reference_frame(self, image_size: int | None) -> tuple[np.ndarray | None, str]:
         """``env.render()`` now (the outer env, or the MuJoCo layer when the outer one wants a reset first)."""
