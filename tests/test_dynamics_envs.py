@@ -45,14 +45,33 @@ def make_suite(task: str = "OpenDrawer"):
     return env
 
 
+_SHARED: dict[int, object] = {}
+
+
 def make_metaworld(size: int = 48):
+    """drawer-open-v3 through the corner camera, made once per size for the module (making MT1 takes ~1.5 s)."""
     pytest.importorskip("metaworld")
     import metaworld  # noqa: F401 - registers Meta-World/MT1
 
-    env = gym.make("Meta-World/MT1", env_name="drawer-open-v3", render_mode="rgb_array", camera_name="corner",
-                   width=size, height=size)
+    if size not in _SHARED:
+        _SHARED[size] = gym.make("Meta-World/MT1", env_name="drawer-open-v3", render_mode="rgb_array",
+                                 camera_name="corner", width=size, height=size)
+    env = _SHARED[size]
     env.reset(seed=0)
     return env
+
+
+def _close(env) -> None:
+    if not any(env is shared for shared in _SHARED.values()):
+        env.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_shared_envs():
+    yield
+    for env in _SHARED.values():
+        env.close()
+    _SHARED.clear()
 
 
 MAKERS = {"pusher": make_pusher, "suite": make_suite, "metaworld": make_metaworld}
@@ -106,7 +125,7 @@ def test_rollout_frames_are_the_env_frames(name):
             assert traj.frames.shape[-3:] == env.render().shape
             assert _mean_abs(traj.frames[0, 0, -1], env.render()) < 1.0
     finally:
-        env.close()
+        _close(env)
 
 
 def test_pusher_uses_the_free_camera_of_its_renderer_not_mujocos_default():
@@ -126,7 +145,7 @@ def test_pusher_uses_the_free_camera_of_its_renderer_not_mujocos_default():
                 old_view = renderer.render()
             assert _mean_abs(old_view, env.render()) > 5.0  # the silent mismatch of the issue
     finally:
-        env.close()
+        _close(env)
 
 
 class _Flipped(gym.Wrapper):
@@ -149,7 +168,7 @@ def test_render_mismatch_is_refused_naming_what_differs(wrapper, match):
             MujocoDynamics(env, nthread=0)
         assert "free camera" in str(err.value) and "48" in str(err.value)
     finally:
-        env.close()
+        _close(env)
 
 
 def test_render_check_skips_what_it_cannot_compare():
@@ -160,7 +179,7 @@ def test_render_check_skips_what_it_cannot_compare():
             traj = dyn.rollout(dyn.get_state()[None], torch.zeros(1, 2, 2, 7))
             assert traj.frames.shape == (1, 2, 1, 32, 32, 3)
     finally:
-        env.close()
+        _close(env)
     env = gym.make("Pusher-v5")  # render_mode None: nothing to compare with
     env.reset(seed=0)
     with MujocoDynamics(env, nthread=0) as dyn:
@@ -174,7 +193,7 @@ def test_named_cameras_render_at_the_env_size_and_unknown_names_are_refused():
         with pytest.raises(ValueError, match="camera must name a camera of the model, got 'nope'"):
             MujocoDynamics(env, camera="nope", nthread=0)
     finally:
-        env.close()
+        _close(env)
 
 
 # -- item 2: any way the env drives its arm ---------------------------------------------------------
@@ -189,10 +208,10 @@ def test_backend_detection_and_rollouts_match_env_step(name):
             assert dyn.check.max_qpos_diff is not None and dyn.check.max_qpos_diff <= 1e-6
             assert _rollout_matches_real_env(env, dyn, steps=8) <= 1e-6
     finally:
-        env.close()
+        _close(env)
 
 
-@pytest.mark.parametrize("name", ["pusher", "suite", "metaworld"])
+@pytest.mark.parametrize("name", ["pusher", "suite", pytest.param("metaworld", marks=pytest.mark.slow)])
 def test_step_backend_matches_env_step_and_the_fast_backend(name):
     env = MAKERS[name]()
     try:
@@ -208,7 +227,7 @@ def test_step_backend_matches_env_step_and_the_fast_backend(name):
             assert a.frames.shape == b.frames.shape
             assert _rollout_matches_real_env(env, step, samples=2, steps=4) <= 1e-6
     finally:
-        env.close()
+        _close(env)
 
 
 def test_metaworld_mocap_targets_follow_set_xyz_action():
@@ -224,7 +243,7 @@ def test_metaworld_mocap_targets_follow_set_xyz_action():
                 np.testing.assert_array_equal(traj.mocap[0, 0, t, :3], u.data.mocap_pos[0])
                 np.testing.assert_array_equal(traj.mocap[0, 0, t, 3:], u.data.mocap_quat[0])
     finally:
-        env.close()
+        _close(env)
 
 
 def _half_pusher():
@@ -252,7 +271,7 @@ def test_a_backend_that_does_not_reproduce_env_step_is_refused_or_replaced():
             assert dyn.check.backend == "step" and "actuator" in dyn.check.rejected
             assert _rollout_matches_real_env(env, dyn, samples=2, steps=3) <= 1e-6
     finally:
-        env.close()
+        _close(env)
 
 
 @pytest.mark.parametrize(
@@ -270,7 +289,7 @@ def test_bad_arguments_are_refused_by_name(kwargs, match):
         with pytest.raises(ValueError, match=match):
             MujocoDynamics(env, **kwargs)
     finally:
-        env.close()
+        _close(env)
 
 
 def test_an_env_that_needs_a_reset_is_named():
@@ -282,7 +301,7 @@ def test_an_env_that_needs_a_reset_is_named():
         with pytest.raises(ValueError, match="could not step from the current state .*reset the env"):
             MujocoDynamics(env, nthread=0)
     finally:
-        env.close()
+        _close(env)
 
 
 @pytest.mark.parametrize("backend", ["actuator", "step"])
@@ -297,7 +316,7 @@ def test_mppi_plans_through_each_backend(backend):
             assert action.shape == (4,) and torch.isfinite(action).all()
             np.testing.assert_array_equal(_full_state(env), before)
     finally:
-        env.close()
+        _close(env)
 
 
 @pytest.mark.slow
@@ -325,4 +344,4 @@ def test_metaworld_mppi_step_and_mocap_backends_agree_over_an_episode():
         for a, b in zip(run("mocap"), run("step")):
             np.testing.assert_allclose(a, b, atol=1e-5)
     finally:
-        env.close()
+        _close(env)

@@ -657,6 +657,7 @@ class MujocoDynamics:
         """``env.render()`` now (the outer env, or the MuJoCo layer when the outer one wants a reset first)."""
         if image_size is not None and self.render_hook is None:
             return None, f"image_size={image_size} asks for another size than env.render()"
+        self._give_back_gl_context()  # another env's viewer closing leaves no context current (gymnasium)
         for target in (self.envs[0], self.unwrapped[0]):
             if getattr(target, "render_mode", "rgb_array") != "rgb_array":
                 return None, f"the env's render_mode is {getattr(target, 'render_mode', None)!r}, not 'rgb_array'"
