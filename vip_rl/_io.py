@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import uuid
@@ -160,6 +161,34 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _finite_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, +-inf) replaced by None: JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(item) for item in value]
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    return _finite_json(_json_default(value))
+
+
 def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int = 2) -> Path:
-    """Write ``data`` as JSON to ``path`` atomically (numpy/torch scalars and arrays, paths allowed)."""
-    return atomic_write_text(path, json.dumps(data, indent=indent, default=_json_default) + "\n")
+    """Write ``data`` as JSON to ``path`` atomically (numpy/torch scalars and arrays, paths allowed).
+
+    The file is valid JSON: non-finite floats (NaN, +-inf, which ``json`` would write as the bare
+    tokens ``NaN`` / ``Infinity``) are written as ``null``.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     print(atomic_write_json(Path(folder) / "r.json", {"steps": 0, "mean": float("nan")}).read_text())
+        {
+          "steps": 0,
+          "mean": null
+        }
+        <BLANKLINE>
+    """
+    text = json.dumps(_finite_json(data), indent=indent, allow_nan=False)
+    return atomic_write_text(path, text + "\n")

@@ -1,16 +1,44 @@
-"""The `vip-rl` command: one entry point, one subcommand per job.
+"""The `vip-rl` command: one entry point, one subcommand per job, and one error boundary.
 
 Each subcommand lives in the module that owns the job and exposes ``cli(argv) -> int``;
 this file only dispatches, importing the module lazily so that ``vip-rl --help`` is fast.
+
+Errors (README "Errors"): every failure ends the command with one line on stderr,
+``vip-rl <command>: error: <what went wrong>``, and an exit code:
+
+====  ==========================================================================================
+0     done
+1     a runtime failure: permission or disk errors while running, anything unexpected (its line
+      ends with "run with --debug for the traceback")
+2     bad input, refused before any work: flags, missing or corrupt files (video, HDF5, image),
+      refused checkpoints, unknown env ids, an output folder that cannot be written
+130   interrupted (Ctrl-C); 143: terminated (SIGTERM). Temporary files are removed on the way out.
+====  ==========================================================================================
+
+``--debug`` (anywhere on the command line) or ``VIP_RL_DEBUG=1`` prints the traceback first.
 """
 from __future__ import annotations
 
+import argparse
+import contextvars
+import functools
 import importlib
+import os
+import pickle
+import re
+import signal
 import sys
-from typing import TYPE_CHECKING
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 if TYPE_CHECKING:
     import torch
+
+__all__ = [
+    "COMMANDS", "ArgumentParser", "UsageError", "Terminated", "command", "main", "resolve_device",
+    "check_output_dir", "check_output_file", "one_line",
+]
 
 # subcommand -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -23,6 +51,170 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rl": ("vip_rl.rl", "cli", "train SB3 PPO/SAC on a task with the embedding reward"),
     "demo": ("vip_rl.demo", "cli", "the main job end to end, writing runs/demo/report.md"),
 }
+
+DEBUG_FLAG = "--debug"
+DEBUG_ENV = "VIP_RL_DEBUG"
+EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
+
+
+_DEBUG: contextvars.ContextVar[bool] = contextvars.ContextVar("vip_rl_cli_debug", default=False)
+
+
+class UsageError(Exception):
+    """Bad input found before any work starts (exit code 2): a flag, a file, a checkpoint, an env id."""
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so ``finally`` blocks and atomic writes clean up as on Ctrl-C."""
+
+
+_ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+_MAX_LINE = 2000
+
+
+def one_line(text: Any) -> str:
+    """``text`` as one printable line: ANSI escape codes dropped, newlines and runs of blanks made one space."""
+    text = _ANSI.sub("", str(text))
+    text = "".join(ch if ch.isprintable() or ch in "\n\t\r" else " " for ch in text)
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_LINE else text[: _MAX_LINE - 3] + "..."
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors are one line: ``<prog>: error: <message>``, exit 2
+    (argparse's own prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {one_line(message)}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _debug_requested(argv: list[str]) -> tuple[list[str], bool]:
+    debug = os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    if DEBUG_FLAG in argv:
+        argv = [a for a in argv if a != DEBUG_FLAG]
+        debug = True
+    return argv, debug
+
+
+def _is_known(err: BaseException) -> bool:
+    if isinstance(err, (UsageError, ValueError, TypeError, OSError, pickle.UnpicklingError)):
+        return True
+    if type(err).__module__.startswith(("vip_rl.", "vip_envs")):  # the library's own errors (PlanningError, ...)
+        return True
+    # gymnasium's errors (unknown env ids, bad spaces) without importing gymnasium here
+    return any(cls.__module__.startswith("gymnasium.error") for cls in type(err).__mro__)
+
+
+def _exit_code(err: BaseException) -> int:
+    if isinstance(err, (UsageError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                        pickle.UnpicklingError)):
+        return EXIT_USAGE
+    if any(cls.__module__.startswith("gymnasium.error") for cls in type(err).__mro__):
+        return EXIT_USAGE
+    return EXIT_RUNTIME
+
+
+def _message(err: BaseException) -> str:
+    text = one_line(err)
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        text = one_line(f"{err.strerror}: {os.fsdecode(err.filename)!r}")  # "[Errno 13] ..." -> plain words
+    if not text:
+        text = type(err).__name__
+    if not _is_known(err):
+        text = f"{type(err).__name__}: {text} (run with {DEBUG_FLAG} for the traceback)"
+    return text
+
+
+def command(name: str) -> Callable[[Callable[[list[str]], int]], Callable[[Sequence[str] | None], int]]:
+    """Decorate a subcommand's ``cli(argv) -> int`` with the error boundary (module docstring).
+
+    The wrapped function never raises for a failure: it prints one line ``vip-rl <name>: error: ...``
+    to stderr and returns the exit code. ``SystemExit`` (``--help``, argparse usage errors) passes through.
+    """
+    prog = f"vip-rl {name}"
+
+    def decorate(func: Callable[[list[str]], int]) -> Callable[[Sequence[str] | None], int]:
+        @functools.wraps(func)
+        def wrapper(argv: Sequence[str] | None = None) -> int:
+            args, debug = _debug_requested(list(sys.argv[1:] if argv is None else argv))
+            debug = debug or _DEBUG.get()
+            token = _DEBUG.set(debug)  # a boundary nested inside (the module's own) sees it too
+            try:
+                return int(func(args) or 0)
+            except KeyboardInterrupt as err:
+                if debug:
+                    traceback.print_exc()
+                terminated = isinstance(err, Terminated)
+                print(f"{prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}; temporary files removed",
+                      file=sys.stderr)
+                return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+            except Exception as err:  # the boundary: every failure becomes one line
+                if debug:
+                    traceback.print_exc()
+                print(f"{prog}: error: {_message(err)}", file=sys.stderr)
+                return _exit_code(err)
+            finally:
+                _DEBUG.reset(token)
+
+        wrapper.__vip_rl_boundary__ = True  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+# ------------------------------------------------------------------------------------------
+# checks every command runs before it writes anything
+
+
+def check_output_dir(path: str | os.PathLike[str], *, flag: str = "--out") -> Path:
+    """Refuse an output folder that cannot be created or written, before any work starts.
+
+    The folder itself is not created: nothing is written until the inputs are known good.
+
+    Raises:
+        UsageError: ``path`` is a file, lies under a file, or its nearest existing folder is not writable.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {str(path)!r} is a file, expected a folder")
+    _check_writable_ancestor(path if path.exists() else path.parent, path, flag)
+    return path
+
+
+def check_output_file(path: str | os.PathLike[str], *, flag: str = "--out", parents: bool = True) -> Path:
+    """Refuse an output file whose folder cannot be created or written (see :func:`check_output_dir`).
+
+    Raises:
+        UsageError: ``path`` is a folder, its folder lies under a file or is not writable, or
+            (``parents=False``) its folder does not exist.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {str(path)!r} is a folder, expected a file path")
+    if not parents and not path.parent.is_dir():
+        if path.parent.exists():
+            raise UsageError(f"{flag} {str(path)!r} lies under {str(path.parent)!r}, which is a file, not a folder")
+        raise UsageError(f"{flag} {str(path)!r}: its folder {str(path.parent)!r} does not exist")
+    _check_writable_ancestor(path.parent, path, flag)
+    return path
+
+
+def _check_writable_ancestor(folder: Path, target: Path, flag: str) -> None:
+    probe = folder
+    while not probe.exists() and probe != probe.parent:  # the nearest folder that exists
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{flag} {str(target)!r} lies under {str(probe)!r}, which is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {str(target)!r}: the folder {str(probe)!r} is not writable")
+    import tempfile
+
+    try:  # os.access trusts the mode bits; a read-only mount says no only when asked to write
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        raise UsageError(f"{flag} {str(target)!r}: the folder {str(probe)!r} is not writable ({err.strerror})") from err
 
 
 def resolve_device(device: str) -> "torch.device":
@@ -43,26 +235,60 @@ def resolve_device(device: str) -> "torch.device":
 
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
-    lines = ["usage: vip-rl <command> [options]", "", "commands:"]
+    lines = ["usage: vip-rl [--debug] <command> [options]", "", "commands:"]
     lines += [f"  {name.ljust(width)}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
-    lines += ["", "Run `vip-rl <command> --help` for a command's options."]
+    lines += ["", "Run `vip-rl <command> --help` for a command's options.",
+              f"Errors are one line; {DEBUG_FLAG} (or {DEBUG_ENV}=1) shows the traceback."]
     return "\n".join(lines)
 
 
+def _raise_terminated(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one clean-up at a time: a second SIGTERM waits for it
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch ``vip-rl <command> ...`` to the owning module's ``cli``."""
+    """Dispatch ``vip-rl [--debug] <command> ...`` to the owning module's ``cli`` inside the error boundary.
+
+    In the main thread SIGTERM is turned into :class:`Terminated` (a ``KeyboardInterrupt``) while the
+    command runs, so temporary files are removed as on Ctrl-C.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == DEBUG_FLAG:
+        argv = argv[1:] + [DEBUG_FLAG]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"vip-rl: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
+        print(f"vip-rl: error: unknown command {name!r}; expected one of {', '.join(COMMANDS)} (see vip-rl --help)",
+              file=sys.stderr)
+        return EXIT_USAGE
     module_name, func_name, _ = COMMANDS[name]
-    func = getattr(importlib.import_module(module_name), func_name)
-    return int(func(rest) or 0)
+
+    def run(args: list[str]) -> int:
+        func = getattr(importlib.import_module(module_name), func_name)
+        return int(func(args) or 0)
+
+    previous = None
+    if hasattr(signal, "SIGTERM"):
+        try:
+            previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        except ValueError:  # not the main thread: leave signals alone
+            previous = None
+    try:
+        return command(name)(run)(rest)
+    except SystemExit as exit_:  # --help, argparse usage errors (already printed as one line)
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m vip_rl.cli`: run the imported module's main, so that this file's classes and the debug
+    # flag are the ones the command modules import (not copies living in __main__)
+    from vip_rl.cli import main as _main
+
+    sys.exit(_main())

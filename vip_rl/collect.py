@@ -33,18 +33,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ._gl import default_mujoco_gl
+from .cli import ArgumentParser, check_output_dir, check_output_file, command
 from .data.episode import Episode
 from .data.hdf5 import DEFAULT_COMPRESSION, EpisodeFile, EpisodeWriter
 from .data.video import write_video
 
-__all__ = ["collect", "cli", "POLICIES", "DEFAULT_NOISY_NOISE", "wrong_task_choices"]
+__all__ = ["collect", "cli", "remove_stale_temp_files", "POLICIES", "DEFAULT_NOISY_NOISE", "wrong_task_choices"]
 
 POLICIES = ("expert", "noisy", "play", "mixed")
 DEFAULT_NOISY_NOISE = 0.3
@@ -194,6 +194,48 @@ def _render(env: Any, sims: np.ndarray, cameras: list[str], image_size: int) -> 
     return frames
 
 
+def remove_stale_temp_files(out: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed runs (SIGKILL, power loss) left beside ``out``.
+
+    An :class:`~vip_rl.data.hdf5.EpisodeWriter` writes ``.<name>.<id>.tmp.h5`` beside ``out`` and renames
+    it onto ``out`` when done; a ``finally`` removes it on errors, Ctrl-C and SIGTERM, but nothing runs
+    on SIGKILL. A temp file is stale when no process holds HDF5's lock on it (a live writer does; the
+    kernel drops the lock of a killed one). Nothing is deleted when HDF5 file locking is turned off.
+
+    Returns:
+        The deleted files.
+    """
+    import fcntl
+
+    if os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() == "FALSE":
+        return []
+    out = Path(out)
+    removed = []
+    for tmp in out.parent.glob(f".{out.name}.*.tmp{out.suffix}"):
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a live writer holds the file
+        except OSError:
+            continue
+        else:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _write_previews(out: Path, preview: Path, cameras: list[str]) -> None:
+    """One mp4 per episode of the committed dataset ``out`` (cameras side by side), read back from it."""
+    with EpisodeFile(out) as file:
+        for index in range(file.num_episodes):
+            write_video(preview / f"demo_{index}.mp4",
+                        np.concatenate([np.asarray(file.frames(index, camera)) for camera in cameras], axis=2))
+
+
 def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | None = None,
             cameras: Sequence[str] = ("front",), image_size: int = 96, embodiment: str = "gripper", seed: int = 0,
             out: str | os.PathLike, preview_dir: str | os.PathLike | None = None, early_stop_prob: float = 0.0,
@@ -212,7 +254,9 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
         embodiment: ``"gripper"`` or ``"hand"``.
         seed: seeds the rng that draws each episode's env/policy seed, instruction and early stops.
         out: destination ``.h5``; appears only when every episode is written.
-        preview_dir: if given, an mp4 per episode (cameras side by side) ``<preview_dir>/demo_<i>.mp4``.
+        preview_dir: if given, an mp4 per episode (cameras side by side) ``<preview_dir>/demo_<i>.mp4``,
+            written once the dataset is complete (an interrupted run leaves no preview of an episode that
+            is in no dataset).
         early_stop_prob: probability of cutting an episode before its first success.
         max_steps: episode step limit (overrides the env's 100-step TimeLimit).
         progress: show a tqdm bar.
@@ -241,6 +285,7 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
     from tqdm.auto import tqdm
 
     out = Path(out)
+    remove_stale_temp_files(out)
     rng = np.random.default_rng(seed)
     train_instructions = list(vip_envs.instructions(task, split="train"))
     make_kwargs: dict[str, Any] = dict(render_mode="rgb_array", obs_mode="state", cameras=tuple(cameras),
@@ -249,8 +294,6 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
         make_kwargs["max_episode_steps"] = max_steps
     env = gymnasium.make(env_id, **make_kwargs)
     preview = Path(preview_dir) if preview_dir is not None else None
-    if preview is not None:
-        preview.mkdir(parents=True, exist_ok=True)
     noisy_noise = DEFAULT_NOISY_NOISE if noise is None else float(noise)
     num_success = 0
     try:
@@ -301,14 +344,13 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
                                   rewards=roll["rewards"], dones=roll["dones"], attrs=attrs, sim_states=sims,
                                   successes=roll["successes"])
                 writer.append(episode)
-                if preview is not None:
-                    write_video(preview / f"demo_{index}.mp4",
-                                np.concatenate([episode.frames[c] for c in cameras], axis=2))
                 num_success += int(episode.success)
                 bar.update(1)
                 bar.set_postfix(success=f"{num_success / (index + 1):.0%}")
     finally:
         env.close()
+    if preview is not None:
+        _write_previews(out, preview, cameras)
     if d4rl_out is not None:
         from .data.d4rl import export_d4rl
 
@@ -317,7 +359,7 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vip-rl collect", description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(prog="vip-rl collect", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", help="suite task, e.g. OpenDrawer")
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
@@ -348,20 +390,27 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("collect")
 def cli(argv: list[str]) -> int:
-    """``vip-rl collect <task> --episodes N --policy expert --out demos.h5 ...``; returns the exit code."""
+    """``vip-rl collect <task> --episodes N --policy expert --out demos.h5 ...``; returns the exit code.
+
+    The output paths are checked before the first episode; Ctrl-C or SIGTERM (under ``vip-rl``) removes
+    the unfinished dataset, and a SIGKILLed run's temp file is removed by the next run (see
+    :func:`remove_stale_temp_files`).
+    """
     args = _build_parser().parse_args(argv)
-    try:
-        path = collect(args.task, episodes=args.episodes, policy=args.policy, noise=args.noise,
-                       cameras=args.cameras or ["front"], image_size=args.size, embodiment=args.embodiment,
-                       seed=args.seed, out=args.out, preview_dir=args.preview, early_stop_prob=args.early_stop_prob,
-                       max_steps=args.max_steps, progress=not args.no_progress, mix=args.mix,
-                       stop_on_success=args.stop_on_success,
-                       compression=None if args.compression == "none" else args.compression, d4rl_out=args.d4rl,
-                       expert_task=args.expert_task)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"vip-rl collect: error: {err}", file=sys.stderr)
-        return 2
+    check_output_file(args.out, flag="--out", parents=False)
+    if args.preview is not None:
+        check_output_dir(args.preview, flag="--preview")
+    if args.d4rl is not None:
+        check_output_file(args.d4rl, flag="--d4rl")
+    path = collect(args.task, episodes=args.episodes, policy=args.policy, noise=args.noise,
+                   cameras=args.cameras or ["front"], image_size=args.size, embodiment=args.embodiment,
+                   seed=args.seed, out=args.out, preview_dir=args.preview, early_stop_prob=args.early_stop_prob,
+                   max_steps=args.max_steps, progress=not args.no_progress, mix=args.mix,
+                   stop_on_success=args.stop_on_success,
+                   compression=None if args.compression == "none" else args.compression, d4rl_out=args.d4rl,
+                   expert_task=args.expert_task)
     with EpisodeFile(path) as file:
         successes = [bool(file.episode_attrs(i).get("success", False)) for i in range(file.num_episodes)]
         steps = sum(file.num_steps(i) for i in range(file.num_episodes))

@@ -9,10 +9,8 @@ distance and the progress ``1 - d_t / d_0`` per frame (PNG) and prints the VOC.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,6 +18,7 @@ import numpy as np
 import torch
 
 from vip_rl._io import atomic_path
+from vip_rl.cli import ArgumentParser, UsageError, check_output_file, command, resolve_device
 from vip_rl.encoders.base import Encoder, check_images
 from vip_rl.goals import embed_goal, goal_from_arg, parse_goal, resolve_encoder
 
@@ -136,9 +135,14 @@ def plot_reward_curve(
     return path
 
 
+@command("reward-curve")
 def cli(argv: Sequence[str] | None = None) -> int:
-    """``vip-rl reward-curve VIDEO --goal IMAGE|TEXT --encoder NAME [--out curve.png]``."""
-    parser = argparse.ArgumentParser(
+    """``vip-rl reward-curve VIDEO --goal IMAGE|TEXT --encoder NAME [--out curve.png]``.
+
+    Every input (the video, the goal, the encoder, the output folder) is read and checked before the
+    plot is written; a failure is one line on stderr (:mod:`vip_rl.cli`).
+    """
+    parser = ArgumentParser(
         prog="vip-rl reward-curve",
         description="Plot the embedding distance to a goal along a video and print the value-order correlation (VOC).",
     )
@@ -153,17 +157,16 @@ def cli(argv: Sequence[str] | None = None) -> int:
 
     from vip_rl.data import load_videos
 
+    check_output_file(args.out, flag="--out")
+    device = resolve_device(args.device)
     videos = load_videos(args.video, camera=args.camera)
     if not 0 <= args.index < len(videos):
-        print(f"vip-rl reward-curve: --index must be in [0, {len(videos)}), got {args.index}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--index must be in [0, {len(videos)}) for {args.video!r}, got {args.index}")
     video = videos[args.index]
-    try:
-        goal: Any = video.frames[-1] if args.goal is None else goal_from_arg(args.goal)
-        encoder = resolve_encoder(args.encoder, device=args.device, text=isinstance(goal, str))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"vip-rl reward-curve: {err}", file=sys.stderr)
-        return 2
+    if len(video.frames) < 2:
+        raise UsageError(f"video {args.video!r}[{args.index}] must hold at least 2 frames, got {len(video.frames)}")
+    goal: Any = video.frames[-1] if args.goal is None else goal_from_arg(args.goal)
+    encoder = resolve_encoder(args.encoder, device=device, text=isinstance(goal, str))
     if args.goal is None:
         goal_desc = "own last frame"
     else:

@@ -20,9 +20,12 @@ with :func:`goal_from_arg` (a string that names a file, or ends in a goal-file s
 and a missing one is an error, never an instruction).
 
 Goal files (:func:`load_goal`, one rule everywhere): an image file (``.png .jpg .jpeg .bmp .webp``;
-grey is repeated to RGB, alpha dropped), a video file (``.mp4 .gif .avi .mov .mkv .webm``: its
-last frame) or a ``.npy`` holding uint8 ``[H, W, 3]`` (an image) or ``[T, H, W, 3]`` (a video: its
-last frame).
+8-bit only, grey is repeated to RGB, alpha dropped), a video file (``.mp4 .gif .avi .mov .mkv .webm``:
+its last frame) or a ``.npy`` holding uint8 ``[H, W, 3]`` (an image) or ``[T, H, W, 3]`` (a video: its
+last frame). Every command line (``reward-curve``, ``mppi``, ``train``) and every ``Path`` goal of the
+library (``GoalReward``, the planning costs, the policy datasets) reads goal files through it. Arrays
+passed in memory are declared, not guessed: uint8 ``[..., H, W, 3]`` only. Goal images of either kind
+must be at least :data:`MIN_GOAL_SIDE` pixels high and wide (files when read, arrays when embedded).
 
 The module also owns the two other things every entry point needs before it can score a goal:
 :func:`resolve_encoder` (a bundled name, a checkpoint path or ``"random"``) and the scripted-expert
@@ -50,6 +53,7 @@ import torch
 
 __all__ = [
     "GOAL_FILE_EXTENSIONS",
+    "MIN_GOAL_SIDE",
     "Goal",
     "ExpertRollout",
     "embed_goal",
@@ -70,6 +74,9 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _VIDEO_SUFFIXES = (".mp4", ".gif", ".avi", ".mov", ".mkv", ".webm")
 #: File suffixes :func:`load_goal` reads (images, videos: their last frame, ``.npy`` uint8 arrays).
 GOAL_FILE_EXTENSIONS: tuple[str, ...] = (*_IMAGE_SUFFIXES, *_VIDEO_SUFFIXES, ".npy")
+#: The smallest goal image side (height and width) :func:`parse_goal` and :func:`load_goal` accept: a
+#: smaller image (a 1x1 file, a thumbnail) carries no scene to reach, and encoders would only blow it up.
+MIN_GOAL_SIDE = 8
 
 _FORMS = (
     "an instruction string, a uint8 image [H, W, 3], uint8 images [K, H, W, 3], a Video (its final frame), "
@@ -205,8 +212,9 @@ def embed_goal(encoder: Any, goal: Any, *, name: str = "goal") -> torch.Tensor:
         name: the argument name used in error messages.
 
     Raises:
-        ValueError: a text goal for an encoder without a text tower; an embedding whose size is not
-            ``encoder.embed_dim``; everything :func:`parse_goal` raises.
+        ValueError: a text goal for an encoder without a text tower; goal images smaller than
+            :data:`MIN_GOAL_SIDE` on a side (or than ``encoder.image_size``, if that is smaller); an
+            embedding whose size is not ``encoder.embed_dim``; everything :func:`parse_goal` raises.
 
     Example:
         >>> import numpy as np
@@ -223,6 +231,9 @@ def embed_goal(encoder: Any, goal: Any, *, name: str = "goal") -> torch.Tensor:
             )
         embedding = encoder.encode_text(list(parsed.value))
     elif parsed.kind == "images":
+        # an encoder built for smaller frames than MIN_GOAL_SIDE (a toy one) may take goals that small
+        minimum = min(MIN_GOAL_SIDE, int(getattr(encoder, "image_size", MIN_GOAL_SIDE) or MIN_GOAL_SIDE))
+        _check_goal_size(parsed.value.shape[1:3], name, f"shape {list(parsed.value.shape)}", minimum=minimum)
         embedding = encoder.encode_images(parsed.value)
     else:
         if parsed.value.shape[1] != encoder.embed_dim:
@@ -238,13 +249,22 @@ def embed_goal(encoder: Any, goal: Any, *, name: str = "goal") -> torch.Tensor:
 # goal files
 
 
+def _check_goal_size(height_width: tuple[int, ...], name: str, what: str, *, minimum: int = MIN_GOAL_SIDE) -> None:
+    if min(height_width) < minimum:
+        raise ValueError(
+            f"{name} image must be at least {minimum}x{minimum} pixels, got {what} "
+            f"({height_width[0]}x{height_width[1]})"
+        )
+
+
 def load_goal(path: str | os.PathLike[str], *, name: str = "goal") -> np.ndarray:
     """Read a goal file -> uint8 ``[H, W, 3]`` (the rule is in the module docstring).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: an unsupported suffix, an unreadable file, or contents that are not 8-bit RGB
-            (``.npy``: not uint8 ``[H, W, 3]`` / ``[T, H, W, 3]``).
+        ValueError: an unsupported suffix, an unreadable file, contents that are not 8-bit grey / RGB /
+            RGBA (``.npy``: not uint8 ``[H, W, 3]`` / ``[T, H, W, 3]``), or an image smaller than
+            :data:`MIN_GOAL_SIDE` on a side.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -261,6 +281,7 @@ def load_goal(path: str | os.PathLike[str], *, name: str = "goal") -> np.ndarray
         frames = read_video_file(path)
         if frames.shape[0] < 1:
             raise ValueError(f"{name} video {str(path)!r} holds no frame")
+        _check_goal_size(frames.shape[1:3], name, f"video {str(path)!r}")
         return np.ascontiguousarray(frames[-1])
     if suffix == ".npy":
         try:
@@ -272,6 +293,7 @@ def load_goal(path: str | os.PathLike[str], *, name: str = "goal") -> np.ndarray
                 f"{name} file {str(path)!r} must hold uint8 [H, W, 3] (an image) or [T, H, W, 3] (a video: its "
                 f"last frame), got {array.dtype} {list(array.shape)}"
             )
+        _check_goal_size(array.shape[-3:-1], name, f"file {str(path)!r}")
         return np.ascontiguousarray(array[-1] if array.ndim == 4 else array)
     import imageio.v3 as iio
 
@@ -279,10 +301,19 @@ def load_goal(path: str | os.PathLike[str], *, name: str = "goal") -> np.ndarray
         image = np.asarray(iio.imread(path, plugin="pillow"))
     except (OSError, ValueError) as err:
         raise ValueError(f"{name} image {str(path)!r} is unreadable: {err}") from err
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[-1] not in (1, 2, 3, 4)):
+        raise ValueError(f"{name} image {str(path)!r} must be an 8-bit grey, RGB or RGBA image, got {image.dtype} "
+                         f"{list(image.shape)}")
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    if image.ndim == 3 and image.shape[-1] == 2:  # grey + alpha
+        image = np.repeat(image[..., :1], 3, axis=-1)
     if image.ndim != 3 or image.shape[-1] not in (3, 4) or image.dtype != np.uint8:
-        raise ValueError(f"{name} image {str(path)!r} must be an 8-bit RGB(A) image, got {image.dtype} {list(image.shape)}")
+        raise ValueError(f"{name} image {str(path)!r} must be an 8-bit grey, RGB or RGBA image, got {image.dtype} "
+                         f"{list(image.shape)}")
+    _check_goal_size(image.shape[:2], name, f"image {str(path)!r}")
     return np.ascontiguousarray(image[..., :3])
 
 

@@ -50,6 +50,7 @@ from torch import nn
 
 from vip_rl import __version__
 from vip_rl._io import atomic_path, atomic_write_text
+from vip_rl.cli import ArgumentParser, check_output_dir, command, resolve_device
 from vip_rl.data.samplers import TupleBatch, TupleSampler
 from vip_rl.encoders.base import Encoder
 
@@ -767,10 +768,15 @@ def _parse_pair(text: str) -> tuple[float, float]:
     return float(parts[0]), float(parts[1])
 
 
+@command("pretrain")
 def cli(argv: Sequence[str] | None = None) -> int:
-    """``vip-rl pretrain --data PATH [--data PATH2] --objective vip|liv --steps N --out DIR ...``."""
+    """``vip-rl pretrain --data PATH [--data PATH2] --objective vip|liv --steps N --out DIR ...``.
+
+    The config and ``--out`` are checked before the videos are read, and the videos, ``--init-from`` and a
+    checkpoint to resume before ``--out`` is created; a failure is one line on stderr (:mod:`vip_rl.cli`).
+    """
     defaults = PretrainConfig()
-    parser = argparse.ArgumentParser(prog="vip-rl pretrain", description="Pretrain or fine-tune a VIP / LIV encoder on videos.")
+    parser = ArgumentParser(prog="vip-rl pretrain", description="Pretrain or fine-tune a VIP / LIV encoder on videos.")
     parser.add_argument("--data", action="append", required=True, help="training videos: HDF5, mp4/gif file or folder, frame folders, .npy/.npz, LIV csv (repeatable)")
     parser.add_argument("--eval-data", action="append", default=None, help="held-out videos for eval (default: split off --data)")
     parser.add_argument("--out", required=True, help="run directory (checkpoint.pt, log.csv, tb/, encoder/)")
@@ -839,8 +845,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
-    from vip_rl.cli import resolve_device
-
+    check_output_dir(args.out, flag="--out")
     device = str(resolve_device(args.device))
     pretrain(
         config, args.data, out_dir=args.out, device=device, init_from=args.init_from, resume=args.resume,

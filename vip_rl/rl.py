@@ -29,7 +29,8 @@ from typing import Any, Literal
 import numpy as np
 
 from vip_rl._gl import default_mujoco_gl
-from vip_rl._io import atomic_write_bytes, atomic_write_text
+from vip_rl._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from vip_rl.cli import ArgumentParser, check_output_dir, command, resolve_device
 
 ALGOS = ("ppo", "sac")
 GOALS = ("image", "text")
@@ -328,15 +329,17 @@ def run(config: RLConfig, *, device: str = "cpu") -> dict[str, Any]:
         "eval": eval_results,
         "files": sorted({p.name for p in out.iterdir() if p.is_file()} | {"summary.json"}),
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    atomic_write_json(out / "summary.json", summary, indent=1)  # valid JSON: NaN (e.g. task_progress) -> null
     return summary
 
 
+@command("rl")
 def cli(argv: list[str]) -> int:
-    """``vip-rl rl [options]``: see the module docstring."""
+    """``vip-rl rl [options]``: see the module docstring. The config, the device and ``--out`` are checked
+    before anything is built or written; a failure is one line on stderr (:mod:`vip_rl.cli`)."""
     defaults = RLConfig()
-    parser = argparse.ArgumentParser(prog="vip-rl rl", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="vip-rl rl", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default=defaults.task)
     parser.add_argument("--algo", choices=ALGOS, default=defaults.algo)
     parser.add_argument("--encoder", default=defaults.encoder, help="bundled name, checkpoint path, or 'random'")
@@ -352,8 +355,6 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--out", default=None)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     args = parser.parse_args(argv)
-    from vip_rl.cli import resolve_device
-
     try:
         device = str(resolve_device(args.device))
     except ValueError as error:
@@ -365,6 +366,7 @@ def cli(argv: list[str]) -> int:
                           eval_episodes=args.eval_episodes, seed=args.seed, out=args.out)
     except ValueError as error:
         parser.error(str(error))
+    check_output_dir(config.out_dir, flag="--out")
     summary = run(config, device=device)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("eval", "config")}, indent=1))
     print(f"wrote {config.out_dir}")

@@ -122,8 +122,20 @@ def read_video_file(path: str | os.PathLike) -> np.ndarray:
         width, height = meta["size"]
         frames = [np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3) for buf in reader]
     except (OSError, RuntimeError, StopIteration, KeyError, ValueError) as err:
-        raise ValueError(f"cannot read video {str(path)!r}: unreadable or corrupt ({err})") from err
+        raise ValueError(f"cannot read video {str(path)!r}: unreadable or corrupt ({_ffmpeg_reason(err)})") from err
     return np.stack(frames) if frames else np.zeros((0, height, width, 3), np.uint8)
+
+
+def _ffmpeg_reason(err: BaseException) -> str:
+    """imageio-ffmpeg's error without the ffmpeg banner it appends (version, build flags, libraries): the
+    first line and ffmpeg's last verdict, e.g. "Could not load meta information: Invalid data found ..."."""
+    text = str(err) or type(err).__name__
+    head, marker, tail = text.partition("=== stderr ===")
+    if not marker:
+        return " ".join(text.split())
+    lines = [re.sub(r"^\[[^\]]*\]\s*", "", line.strip()) for line in tail.splitlines() if line.strip()]
+    verdict = lines[-1] if lines else ""
+    return " ".join(f"{head.strip()}: {verdict}".split()) if verdict else " ".join(head.split())
 
 
 def _check_frames(frames: np.ndarray, name: str = "frames") -> np.ndarray:

@@ -57,7 +57,10 @@ def load_torch_file(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise ValueError(f"{path}: refused to load: the file holds objects other than tensors/containers, and only weights_only loading is allowed ({str(exc).splitlines()[0]})") from exc
+        # torch's message is a paragraph that suggests weights_only=False; keep the line naming what was refused
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+        reason = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[0])
+        raise ValueError(f"{path}: refused to load: the file holds objects other than tensors/containers, and only weights_only loading is allowed ({reason})") from exc
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         if "torch.jit.load" in str(exc) or "TorchScript" in str(exc):
             raise ValueError(

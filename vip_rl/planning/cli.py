@@ -12,6 +12,7 @@ and its split into rollout / render / encode / update per episode, and the succe
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from vip_rl._io import atomic_write_json
-from vip_rl.cli import resolve_device
+from vip_rl.cli import ArgumentParser, UsageError, check_output_dir, command, resolve_device
 from vip_rl.data.video import write_video
 from vip_rl.goals import expert_demo_frames, expert_goal, goal_from_arg, load_demo_frames, resolve_encoder
 from vip_rl.planning.dynamics import MujocoDynamics
@@ -36,7 +37,7 @@ FLAG_ALIASES: dict[str, tuple[str, type]] = {"--samples": ("num_samples", int), 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``vip-rl mppi`` flags; those of the planner are named after :class:`MPPIConfig` fields."""
-    p = argparse.ArgumentParser(prog="vip-rl mppi", description="MPPI toward an image or language goal (simulator rollouts).")
+    p = ArgumentParser(prog="vip-rl mppi", description="MPPI toward an image or language goal (simulator rollouts).")
     p.add_argument("--env", required=True, help="Gymnasium id, e.g. vip_envs/OpenDrawer-v0 (any MuJoCo env with an image goal)")
     p.add_argument("--goal", default=None,
                    help="goal file (image, video: its last frame, or .npy), an instruction, or 'expert' (final frame "
@@ -78,18 +79,35 @@ def build_parser() -> argparse.ArgumentParser:
 EXPERT_SEED_OFFSET = 10_000
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Step counts, sizes and rates from the command line: refused before anything is built or written."""
+    positive = {"--episodes": args.episodes, "--lookahead": args.lookahead, "--nthread": args.nthread,
+                "--max-steps": args.max_steps, "--render-every": args.render_every, "--image-size": args.image_size,
+                "--torch-threads": args.torch_threads}
+    for flag, value in positive.items():
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be a positive int, got {value}")
+    if not (math.isfinite(args.fps) and args.fps > 0):
+        raise UsageError(f"--fps must be a positive number, got {args.fps}")
+
+
+@command("mppi")
 def cli(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``vip-rl mppi`` (returns the exit code)."""
+    """Entry point of ``vip-rl mppi`` (returns the exit code).
+
+    Every input (flags, env id, goal or demo, encoder, output folder, and the first episode's expert
+    goal) is checked before ``--out`` is created; a failure is one line on stderr (:mod:`vip_rl.cli`).
+    """
     from tqdm import tqdm
 
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
-    if args.episodes <= 0:
-        parser.error(f"--episodes must be positive, got {args.episodes}")
+    _check_numbers(args)
     if args.goal is None and args.subgoals is None and args.encoder != "oracle":
         parser.error("give --goal (image, instruction or 'expert') or --subgoals (--encoder oracle needs neither)")
     if args.subgoals is not None and args.encoder == "oracle":
         parser.error("--subgoals needs an image encoder, not --encoder oracle")
+    out_dir = check_output_dir(args.out, flag="--out")
     if args.torch_threads is not None:
         torch.set_num_threads(args.torch_threads)
     is_oracle = args.encoder == "oracle"
@@ -105,22 +123,26 @@ def cli(argv: Sequence[str] | None = None) -> int:
                                  noise_sigma=args.noise_sigma, temperature=args.temperature, noise_beta=args.noise_beta)
         encoder = None if is_oracle else resolve_encoder(args.encoder, device=device, seed=args.seed,
                                                           text=isinstance(goal, str))
-    except (ValueError, FileNotFoundError) as err:
+
+        def target_for(seed: int) -> tuple[str, Any]:
+            if args.subgoals is not None:
+                return "subgoals", demo if demo is not None else expert_demo_frames(args.env, seed=seed + EXPERT_SEED_OFFSET)
+            # the oracle scores the env's own reward and needs no goal
+            kind = "oracle" if is_oracle else args.cost
+            return kind, expert_goal(args.env, seed=seed + EXPERT_SEED_OFFSET) if args.goal == "expert" else goal
+
+        first = target_for(args.seed)  # an expert goal of an env without a scripted expert fails here, not in the loop
+        make_cost(encoder, first[1], kind=first[0], when=args.when, discount=args.discount,
+                  action_penalty=args.action_penalty, lookahead=args.lookahead, final_weight=args.final_weight)
+    except BaseException:
         env.close()
-        parser.error(str(err))
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        raise
     episodes = []
     dynamics = MujocoDynamics(env, camera=args.camera, render_every=args.render_every, image_size=args.image_size, nthread=args.nthread)
     try:
         for i in tqdm(range(args.episodes), desc=f"mppi {args.env}", unit="ep"):
             seed = args.seed + i
-            if args.subgoals is not None:
-                kind = "subgoals"
-                target = demo if demo is not None else expert_demo_frames(args.env, seed=seed + EXPERT_SEED_OFFSET)
-            else:  # the oracle scores the env's own reward and needs no goal
-                kind = "oracle" if is_oracle else args.cost
-                target = expert_goal(args.env, seed=seed + EXPERT_SEED_OFFSET) if args.goal == "expert" else goal
+            kind, target = first if i == 0 else target_for(seed)
             cost = make_cost(encoder, target, kind=kind, when=args.when, discount=args.discount,
                              action_penalty=args.action_penalty, lookahead=args.lookahead, final_weight=args.final_weight)
             planner = MPPI(config, dynamics, cost, device=device, seed=seed)
@@ -147,6 +169,6 @@ def cli(argv: Sequence[str] | None = None) -> int:
         "seconds_per_command": float(np.mean([e["seconds_per_command"] for e in episodes])),
         "episodes": episodes,
     }
-    atomic_write_json(out_dir / "results.json", summary)
+    atomic_write_json(out_dir / "results.json", summary)  # valid JSON: a NaN is written as null
     print(f"success rate {summary['success_rate']:.2f} over {len(episodes)} episodes -> {out_dir / 'results.json'}")
     return 0

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vip_rl._io import atomic_write_json
+from vip_rl.cli import ArgumentParser, UsageError, check_output_dir, check_output_file, command
 from vip_rl.goals import goal_from_arg, resolve_encoder
 
 ENCODER_DIR = "encoder"
@@ -32,7 +32,7 @@ def _resolve_device(device: str) -> str:
 
 def _set_threads(threads: int) -> None:
     if threads < 0:
-        raise ValueError(f"--threads must be >= 0 (0 = torch default), got {threads}")
+        raise UsageError(f"--threads must be >= 0 (0 = torch default), got {threads}")
     if threads:
         import torch
 
@@ -62,7 +62,7 @@ def load_goal_arg(goal: str) -> Any:
 
 
 def _train_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vip-rl train", description="Train a BC or RWR policy from demos.")
+    parser = ArgumentParser(prog="vip-rl train", description="Train a BC or RWR policy from demos.")
     parser.add_argument("algo", choices=("bc", "rwr"))
     parser.add_argument("--data", required=True, help="suite HDF5 (vip-rl collect), D4RL-flat HDF5 or Minari dataset")
     parser.add_argument("--encoder", default="td-sim", help="td-sim (default) | vip-sim | liv-sim | random | checkpoint path")
@@ -98,8 +98,38 @@ def _train_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    try:
+        hidden = tuple(int(h) for h in text.split(",") if h.strip())
+    except ValueError:
+        hidden = ()
+    if not hidden or min(hidden) < 1:
+        raise UsageError(f"--hidden must be comma-separated positive widths such as 256,256, got {text!r}")
+    return hidden
+
+
+def _action_dim_of(env_id: str) -> int:
+    """The flat action size of ``env_id`` (``vip_envs/...`` ids register the suite first).
+
+    Raises:
+        ValueError: an unknown env id.
+    """
+    from vip_rl.planning.episode import make_env
+
+    env = make_env(env_id, render_mode=None)
+    try:
+        return int(np.prod(env.action_space.shape))
+    finally:
+        env.close()
+
+
+@command("train")
 def train_cli(argv: list[str]) -> int:
-    """``vip-rl train bc|rwr --data demos.h5 --encoder td-sim --out DIR [...]``."""
+    """``vip-rl train bc|rwr --data demos.h5 --encoder td-sim --out DIR [...]``.
+
+    The config, the output folder, ``--env``, the goal, the encoder and the data are all checked before
+    anything is written to ``--out`` (the encoder copy included); a failure is one line on stderr.
+    """
     args = _train_parser().parse_args(argv)
     from vip_rl.encoders import save_encoder
 
@@ -107,47 +137,37 @@ def train_cli(argv: list[str]) -> int:
     from .networks import save_policy
     from .trainers import PROPRIO_INDICES, BCConfig, RWRConfig, config_to_dict, train_bc, train_rwr
 
-    device = _resolve_device(args.device)
-    _set_threads(args.threads)
-    hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+    hidden = _parse_hidden(args.hidden)
     common = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=hidden, head=args.head,
                   arch=args.arch, use_state=args.state != "none",
                   state_indices=PROPRIO_INDICES if args.state == "proprio" else None)
-    try:
-        if args.algo == "bc":
-            config: BCConfig = BCConfig(**common)
-        else:
-            config = RWRConfig(**common, temperature=args.temperature, returns=args.returns, max_weight=args.max_weight,
-                               gamma=args.gamma, reward_source="true" if args.reward == "true" else "relabelled")
-        out = Path(args.out)
-        goal = load_goal_arg(args.goal)
-        text_goal = goal == "instruction" or (isinstance(goal, str) and goal not in GOAL_KEYWORDS)
-        encoder = resolve_encoder(args.encoder, seed=args.encoder_seed, device=device, text=text_goal)
-        encoder_ref = args.encoder
-        if args.encoder == "random" or Path(args.encoder).exists():
-            # store the encoder next to the policy so evaluation needs nothing else
-            save_encoder(encoder, out / ENCODER_DIR)
-            encoder_ref = ENCODER_DIR
-        mode = "progress" if args.reward == "true" else args.reward
-        dataset = PolicyDataset.from_file(
-            args.data, encoder, camera=args.camera, goal=goal, mode=mode,
-            cache_dir=args.cache_dir or _default_cache_dir(), keep_frames=args.arch == "cnn",
-        )
-        if args.env:
-            import gymnasium as gym
-
-            if args.env.startswith("vip_envs/"):
-                import vip_envs  # noqa: F401
-            spec_env = gym.make(args.env)
-            try:
-                dataset.check_action_dim(int(np.prod(spec_env.action_space.shape)), env_id=args.env)
-            finally:
-                spec_env.close()
-        trainer = train_bc if args.algo == "bc" else train_rwr
-        result = trainer(config, dataset, device=device, seed=args.seed, encoder=encoder_ref, log_dir=out)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"vip-rl train: error: {exc}", file=sys.stderr)
-        return 2
+    if args.algo == "bc":
+        config: BCConfig = BCConfig(**common)
+    else:
+        config = RWRConfig(**common, temperature=args.temperature, returns=args.returns, max_weight=args.max_weight,
+                           gamma=args.gamma, reward_source="true" if args.reward == "true" else "relabelled")
+    out = check_output_dir(args.out, flag="--out")
+    device = _resolve_device(args.device)
+    _set_threads(args.threads)
+    env_action_dim = _action_dim_of(args.env) if args.env else None
+    goal = load_goal_arg(args.goal)
+    text_goal = isinstance(goal, str) and (goal == "instruction" or goal not in GOAL_KEYWORDS)
+    encoder = resolve_encoder(args.encoder, seed=args.encoder_seed, device=device, text=text_goal)
+    mode = "progress" if args.reward == "true" else args.reward
+    dataset = PolicyDataset.from_file(
+        args.data, encoder, camera=args.camera, goal=goal, mode=mode,
+        cache_dir=args.cache_dir or _default_cache_dir(), keep_frames=args.arch == "cnn",
+    )
+    if env_action_dim is not None:
+        dataset.check_action_dim(env_action_dim, env_id=args.env)
+    # the inputs are good: from here on files are written
+    encoder_ref = args.encoder
+    if args.encoder == "random" or Path(args.encoder).exists():
+        # store the encoder next to the policy so evaluation needs nothing else
+        save_encoder(encoder, out / ENCODER_DIR)
+        encoder_ref = ENCODER_DIR
+    trainer = train_bc if args.algo == "bc" else train_rwr
+    result = trainer(config, dataset, device=device, seed=args.seed, encoder=encoder_ref, log_dir=out)
     metadata = {"algo": args.algo, "train_config": config_to_dict(config), "dataset": dataset.metadata,
                 "seed": args.seed, "steps": config.steps, "reward": args.reward}
     save_policy(result.policy, out, metadata=metadata)
@@ -174,7 +194,7 @@ def load_policy_encoder(policy_dir: str | os.PathLike[str], *, device: str = "cp
 
 
 def _evaluate_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vip-rl evaluate", description="Evaluate a trained policy on a task.")
+    parser = ArgumentParser(prog="vip-rl evaluate", description="Evaluate a trained policy on a task.")
     parser.add_argument("policy", help="policy directory written by `vip-rl train`")
     parser.add_argument("--env", required=True, help="e.g. vip_envs/PressButton-v0")
     parser.add_argument("--episodes", type=int, default=20)
@@ -188,25 +208,31 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("evaluate")
 def evaluate_cli(argv: list[str]) -> int:
-    """``vip-rl evaluate <policy dir> --env vip_envs/<Task>-v0 --episodes N [--video DIR]``."""
+    """``vip-rl evaluate <policy dir> --env vip_envs/<Task>-v0 --episodes N [--video DIR]``.
+
+    The counts, the output paths, the env id and the policy are checked before any episode runs.
+    """
     args = _evaluate_parser().parse_args(argv)
     from .evaluate import evaluate_policy
     from .networks import load_policy
 
+    for flag, value in (("--episodes", args.episodes), ("--num-envs", args.num_envs)):
+        if value < 1:
+            raise UsageError(f"{flag} must be a positive int, got {value}")
+    task = args.env.split("/")[-1].removesuffix("-v0")
+    out = check_output_file(Path(args.out) if args.out else Path(args.policy) / f"eval_{task}.json", flag="--out")
+    if args.video is not None:
+        check_output_dir(args.video, flag="--video")
     device = _resolve_device(args.device)
     _set_threads(args.threads)
-    try:
-        policy = load_policy(args.policy, device=device)
-        encoder = load_policy_encoder(args.policy, device=device)
-        result = evaluate_policy(policy, args.env, episodes=args.episodes, seed=args.seed, encoder=encoder,
-                                 video_dir=args.video, device=device, num_envs=args.num_envs,
-                                 deterministic=not args.stochastic)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"vip-rl evaluate: error: {exc}", file=sys.stderr)
-        return 2
-    task = args.env.split("/")[-1].removesuffix("-v0")
-    out = Path(args.out) if args.out else Path(args.policy) / f"eval_{task}.json"
+    policy = load_policy(args.policy, device=device)
+    encoder = load_policy_encoder(args.policy, device=device)
+    _action_dim_of(args.env)  # an unknown env id is refused before any episode runs
+    result = evaluate_policy(policy, args.env, episodes=args.episodes, seed=args.seed, encoder=encoder,
+                             video_dir=args.video, device=device, num_envs=args.num_envs,
+                             deterministic=not args.stochastic)
     atomic_write_json(out, result)
     print(json.dumps({k: result[k] for k in ("env_id", "episodes", "success_rate", "mean_return")} | {"json": str(out)}, indent=2))
     return 0
