@@ -320,8 +320,8 @@ class _EnvClone:
         self.data, self.start = data, start
         mujoco.mj_copyData(start, self.model, layer.data)
         mujoco.mj_copyData(data, self.model, layer.data)
-        chain = [layer]
-        while isinstance(vars(chain[-1]).get("env"), object) and hasattr(vars(chain[-1]).get("env"), "__dict__"):
+        chain = [layer]  # the layer and the wrappers / envs below it, each copied attribute by attribute
+        while hasattr(vars(chain[-1]).get("env"), "__dict__") and len(chain) < 64:
             chain.append(vars(chain[-1])["env"])
         memo: dict[int, Any] = {}
         for obj in _walk(chain):
@@ -420,7 +420,8 @@ class MujocoDynamics:
       finger actuators), the mocap targets handed to ``mujoco.rollout`` as controls of every substep.
     - ``"step"``: always correct, slower. Each worker thread steps private copies of the env (Python
       attributes deep-copied, render objects dropped, the MjModel shared read-only, an own MjData) with
-      ``env.step``; the real env is only read.
+      ``env.step``; the real env is only read. The copies take the MuJoCo state from ``states`` and everything
+      else (episode counters, the task, random generators) from the real env at the time of the rollout.
 
     At construction the chosen backend rolls ``check_steps`` random actions out from the current state and
     compares qpos with ``env.step`` on a copy; ``"auto"`` falls back to ``"step"`` (with a warning) when the
@@ -428,7 +429,10 @@ class MujocoDynamics:
     own frames: the env's ``render_states`` hook (``vip_envs``), else a private renderer with exactly the
     camera, size and visual options of ``env.render()`` (gymnasium's ``MujocoRenderer``: the named camera, or
     the free camera with ``default_camera_config``). The construction renders the current state both ways
-    and raises when they differ by more than ``pixel_tolerance``. Results are in :attr:`check`.
+    and raises when they differ by more than ``pixel_tolerance``. Results are in :attr:`check`. Gymnasium's free
+    camera looks at the median geom position of the state its viewer was created in (the env's first render, or
+    this construction's); Meta-World's ``corner`` camera draws upside down, and so do the rollouts (flip goal
+    images and rollout frames alike, or neither).
 
     The state is the full physics state plus the solver warm start and the mocap targets, so a rollout
     reproduces ``env.step`` to the last digit (1e-6 on qpos is checked). Only the frames a cost needs are
