@@ -126,6 +126,17 @@ def _message(err: BaseException) -> str:
     return text
 
 
+def _clear_progress_bars() -> None:
+    """Erase the tqdm bars a failed command left open, so that its error line starts a clean line."""
+    tqdm_std = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(tqdm_std, "tqdm", None), "_instances", ()) or ()):
+        try:
+            bar.leave = False
+            bar.close()
+        except Exception:  # a half-built bar: nothing to erase
+            pass
+
+
 def command(name: str) -> Callable[[Callable[[list[str]], int]], Callable[[Sequence[str] | None], int]]:
     """Decorate a subcommand's ``cli(argv) -> int`` with the error boundary (module docstring).
 
@@ -146,10 +157,12 @@ def command(name: str) -> Callable[[Callable[[list[str]], int]], Callable[[Seque
                 if debug:
                     traceback.print_exc()
                 terminated = isinstance(err, Terminated)
+                _clear_progress_bars()
                 print(f"{prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}; temporary files removed",
                       file=sys.stderr)
                 return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
             except Exception as err:  # the boundary: every failure becomes one line
+                _clear_progress_bars()
                 if debug:
                     traceback.print_exc()
                 print(f"{prog}: error: {_message(err)}", file=sys.stderr)
