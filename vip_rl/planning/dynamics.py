@@ -640,8 +640,9 @@ class MujocoDynamics:
             except Exception as err:  # noqa: BLE001 - any env error, reported with what to do
                 self.close()
                 raise ValueError(
-                    f"env: a copy of {type(layer).__name__} could not step from the current state "
-                    f"({type(err).__name__}: {err}); reset the env before building MujocoDynamics, or pass check_steps=0"
+                    f"env: {type(layer).__name__} could not be copied and stepped from the current state "
+                    f"({type(err).__name__}: {err}); reset the env before building MujocoDynamics (an env that cannot "
+                    "be deep-copied needs check_steps=0 and a mujoco.rollout backend)"
                 ) from err
         return out
 
