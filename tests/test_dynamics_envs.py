@@ -346,3 +346,21 @@ def test_metaworld_mppi_step_and_mocap_backends_agree_over_an_episode():
             np.testing.assert_allclose(a, b, atol=1e-5)
     finally:
         _close(env)
+
+
+def test_fetch_without_frame_skip_plans_through_the_step_backend():
+    """gymnasium-robotics' Fetch moves its arm by mocap from ``n_substeps`` (no ``frame_skip``, module attributes):
+    only the step backend applies, and it is detected, checked and exact."""
+    robotics = pytest.importorskip("gymnasium_robotics")
+    gym.register_envs(robotics)
+    env = gym.make("FetchReach-v4", render_mode="rgb_array", width=32, height=32)
+    try:
+        env.reset(seed=0)
+        with MujocoDynamics(env, nthread=2) as dyn:
+            assert dyn.frame_skip == 0 and dyn.check.backend == "step" and dyn.check.rejected == {}
+            assert dyn.check.max_qpos_diff <= 1e-6 and dyn.check.render_diff < 1.0
+            assert _rollout_matches_real_env(env, dyn, samples=2, steps=3) <= 1e-6
+        with pytest.raises(ValueError, match="the actuator backend needs the env's physics steps per env step"):
+            MujocoDynamics(env, backend="actuator", nthread=0)
+    finally:
+        env.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
+import types
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -146,7 +147,8 @@ def _spec_converter(model: Any, src_spec: int, dst_spec: int) -> tuple[np.ndarra
 
 def _unwrap_mujoco(env: Any) -> Any:
     """The outermost layer of ``env``'s wrapper chain that exposes model/data/frame_skip (a wrapper such
-    as ``vip_envs.kitchen.KitchenEnv`` adds the planner hooks above the upstream env), else ``unwrapped``."""
+    as ``vip_envs.kitchen.KitchenEnv`` adds the planner hooks above the upstream env), else ``unwrapped``
+    (which may count its physics steps otherwise, e.g. gymnasium-robotics' ``n_substeps``: step backend)."""
     layer = env
     while layer is not None:
         if all(hasattr(layer, attr) for attr in ("model", "data", "frame_skip")):
@@ -156,18 +158,24 @@ def _unwrap_mujoco(env: Any) -> Any:
 
 
 def _check_mujoco(env: Any, unwrapped: Any) -> Any:
-    for attr in ("model", "data", "frame_skip"):
+    for attr in ("model", "data"):
         if not hasattr(unwrapped, attr):
             name = getattr(getattr(env, "spec", None), "id", None) or type(unwrapped).__name__
             raise TypeError(
-                f"MujocoDynamics needs a MuJoCo env exposing unwrapped.model/.data/.frame_skip; "
-                f"env {name!r} has no {attr!r}"
+                f"MujocoDynamics needs a MuJoCo env exposing unwrapped.model/.data; env {name!r} has no {attr!r}"
             )
     import mujoco
 
     if not isinstance(unwrapped.model, mujoco.MjModel) or not isinstance(unwrapped.data, mujoco.MjData):
         raise TypeError(f"MujocoDynamics: env {type(unwrapped).__name__!r} .model/.data are not mujoco.MjModel/MjData")
     return unwrapped
+
+
+def _physics_steps(layer: Any) -> int:
+    """Physics steps per ``env.step``: ``frame_skip`` (gymnasium's MujocoEnv, the suite, Meta-World), else 0 (unknown:
+    only the step backend applies)."""
+    value = getattr(layer, "frame_skip", None)
+    return int(value) if isinstance(value, (int, np.integer)) and value > 0 else 0
 
 
 # -- rendering with the env's own view ------------------------------------------------------------
@@ -291,7 +299,7 @@ def _walk(roots: Sequence[Any], depth: int = 5) -> list[Any]:
             if id(obj) in seen or obj is None or isinstance(obj, (str, bytes, int, float, bool, np.ndarray, np.generic)):
                 continue
             seen[id(obj)] = obj
-            if isinstance(obj, (mujoco.MjModel, mujoco.MjData)) or _is_render_object(obj):
+            if isinstance(obj, (mujoco.MjModel, mujoco.MjData, types.ModuleType)) or _is_render_object(obj):
                 continue
             if isinstance(obj, dict):
                 next_frontier += list(obj.values())
@@ -325,8 +333,8 @@ class _EnvClone:
             chain.append(vars(chain[-1])["env"])
         memo: dict[int, Any] = {}
         for obj in _walk(chain):
-            if isinstance(obj, mujoco.MjModel):
-                memo[id(obj)] = obj  # shared, read-only
+            if isinstance(obj, (mujoco.MjModel, types.ModuleType)):
+                memo[id(obj)] = obj  # shared: MuJoCo only reads the model; modules are not copied
             elif isinstance(obj, mujoco.MjData):
                 memo[id(obj)] = data if obj is layer.data else mujoco.MjData(obj.model)
             elif _is_render_object(obj):
@@ -511,7 +519,8 @@ class MujocoDynamics:
                                                       self.models[0].na, self.models[0].nmocap):
                 raise ValueError(f"env[{i}] has a model of different size than env[0]; plan each task separately")
         self.model = self.models[0]
-        self.frame_skip = int(first.frame_skip)
+        self.frame_skip = _physics_steps(first)
+        """Physics steps per env step (0: unknown, only the step backend applies)."""
         if camera is None or isinstance(camera, str):
             self.cameras: tuple[str | None, ...] = (camera,)
         else:
@@ -566,6 +575,8 @@ class MujocoDynamics:
         mocap bodies), ``"actuator"`` when the env has a control hook or its actions are as many as its
         actuators, else ``"step"``."""
         layer = self.unwrapped[0]
+        if not self.frame_skip:
+            return "step"
         if self.nmocap and all(hasattr(layer, a) for a in ("set_xyz_action", "action_scale", "mocap_low", "mocap_high")):
             return "mocap"
         action_dim = int(np.prod(getattr(self.envs[0].action_space, "shape", ()) or (0,)))
@@ -823,6 +834,9 @@ class MujocoDynamics:
         num_envs, num_k, horizon = actions.shape[:3]
         if self.backend == "step":
             return self._rollout_step(states_np, actions)
+        if not self.frame_skip:
+            raise ValueError(f"the {self.backend} backend needs the env's physics steps per env step (frame_skip); "
+                             f"{type(self.unwrapped[0]).__name__} has none: use backend='step'")
         flat = actions.reshape(num_envs * num_k, horizon, -1)
         init = np.repeat(states_np[:, : self.full_size], num_k, axis=0)
         warm = np.repeat(states_np[:, self.full_size : self.full_size + self.nv], num_k, axis=0)
