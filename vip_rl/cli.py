@@ -28,6 +28,7 @@ import pickle
 import re
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
@@ -256,15 +257,36 @@ def _usage() -> str:
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one clean-up at a time: a second SIGTERM waits for it
     raise Terminated()
+
+
+def _redeliver_interrupts(previous: Callable[[Any], None]) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook`` that does not lose Ctrl-C / SIGTERM.
+
+    Python runs signal handlers between bytecodes, also inside ``__del__`` methods and weakref callbacks,
+    where an exception is "ignored" (passed to this hook) instead of propagating: the command would go on
+    as if never interrupted. The hook sends the signal again a moment later, outside the callback.
+    """
+
+    def hook(unraisable: Any) -> None:
+        error = unraisable.exc_value
+        if isinstance(error, KeyboardInterrupt):
+            signum = signal.SIGTERM if isinstance(error, Terminated) else signal.SIGINT
+            timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+            timer.daemon = True
+            timer.start()
+            return
+        previous(unraisable)
+
+    return hook
 
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``vip-rl [--debug] <command> ...`` to the owning module's ``cli`` inside the error boundary.
 
     In the main thread SIGTERM is turned into :class:`Terminated` (a ``KeyboardInterrupt``) while the
-    command runs, so temporary files are removed as on Ctrl-C.
+    command runs, so temporary files are removed as on Ctrl-C; an interrupt that lands in a ``__del__`` or
+    weakref callback (where Python would drop it) is delivered again.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == DEBUG_FLAG:
@@ -284,11 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(func(args) or 0)
 
     previous = None
-    if hasattr(signal, "SIGTERM"):
-        try:
-            previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        except ValueError:  # not the main thread: leave signals alone
-            previous = None
+    previous_hook = sys.unraisablehook
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        sys.unraisablehook = _redeliver_interrupts(previous_hook)
     try:
         return command(name)(run)(rest)
     except SystemExit as exit_:  # --help, argparse usage errors (already printed as one line)
@@ -297,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+            sys.unraisablehook = previous_hook
 
 
 if __name__ == "__main__":

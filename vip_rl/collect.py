@@ -360,7 +360,7 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="vip-rl collect", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", help="suite task, e.g. OpenDrawer")
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
     parser.add_argument("--policy", choices=POLICIES, default="expert",

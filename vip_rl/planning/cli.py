@@ -131,20 +131,22 @@ def cli(argv: Sequence[str] | None = None) -> int:
             kind = "oracle" if is_oracle else args.cost
             return kind, expert_goal(args.env, seed=seed + EXPERT_SEED_OFFSET) if args.goal == "expert" else goal
 
-        first = target_for(args.seed)  # an expert goal of an env without a scripted expert fails here, not in the loop
-        make_cost(encoder, first[1], kind=first[0], when=args.when, discount=args.discount,
-                  action_penalty=args.action_penalty, lookahead=args.lookahead, final_weight=args.final_weight)
+        def cost_for(seed: int) -> Any:
+            kind, target = target_for(seed)
+            return make_cost(encoder, target, kind=kind, when=args.when, discount=args.discount,
+                             action_penalty=args.action_penalty, lookahead=args.lookahead, final_weight=args.final_weight)
+
+        first_cost = cost_for(args.seed)  # a bad goal (an expert goal of an env without an expert) fails here
+        dynamics = MujocoDynamics(env, camera=args.camera, render_every=args.render_every, image_size=args.image_size,
+                                  nthread=args.nthread)
     except BaseException:
         env.close()
         raise
     episodes = []
-    dynamics = MujocoDynamics(env, camera=args.camera, render_every=args.render_every, image_size=args.image_size, nthread=args.nthread)
     try:
         for i in tqdm(range(args.episodes), desc=f"mppi {args.env}", unit="ep"):
             seed = args.seed + i
-            kind, target = first if i == 0 else target_for(seed)
-            cost = make_cost(encoder, target, kind=kind, when=args.when, discount=args.discount,
-                             action_penalty=args.action_penalty, lookahead=args.lookahead, final_weight=args.final_weight)
+            cost = first_cost if i == 0 else cost_for(seed)
             planner = MPPI(config, dynamics, cost, device=device, seed=seed)
             result = run_episode(env, planner, dynamics, seed=seed, max_steps=args.max_steps, record=not args.no_video)
             frames = result.pop("frames", None)
