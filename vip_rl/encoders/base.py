@@ -54,9 +54,13 @@ class Encoder(nn.Module):
         config: JSON-serialisable description used to rebuild the encoder from a checkpoint.
 
     Example:
-        >>> enc = load_encoder("vip-sim")                      # doctest: +SKIP
+        >>> import numpy as np
+        >>> from vip_rl.encoders import load_encoder
+        >>> enc = load_encoder("td-sim")
+        >>> frames, goal = np.zeros((2, 96, 96, 3), np.uint8), np.full((1, 96, 96, 3), 255, np.uint8)
         >>> z = enc.encode_images(frames)                       # uint8 [B, H, W, 3] -> [B, D]
-        >>> d = enc.distance(z, enc.encode_images(goal))        # [B]
+        >>> enc.distance(z, enc.encode_images(goal)).shape      # [B]
+        torch.Size([2])
     """
 
     def __init__(
