@@ -45,6 +45,7 @@ TITLES = {
     "latent_mppi": "MPPI over a learned latent model (no simulator in the loop)",
     "few_shot": "Few-shot policies (BC vs RWR)",
     "clip_speed": "CLIP RN50 / official LIV: CPU speed",
+    "dynamics_backends": "MPPI dynamics backends on any MuJoCo env (actuator, mocap, step)",
 }
 AREAS = tuple(TITLES)
 
