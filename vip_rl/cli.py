@@ -155,6 +155,8 @@ def command(name: str) -> Callable[[Callable[[list[str]], int]], Callable[[Seque
             try:
                 return int(func(args) or 0)
             except KeyboardInterrupt as err:
+                if _ACTIVE_INTERRUPTS is not None:
+                    _ACTIVE_INTERRUPTS.acknowledge()  # caught: the watchdog need not send it again
                 if debug:
                     traceback.print_exc()
                 terminated = isinstance(err, Terminated)
@@ -256,27 +258,57 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated()
+class _Interrupts:
+    """Ctrl-C and SIGTERM while a command runs: raise in the main thread, and make sure the raise is not lost.
 
-
-def _redeliver_interrupts(previous: Callable[[Any], None]) -> Callable[[Any], None]:
-    """A ``sys.unraisablehook`` that does not lose Ctrl-C / SIGTERM.
-
-    Python runs signal handlers between bytecodes, also inside ``__del__`` methods and weakref callbacks,
-    where an exception is "ignored" (passed to this hook) instead of propagating: the command would go on
-    as if never interrupted. The hook sends the signal again a moment later, outside the callback.
+    Python runs a signal handler between two bytecodes of the main thread, wherever that is. An exception
+    raised inside a ``__del__``, a weakref callback or Python code called from C that clears errors is
+    dropped there, and the command would go on as if never interrupted (a stress run of ``collect`` lost
+    about one interrupt in ten). So each raise arms a watchdog: unless the error boundary acknowledges the
+    interrupt within half a second, the signal is sent again. A signal that arrives while an interrupt is
+    already being handled (``finally`` blocks removing temporary files) is ignored, so clean-up finishes.
     """
 
+    RESEND_AFTER_S = 0.5
+
+    def __init__(self) -> None:
+        self._acknowledged = threading.Event()
+        self._timer: threading.Timer | None = None
+        self.interrupted = False
+
+    def handler(self, signum: int, frame: Any) -> None:
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            return  # an interrupt is already propagating through clean-up code: let it finish
+        self.interrupted = True
+        self._acknowledged.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(self.RESEND_AFTER_S, self._resend, (signum,))
+        self._timer.daemon = True
+        self._timer.start()
+        raise Terminated() if signum == getattr(signal, "SIGTERM", None) else KeyboardInterrupt()
+
+    def _resend(self, signum: int) -> None:
+        if not self._acknowledged.is_set():
+            os.kill(os.getpid(), signum)
+
+    def acknowledge(self) -> None:
+        self._acknowledged.set()
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+_ACTIVE_INTERRUPTS: _Interrupts | None = None
+
+
+def _quiet_interrupts(previous: Callable[[Any], None], interrupts: _Interrupts) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook`` that does not print the interrupts Python drops in callbacks (the watchdog
+    of :class:`_Interrupts` delivers them again), nor, once interrupted, the complaints of objects the
+    interrupt cut short in their ``__init__`` (MuJoCo's ``GLContext.__del__``); the rest goes to ``previous``."""
+
     def hook(unraisable: Any) -> None:
-        error = unraisable.exc_value
-        if isinstance(error, KeyboardInterrupt):
-            signum = signal.SIGTERM if isinstance(error, Terminated) else signal.SIGINT
-            timer = threading.Timer(0.01, os.kill, (os.getpid(), signum))
-            timer.daemon = True
-            timer.start()
-            return
-        previous(unraisable)
+        if not (isinstance(unraisable.exc_value, KeyboardInterrupt) or interrupts.interrupted):
+            previous(unraisable)
 
     return hook
 
@@ -285,9 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch ``vip-rl [--debug] <command> ...`` to the owning module's ``cli`` inside the error boundary.
 
     In the main thread SIGTERM is turned into :class:`Terminated` (a ``KeyboardInterrupt``) while the
-    command runs, so temporary files are removed as on Ctrl-C; an interrupt that lands in a ``__del__`` or
-    weakref callback (where Python would drop it) is delivered again.
+    command runs, so temporary files are removed as on Ctrl-C; an interrupt Python drops (in a ``__del__``,
+    a weakref callback) is delivered again (:class:`_Interrupts`).
     """
+    is_entry_point = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == DEBUG_FLAG:
         argv = argv[1:] + [DEBUG_FLAG]
@@ -305,20 +338,35 @@ def main(argv: list[str] | None = None) -> int:
         func = getattr(importlib.import_module(module_name), func_name)
         return int(func(args) or 0)
 
-    previous = None
+    global _ACTIVE_INTERRUPTS
+    previous_handlers: dict[int, Any] = {}
     previous_hook = sys.unraisablehook
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        sys.unraisablehook = _redeliver_interrupts(previous_hook)
+    installed = threading.current_thread() is threading.main_thread() and _ACTIVE_INTERRUPTS is None
+    if installed:
+        _ACTIVE_INTERRUPTS = _Interrupts()
+        if hasattr(signal, "SIGTERM"):
+            previous_handlers[signal.SIGTERM] = signal.signal(signal.SIGTERM, _ACTIVE_INTERRUPTS.handler)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored SIGINT (nohup, &) stays ignored
+            previous_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, _ACTIVE_INTERRUPTS.handler)
+        sys.unraisablehook = _quiet_interrupts(previous_hook, _ACTIVE_INTERRUPTS)
+    code = EXIT_RUNTIME
     try:
-        return command(name)(run)(rest)
+        code = command(name)(run)(rest)
+        return code
     except SystemExit as exit_:  # --help, argparse usage errors (already printed as one line)
-        code = exit_.code
-        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else EXIT_USAGE)
+        return code
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if installed and _ACTIVE_INTERRUPTS is not None:
+            _ACTIVE_INTERRUPTS.acknowledge()
+            _ACTIVE_INTERRUPTS = None
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
             sys.unraisablehook = previous_hook
+            if is_entry_point and code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+                # the process ends now; objects an interrupt cut short in their __init__ may still complain
+                # from __del__ at shutdown (MuJoCo's GLContext does): the one line stays the last word
+                sys.unraisablehook = lambda unraisable: None
 
 
 if __name__ == "__main__":
