@@ -138,6 +138,16 @@ def _clear_progress_bars() -> None:
             pass
 
 
+def _report_interrupt(prog: str, err: BaseException, debug: bool, *, terminated: bool) -> int:
+    if _ACTIVE_INTERRUPTS is not None:
+        _ACTIVE_INTERRUPTS.acknowledge()  # caught: the watchdog need not send it again
+    _clear_progress_bars()
+    if debug:
+        traceback.print_exception(err)
+    print(f"{prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}; temporary files removed", file=sys.stderr)
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
 def command(name: str) -> Callable[[Callable[[list[str]], int]], Callable[[Sequence[str] | None], int]]:
     """Decorate a subcommand's ``cli(argv) -> int`` with the error boundary (module docstring).
 
@@ -154,22 +164,19 @@ def command(name: str) -> Callable[[Callable[[list[str]], int]], Callable[[Seque
             token = _DEBUG.set(debug)  # a boundary nested inside (the module's own) sees it too
             try:
                 return int(func(args) or 0)
-            except KeyboardInterrupt as err:
-                if _ACTIVE_INTERRUPTS is not None:
-                    _ACTIVE_INTERRUPTS.acknowledge()  # caught: the watchdog need not send it again
-                if debug:
-                    traceback.print_exc()
-                terminated = isinstance(err, Terminated)
-                _clear_progress_bars()
-                print(f"{prog}: {'terminated (SIGTERM)' if terminated else 'interrupted'}; temporary files removed",
-                      file=sys.stderr)
-                return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
             except Exception as err:  # the boundary: every failure becomes one line
+                interrupts = _ACTIVE_INTERRUPTS
+                if interrupts is not None and interrupts.interrupted:
+                    # a library turned the interrupt into another error (seen once under Ctrl-C): still an interrupt
+                    terminated = interrupts.signum == getattr(signal, "SIGTERM", None)
+                    return _report_interrupt(prog, err, debug, terminated=terminated)
                 _clear_progress_bars()
                 if debug:
                     traceback.print_exc()
                 print(f"{prog}: error: {_message(err)}", file=sys.stderr)
                 return _exit_code(err)
+            except KeyboardInterrupt as err:
+                return _report_interrupt(prog, err, debug, terminated=isinstance(err, Terminated))
             finally:
                 _DEBUG.reset(token)
 
@@ -275,11 +282,13 @@ class _Interrupts:
         self._acknowledged = threading.Event()
         self._timer: threading.Timer | None = None
         self.interrupted = False
+        self.signum: int | None = None
 
     def handler(self, signum: int, frame: Any) -> None:
         if isinstance(sys.exc_info()[1], KeyboardInterrupt):
             return  # an interrupt is already propagating through clean-up code: let it finish
         self.interrupted = True
+        self.signum = signum
         self._acknowledged.clear()
         if self._timer is not None:
             self._timer.cancel()
