@@ -253,6 +253,17 @@ def test_mppi_results_are_valid_json(inputs: Path, tmp_path: Path, capfd: pytest
     assert results["episodes"][0]["steps"] == 1
 
 
+def test_train_exports_the_encoder_with_the_users_umask(inputs: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    old = os.umask(0o022)
+    try:
+        code = main(_format(_train("--goal", "final", "--out", "{out}/t"), inputs, tmp_path, tmp_path))
+    finally:
+        os.umask(old)
+    assert code == 0, capfd.readouterr().err
+    encoder = tmp_path / "t" / "encoder"
+    assert (encoder.stat().st_mode & 0o777, (encoder / "model.safetensors").stat().st_mode & 0o777) == (0o755, 0o644)
+
+
 def test_json_writer_writes_null_for_nan(tmp_path: Path) -> None:
     from vip_rl._io import atomic_write_json
 
