@@ -285,18 +285,31 @@ def test_debug_shows_the_traceback(inputs: Path, tmp_path: Path, monkeypatch: py
         assert "Traceback" in err and visible_lines(err)[-1].startswith("vip-rl reward-curve: error: --goal image")
 
 
-def test_unknown_errors_are_one_line_with_a_hint(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+def _planning_error() -> Exception:
+    from vip_rl.planning.mppi import PlanningError
+
+    return PlanningError("every sampled sequence has a non-finite cost: check the cost EmbeddingGoalCost")
+
+
+@pytest.mark.parametrize("error, code, line", [
+    (lambda: RuntimeError("\x1b[31mboom\x1b[0m\nsecond line"), 1,
+     "RuntimeError: boom second line (run with --debug for the traceback)"),  # unknown: a hint, ANSI and newlines gone
+    (lambda: PermissionError(13, "Permission denied", "/x/out"), 1, "Permission denied: '/x/out'"),  # runtime
+    (lambda: ValueError("bad value"), 2, "bad value"),  # the library's bad-input error
+    (_planning_error, 1, "every sampled sequence has a non-finite cost: check the cost EmbeddingGoalCost"),
+])
+def test_every_error_is_one_line_with_its_exit_code(error, code: int, line: str, monkeypatch: pytest.MonkeyPatch,
+                                                   capfd: pytest.CaptureFixture[str]) -> None:
     import vip_rl.diagnostics
 
-    def boom(argv: list[str]) -> int:
-        raise RuntimeError("\x1b[31mboom\x1b[0m\nsecond line")
+    def fails(argv: list[str]) -> int:
+        raise error()
 
-    monkeypatch.setitem(vip_rl.cli.COMMANDS, "reward-curve", ("vip_rl.diagnostics", "boom", ""))
-    monkeypatch.setattr(vip_rl.diagnostics, "boom", boom, raising=False)
+    monkeypatch.setitem(vip_rl.cli.COMMANDS, "reward-curve", ("vip_rl.diagnostics", "fails", ""))
+    monkeypatch.setattr(vip_rl.diagnostics, "fails", fails, raising=False)
     monkeypatch.delenv("VIP_RL_DEBUG", raising=False)
-    assert main(["reward-curve"]) == 1
-    line = check_one_line(capfd.readouterr().err, "reward-curve")
-    assert line == "vip-rl reward-curve: error: RuntimeError: boom second line (run with --debug for the traceback)"
+    assert main(["reward-curve"]) == code
+    assert check_one_line(capfd.readouterr().err, "reward-curve") == f"vip-rl reward-curve: error: {line}"
 
 
 def test_keyboard_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:

@@ -118,13 +118,11 @@ def _exit_code(err: BaseException) -> int:
 
 def _message(err: BaseException) -> str:
     text = one_line(err)
-    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+    if isinstance(err, OSError) and isinstance(err.filename, (str, bytes, os.PathLike)) and err.strerror:
         text = one_line(f"{err.strerror}: {os.fsdecode(err.filename)!r}")  # "[Errno 13] ..." -> plain words
-    if not text:
-        text = type(err).__name__
-    if not _is_known(err):
-        text = f"{type(err).__name__}: {text} (run with {DEBUG_FLAG} for the traceback)"
-    return text
+    if _is_known(err):
+        return text or type(err).__name__
+    return f"{type(err).__name__}{': ' + text if text else ''} (run with {DEBUG_FLAG} for the traceback)"
 
 
 def _clear_progress_bars() -> None:
