@@ -174,7 +174,7 @@ def _finite_json(value: Any) -> Any:
     return _finite_json(_json_default(value))
 
 
-def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int = 2) -> Path:
+def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int = 2, sort_keys: bool = False) -> Path:
     """Write ``data`` as JSON to ``path`` atomically (numpy/torch scalars and arrays, paths allowed).
 
     The file is valid JSON: non-finite floats (NaN, +-inf, which ``json`` would write as the bare
@@ -190,5 +190,5 @@ def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int = 
         }
         <BLANKLINE>
     """
-    text = json.dumps(_finite_json(data), indent=indent, allow_nan=False)
+    text = json.dumps(_finite_json(data), indent=indent, sort_keys=sort_keys, allow_nan=False)
     return atomic_write_text(path, text + "\n")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vip_rl._io import atomic_write_bytes
+from vip_rl._io import atomic_write_bytes, atomic_write_json
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "policy.safetensors"
@@ -307,7 +307,7 @@ def save_policy(policy: Policy, path: str | os.PathLike[str], *, metadata: dict[
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in policy.state_dict().items()}
     doc = {"format_version": FORMAT_VERSION, "kind": "vip_rl.policy", "config": policy.config.to_dict(), "metadata": dict(metadata or {})}
     atomic_write_bytes(out / WEIGHTS_FILE, st_save(tensors))
-    atomic_write_bytes(out / CONFIG_FILE, json.dumps(doc, indent=2, sort_keys=True).encode())
+    atomic_write_json(out / CONFIG_FILE, doc, sort_keys=True)  # strict JSON: a NaN in the metadata is null
     return out
 
 
