@@ -855,5 +855,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(cli())
+if __name__ == "__main__":  # torchrun -m vip_rl.pretrain: the same boundary and SIGTERM handling as vip-rl pretrain
+    from vip_rl.cli import main
+
+    sys.exit(main(["pretrain", *sys.argv[1:]]))
