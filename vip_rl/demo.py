@@ -352,9 +352,8 @@ class Demo:
             result.videos += [self._rel(v) for v in videos[:1]]
         result.notes.append("Image and text goals are shown on tasks they reach. The full table, 20 episodes on five tasks, "
                             "is in `benchmarks/results/mppi_success.md`. With td-sim a single goal image meets 0.8 x the oracle on "
-                            "2 of 5 tasks there (CloseDrawer, PressButton); on OpenDrawer, SlideDoor and the held-out "
-                            "FlipSwitch the planner drives the arm into states no training video visits, where the "
-                            "distance is wrong (`benchmarks/notes/temporal_distance.md`). Following a demo video's frames "
+                            "4 of 5 tasks there; it fails on the held-out FlipSwitch, which no training video shows "
+                            "(`benchmarks/notes/temporal_distance.md`). Following a demo video's frames "
                             "as subgoals (`--subgoals`) opens the drawer.")
         result.tables.append({"title": f"MPPI (K={cfg.mppi_samples}, H={cfg.mppi_horizon}, {cfg.mppi_episodes} episodes each)",
                               "columns": ["task", "cost", "success rate", "mean steps", "time per command"], "rows": rows})
