@@ -137,6 +137,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
                              action_penalty=args.action_penalty, lookahead=args.lookahead, final_weight=args.final_weight)
 
         first_cost = cost_for(args.seed)  # a bad goal (an expert goal of an env without an expert) fails here
+        env.reset(seed=args.seed)  # the dynamics check renders and steps the current state (Meta-World needs a reset first)
         dynamics = MujocoDynamics(env, camera=args.camera, render_every=args.render_every, image_size=args.image_size,
                                   nthread=args.nthread)
     except BaseException:
