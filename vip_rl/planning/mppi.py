@@ -327,8 +327,6 @@ class MPPI:
         if plan is None or plan.shape[0] != num_envs:
             plan = self._fresh_plan(num_envs)
         nan_seen: torch.Tensor | None = None
-        no_valid: torch.Tensor | None = None  # [E] bool: some iteration had no finite cost
-        dynamics_failed: torch.Tensor | None = None  # [E] bool: ... and every rollout diverged
         costs = weights = None
         scale = 1.0
         for _ in range(cfg.iterations):
@@ -340,15 +338,13 @@ class MPPI:
             for key in ("rollout", "render", "encode"):
                 timings[key] += traj.timings.get(key, 0.0)
             if traj.invalid is not None:  # diverged rollouts count as NaN (warned once, then +inf)
-                invalid = traj.invalid.to(self.device)
-                costs = costs.masked_fill(invalid, math.nan)
-                all_diverged = invalid.all(dim=-1)
-                dynamics_failed = all_diverged if dynamics_failed is None else dynamics_failed | all_diverged
+                costs = costs.masked_fill(traj.invalid.to(self.device), math.nan)
             if not self._nan_warned:  # checked until the first warning
                 flag = torch.isnan(costs).any()
                 nan_seen = flag if nan_seen is None else nan_seen | flag
             weights, valid, costs = _weights_and_clean_costs(costs, cfg.temperature, cfg.num_elites)
-            no_valid = ~valid[:, 0] if no_valid is None else no_valid | ~valid[:, 0]
+            if not bool(valid.all()):  # one host sync per iteration: the action is read by the caller anyway
+                self._raise_no_valid(~valid[:, 0], traj.invalid)
             # U + sum_k w_k (V_k - U) = sum_k w_k V_k (weights sum to 1): one [E, 1, K] @ [E, K, T*A]
             mean = torch.matmul(weights[:, None, :], actions.flatten(2)).view_as(plan)
             plan = torch.where(valid[..., None], mean, plan)
@@ -357,8 +353,6 @@ class MPPI:
             scale *= cfg.sigma_decay
         # cost = its own time minus the stages the dynamics/encoder reported
         timings["cost"] = max(0.0, timings["cost"] - timings["rollout"] - timings["render"] - timings["encode"])
-        if bool(no_valid.any()):  # one host sync per command: the action is read by the caller anyway
-            self._raise_no_valid(no_valid, dynamics_failed)
         if nan_seen is not None and bool(nan_seen):  # one host sync per command, only until warned
             self._nan_warned = True
             warnings.warn(
@@ -394,9 +388,10 @@ class MPPI:
             raise ValueError(f"{name} must return costs of shape [E, K] = {expected}, got {list(costs.shape)}")
         return costs.to(self.device, torch.float32)
 
-    def _raise_no_valid(self, no_valid: torch.Tensor, dynamics_failed: torch.Tensor | None) -> None:
+    def _raise_no_valid(self, no_valid: torch.Tensor, invalid: torch.Tensor | None) -> None:
+        """``no_valid [E]``: envs without a finite cost; ``invalid [E, K]``: the rollouts the dynamics marked diverged."""
         envs = torch.nonzero(no_valid).flatten().tolist()
-        blame_dynamics = dynamics_failed is not None and bool(dynamics_failed[no_valid].all())
+        blame_dynamics = invalid is not None and bool(invalid.to(no_valid.device)[no_valid].all())
         if blame_dynamics:
             raise PlanningError(
                 f"MPPI: the dynamics {type(self.dynamics).__name__} produced non-finite states for every one of the "
