@@ -50,3 +50,19 @@ def test_finetune_stages_are_valid_configs():
 def test_negative_episode_count_is_refused():
     with pytest.raises(ValueError, match="high_detour_episodes must be >= 0, got -1"):
         dataclasses.replace(wr.DATA, high_detour_episodes=-1)
+
+
+def test_main_trains_td_sim_in_two_stages(tmp_path, monkeypatch):
+    """`--only td-sim --steps N`: stage 2 starts from stage 1's encoder with the FINETUNES overrides, N steps each."""
+    calls = []
+    videos = wr.TrainingVideos(videos=[None] * 3, groups=["a"] * 3, final_goal_ok=[True] * 3,
+                               kinds=["expert", "noisy", wr.HIGH_DETOUR])
+    monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [])
+    monkeypatch.setattr(wr, "load_training_videos", lambda *args, **kwargs: videos)
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append(kwargs) or object())
+    assert wr.main(["--only", "td-sim", "--steps", "3", "--no-export", "--out", str(tmp_path)]) == 0
+    first, second = calls
+    assert first["out_dir"] == tmp_path / "td-sim" and first.get("init_from") is None and first["config"].steps == 3
+    assert second["out_dir"] == tmp_path / "td-sim-ft" and second["init_from"] == tmp_path / "td-sim" / "encoder"
+    assert second["config"].steps == 3 and second["config"].lr == wr.FINETUNES["td-sim"].overrides["lr"]
+    assert second["kinds"] == wr.FINETUNES["td-sim"].kinds

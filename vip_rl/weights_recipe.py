@@ -210,9 +210,10 @@ def collect_data(out_dir: str | os.PathLike[str], recipe: DataRecipe = DATA, *, 
             if counts[kind] == 0:
                 continue
             path = out / f"{task}_{kind}_{recipe.embodiment}.h5"
+            paths.append(path)
             if path.is_file():
-                pass
-            elif kind == HIGH_DETOUR:
+                continue
+            if kind == HIGH_DETOUR:
                 collect_high_detours(task, episodes=counts[kind], recipe=recipe, seed=recipe.high_detour_seed + t, out=path)
             elif kind in ("detour", "goal_pose_detour"):
                 collect_detours(task, episodes=counts[kind], recipe=recipe, seed=recipe.seed + 100 * t + k, out=path,
@@ -223,7 +224,6 @@ def collect_data(out_dir: str | os.PathLike[str], recipe: DataRecipe = DATA, *, 
                     cameras=(recipe.camera,), image_size=recipe.image_size, embodiment=recipe.embodiment,
                     seed=recipe.seed + 100 * t + k, out=path, progress=progress,
                 )
-            paths.append(path)
     return paths
 
 
@@ -520,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in FINETUNES:
             stage = FINETUNES[name]
             stages = [{"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(seconds, 1)}]
-            config = dataclasses.replace(config, **stage.overrides, **({} if args.steps is None else {"steps": args.steps}))
+            config = dataclasses.replace(config, **{**stage.overrides, **({} if args.steps is None else {"steps": args.steps})})
             start = time.perf_counter()
             encoder = train(name, data, out_dir=out / f"{name}-ft", config=config, progress=not args.no_progress,
                             kinds=stage.kinds, init_from=out / name / "encoder")
