@@ -364,3 +364,28 @@ def test_fetch_without_frame_skip_plans_through_the_step_backend():
             MujocoDynamics(env, backend="actuator", nthread=0)
     finally:
         env.close()
+
+
+def test_step_backend_records_env_rewards_and_the_oracle_plans_on_them():
+    """Pusher-v5 has no evaluate_states hook: the step backend's rewards are env.step's, and OracleCost uses them."""
+    env = make_pusher()
+    try:
+        with MujocoDynamics(env, nthread=2, backend="step") as dyn:
+            actions = torch.from_numpy(dyn._check_actions(4, num_samples=3, seed=1))
+            traj = dyn.rollout(dyn.get_state()[None], actions, needs=frozenset())
+            assert traj.rewards is not None and traj.rewards.shape == (1, 3, 4)
+            copy_env = make_pusher()  # same seed, same start state
+            expected = [[copy_env.unwrapped.step(a.numpy())[1] for a in actions[0, 0]]]
+            np.testing.assert_allclose(traj.rewards[0, :1], expected, rtol=0, atol=1e-12)
+            _close(copy_env)
+            cost = OracleCost(key="reward", when="sum")(traj)
+            np.testing.assert_allclose(cost.numpy(), -traj.rewards.sum(-1), rtol=1e-6)
+            with pytest.raises(TypeError, match="key='success'.* evaluate_states"):
+                OracleCost(key="success")(traj)
+        with MujocoDynamics(env, nthread=0) as dyn:  # the actuator backend records no rewards: named
+            traj = dyn.rollout(dyn.get_state()[None], actions, needs=frozenset())
+            assert traj.rewards is None
+            with pytest.raises(TypeError, match="backend='step'"):
+                OracleCost(key="reward")(traj)
+    finally:
+        _close(env)

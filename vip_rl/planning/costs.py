@@ -225,7 +225,9 @@ class OracleCost(Cost):
     """The env's true reward / progress / success on the rolled-out states (for comparison).
 
     Uses ``fn(states [N, S]) -> [N]`` when given, else the dynamics backend's
-    ``evaluate_states`` (the ``vip_envs`` hook) and its entry ``key``.
+    ``evaluate_states`` (the ``vip_envs`` hook) and its entry ``key``, else, for ``key="reward"``, the rewards
+    ``env.step`` returned during the rollout (``MujocoDynamics(env, backend="step")``: the env-reward oracle of
+    any env, e.g. gymnasium's Pusher-v5).
     cost = ``-sum_t discount**t * value_t`` (``when="sum"``) or ``-value_T`` (``"final"``).
 
     Args:
@@ -268,7 +270,14 @@ class OracleCost(Cost):
         else:
             evaluate = traj.evaluate_states
             if evaluate is None:
-                raise TypeError("OracleCost without fn needs a dynamics backend with evaluate_states (MujocoDynamics on vip_envs)")
+                if self.key == "reward" and traj.rewards is not None:
+                    value = np.asarray(traj.rewards, dtype=np.float64)[:, :, steps]
+                    w = np.array([self.discount**t for t in steps])
+                    return torch.from_numpy(-(value * w).sum(-1)).float().to(traj.actions.device)
+                raise TypeError(
+                    f"OracleCost(key={self.key!r}) without fn needs a dynamics backend with evaluate_states (vip_envs "
+                    "tasks) or, for key='reward', one that records env.step's rewards (MujocoDynamics(env, backend='step'))"
+                )
             out = evaluate(sel)
             if self.key not in out:
                 raise ValueError(f"key {self.key!r} not in evaluate_states output {sorted(out)}")

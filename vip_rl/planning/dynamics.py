@@ -68,6 +68,10 @@ class Trajectories:
     """Frames of every rendered camera by name (the primary camera's are also ``frames``)."""
     camera_initial_frames: dict[str, np.ndarray] = field(default_factory=dict)
     """Start frames of every rendered camera by name."""
+    rewards: np.ndarray | None = None
+    """float64 ``[E, K, T]``: the reward ``env.step`` returned at each step, from backends that step the env itself
+    (``MujocoDynamics``' step backend); None otherwise. The env-reward oracle of any env
+    (:class:`~vip_rl.planning.costs.OracleCost` without an ``evaluate_states`` hook)."""
     mocap: np.ndarray | None = None
     """``[E, K, T, 7 * nmocap]`` mocap targets (positions, then quaternions) after each step, from backends
     whose rollouts move them (mocap envs); None when they stay at the start state's."""
@@ -658,7 +662,7 @@ class MujocoDynamics:
         return out
 
     def _qpos_error(self, actions: np.ndarray, reference: np.ndarray) -> float:
-        full, _ = self._simulate(self.get_state(0)[None], actions)
+        full, _, _ = self._simulate(self.get_state(0)[None], actions)
         diff = np.abs(full[0, :, :, 1 : 1 + self.model.nq] - reference)
         return float(diff.max()) if np.isfinite(diff).all() else float("inf")
 
@@ -828,9 +832,10 @@ class MujocoDynamics:
         grip = np.asarray(actions[:, :, -1], dtype=np.float64)
         return np.stack([grip, -grip], -1), mocap
 
-    def _simulate(self, states_np: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _simulate(self, states_np: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """``states [E, nstate]``, ``actions [E, K, T, A]`` (the dtype ``env.step`` gets) -> FULLPHYSICS states
-        ``[E, K, T, full_size]`` and, for mocap envs, mocap targets ``[E, K, T, 7 * nmocap]``."""
+        ``[E, K, T, full_size]``, for mocap envs mocap targets ``[E, K, T, 7 * nmocap]``, and for the step backend
+        the rewards ``env.step`` returned ``[E, K, T]`` (None for the others)."""
         num_envs, num_k, horizon = actions.shape[:3]
         if self.backend == "step":
             return self._rollout_step(states_np, actions)
@@ -847,7 +852,7 @@ class MujocoDynamics:
             ctrl, mocap_out = self._mocap_targets(start_mocap, flat, np.repeat(np.arange(num_envs), num_k))
         elif self.state_action_to_ctrl is not None:
             full = self._rollout_state_controls(models, init, warm, start_mocap, flat.astype(np.float64))
-            return full.reshape(num_envs, num_k, horizon, self.full_size), None
+            return full.reshape(num_envs, num_k, horizon, self.full_size), None, None
         else:
             ctrl = self.controls(flat.astype(np.float64))
             mocap_out = np.broadcast_to(start_mocap[:, None], (*ctrl.shape[:2], start_mocap.shape[-1]))
@@ -858,17 +863,19 @@ class MujocoDynamics:
         out, _ = self._pool.rollout(models, self._datas, init, ctrl, control_spec=spec, initial_warmstart=warm)
         full = out[:, self.frame_skip - 1 :: self.frame_skip].reshape(num_envs, num_k, horizon, self.full_size)
         if self.backend != "mocap":
-            return full, None
-        return full, mocap_out.reshape(num_envs, num_k, horizon, -1)
+            return full, None, None
+        return full, mocap_out.reshape(num_envs, num_k, horizon, -1), None
 
-    def _rollout_step(self, states_np: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The step backend: samples split over ``nthread`` workers, each stepping its own copies of the env."""
+    def _rollout_step(self, states_np: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """The step backend: samples split over ``nthread`` workers, each stepping its own copies of the env.
+        Also returns the rewards ``env.step`` gave, float64 ``[E, K, T]``."""
         import mujoco
 
         num_envs, num_k, horizon = actions.shape[:3]
         num = num_envs * num_k
         full = np.empty((num, horizon, self.full_size), dtype=np.float64)
         mocap = np.empty((num, horizon, 7 * self.nmocap), dtype=np.float64) if self.nmocap else None
+        rewards = np.empty((num, horizon), dtype=np.float64)
         workers = max(1, min(self.nthread, num))
         spec = (self.full_spec, self.full_size, self.nv, self.nmocap)
 
@@ -885,7 +892,7 @@ class MujocoDynamics:
                     clone = clones[env_index] = _EnvClone(self.unwrapped[env_index], *self._step_datas[key])
                 clone.reset(states_np[env_index], *spec)
                 for t in range(horizon):
-                    clone.layer.step(actions[env_index, int(i) % num_k, t])
+                    rewards[i, t] = clone.layer.step(actions[env_index, int(i) % num_k, t])[1]
                     mujoco.mj_getState(clone.model, clone.data, full[i, t], self.full_spec)
                     if mocap is not None:
                         mocap[i, t, : 3 * self.nmocap] = clone.data.mocap_pos.ravel()
@@ -900,7 +907,8 @@ class MujocoDynamics:
             for future in [self._executor.submit(work, w, chunk) for w, chunk in enumerate(chunks)]:
                 future.result()
         full = full.reshape(num_envs, num_k, horizon, self.full_size)
-        return full, None if mocap is None else mocap.reshape(num_envs, num_k, horizon, -1)
+        mocap = None if mocap is None else mocap.reshape(num_envs, num_k, horizon, -1)
+        return full, mocap, rewards.reshape(num_envs, num_k, horizon)
 
     def rollout(self, states: Any, actions: torch.Tensor, *, needs: frozenset[str] = frozenset({NEEDS_FRAMES})) -> Trajectories:
         """Roll ``actions [E, K, T, A]`` out from ``states [E, nstate]`` (see :meth:`get_state`).
@@ -924,14 +932,15 @@ class MujocoDynamics:
             raise ValueError(f"actions must be [E={num_envs}, K, T, A], got {list(actions.shape)}")
         if len(self.models) not in (1, num_envs):
             raise ValueError(f"got {num_envs} states for {len(self.models)} envs")
-        full, mocap = self._simulate(states_np, actions.detach().cpu().numpy())
+        full, mocap, rewards = self._simulate(states_np, actions.detach().cpu().numpy())
         bad = ~np.isfinite(full).all(axis=(2, 3))  # [E, K]
         if bad.any():  # diverged samples: keep the start state so render / evaluate hooks get finite input
             full = np.where(bad[:, :, None, None], states_np[:, None, None, : self.full_size], full)
         invalid = torch.from_numpy(bad)
         t2 = time.perf_counter()
         traj = Trajectories(actions=actions, states=full, invalid=invalid, start_states=states_np[:, : self.full_size],
-                            evaluate_states=self.evaluate_states if self.evaluate_hook is not None else None, mocap=mocap)
+                            evaluate_states=self.evaluate_states if self.evaluate_hook is not None else None, mocap=mocap,
+                            rewards=rewards)
         traj.timings["rollout"] = t2 - t0  # preparing the controls and simulating
         start_mocap = states_np[:, None, self.full_size + self.nv :]
         for camera in self.cameras:
