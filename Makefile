@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 		echo "no CUDA: installing the CPU torch wheel"; \
 		$(BIN)/pip install -q "torch==2.13.0"; \
 	fi
-	$(BIN)/pip install -q -e ".[dev,text,tensorboard,bench,kitchen]"
+	$(BIN)/pip install -q -e ".[dev,text,tensorboard,bench,kitchen,metaworld]"
 	touch $@
 
 venv: $(BIN)/.installed
