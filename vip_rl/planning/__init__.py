@@ -8,6 +8,8 @@
 - Latent planning: :func:`train_latent_dynamics` (z' = f(z, a) over frozen embeddings) + :func:`latent_goal_cost`.
 - Episodes (:mod:`vip_rl.planning.episode`): :func:`make_env`, :func:`mppi_config_for`, :func:`make_cost`,
   :func:`run_episode`, what ``vip-rl mppi`` (:mod:`vip_rl.planning.cli`, flags only) and the benchmarks call.
+- Subgoals from one demo video (:mod:`vip_rl.planning.decompose`, UVD's rule): :func:`decompose_demo`,
+  :func:`decompose_embeddings`.
 """
 from vip_rl.planning.costs import (
     ActionPenalty,
@@ -22,6 +24,7 @@ from vip_rl.planning.costs import (
     frame_embeddings,
     goal_embedding,
 )
+from vip_rl.planning.decompose import decompose_demo, decompose_embeddings
 from vip_rl.planning.dynamics import BACKENDS, Dynamics, DynamicsCheck, MujocoDynamics, TorchDynamics, Trajectories
 from vip_rl.planning.episode import make_cost, make_env, mppi_config_for, run_episode
 from vip_rl.planning.latent import LatentDynamics, LatentTrainConfig, latent_goal_cost, train_latent_dynamics
@@ -50,6 +53,8 @@ __all__ = [
     "DemoSubgoalCost",
     "goal_embedding",
     "frame_embeddings",
+    "decompose_demo",
+    "decompose_embeddings",
     "make_env",
     "mppi_config_for",
     "make_cost",
