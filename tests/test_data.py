@@ -362,6 +362,60 @@ def test_frame_folder_root_single_and_manifest(tmp_path: Path) -> None:
         write_frame_folder(root, clips)
 
 
+def _frames_at(folder: Path, frames: np.ndarray) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_nested_frame_folder_trees(tmp_path: Path, depth: int) -> None:
+    """``<root>/**/<video>/<i>.png``: a video is a folder that directly holds frames, at any depth, depth first
+    in natural order; empty and hidden folders are skipped."""
+    root = tmp_path / "tree"
+    parents = ["a", "b"] if depth == 2 else ["a/x", "a/y", "b/x"]
+    clips = {}
+    for p, parent in enumerate(parents):
+        for v, name in enumerate(["2", "10"]):  # natural order: 2 before 10
+            clips[f"{parent}/{name}"] = smooth_frames(3 + p + v, seed=10 * p + v)
+            _frames_at(root / parent / name, clips[f"{parent}/{name}"])
+    (root / "a" / "empty").mkdir()
+    _frames_at(root / ".hidden" / "0", smooth_frames(2))
+    videos = load_videos(root)
+    assert [Path(v.source).relative_to(root).as_posix() for v in videos] == list(clips)
+    for video, frames in zip(videos, clips.values()):
+        np.testing.assert_array_equal(video.frames, frames)
+    # a sub-tree loads the same way, and a leaf is one video
+    assert len(load_videos(root / "a")) == (2 if depth == 2 else 4)
+    assert len(load_videos(root / "a" / ("2" if depth == 2 else "x/2"))) == 1
+
+
+def test_nested_tree_next_to_other_layouts(tmp_path: Path) -> None:
+    root = tmp_path / "mixed"
+    _frames_at(root / "task" / "0", smooth_frames(4))
+    write_video(root / "task" / "clip.gif", smooth_frames(5), fps=10)
+    np.save(root / "arr.npy", smooth_frames(6))
+    assert sorted(len(v) for v in load_videos(root)) == [4, 5, 6]
+
+
+@pytest.mark.parametrize("other", ["sub/0/0.png", "deep/sub/0/0.png", "clip.gif"])
+def test_frames_next_to_other_videos_are_ambiguous(tmp_path: Path, other: str) -> None:
+    root = _frames_at(tmp_path / "root", smooth_frames(3))
+    if other.endswith(".png"):
+        _frames_at((root / other).parent, smooth_frames(2))
+    else:
+        write_video(root / other, smooth_frames(3), fps=10)
+    shown = other.split("/0/")[0] if other.endswith(".png") else other
+    with pytest.raises(ValueError, match=rf"folder '.*root' is ambiguous: it holds frame images \(3, e\.g\. '0\.png'\) "
+                                         rf"and other videos \('{shown}.*'\)"):
+        load_videos(root)
+    with pytest.raises(ValueError, match="is ambiguous"):  # also when the mixed folder lies deeper
+        load_videos(tmp_path)
+
+
 def test_manifest_errors(tmp_path: Path) -> None:
     root = write_frame_folder(tmp_path / "liv", [smooth_frames(4), smooth_frames(1)], manifest=False)
     manifest = root / "manifest.csv"

@@ -6,14 +6,22 @@
 suite HDF5 (``data/demo_<i>``)     one video per demo (``obs/<camera>``), text = the instruction
 D4RL-flat HDF5                     one video per episode from ``observations_images/<camera>`` (or
                                    uint8 image ``observations``), split on terminals | timeouts
-``<root>/<video>/<i>.png``         the official VIP frame-folder layout (frames sorted numerically);
-                                   a single folder of frames is one video
+``<root>/**/<video>/<i>.png``      frame folders at any depth (the official VIP layout is
+                                   ``<root>/<video>/<i>.png``; ``<root>/<task>/<video>/<i>.png`` and deeper
+                                   trees work too): a video is a folder that directly holds frame
+                                   images (sorted numerically); a single folder of frames is one video
 ``*.mp4`` / ``*.gif`` (or folder)  decoded with imageio-ffmpeg / Pillow
 ``*.npy`` / ``*.npz``              uint8 ``[T, H, W, 3]`` or ``[N, T, H, W, 3]``; npz: every such array,
                                    texts from an optional string array ``text``
 ``manifest.csv`` (LIV)             columns ``directory,num_frames,text``; directories relative to the csv;
                                    a folder holding ``manifest.csv`` is read through it
 =================================  ===============================================================
+
+Folders are walked depth first in natural order (``2`` before ``10``); hidden entries (``.name``) are
+skipped, and so are sub-folders that hold nothing loadable. A folder that holds frame images *and*
+other videos (a sub-folder with frames at any depth, a video file, an array or an HDF5 file) is
+ambiguous (are the images one video, or stray files next to the videos?) and is refused with an error
+naming both; a folder holding a ``manifest.csv`` is read through the manifest only.
 """
 from __future__ import annotations
 
@@ -402,25 +410,56 @@ def load_videos(path: str | os.PathLike, *, camera: str = "front", min_frames: i
 
 
 def _load_folder(folder: Path, *, camera: str, min_frames: int) -> list[Video]:
-    if (folder / "manifest.csv").is_file():
-        return _read_manifest(folder / "manifest.csv", min_frames=min_frames)
-    if _image_files(folder):
-        return [_checked(Video(_read_frame_folder(folder), None, str(folder)), min_frames)]
-    entries = sorted(folder.iterdir(), key=_natural_key)
     videos: list[Video] = []
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue  # temp files of an atomic write, hidden files
-        if entry.is_dir():
-            if _image_files(entry):
-                videos.append(_checked(Video(_read_frame_folder(entry), None, str(entry)), min_frames))
-        elif entry.suffix.lower() in VIDEO_EXTENSIONS:
-            videos.append(_checked(Video(read_video_file(entry), None, str(entry)), min_frames))
-        elif entry.suffix.lower() in ARRAY_EXTENSIONS:
-            videos.extend(_load_array_file(entry, min_frames=min_frames))
-        elif entry.suffix.lower() in HDF5_EXTENSIONS:
-            videos.extend(_load_hdf5(entry, camera=camera, min_frames=min_frames))
+    for kind, path in _plan_folder(folder, seen=set()):
+        if kind == "manifest":
+            videos.extend(_read_manifest(path, min_frames=min_frames))
+        elif kind == "frames":
+            videos.append(_checked(Video(_read_frame_folder(path), None, str(path)), min_frames))
+        elif kind == "video":
+            videos.append(_checked(Video(read_video_file(path), None, str(path)), min_frames))
+        elif kind == "array":
+            videos.extend(_load_array_file(path, min_frames=min_frames))
+        else:
+            videos.extend(_load_hdf5(path, camera=camera, min_frames=min_frames))
     if not videos:
         raise ValueError(f"folder {str(folder)!r} holds no videos: expected frame images, <video>/<i>.png "
-                         f"folders, video files {VIDEO_EXTENSIONS}, arrays, HDF5 files or a manifest.csv")
+                         f"folders (at any depth), video files {VIDEO_EXTENSIONS}, arrays, HDF5 files or a manifest.csv")
     return videos
+
+
+_SOURCE_KINDS = {**{s: "video" for s in VIDEO_EXTENSIONS}, **{s: "array" for s in ARRAY_EXTENSIONS},
+                 **{s: "hdf5" for s in HDF5_EXTENSIONS}}
+
+
+def _plan_folder(folder: Path, *, seen: set[str]) -> list[tuple[str, Path]]:
+    """What ``folder`` holds, depth first in natural order, as ``(kind, path)`` with kind ``manifest`` |
+    ``frames`` (a frame folder: one video) | ``video`` | ``array`` | ``hdf5``; nothing is read yet.
+
+    Raises:
+        ValueError: a folder holds frame images and other videos (the rule in the module docstring).
+    """
+    real = os.path.realpath(folder)
+    if real in seen:  # a symlink back up the tree
+        return []
+    seen.add(real)
+    if (folder / "manifest.csv").is_file():
+        return [("manifest", folder / "manifest.csv")]
+    with os.scandir(folder) as scan:
+        entries = sorted((e for e in scan if not e.name.startswith(".")), key=lambda e: _natural_key(Path(e.name)))
+    images = [e.name for e in entries if e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS]
+    found: list[tuple[str, Path]] = []
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_dir():
+            found.extend(_plan_folder(path, seen=seen))
+        elif entry.is_file() and path.suffix.lower() in _SOURCE_KINDS:
+            found.append((_SOURCE_KINDS[path.suffix.lower()], path))
+        if images and found:
+            other = found[0][1]
+            raise ValueError(
+                f"folder {str(folder)!r} is ambiguous: it holds frame images ({len(images)}, e.g. {images[0]!r}) "
+                f"and other videos ({str(other.relative_to(folder))!r}); a video folder must hold only its frames: "
+                "move the frames into a sub-folder of their own, or the other videos out"
+            )
+    return [("frames", folder)] if images else found
