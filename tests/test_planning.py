@@ -249,6 +249,35 @@ def test_subgoal_tracker_is_monotonic_and_looks_ahead():
         SubgoalTracker(demo, lookahead=0)
 
 
+def test_subgoal_tracker_aims_at_the_next_listed_subgoal():
+    from vip_rl.planning import SubgoalTracker
+
+    demo = torch.arange(10, dtype=torch.float32)[:, None]
+    dist = lambda a, b: (a - b).abs().sum(-1)  # noqa: E731
+    every = SubgoalTracker(demo, lookahead=3, subgoals=range(10))  # every step listed: as without subgoals
+    assert every.subgoal_index(torch.tensor([[2.2], [8.0]]), dist).tolist() == [5, 9]
+    tracker = SubgoalTracker(demo, lookahead=1, subgoals=np.array([4, 9]))
+    # matched over every demo step; a match at the subgoal itself aims at the next one
+    assert tracker.subgoal_index(torch.tensor([[0.0], [3.4], [4.0], [9.0]]), dist).tolist() == [4, 4, 9, 9]
+    assert tracker.subgoal_index(torch.tensor([[0.0], [0.0], [0.0], [0.0]]), dist).tolist() == [4, 4, 9, 9]  # monotonic
+    assert SubgoalTracker(demo, lookahead=2, subgoals=[4, 9]).subgoal_index(torch.zeros(1, 1), dist).tolist() == [9]
+    assert SubgoalTracker(demo, lookahead=1, subgoals=[9]).subgoal_index(torch.zeros(1, 1), dist).tolist() == [9]
+    for bad in ([], [4, 4], [9, 4], [0, 10], [-1, 9], [1.5, 9]):
+        with pytest.raises(ValueError, match=r"subgoals must be ascending int demo step indices in \[0, 9\]"):
+            SubgoalTracker(demo, subgoals=bad)
+
+
+def test_demo_subgoal_cost_with_decomposed_subgoals():
+    from vip_rl.planning import DemoSubgoalCost
+
+    encoder = tiny_encoder()
+    demo = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    cost = DemoSubgoalCost(encoder, demo, lookahead=1, subgoals=[2, 5])
+    assert cost.tracker.subgoals.tolist() == [2, 5] and cost.tracker.demo.shape[0] == 6
+    with pytest.raises(ValueError, match="subgoals must be ascending"):
+        DemoSubgoalCost(encoder, demo, subgoals=[6])
+
+
 # -- MuJoCo backend (Pusher-v5) ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pusher():

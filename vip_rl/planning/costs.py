@@ -352,22 +352,37 @@ class SubgoalTracker:
 
     Keeps, per environment, the index of the demo step the current observation is closest to
     (never moving backwards when ``monotonic``) and returns the index of the subgoal to aim for,
-    ``lookahead`` demo steps further (clamped to the last step).
+    ``lookahead`` demo steps further (clamped to the last step). With ``subgoals`` (demo step indices, such
+    as :func:`~vip_rl.planning.decompose.decompose_demo`'s), the match is still over every demo step and
+    ``lookahead`` counts subgoals: 1 aims at the first subgoal after the matched step.
 
     Args:
         demo: float ``[N, D]`` features of the demo's N steps.
-        lookahead: demo steps ahead of the current match to aim for (>= 1).
+        lookahead: demo steps (or subgoals) ahead of the current match to aim for (>= 1).
         monotonic: never go back along the demo.
+        subgoals: ascending demo step indices ``[M]`` to aim at (None: every step).
+
+    Example:
+        >>> tracker = SubgoalTracker(torch.arange(10.0)[:, None], lookahead=1, subgoals=[4, 9])
+        >>> tracker.subgoal_index(torch.tensor([[1.0], [4.0]]), lambda a, b: (a - b).abs().sum(-1)).tolist()
+        [4, 9]
     """
 
-    def __init__(self, demo: torch.Tensor, *, lookahead: int = 10, monotonic: bool = True) -> None:
+    def __init__(self, demo: torch.Tensor, *, lookahead: int = 10, monotonic: bool = True,
+                 subgoals: Sequence[int] | np.ndarray | torch.Tensor | None = None) -> None:
         if demo.ndim != 2 or demo.shape[0] < 1:
             raise ValueError(f"demo features must be [N, D] with N >= 1, got {list(demo.shape)}")
         if not isinstance(lookahead, int) or lookahead < 1:
             raise ValueError(f"lookahead must be an int >= 1, got {lookahead!r}")
+        steps = torch.arange(demo.shape[0]) if subgoals is None else torch.as_tensor(np.asarray(subgoals))
+        if (steps.ndim != 1 or steps.numel() < 1 or steps.is_floating_point() or steps.dtype == torch.bool
+                or steps.min() < 0 or steps.max() >= demo.shape[0] or (steps.diff() <= 0).any()):
+            raise ValueError(f"subgoals must be ascending int demo step indices in [0, {demo.shape[0] - 1}], "
+                             f"got {np.asarray(subgoals).tolist()}")
         self.demo = demo
         self.lookahead = lookahead
         self.monotonic = monotonic
+        self.subgoals = steps.long()  # [M]
         self.matched: torch.Tensor | None = None  # [E] long
 
     def reset(self) -> None:
@@ -375,21 +390,24 @@ class SubgoalTracker:
         self.matched = None
 
     def subgoal_index(self, current: torch.Tensor, distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """``current [E, D]`` features -> subgoal indices ``[E]`` (updates the match)."""
+        """``current [E, D]`` features -> subgoal indices ``[E]`` (demo steps; updates the match)."""
         d = distance(current[:, None, :], self.demo[None].to(current.device))  # [E, N]
         if self.monotonic and self.matched is not None and self.matched.shape[0] == d.shape[0]:
             # only matches at or after the previous one count
             steps = torch.arange(d.shape[1], device=d.device)
             d = d.masked_fill(steps[None] < self.matched[:, None], math.inf)
         self.matched = d.argmin(-1)
-        return (self.matched + self.lookahead).clamp(max=self.demo.shape[0] - 1)
+        subgoals = self.subgoals.to(self.matched.device)
+        ahead = torch.searchsorted(subgoals, self.matched, right=True) + (self.lookahead - 1)  # [E]
+        return subgoals[ahead.clamp(max=subgoals.shape[0] - 1)]
 
 
 class DemoSubgoalCost(Cost):
     """Embedding distance to a moving subgoal taken from a demonstration video.
 
     Each command, the current frame is matched to the closest demo frame (monotonically), and the
-    rollouts are scored by their distance to the demo frame ``lookahead`` steps later
+    rollouts are scored by their distance to the demo frame ``lookahead`` steps later (with ``subgoals``:
+    the ``lookahead``-th subgoal frame after the match)
     (``when="final"``: final rendered step; ``"sum"``: discounted sum over rendered steps), plus
     ``final_weight`` times the distance to the demo's last frame (the goal). Stateful: call
     :meth:`reset` at the start of each episode.
@@ -397,7 +415,8 @@ class DemoSubgoalCost(Cost):
     Args:
         encoder: an :class:`~vip_rl.encoders.base.Encoder`.
         demo_frames: uint8 ``[N, H, W, 3]`` frames of one demonstration (or float embeddings ``[N, D]``).
-        lookahead, monotonic: see :class:`SubgoalTracker`.
+        lookahead, monotonic, subgoals: see :class:`SubgoalTracker` (``subgoals``: e.g. the frames
+            :func:`~vip_rl.planning.decompose.decompose_demo` picks, with ``lookahead=1``).
         when, discount, camera: as :class:`EmbeddingGoalCost`.
         final_weight: weight of the distance to the final demo frame.
     """
@@ -415,6 +434,7 @@ class DemoSubgoalCost(Cost):
         discount: float = 1.0,
         final_weight: float = 0.0,
         camera: str | None = None,
+        subgoals: Sequence[int] | np.ndarray | torch.Tensor | None = None,
     ) -> None:
         _check_when(when, discount)
         if isinstance(demo_frames, (np.ndarray, torch.Tensor)) and demo_frames.ndim == 4:
@@ -426,7 +446,7 @@ class DemoSubgoalCost(Cost):
                 f"demo_frames must be uint8 [N, H, W, 3] or float [N, D], got {getattr(demo_frames, 'shape', type(demo_frames).__name__)}"
             )
         self.encoder = encoder
-        self.tracker = SubgoalTracker(demo, lookahead=lookahead, monotonic=monotonic)
+        self.tracker = SubgoalTracker(demo, lookahead=lookahead, monotonic=monotonic, subgoals=subgoals)
         self.when = when
         self.discount = float(discount)
         self.final_weight = float(final_weight)
