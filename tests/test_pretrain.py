@@ -170,6 +170,53 @@ def test_cli_on_an_npz_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "encoder written" in capsys.readouterr().out
 
 
+def _eval_rows(out: Path) -> dict[str, list[float]]:
+    with open(out / "log.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["tag"].startswith("eval/")]
+    return {tag: [float(r["value"]) for r in rows if r["tag"] == tag] for tag in {r["tag"] for r in rows}}
+
+
+@pytest.mark.parametrize("num_videos, eval_videos, why", [(3, 3, r"3 videos, not more than eval_videos=3"), (5, 0, "eval_videos=0")])
+def test_evaluating_on_training_videos_warns_and_is_recorded(tmp_path: Path, num_videos: int, eval_videos: int, why: str) -> None:
+    import json
+
+    config = tiny_config(steps=4, eval_every=2, ckpt_every=4, eval_videos=eval_videos)
+    with pytest.warns(UserWarning, match=rf"pretrain evaluates on its training videos \({why}.*\): the eval/ metrics measure fit") as caught:
+        pretrain(config, synthetic_videos(num_videos), out_dir=tmp_path, progress=False)
+    assert [w.category.__name__ for w in caught if "training videos" in str(w.message)] == ["EvalOnTrainingVideosWarning"]
+    assert _eval_rows(tmp_path)["eval/on_training_videos"] == [1.0, 1.0]  # beside every eval
+    assert json.loads((tmp_path / "encoder" / "config.json").read_text())["training"]["eval_on_training_videos"] is True
+
+
+@pytest.mark.parametrize("held_out", ["split", "eval_data"])
+def test_held_out_eval_videos_do_not_warn(tmp_path: Path, held_out: str) -> None:
+    import json
+    import warnings
+
+    from vip_rl.pretrain import EvalOnTrainingVideosWarning
+
+    config = tiny_config(steps=2, eval_every=2, ckpt_every=2, eval_videos=3)
+    videos = synthetic_videos(4 if held_out == "split" else 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EvalOnTrainingVideosWarning)
+        pretrain(config, videos, out_dir=tmp_path, progress=False,
+                 eval_data=synthetic_videos(2, seed=1) if held_out == "eval_data" else None)
+    assert _eval_rows(tmp_path)["eval/on_training_videos"] == [0.0]
+    assert json.loads((tmp_path / "encoder" / "config.json").read_text())["training"]["eval_on_training_videos"] is False
+
+
+def test_cli_warns_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "clip.npy", synthetic_videos(1)[0].frames)
+    rc = cli(["--data", str(tmp_path / "clip.npy"), "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "4",
+              "--image-size", "24", "--embed-dim", "8", "--cnn-channels", "4,8", "--no-progress", "--prefetch", "0"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert [line for line in err.splitlines() if "training videos" in line] == [
+        "vip-rl pretrain: warning: pretrain evaluates on its training videos (1 video, not more than eval_videos=8, so "
+        "none is held out): the eval/ metrics measure fit, not generalisation to new videos; give held-out videos "
+        "(eval_data, --eval-data) or more than eval_videos videos"]
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

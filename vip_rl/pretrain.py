@@ -4,6 +4,13 @@ One trainer for the three objectives (``vip``, ``liv``, ``tdist``); it reads top
 seed -> build (encoder, optimizer, sampler) -> resume -> loop (batch, loss, step, log)
 -> periodic eval (value-order correlation on held-out videos) and atomic checkpoints.
 
+Eval videos: ``eval_data`` when given, else ``config.eval_videos`` videos split off the data. With
+``eval_videos=0``, or no more videos than ``eval_videos`` (nothing would be left to train on), the run
+evaluates on its training videos: it warns (:class:`EvalOnTrainingVideosWarning`, one line
+``vip-rl pretrain: warning: ...`` on the command line) and records it, as the metric
+``eval/on_training_videos`` (1 or 0, beside every eval) in ``log.csv`` / TensorBoard and as
+``training["eval_on_training_videos"]`` in the exported encoder's config.
+
 Exact resume: batch ``k`` is a pure function of ``(seed, k)`` (see
 :class:`~vip_rl.data.samplers.TupleSampler`) and so are the loss's negative permutations,
 so a run killed after a checkpoint and resumed produces the same weights as an
@@ -40,6 +47,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -50,7 +58,7 @@ from torch import nn
 
 from vip_rl import __version__
 from vip_rl._io import atomic_path, atomic_write_text
-from vip_rl.cli import ArgumentParser, check_output_dir, command, resolve_device
+from vip_rl.cli import ArgumentParser, check_output_dir, command, one_line, resolve_device
 from vip_rl.data.samplers import TupleBatch, TupleSampler
 from vip_rl.encoders.base import Encoder
 
@@ -58,6 +66,10 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_FORMAT = "vip-rl-pretrain/1"
 LOG_FILE = "log.csv"
 _LOSS_SALT = 0x1055_0BAD
+
+
+class EvalOnTrainingVideosWarning(UserWarning):
+    """A pretraining run's ``eval/`` metrics are measured on its own training videos (none held out)."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +140,8 @@ class PretrainConfig:
     eval_every: int = 500
     """Evaluate every this many steps (and at the end); 0 disables periodic eval."""
     eval_videos: int = 8
-    """Videos held out for eval when no eval data is given (0: evaluate on training videos)."""
+    """Videos held out for eval when no eval data is given (0, or no more videos than this: evaluate on the
+    training videos, with an :class:`EvalOnTrainingVideosWarning`)."""
     ckpt_every: int = 500
     """Checkpoint every this many steps (and at the end)."""
     log_every: int = 10
@@ -598,7 +611,8 @@ def pretrain(
         resume: continue from ``<out_dir>/checkpoint.pt`` if present (exact: same weights as
             an uninterrupted run). ``False`` starts over and overwrites it.
         eval_data: held-out videos (same forms as ``data``); default: ``config.eval_videos``
-            videos split off ``data``.
+            videos split off ``data`` (the training videos themselves, with a warning, when
+            ``eval_videos=0`` or ``data`` has no more videos than that).
         camera: camera read from suite HDF5 files.
         groups: optional per-video group key of ``data`` (e.g. task) for InfoNCE labels and
             the eval's "other episode of the same group" goal (default: text, else source);
@@ -616,6 +630,9 @@ def pretrain(
 
     Raises:
         ValueError / TypeError / FileNotFoundError: bad config, data, paths or checkpoints.
+
+    Warns:
+        EvalOnTrainingVideosWarning: no eval videos are held out (see the module docstring).
     """
     from vip_rl.encoders import save_encoder
     from vip_rl.encoders.factory import check_device
@@ -639,6 +656,7 @@ def pretrain(
         else:  # hold out config.eval_videos videos (all videos are also eval videos when there are too few)
             train_idx, eval_idx = _split_eval(list(range(len(videos))), config.eval_videos, config.seed)
             eval_videos = [videos[i] for i in eval_idx]
+        eval_on_training = eval_data is None and (config.eval_videos == 0 or len(videos) <= config.eval_videos)
         eval_groups = None
         if eval_idx and (groups is not None or final_goal_ok is not None):
             # "other episode" goals only between videos whose final frame is a valid goal
@@ -694,6 +712,13 @@ def pretrain(
             model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         logger = _Logger(out, start_step=start_step, enabled=dist.is_main)
         end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
+        if eval_on_training and dist.is_main:  # warned once the inputs are known good, before the first step
+            why = ("eval_videos=0" if config.eval_videos == 0 else
+                   f"{len(videos)} video{'' if len(videos) == 1 else 's'}, not more than eval_videos={config.eval_videos}, "
+                   "so none is held out")
+            warnings.warn(f"pretrain evaluates on its training videos ({why}): the eval/ metrics measure fit, not "
+                          "generalisation to new videos; give held-out videos (eval_data, --eval-data) or more than "
+                          "eval_videos videos", EvalOnTrainingVideosWarning, stacklevel=2)
         # --- loop ----------------------------------------------------------------------
         encoder.train()
         batches = sampler.iterate(start_step, prefetch=config.prefetch)
@@ -739,7 +764,8 @@ def pretrain(
             # --- periodic eval + checkpoint -----------------------------------------------
             last = step == config.steps
             if dist.is_main and ((config.eval_every and step % config.eval_every == 0) or last):
-                logger.log(step, {f"eval/{k}": v for k, v in evaluate(encoder, eval_videos, groups=eval_groups).items()})
+                eval_metrics = {f"eval/{k}": v for k, v in evaluate(encoder, eval_videos, groups=eval_groups).items()}
+                logger.log(step, eval_metrics | {"eval/on_training_videos": float(eval_on_training)})
                 encoder.train()
             if (config.ckpt_every and step % config.ckpt_every == 0) or step == end_step:
                 if dist.is_main:
@@ -751,7 +777,8 @@ def pretrain(
         logger.close()
         encoder.eval()
         if dist.is_main and step == config.steps:
-            save_encoder(encoder, out / "encoder", training={"pretrain_config": config.to_dict(), "steps": step, "init_from": None if init_from is None else str(init_from), "version": __version__})
+            save_encoder(encoder, out / "encoder", training={"pretrain_config": config.to_dict(), "steps": step, "init_from": None if init_from is None else str(init_from),
+                                                            "eval_on_training_videos": eval_on_training, "version": __version__})
         dist.barrier()
         return encoder
     finally:
@@ -847,10 +874,20 @@ def cli(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     check_output_dir(args.out, flag="--out")
     device = str(resolve_device(args.device))
-    pretrain(
-        config, args.data, out_dir=args.out, device=device, init_from=args.init_from, resume=args.resume,
-        eval_data=args.eval_data, camera=args.camera, progress=not args.no_progress, goal_swap_prob=args.goal_swap_prob,
-    )
+    show_warning = warnings.showwarning
+
+    def one_line_warning(message: Any, category: type[Warning], *rest: Any, **kwargs: Any) -> None:
+        if issubclass(category, EvalOnTrainingVideosWarning):  # ours: one line, no source location
+            print(f"vip-rl pretrain: warning: {one_line(message)}", file=sys.stderr)
+        else:
+            show_warning(message, category, *rest, **kwargs)
+
+    with warnings.catch_warnings():  # restores warnings.showwarning on the way out
+        warnings.showwarning = one_line_warning
+        pretrain(
+            config, args.data, out_dir=args.out, device=device, init_from=args.init_from, resume=args.resume,
+            eval_data=args.eval_data, camera=args.camera, progress=not args.no_progress, goal_swap_prob=args.goal_swap_prob,
+        )
     print(f"encoder written to {Path(args.out) / 'encoder'} (load with vip_rl.encoders.load_encoder)")
     return 0
 
