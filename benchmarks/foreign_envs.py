@@ -1,0 +1,484 @@
+"""Planning on MuJoCo envs that are not the suite: gymnasium's Pusher-v5, Meta-World (drawer-open, button-press,
+door-open) and FrankaKitchen microwave (issue 13).
+
+Three measurements, each its own ``--sections`` entry (results merge into one file with ``--merge``):
+
+- ``checks``: what ``MujocoDynamics(env)`` picks and how well it reproduces the env: the backend, the mean absolute
+  pixel difference (0-255) between ``env.render()`` and the backend's frame of the same state, and the max |qpos|
+  difference between a rollout and ``env.step`` with the same actions (5 steps at construction, and 20 steps x 4
+  random action sequences through ``rollout_error``).
+- ``mppi``: MPPI success per env: the **oracle** plans on the env's own reward (Pusher made with
+  ``reward_control_weight=0``: with its control cost the short-horizon optimum is to hold still) (summed over the horizon: the
+  ``evaluate_states`` hook where the env has one, else the rewards ``env.step`` returned in the step backend's
+  rollouts), the **image-goal** cells on ``-||phi(o_T) - phi(g)||`` of an encoder (the bundled ones zero-shot, and
+  the Meta-World encoder trained in-domain by the ``in-domain`` section). Goal images: Meta-World's final frame of
+  its scripted expert from the episode's own seed (the object and goal positions are random per seed, so a goal from
+  another seed shows another scene); Pusher's start state with the object moved onto the goal; the kitchen's start
+  state with the microwave door at its goal angle. Success: ``info["success"]`` (Meta-World, kitchen) and, for
+  Pusher (none upstream), the object within ``PUSHER_SUCCESS`` m of the goal in the table plane.
+- ``in-domain``: the three CLI commands a user runs on their own Meta-World task (``vip-rl collect`` per task,
+  one ``vip-rl pretrain`` on all), their wall time, and the value-order correlation (VOC, Spearman of the frame index
+  with ``-d(o_t, g)`` along held-out expert episodes, g their final frame) of the in-domain encoder and the bundled
+  ones. The trained encoder is then an ``mppi`` cell (``--in-domain-encoder``, default the run this section writes).
+
+Writes ``benchmarks/results/foreign_envs.json`` and ``.md`` (``--out`` to write elsewhere).
+
+Usage:
+  MUJOCO_GL=egl .venv/bin/python benchmarks/foreign_envs.py --sections checks
+  MUJOCO_GL=egl .venv/bin/python benchmarks/foreign_envs.py --sections in-domain --merge
+  MUJOCO_GL=egl .venv/bin/python benchmarks/foreign_envs.py --sections mppi --envs pusher,kitchen --merge
+  .venv/bin/python benchmarks/foreign_envs.py --render-only
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+import _report
+from _common import ROOT, describe_encoders, has_encoder, resolve_encoder, run_episode, summarise_episodes
+from vip_rl.planning import MPPI, EmbeddingGoalCost, MujocoDynamics, OracleCost
+from vip_rl.planning.episode import mppi_config_for
+
+#: Pusher success: object within this distance (m) of the goal in the table plane (Pusher-v5 reports no success).
+PUSHER_SUCCESS = 0.05
+#: Meta-World tasks of the benchmark (``vip_envs/MetaWorld-<task>-v3``).
+METAWORLD_TASKS = ("drawer-open", "button-press", "door-open")
+#: Where the ``in-domain`` section writes its data and run (git-ignored ``runs/``).
+IN_DOMAIN_DIR = ROOT / "runs" / "foreign_envs"
+#: Seeds of the in-domain training data (collect ``--seed``) and of the held-out VOC episodes (disjoint).
+TRAIN_SEED, VOC_SEED = 0, 50_000
+
+
+# -- envs ------------------------------------------------------------------------------------------
+class PusherSuccess:
+    """Adds ``info["success"]`` and ``info["task_progress"]`` to Pusher-v5 (object within :data:`PUSHER_SUCCESS` of the
+    goal in the plane; progress 1 - distance / start distance). A plain gymnasium wrapper: MujocoDynamics finds the
+    MuJoCo layer below it and the step backend's rewards are Pusher's own."""
+
+    def __new__(cls, env: Any) -> Any:
+        import gymnasium as gym
+
+        class _Wrapper(gym.Wrapper):
+            def _distance(self) -> float:
+                u = self.env.unwrapped
+                return float(np.linalg.norm((u.get_body_com("object") - u.get_body_com("goal"))[:2]))
+
+            def reset(self, **kwargs: Any):
+                obs, info = self.env.reset(**kwargs)
+                self._start = max(self._distance(), 1e-6)
+                return obs, {**info, "success": self._distance() < PUSHER_SUCCESS, "task_progress": 0.0}
+
+            def step(self, action: Any):
+                obs, reward, terminated, truncated, info = self.env.step(action)
+                distance = self._distance()
+                info = {**info, "success": distance < PUSHER_SUCCESS,
+                        "task_progress": float(np.clip(1.0 - distance / self._start, 0.0, 1.0))}
+                return obs, reward, terminated, truncated, info
+
+        return _Wrapper(env)
+
+
+@dataclass
+class EnvCase:
+    """One env of the benchmark: how to make it, its image goal for an episode seed, and its MPPI budget."""
+
+    name: str
+    make: Callable[[], Any]
+    goal: Callable[[Any, int], np.ndarray]
+    """``goal(env, seed) -> uint8 [H, W, 3]`` (may reset ``env``)."""
+    max_steps: int
+    episodes: int
+    oracle_backend: str = "auto"
+    """The backend of the oracle cell: ``"step"`` where the env's reward is only known by stepping it."""
+    available: Callable[[], str | None] = lambda: None
+    """None, or why this env cannot be measured here."""
+
+
+def _render_state(env: Any, edit: Callable[[Any], None], seed: int) -> np.ndarray:
+    """``env.render()`` of the reset state after ``edit(unwrapped_or_wrapper)``; the env is reset again afterwards."""
+    import mujoco
+
+    env.reset(seed=seed)
+    layer = env
+    while not (hasattr(layer, "model") and hasattr(layer, "data")):
+        layer = layer.env
+    edit(layer)
+    mujoco.mj_forward(layer.model, layer.data)
+    frame = np.asarray(env.render()).copy()
+    env.reset(seed=seed)
+    return frame
+
+
+def _pusher_goal(env: Any, seed: int) -> np.ndarray:
+    def edit(u: Any) -> None:
+        u.data.qpos[-4:-2] = u.data.qpos[-2:]  # the object on the goal, the arm where it starts
+        u.data.qvel[:] = 0.0
+
+    return _render_state(env, edit, seed)
+
+
+def _kitchen_goal(env: Any, seed: int) -> np.ndarray:
+    def edit(layer: Any) -> None:
+        for index, goal in zip(layer._indices, layer._goals):
+            layer.data.qpos[index] = goal
+
+    return _render_state(env, edit, seed)
+
+
+def _metaworld_goal(task: str) -> Callable[[Any, int], np.ndarray]:
+    def goal(env: Any, seed: int) -> np.ndarray:
+        from vip_rl.goals import expert_rollout
+
+        roll = expert_rollout(f"vip_envs/MetaWorld-{task}-v3", seed=seed, max_steps=env.spec.max_episode_steps or 150,
+                              env_kwargs={"image_size": IMAGE_SIZE})
+        return roll.final_frame
+
+    return goal
+
+
+def _needs(module: str, extra: str) -> Callable[[], str | None]:
+    return lambda: None if importlib.util.find_spec(module) is not None else f"{module} not installed (pip install vip-rl[{extra}])"
+
+
+IMAGE_SIZE = 64
+
+
+def env_cases() -> dict[str, EnvCase]:
+    import gymnasium as gym
+
+    def pusher() -> Any:
+        from vip_envs.kitchen import apply_fast_render_settings
+
+        # reward_control_weight=0: with the control cost (0.1 |a|^2) the env-reward optimum over H=10 steps is to hold
+        # still (the oracle's progress was 0.00 in 100 steps); without it the oracle reaches and pushes the object
+        env = gym.make("Pusher-v5", render_mode="rgb_array", width=IMAGE_SIZE, height=IMAGE_SIZE, reward_control_weight=0.0)
+        # before the first render, so env.render() and the rollouts draw alike: software GL renders Pusher's
+        # shadows and multisampling at ~36 ms a frame, ~1.4 ms without
+        apply_fast_render_settings(env.unwrapped.model)
+        return PusherSuccess(env)
+
+    def kitchen() -> Any:
+        from vip_envs import kitchen as kitchen_module
+
+        return kitchen_module.make_kitchen(("microwave",), render_mode="rgb_array", image_size=IMAGE_SIZE,
+                                           robot_noise_ratio=0.0, object_noise_ratio=0.0)
+
+    def metaworld(task: str) -> Callable[[], Any]:
+        def make() -> Any:
+            import vip_envs  # noqa: F401 - registers the ids
+
+            return gym.make(f"vip_envs/MetaWorld-{task}-v3", render_mode="rgb_array", image_size=IMAGE_SIZE)
+
+        return make
+
+    cases = {"pusher": EnvCase("Pusher-v5", pusher, _pusher_goal, max_steps=100, episodes=5, oracle_backend="step")}
+    for task in METAWORLD_TASKS:
+        cases[f"mw-{task}"] = EnvCase(f"Meta-World {task}-v3", metaworld(task), _metaworld_goal(task), max_steps=150,
+                                      episodes=5, available=_needs("metaworld", "metaworld"))
+    cases["kitchen"] = EnvCase("FrankaKitchen microwave (no noise)", kitchen, _kitchen_goal, max_steps=60, episodes=2,
+                               available=_needs("gymnasium_robotics", "kitchen"))
+    return cases
+
+
+# -- checks ----------------------------------------------------------------------------------------
+def measure_checks(case: EnvCase, *, seed: int) -> dict[str, Any]:
+    env = case.make()
+    try:
+        env.reset(seed=seed)
+        t0 = time.perf_counter()
+        with MujocoDynamics(env, nthread=2) as dyn:
+            build = time.perf_counter() - t0
+            long_error = dyn.rollout_error(steps=20, num_samples=4, seed=1)
+            return {"backend": dyn.check.backend, "render_diff": dyn.check.render_diff,
+                    "render_view": dyn.check.render_view, "qpos_diff_5": dyn.check.max_qpos_diff,
+                    "qpos_diff_20": long_error, "rejected": dyn.check.rejected, "build_seconds": build}
+    finally:
+        env.close()
+
+
+def raw_metaworld_check(*, seed: int) -> dict[str, Any]:
+    """Meta-World drawer-open through gymnasium's own ``Meta-World/MT1`` (corner camera, no adapter)."""
+    import gymnasium as gym
+    import metaworld  # noqa: F401 - registers Meta-World/MT1
+
+    env = gym.make("Meta-World/MT1", env_name="drawer-open-v3", render_mode="rgb_array", camera_name="corner",
+                   width=IMAGE_SIZE, height=IMAGE_SIZE)
+    try:
+        env.reset(seed=seed)
+        with MujocoDynamics(env, nthread=2) as dyn:
+            return {"backend": dyn.check.backend, "render_diff": dyn.check.render_diff, "render_view": dyn.check.render_view,
+                    "qpos_diff_5": dyn.check.max_qpos_diff, "qpos_diff_20": dyn.rollout_error(steps=20, num_samples=4, seed=1),
+                    "rejected": dyn.check.rejected}
+    finally:
+        env.close()
+
+
+# -- MPPI ------------------------------------------------------------------------------------------
+def measure_mppi(case: EnvCase, encoders: dict[str, Any], *, seed: int, num_samples: int, horizon: int,
+                 episodes: int | None, max_steps: int | None) -> dict[str, Any]:
+    env = case.make()
+    episodes = episodes or case.episodes
+    max_steps = max_steps or case.max_steps
+    cells: dict[str, Any] = {}
+    try:
+        env.reset(seed=seed)
+        config = mppi_config_for(env, num_samples=num_samples, horizon=horizon)
+        goals = {s: case.goal(env, s) for s in range(seed, seed + episodes)} if encoders else {}
+        plans: dict[str, tuple[str, Callable[[int], Any]]] = {
+            "oracle (env reward)": (case.oracle_backend, lambda s: OracleCost(key="reward", when="sum"))}
+        for name, encoder in encoders.items():
+            plans[f"{name} image"] = ("auto", lambda s, e=encoder: EmbeddingGoalCost(e, goals[s]))
+        for cell, (backend, make_cost) in plans.items():
+            env.reset(seed=seed)
+            t0 = time.perf_counter()
+            with MujocoDynamics(env, nthread=2, backend=backend) as dyn:
+                rows = [run_episode(env, MPPI(config, dyn, make_cost(s), seed=s), dyn, seed=s, max_steps=max_steps,
+                                    record=False) for s in range(seed, seed + episodes)]
+                used = dyn.backend
+            cells[cell] = {**summarise_episodes(rows, seconds=time.perf_counter() - t0), "backend": used}
+            c = cells[cell]
+            print(f"[mppi] {case.name} {cell}: success {c['success_rate']:.2f} progress {c['mean_progress']:.2f} "
+                  f"({c['ms_per_command']:.0f} ms/command, {c['seconds']:.0f} s)", flush=True)
+    finally:
+        env.close()
+    return {"episodes": episodes, "max_steps": max_steps, "K": num_samples, "H": horizon, "cells": cells}
+
+
+# -- in-domain pretraining -------------------------------------------------------------------------
+def in_domain_commands(*, episodes: int, steps: int, out: Path) -> tuple[list[list[str]], list[str], Path]:
+    """The user's commands: ``vip-rl collect`` per Meta-World task, then one ``vip-rl pretrain`` on all files."""
+    vip_rl = str(Path(sys.executable).with_name("vip-rl"))
+    collects, files = [], []
+    for i, task in enumerate(METAWORLD_TASKS):
+        path = out / "data" / f"{task}.h5"
+        files.append(path)
+        collects.append([vip_rl, "collect", f"MetaWorld-{task}-v3", "--episodes", str(episodes), "--policy", "mixed",
+                         "--size", "96", "--seed", str(TRAIN_SEED + i), "--out", str(path), "--no-progress"])
+    run = out / "mw-tdist"
+    pretrain = [vip_rl, "pretrain", *[a for f in files for a in ("--data", str(f))], "--out", str(run), "--objective",
+                "tdist", "--text", "none", "--steps", str(steps), "--no-progress"]
+    return collects, pretrain, run
+
+
+def _run(cmd: list[str]) -> float:
+    print("$", " ".join(shlex.quote(c) for c in cmd), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
+    return time.perf_counter() - t0
+
+
+def voc(encoder: Any, frames: np.ndarray) -> float:
+    """Spearman correlation of the frame index with ``-d(o_t, o_N)`` over ``t < N`` (1: the distance falls every step)."""
+    from scipy.stats import spearmanr
+
+    with torch.no_grad():
+        emb = encoder.encode_images(np.ascontiguousarray(frames))
+        dist = encoder.distance(emb[:-1], emb[-1:].expand(len(frames) - 1, -1)).cpu().numpy()
+    return float(spearmanr(np.arange(len(dist)), -dist).statistic)
+
+
+def measure_in_domain(*, episodes: int, steps: int, voc_episodes: int, encoders: dict[str, Any], train: bool) -> dict[str, Any]:
+    from vip_rl.goals import expert_rollout
+
+    collects, pretrain, run = in_domain_commands(episodes=episodes, steps=steps, out=IN_DOMAIN_DIR)
+    out: dict[str, Any] = {"commands": [" ".join(shlex.quote(c) for c in cmd[1:]) for cmd in [*collects, pretrain]],
+                           "run": str(run.relative_to(ROOT))}
+    if train:
+        (IN_DOMAIN_DIR / "data").mkdir(parents=True, exist_ok=True)
+        out["collect_seconds"] = [0.0 if Path(cmd[cmd.index("--out") + 1]).exists() else _run(cmd) for cmd in collects]
+        out["pretrain_seconds"] = _run(pretrain)
+    in_domain = resolve_encoder(str(run / "encoder"), device=torch.device("cpu"))
+    all_encoders = {"in-domain (tdist)": in_domain, **encoders}
+    out["encoders"] = describe_encoders(all_encoders)
+    table: dict[str, dict[str, float]] = {}
+    for task in METAWORLD_TASKS:
+        per: dict[str, list[float]] = {name: [] for name in all_encoders}
+        successes = 0
+        for s in range(VOC_SEED, VOC_SEED + voc_episodes):
+            roll = expert_rollout(f"vip_envs/MetaWorld-{task}-v3", seed=s, max_steps=150, env_kwargs={"image_size": 96},
+                                  record_frames=True)
+            successes += roll.success
+            for name, encoder in all_encoders.items():
+                per[name].append(voc(encoder, roll.frames))
+        table[task] = {name: float(np.mean(v)) for name, v in per.items()}
+        table[task]["expert_success"] = successes / voc_episodes
+        print(f"[in-domain] {task}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[task].items()), flush=True)
+    out["voc"] = table
+    out["voc_episodes"] = voc_episodes
+    return out
+
+
+# -- report ----------------------------------------------------------------------------------------
+def _num(value: Any, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def render(res: dict[str, Any]) -> str:
+    lines = ["# Planning on MuJoCo envs outside the suite", "", _report.generated_by(res["provenance"]), ""]
+    checks = res.get("checks") or {}
+    if checks:
+        lines += ["## MujocoDynamics on each env", "",
+                  "`MujocoDynamics(env)` with `backend='auto'`. Pixel diff: mean |pixel| (0-255) between `env.render()` "
+                  "and the backend's frame of the same state. qpos diff: max |qpos| between the backend's rollout and "
+                  "`env.step` with the same random actions (5 steps x 2 sequences at construction; 20 steps x 4 "
+                  "sequences through `rollout_error`).", ""]
+        rows = [[name, c.get("skipped") or c["backend"], _num(c.get("render_diff"), "{:.3f}"),
+                 _num(c.get("qpos_diff_5"), "{:.1e}"), _num(c.get("qpos_diff_20"), "{:.1e}")] for name, c in checks.items()]
+        lines += _report.table(["env", "backend", "pixel diff", "qpos diff (5 steps)", "qpos diff (20 steps)"], rows)
+        worst = [c["qpos_diff_20"] for c in checks.values() if c.get("qpos_diff_20") is not None]
+        if worst:
+            lines += ["", _report.target_line("rollout vs real, max |qpos| over the envs", f"{max(worst):.1e}", "<= 1e-6",
+                                              met=max(worst) <= 1e-6)]
+        lines.append("")
+    mppi = res.get("mppi") or {}
+    if mppi:
+        lines += ["## MPPI success", ""]
+        any_cell = next((m for m in mppi.values() if "cells" in m), None)
+        if any_cell is not None:
+            lines += [f"MPPI K={any_cell['K']}, H={any_cell['H']}, seeds 0.. per env; cell = success rate / mean final "
+                      "task progress / ms per command (backend). Oracle: the env's reward summed over the horizon. Image: "
+                      "`-||phi(o_T) - phi(g)||` (goal images in the script's docstring). The bundled encoders never saw "
+                      "these envs (zero-shot).", ""]
+        names: list[str] = []
+        for m in mppi.values():
+            names += [n for n in m.get("cells", {}) if n not in names]
+        rows = []
+        for env_name, m in mppi.items():
+            if "skipped" in m:
+                rows.append([env_name, *([f"not measured: {m['skipped']}"] + [""] * (len(names) - 1))])
+                continue
+            cells = m["cells"]
+            rows.append([f"{env_name} ({m['episodes']} ep, <= {m['max_steps']} steps)",
+                         *(f"{cells[n]['success_rate']:.2f} / {cells[n]['mean_progress']:.2f} / "
+                           f"{cells[n]['ms_per_command']:.0f} ms ({cells[n]['backend']})" if n in cells else "-" for n in names)])
+        lines += _report.table(["env", *names], rows)
+        lines.append("")
+    dom = res.get("in_domain")
+    if dom:
+        lines += ["## Meta-World: an encoder pretrained in-domain by the CLI", "",
+                  "The commands (`vip-rl ...`), run by `--sections in-domain`:", "", "```"]
+        lines += [f"vip-rl {c}" for c in dom["commands"]]
+        lines += ["```", ""]
+        if "pretrain_seconds" in dom:
+            lines += [f"Collect: {', '.join(f'{s:.0f} s' for s in dom['collect_seconds'])} (0: reused); pretrain "
+                      f"{dom['pretrain_seconds'] / 60:.1f} min (target: at most 30 min here: "
+                      f"{'met' if dom['pretrain_seconds'] <= 1800 else '**missed**'}).", ""]
+        names = [n for n in next(iter(dom["voc"].values())) if n != "expert_success"]
+        lines += [f"VOC on {dom['voc_episodes']} held-out expert episodes per task (seeds from {VOC_SEED}; goal = the "
+                  "episode's final frame):", ""]
+        lines += _report.table(["task", *names, "expert success"],
+                               [[t, *(f"{v[n]:.3f}" for n in names), f"{v['expert_success']:.2f}"] for t, v in dom["voc"].items()])
+        lines += ["", "Encoders: " + "; ".join(f"{k}: {v}" for k, v in dom["encoders"].items()), ""]
+    notes = res.get("notes")
+    if notes:
+        lines += ["## Notes", "", *notes, ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sections", default="checks,in-domain,mppi", help="comma-separated: checks, in-domain, mppi")
+    p.add_argument("--envs", default=None, help="comma-separated env keys (default all): pusher, mw-drawer-open, "
+                                                "mw-button-press, mw-door-open, kitchen")
+    p.add_argument("--encoders", default="td-sim,vip-sim", help="bundled encoders of the zero-shot image cells")
+    p.add_argument("--in-domain-encoder", default=None,
+                   help="encoder of the in-domain image cells on Meta-World (default: the in-domain section's run)")
+    p.add_argument("--no-train", action="store_true", help="in-domain: reuse the run on disk instead of collecting/training")
+    p.add_argument("--train-episodes", type=int, default=40, help="in-domain: episodes collected per task")
+    p.add_argument("--train-steps", type=int, default=6000, help="in-domain: pretraining steps")
+    p.add_argument("--voc-episodes", type=int, default=5)
+    p.add_argument("--episodes", type=int, default=None, help="MPPI episodes per cell (default per env)")
+    p.add_argument("--max-steps", type=int, default=None, help="MPPI episode step limit (default per env)")
+    p.add_argument("--samples", type=int, default=32, help="K")
+    p.add_argument("--horizon", type=int, default=10, help="H")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--merge", action="store_true", help="keep the other sections/envs of the existing results file")
+    p.add_argument("--notes", default=str(ROOT / "benchmarks" / "notes" / "foreign_envs.md"),
+                   help="findings shown under Notes (read at every write)")
+    _report.add_output_args(p, "foreign_envs")
+    args = p.parse_args(argv)
+    if args.render_only:
+        def update(res: dict[str, Any]) -> bool:
+            res["notes"] = _report.read_notes(args.notes)
+            return True
+        return _report.render_only(args.out, render, update=update)
+    torch.set_num_threads(args.torch_threads)
+    sections = args.sections.split(",")
+    unknown = [s for s in sections if s not in ("checks", "in-domain", "mppi")]
+    if unknown:
+        p.error(f"--sections: unknown {unknown}")
+    cases = env_cases()
+    keys = args.envs.split(",") if args.envs else list(cases)
+    if [k for k in keys if k not in cases]:
+        p.error(f"--envs: unknown {[k for k in keys if k not in cases]}; known: {list(cases)}")
+    res: dict[str, Any] = _report.read(args.out) if args.merge and Path(args.out).with_suffix(".json").exists() else {}
+    prov = _report.provenance(__file__, argv)
+    measured_now = {f"{section} {cases[k].name}" for section in sections for k in keys} | (
+        {"in-domain"} if "in-domain" in sections else set())
+    if res.get("provenance"):  # name the runs behind the parts kept from the earlier file
+        earlier = res["provenance"]
+        kept = [f"checks {n}" for n in res.get("checks", {})] + [f"mppi {n}" for n in res.get("mppi", {})]
+        kept += ["in-domain"] if res.get("in_domain") else []
+        for part in kept:
+            if part not in measured_now:
+                _report.add_part(prov, part, earlier)
+    res["provenance"] = prov
+    cpu = torch.device("cpu")
+    bundled = {n: resolve_encoder(n, device=cpu, seed=args.seed) for n in args.encoders.split(",") if n and has_encoder(n)}
+
+    def save() -> None:
+        res["notes"] = _report.read_notes(args.notes)
+        _report.write(args.out, res, render(res), verbose=False)
+
+    if "checks" in sections:
+        checks = res.setdefault("checks", {})
+        for key in keys:
+            case = cases[key]
+            why = case.available()
+            checks[case.name] = {"skipped": why} if why else measure_checks(case, seed=args.seed)
+            print(f"[checks] {case.name}: {checks[case.name]}", flush=True)
+            if key == "mw-drawer-open" and not why:
+                checks["Meta-World drawer-open-v3 via Meta-World/MT1 (corner camera, no adapter)"] = raw_metaworld_check(seed=args.seed)
+            save()
+    if "in-domain" in sections:
+        if importlib.util.find_spec("metaworld") is None:
+            res["in_domain"] = None
+        else:
+            res["in_domain"] = measure_in_domain(episodes=args.train_episodes, steps=args.train_steps,
+                                                 voc_episodes=args.voc_episodes, encoders=bundled, train=not args.no_train)
+        save()
+    if "mppi" in sections:
+        mppi = res.setdefault("mppi", {})
+        in_domain_path = args.in_domain_encoder or str(IN_DOMAIN_DIR / "mw-tdist" / "encoder")
+        for key in keys:
+            case = cases[key]
+            why = case.available()
+            if why:
+                mppi[case.name] = {"skipped": why}
+                continue
+            encoders = dict(bundled)
+            if key.startswith("mw-") and Path(in_domain_path).exists():
+                encoders = {"in-domain": resolve_encoder(in_domain_path, device=cpu), **encoders}
+            mppi[case.name] = measure_mppi(case, encoders, seed=args.seed, num_samples=args.samples, horizon=args.horizon,
+                                           episodes=args.episodes, max_steps=args.max_steps)
+            save()
+    save()
+    print(f"wrote {Path(args.out).with_suffix('.json')} and .md", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
