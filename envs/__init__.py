@@ -16,6 +16,9 @@ API:
         render_states(states [N, S], camera=None) -> uint8 [N, H, W, 3],
         evaluate_states(states [N, S]) -> dict(success, task_progress, reward, reward terms)
     vip_envs.kitchen: Gymnasium-Robotics FrankaKitchen-v1 behind the same hooks (extra ``kitchen``).
+    vip_envs.metaworld: every Meta-World v3 MT1 task as ``vip_envs/MetaWorld-<task>`` (e.g.
+        ``vip_envs/MetaWorld-drawer-open-v3``, max_episode_steps=150) behind the same hooks, with the scripted
+        experts of ``metaworld.policies`` (extra ``metaworld``; metaworld is imported only when one is made).
 
 Example:
     >>> import gymnasium as gym, vip_envs
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import gymnasium as _gym
 
+from vip_envs import metaworld as _metaworld
 from vip_envs.experts import expert, play_policy
 from vip_envs.tabletop import CAMERAS, EMBODIMENTS, OBS_MODES, STATE_LABELS, TabletopEnv
 from vip_envs.tasks import TASKS, instructions
@@ -53,6 +57,11 @@ KITCHEN_IDS: dict[str, str] = {
 }
 
 
+#: Gymnasium ids of the Meta-World v3 MT1 tasks (extra ``metaworld``; metaworld is only imported when one is
+#: made): ``vip_envs/MetaWorld-drawer-open-v3`` -> ``metaworld.make_metaworld("drawer-open-v3")``.
+METAWORLD_IDS: dict[str, str] = {_metaworld.ID_PREFIX + task: task for task in _metaworld.METAWORLD_TASKS}
+
+
 def _register() -> None:
     for task in TASKS:
         if env_id(task) not in _gym.registry:
@@ -65,6 +74,10 @@ def _register() -> None:
     for kitchen_id, kitchen_task in KITCHEN_IDS.items():
         if kitchen_id not in _gym.registry:  # the step limit is upstream's (280), inside make_kitchen
             _gym.register(id=kitchen_id, entry_point="vip_envs.kitchen:make_kitchen", kwargs={"tasks": (kitchen_task,)})
+    for metaworld_id, metaworld_task in METAWORLD_IDS.items():
+        if metaworld_id not in _gym.registry:
+            _gym.register(id=metaworld_id, entry_point="vip_envs.metaworld:make_metaworld",
+                          kwargs={"task": metaworld_task}, max_episode_steps=_metaworld.MAX_EPISODE_STEPS)
 
 
 _register()
@@ -77,6 +90,7 @@ __all__ = [
     "STATE_LABELS",
     "MAX_EPISODE_STEPS",
     "KITCHEN_IDS",
+    "METAWORLD_IDS",
     "TabletopEnv",
     "env_id",
     "expert",

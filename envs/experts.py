@@ -11,6 +11,7 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
+from vip_envs import metaworld
 from vip_envs.tabletop import MAX_SPEED, TabletopEnv
 from vip_envs.tasks import TASKS
 
@@ -25,8 +26,13 @@ FINGER_HALF_Y = 0.012
 def _unwrap(env: gym.Env) -> TabletopEnv:
     inner = getattr(env, "unwrapped", env)
     if not isinstance(inner, TabletopEnv):
-        raise TypeError(f"env must be a vip_envs tabletop env (TabletopEnv), got {type(inner).__name__}")
+        raise TypeError(f"env must be a vip_envs tabletop env (TabletopEnv) or Meta-World env (MetaWorldEnv), got "
+                        f"{type(inner).__name__}")
     return inner
+
+
+def _is_metaworld(env: gym.Env) -> bool:
+    return isinstance(getattr(env, "unwrapped", env), metaworld.MetaWorldEnv)
 
 
 class _Scripted:
@@ -191,22 +197,30 @@ class _Scripted:
 def expert(env: gym.Env, noise: float = 0.0, seed: int | None = None, *, task: str | None = None) -> Policy:
     """Scripted expert for the env's task (or, with ``task``, for another task in the same scene).
 
+    Meta-World envs (``vip_envs/MetaWorld-*``) get Meta-World's scripted policy of their task
+    (:func:`vip_envs.metaworld.expert`).
+
     Args:
-        env: a ``vip_envs`` env (wrapped or not); the expert reads ``env.unwrapped.data``.
+        env: a ``vip_envs`` env (wrapped or not); the expert reads ``env.unwrapped.data`` (Meta-World:
+            ``env.unwrapped.observation()``).
         noise: standard deviation of Gaussian noise added to each action (then clipped to [-1, 1]).
         seed: seed of the noise generator.
         task: solve this suite task instead of the env's own (every scene holds every object), e.g. for
-            the wrong-task demos of a multi-task dataset.
+            the wrong-task demos of a multi-task dataset. Not for Meta-World envs (one task per scene).
 
     Returns:
         ``policy(obs) -> float32 [4]``; call it once per step, in order (it keeps a phase).
 
     Raises:
-        ValueError: negative or non-finite ``noise``.
-        TypeError: ``env`` is not a vip_envs tabletop env.
+        ValueError: negative or non-finite ``noise``; a ``task`` for a Meta-World env.
+        TypeError: ``env`` is not a vip_envs tabletop or Meta-World env.
     """
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite float >= 0, got {noise!r}")
+    if _is_metaworld(env):
+        if task is not None:
+            raise ValueError(f"task must be None for a Meta-World env (its scene holds one task's objects), got {task!r}")
+        return metaworld.expert(env, noise=noise, seed=seed)
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be None or one of {list(TASKS)}, got {task!r}")
     return _Scripted(_unwrap(env), noise, seed, task=task)
@@ -315,6 +329,8 @@ def play_policy(env: gym.Env, seed: int | None = None) -> Policy:
     block, target, bin) and reached with a low-pass filtered P controller; the gripper
     toggles at random.
 
+    Meta-World envs get :func:`vip_envs.metaworld.play_policy` (noisy-expert segments and random moves).
+
     Args:
         env: a ``vip_envs`` env (wrapped or not).
         seed: seed of the policy's own generator.
@@ -322,6 +338,8 @@ def play_policy(env: gym.Env, seed: int | None = None) -> Policy:
     Returns:
         ``policy(obs) -> float32 [4]``.
     """
+    if _is_metaworld(env):
+        return metaworld.play_policy(env, seed=seed)
     return _Play(_unwrap(env), seed)
 
 
