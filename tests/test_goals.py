@@ -175,6 +175,14 @@ def test_goal_from_arg(tmp_path):
         goal_from_arg(str(tmp_path / "plain"))
     with pytest.raises(ValueError, match="--goal must be a goal file or a non-empty instruction"):
         goal_from_arg("  ")
+    # a folder, or a string that looks like a path (no blank, a '/' or a file suffix), is never an instruction
+    with pytest.raises(ValueError, match=r"--goal '.*' is a folder; expected a goal file \(an image, a video: its last frame"):
+        goal_from_arg(str(tmp_path))
+    for missing in ("goals/target", "goal.tiff", str(tmp_path / "nope")):
+        with pytest.raises(FileNotFoundError, match=f"--goal file '{missing}' does not exist"):
+            goal_from_arg(missing)
+    for text in ("open_the_drawer", "reach the cup.", "push v1.2"):
+        assert goal_from_arg(text) == text
 
 
 # -- embed_goal ---------------------------------------------------------------------------------
@@ -268,5 +276,21 @@ def test_expert_goal_errors():
     pytest.importorskip("vip_envs")
     with pytest.raises(ValueError, match="env_id must be a vip_envs task with a scripted expert .* got 'NoSuch-v0'"):
         expert_goal("NoSuch-v0", seed=0)
-    with pytest.raises(ValueError, match="max_steps must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="max_steps must be None or a positive int, got 0"):
         expert_goal("vip_envs/PressButton-v0", seed=0, max_steps=0)
+    with pytest.raises(ValueError, match=r"env 'Pusher-v5' has no scripted expert \(envs with one: vip_envs/OpenDrawer-v0, "):
+        expert_goal("Pusher-v5", seed=0)
+    with pytest.raises(ValueError, match=r"env 'vip_envs/PressButton-v0' refused the env_kwargs \{'bogus': 1\}: .*'bogus'"):
+        expert_goal("vip_envs/PressButton-v0", seed=0, env_kwargs={"bogus": 1})
+
+
+def test_load_demo_frames_names_the_flag(tmp_path):
+    from vip_rl.goals import load_demo_frames
+
+    np.save(tmp_path / "demo.npy", np.zeros((4, 8, 8, 3), np.uint8))
+    assert load_demo_frames(tmp_path / "demo.npy").shape == (4, 8, 8, 3)
+    (tmp_path / "goal.png").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"--subgoals demo: unsupported video path '.*goal\.png'"):
+        load_demo_frames(tmp_path / "goal.png")
+    with pytest.raises(FileNotFoundError, match=r"--subgoals demo '.*missing\.mp4' does not exist"):
+        load_demo_frames(tmp_path / "missing.mp4")

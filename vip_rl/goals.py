@@ -16,8 +16,9 @@ float ``[D]`` / ``[K, D]``             precomputed goal embedding(s)
 =====================================  ==============================================================
 
 A plain ``str`` is always text; command lines turn their ``--goal`` argument into a path or text
-with :func:`goal_from_arg` (a string that names a file, or ends in a goal-file suffix, is a path,
-and a missing one is an error, never an instruction).
+with :func:`goal_from_arg` (a string that names a file or folder, ends in a goal-file suffix, or looks
+like a path: no blank and a ``/`` or a ``.ext`` suffix, is a path; a missing one is an error, never an
+instruction, and so is a folder).
 
 Goal files (:func:`load_goal`, one rule everywhere): an image file (``.png .jpg .jpeg .bmp .webp``;
 8-bit only, grey is repeated to RGB, alpha dropped), a video file (``.mp4 .gif .avi .mov .mkv .webm``:
@@ -44,6 +45,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -317,15 +319,19 @@ def load_goal(path: str | os.PathLike[str], *, name: str = "goal") -> np.ndarray
     return np.ascontiguousarray(image[..., :3])
 
 
+_PATH_LIKE = re.compile(r"\S*(/|\\|\.[A-Za-z][A-Za-z0-9]{0,4})\S*")
+
+
 def goal_from_arg(arg: str, *, name: str = "--goal") -> np.ndarray | str:
     """A command line's goal argument -> uint8 ``[H, W, 3]`` (a goal file) or the instruction string.
 
-    The argument is a path when it names an existing file or ends in one of
-    :data:`GOAL_FILE_EXTENSIONS`; a path that does not exist is an error, never an instruction.
+    The argument is a path when it names an existing file or folder, ends in one of
+    :data:`GOAL_FILE_EXTENSIONS`, or looks like a path (no blank, and a ``/`` or a file suffix such as
+    ``.tiff``); a path that does not exist is an error, never an instruction, and so is a folder.
 
     Raises:
         FileNotFoundError: a goal path that does not exist.
-        ValueError: an empty argument, or an unreadable goal file (see :func:`load_goal`).
+        ValueError: an empty argument, a folder, or an unreadable goal file (see :func:`load_goal`).
 
     Example:
         >>> goal_from_arg("open the drawer")
@@ -338,22 +344,31 @@ def goal_from_arg(arg: str, *, name: str = "--goal") -> np.ndarray | str:
     if not isinstance(arg, str) or not arg.strip():
         raise ValueError(f"{name} must be a goal file or a non-empty instruction, got {arg!r}")
     path = Path(arg)
-    if path.suffix.lower() in GOAL_FILE_EXTENSIONS or path.is_file():
+    if path.is_dir():
+        raise ValueError(f"{name} {arg!r} is a folder; expected a goal file (an image, a video: its last frame, or a "
+                         f".npy: {' '.join(GOAL_FILE_EXTENSIONS)}) or an instruction")
+    if path.suffix.lower() in GOAL_FILE_EXTENSIONS or path.is_file() or _PATH_LIKE.fullmatch(arg):
         return load_goal(path, name=name)
     return arg
 
 
 def load_demo_frames(path: str | os.PathLike[str], *, name: str = "--subgoals") -> np.ndarray:
-    """Frames uint8 ``[N, H, W, 3]`` of the first video in ``path`` (any layout ``vip_rl.data.load_videos`` reads).
+    """Frames uint8 ``[N, H, W, 3]`` of the first video in ``path``: a video file (``.mp4 .gif ...``), a
+    ``.npy``/``.npz``, a frame folder, or a dataset (suite / D4RL HDF5, a folder of videos, a LIV manifest): any
+    layout ``vip_rl.data.load_videos`` reads.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist. ValueError: it holds no video.
+        FileNotFoundError: ``path`` does not exist. ValueError: it holds no video, or cannot be read (the
+            message starts with ``name``).
     """
     if not Path(path).exists():
         raise FileNotFoundError(f"{name} demo {str(path)!r} does not exist")
     from vip_rl.data import load_videos
 
-    videos = load_videos(path)
+    try:
+        videos = load_videos(path)
+    except ValueError as err:
+        raise ValueError(f"{name} demo: {err}") from err
     if not videos:
         raise ValueError(f"{name} demo {str(path)!r} holds no video")
     return np.asarray(videos[0].frames)
@@ -446,41 +461,51 @@ def expert_rollout(
     env_id: str,
     *,
     seed: int,
-    max_steps: int = 100,
+    max_steps: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
     record_frames: bool = False,
     record_states: bool = False,
 ) -> ExpertRollout:
     """Run a ``vip_envs`` task's noise-free scripted expert from ``seed`` until it succeeds, the episode
-    ends, or ``max_steps`` steps.
+    ends, or ``max_steps`` steps (None: the env's ``max_episode_steps``, else 100).
 
-    The env is ``gymnasium.make(env_id, render_mode="rgb_array", **env_kwargs)``, reset with ``seed``;
-    the expert is ``vip_envs.expert(env, noise=0.0, seed=seed)``.
+    The env is ``gymnasium.make(env_id, render_mode="rgb_array", **env_kwargs)`` (``module:Id`` ids too), reset
+    with ``seed``; the expert is ``vip_envs.expert(env, noise=0.0, seed=seed)``.
 
     Raises:
-        ValueError: ``env_id`` is not a registered env, or ``max_steps < 1``.
+        ValueError: ``env_id`` is not a registered env, it refuses ``env_kwargs``, it has no scripted expert
+            (the message lists the envs that have one), or ``max_steps < 1``.
     """
     import gymnasium as gym
 
     from vip_rl._gl import default_mujoco_gl
 
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise ValueError(f"max_steps must be None or a positive int, got {max_steps!r}")
     default_mujoco_gl()
     import vip_envs
 
+    known = ", ".join(vip_envs.env_id(task) for task in vip_envs.TASKS)
+    if getattr(vip_envs, "METAWORLD_IDS", None):
+        known += f" and the Meta-World tasks vip_envs/MetaWorld-<task> (e.g. {next(iter(vip_envs.METAWORLD_IDS))})"
     try:
         env = gym.make(env_id, render_mode="rgb_array", **(env_kwargs or {}))
-    except gym.error.Error as err:
-        known = ", ".join(vip_envs.env_id(task) for task in vip_envs.TASKS)
+    except (gym.error.Error, ImportError) as err:
         raise ValueError(f"env_id must be a vip_envs task with a scripted expert ({known}), got {env_id!r}: {err}") from err
+    except TypeError as err:  # gymnasium appends "was raised from the environment creator for <id> with kwargs (...)"
+        reason = str(err).split(" was raised from the environment creator")[0]
+        raise ValueError(f"env {env_id!r} refused the env_kwargs {dict(env_kwargs or {})}: {reason}") from err
     try:
         obs, _ = env.reset(seed=seed)
-        policy = vip_envs.expert(env, noise=0.0, seed=seed)
+        try:
+            policy = vip_envs.expert(env, noise=0.0, seed=seed)
+        except TypeError as err:
+            raise ValueError(f"env {env_id!r} has no scripted expert (envs with one: {known})") from err
         frames = [np.asarray(env.render())] if record_frames else []
         states = [env.unwrapped.get_state()] if record_states else []
         success, steps = False, 0
-        for steps in range(1, max_steps + 1):
+        limit = max_steps or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
+        for steps in range(1, limit + 1):
             obs, _, terminated, truncated, info = env.step(policy(obs))
             if record_frames:
                 frames.append(np.asarray(env.render()))
@@ -501,7 +526,7 @@ def expert_rollout(
         env.close()
 
 
-def expert_goal(env_id: str, *, seed: int, max_steps: int = 100, env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
+def expert_goal(env_id: str, *, seed: int, max_steps: int | None = None, env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
     """The final frame uint8 ``[H, W, 3]`` of a scripted-expert run of a ``vip_envs`` task from ``seed``
     (see :func:`expert_rollout`): the image goal of ``vip-rl mppi --goal expert``, ``vip-rl rl`` and the benchmarks.
 
@@ -512,6 +537,7 @@ def expert_goal(env_id: str, *, seed: int, max_steps: int = 100, env_kwargs: dic
     return expert_rollout(env_id, seed=seed, max_steps=max_steps, env_kwargs=env_kwargs).final_frame
 
 
-def expert_demo_frames(env_id: str, *, seed: int, max_steps: int = 100, env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
+def expert_demo_frames(env_id: str, *, seed: int, max_steps: int | None = None,
+                       env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
     """Frames uint8 ``[N, H, W, 3]`` (``o_0 .. o_N``) of the scripted-expert run :func:`expert_goal` ends with."""
     return expert_rollout(env_id, seed=seed, max_steps=max_steps, env_kwargs=env_kwargs, record_frames=True).frames

@@ -5,9 +5,19 @@ Example::
     vip-rl mppi --env vip_envs/OpenDrawer-v0 --goal expert --encoder td-sim --episodes 10 --out runs/mppi
     vip-rl mppi --env vip_envs/OpenDrawer-v0 --goal "open the drawer" --encoder liv-sim --out runs/mppi_text
     vip-rl mppi --env vip_envs/OpenDrawer-v0 --subgoals expert --encoder td-sim --out runs/mppi_subgoals
+    vip-rl mppi --env vip_envs/OpenDrawer-v0 --subgoals demo.mp4 --decompose --encoder td-sim --out runs/mppi_uvd
+    vip-rl mppi --env Pusher-v5 --goal goal.png --encoder td-sim --out runs/mppi_pusher
+    vip-rl mppi --env metaworld:Meta-World/MT1 --env-kwargs '{"env_name": "drawer-open-v3", "camera_name": "corner"}' \
+        --goal goal.png --encoder td-sim --out runs/mppi_metaworld
+
+``--env`` is any registered Gymnasium id or ``module:Id`` (:func:`~vip_rl.planning.episode.make_env`), made
+with ``--env-kwargs`` (a JSON object) and ``render_mode="rgb_array"``; the planner needs a MuJoCo env
+(:class:`~vip_rl.planning.dynamics.MujocoDynamics`). ``--goal expert`` and ``--subgoals expert`` need an env
+with a scripted expert (the ``vip_envs`` tabletop tasks) and are made with the same kwargs.
 
 Writes ``<out>/episode_<i>.mp4`` and ``<out>/results.json`` (success, steps, seconds per command
-and its split into rollout / render / encode / update per episode, and the success rate).
+and its split into rollout / render / encode / update per episode, and the success rate; with
+``--decompose`` each episode's ``subgoals``: the demo frame indices aimed at).
 """
 from __future__ import annotations
 
@@ -24,7 +34,15 @@ from vip_rl.cli import ArgumentParser, UsageError, check_output_dir, command, re
 from vip_rl.data.video import write_video
 from vip_rl.goals import expert_demo_frames, expert_goal, goal_from_arg, load_demo_frames, resolve_encoder
 from vip_rl.planning.dynamics import MujocoDynamics
-from vip_rl.planning.episode import make_cost, make_env, mppi_config_for, run_episode
+from vip_rl.planning.episode import (
+    EnvKwargsError,
+    demo_subgoals,
+    make_cost,
+    make_env,
+    mppi_config_for,
+    parse_env_kwargs,
+    run_episode,
+)
 from vip_rl.planning.mppi import MPPI
 
 __all__ = ["cli", "build_parser", "FLAG_ALIASES", "EXPERT_SEED_OFFSET"]
@@ -38,10 +56,16 @@ FLAG_ALIASES: dict[str, tuple[str, type]] = {"--samples": ("num_samples", int), 
 def build_parser() -> argparse.ArgumentParser:
     """The ``vip-rl mppi`` flags; those of the planner are named after :class:`MPPIConfig` fields."""
     p = ArgumentParser(prog="vip-rl mppi", description="MPPI toward an image or language goal (simulator rollouts).")
-    p.add_argument("--env", required=True, help="Gymnasium id, e.g. vip_envs/OpenDrawer-v0 (any MuJoCo env with an image goal)")
+    p.add_argument("--env", required=True,
+                   help="any registered Gymnasium id of a MuJoCo env (vip_envs/OpenDrawer-v0, Pusher-v5, ...) or "
+                        "module:Id, which imports module first (metaworld:Meta-World/MT1)")
+    p.add_argument("--env-kwargs", default=None, metavar="JSON",
+                   help="constructor kwargs of the env as a JSON object, e.g. "
+                        "'{\"env_name\": \"drawer-open-v3\", \"camera_name\": \"corner\"}' (also used for the expert goal)")
     p.add_argument("--goal", default=None,
-                   help="goal file (image, video: its last frame, or .npy), an instruction, or 'expert' (final frame "
-                        "of an expert run from another seed); optional with --subgoals")
+                   help="goal file (image; video: its last frame; or .npy uint8 [H, W, 3] / [T, H, W, 3]), an instruction, "
+                        "or 'expert' (final frame of a scripted-expert run from another seed: vip_envs tabletop tasks); "
+                        "optional with --subgoals")
     p.add_argument("--encoder", default="td-sim", help="td-sim (default) | vip-sim | liv-sim | random | oracle (true reward) | checkpoint path")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--num-samples", type=int, default=64, help="MPPIConfig.num_samples (K)")
@@ -59,8 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render-every", type=int, default=None, help="also render every k-th step (for --when sum)")
     p.add_argument("--action-penalty", type=float, default=0.0)
     p.add_argument("--subgoals", default=None,
-                   help="track subgoals along a demo: 'expert' (expert run from another seed) or a video/dataset path")
-    p.add_argument("--lookahead", type=int, default=10, help="demo steps ahead of the matched frame to aim for")
+                   help="track subgoals along a demo: 'expert' (scripted-expert run from another seed) or a demo: a video "
+                        "file, .npy/.npz, frame folder or dataset (HDF5, folder of videos: its first video)")
+    p.add_argument("--decompose", action="store_true",
+                   help="with --subgoals: split the demo into subgoal frames (UVD's rule, vip_rl.planning.decompose) and "
+                        "aim at the --lookahead-th subgoal after the demo frame matched to the current one")
+    p.add_argument("--decompose-min-interval", type=int, default=None,
+                   help="--decompose: fewest demo frames between two subgoals (default 5)")
+    p.add_argument("--decompose-smooth", type=int, default=None,
+                   help="--decompose: width in frames of the moving average of the distances (default 3; 1: none)")
+    p.add_argument("--lookahead", type=int, default=None,
+                   help="how far ahead of the matched demo frame to aim: demo frames (default 10), or with --decompose "
+                        "subgoals (default 1: the next subgoal)")
     p.add_argument("--final-weight", type=float, default=0.0, help="weight of the distance to the demo's final frame")
     p.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (1 is fastest on a loaded CPU)")
     p.add_argument("--camera", default=None)
@@ -83,7 +117,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
     """Step counts, sizes and rates from the command line: refused before anything is built or written."""
     positive = {"--episodes": args.episodes, "--lookahead": args.lookahead, "--nthread": args.nthread,
                 "--max-steps": args.max_steps, "--render-every": args.render_every, "--image-size": args.image_size,
-                "--torch-threads": args.torch_threads}
+                "--torch-threads": args.torch_threads, "--decompose-min-interval": args.decompose_min_interval,
+                "--decompose-smooth": args.decompose_smooth}
     for flag, value in positive.items():
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be a positive int, got {value}")
@@ -107,13 +142,22 @@ def cli(argv: Sequence[str] | None = None) -> int:
         parser.error("give --goal (image, instruction or 'expert') or --subgoals (--encoder oracle needs neither)")
     if args.subgoals is not None and args.encoder == "oracle":
         parser.error("--subgoals needs an image encoder, not --encoder oracle")
+    if args.decompose and args.subgoals is None:
+        parser.error("--decompose needs --subgoals (the demo to split into subgoals)")
+    for flag, value in (("--decompose-min-interval", args.decompose_min_interval), ("--decompose-smooth", args.decompose_smooth)):
+        if value is not None and not args.decompose:
+            parser.error(f"{flag} needs --decompose")
+    decompose = {"min_interval": args.decompose_min_interval or 5, "smooth": args.decompose_smooth or 3}
     out_dir = check_output_dir(args.out, flag="--out")
     if args.torch_threads is not None:
         torch.set_num_threads(args.torch_threads)
     is_oracle = args.encoder == "oracle"
     try:
         device = resolve_device(args.device)
-        env = make_env(args.env)
+        env_kwargs = parse_env_kwargs(args.env_kwargs, flag="--env-kwargs")
+        env = make_env(args.env, **env_kwargs)
+    except EnvKwargsError as err:
+        parser.error(f"--env-kwargs {args.env_kwargs}: {err}" if env_kwargs else str(err))
     except ValueError as err:
         parser.error(str(err))
     try:
@@ -124,17 +168,25 @@ def cli(argv: Sequence[str] | None = None) -> int:
         encoder = None if is_oracle else resolve_encoder(args.encoder, device=device, seed=args.seed,
                                                           text=isinstance(goal, str))
 
+        def expert(flag: str, make: Any, seed: int) -> Any:
+            try:
+                return make(args.env, seed=seed + EXPERT_SEED_OFFSET, env_kwargs=env_kwargs)
+            except ValueError as err:  # no scripted expert, or the expert run failed
+                raise UsageError(f"{flag} expert: {err}; give {flag} "
+                                 + ("a goal file or an instruction" if flag == "--goal" else "a demo video or dataset")) from err
+
         def target_for(seed: int) -> tuple[str, Any]:
             if args.subgoals is not None:
-                return "subgoals", demo if demo is not None else expert_demo_frames(args.env, seed=seed + EXPERT_SEED_OFFSET)
+                return "subgoals", demo if demo is not None else expert("--subgoals", expert_demo_frames, seed)
             # the oracle scores the env's own reward and needs no goal
             kind = "oracle" if is_oracle else args.cost
-            return kind, expert_goal(args.env, seed=seed + EXPERT_SEED_OFFSET) if args.goal == "expert" else goal
+            return kind, expert("--goal", expert_goal, seed) if args.goal == "expert" else goal
 
         def cost_for(seed: int) -> Any:
             kind, target = target_for(seed)
             return make_cost(encoder, target, kind=kind, when=args.when, discount=args.discount,
-                             action_penalty=args.action_penalty, lookahead=args.lookahead, final_weight=args.final_weight)
+                             action_penalty=args.action_penalty, lookahead=args.lookahead, final_weight=args.final_weight,
+                             decompose=args.decompose, **decompose)
 
         first_cost = cost_for(args.seed)  # a bad goal (an expert goal of an env without an expert) fails here
         env.reset(seed=args.seed)  # the dynamics check renders and steps the current state (Meta-World needs a reset first)
@@ -150,6 +202,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
             cost = first_cost if i == 0 else cost_for(seed)
             planner = MPPI(config, dynamics, cost, device=device, seed=seed)
             result = run_episode(env, planner, dynamics, seed=seed, max_steps=args.max_steps, record=not args.no_video)
+            if args.decompose:
+                result["subgoals"] = demo_subgoals(cost)  # the demo frame indices aimed at, the last = the demo's last
             frames = result.pop("frames", None)
             if frames is not None:
                 video = out_dir / f"episode_{i:03d}.mp4"
@@ -163,9 +217,12 @@ def cli(argv: Sequence[str] | None = None) -> int:
         env.close()
     summary = {
         "env": args.env,
+        "env_kwargs": env_kwargs,
         "goal": args.goal,
         "encoder": args.encoder,
         "config": dict(config.__dict__),
+        "lookahead": args.lookahead if args.lookahead is not None else (1 if args.decompose else 10),
+        "decompose": decompose if args.decompose else None,
         "args": vars(args),
         "success_rate": float(np.mean([e["success"] for e in episodes])),
         "mean_steps": float(np.mean([e["steps"] for e in episodes])),

@@ -94,7 +94,9 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: small MLP policies run fastest on one; 0 = torch default)")
     parser.add_argument("--cache-dir", default=None, help=f"embedding cache (default {_default_cache_dir()})")
-    parser.add_argument("--env", default=None, help="optional env id: check the dataset's action size against it")
+    parser.add_argument("--env", default=None,
+                        help="optional Gymnasium id or module:Id: check the dataset's action size against it")
+    parser.add_argument("--env-kwargs", default=None, metavar="JSON", help="constructor kwargs of --env as a JSON object")
     return parser
 
 
@@ -108,15 +110,37 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
     return hidden
 
 
-def _action_dim_of(env_id: str) -> int:
-    """The flat action size of ``env_id`` (``vip_envs/...`` ids register the suite first).
+def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``--env-kwargs`` as a dict (refused without ``--env``).
 
     Raises:
-        ValueError: an unknown env id.
+        UsageError: not a JSON object, or given without ``--env``.
     """
-    from vip_rl.planning.episode import make_env
+    from vip_rl.planning.episode import parse_env_kwargs
 
-    env = make_env(env_id, render_mode=None)
+    if args.env_kwargs is not None and not args.env:
+        raise UsageError("--env-kwargs needs --env")
+    try:
+        return parse_env_kwargs(args.env_kwargs, flag="--env-kwargs")
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
+def _action_dim_of(env_id: str, env_kwargs: dict[str, Any] | None = None) -> int:
+    """The flat action size of ``env_id`` made with ``env_kwargs`` (any id :func:`vip_rl.planning.episode.make_env`
+    takes: ``vip_envs/...`` ids register the suite first, ``module:Id`` imports ``module``).
+
+    Raises:
+        UsageError: an unknown env id, or kwargs the env refuses.
+    """
+    from vip_rl.planning.episode import EnvKwargsError, make_env
+
+    try:
+        env = make_env(env_id, render_mode=None, **(env_kwargs or {}))
+    except EnvKwargsError as err:
+        raise UsageError(f"--env-kwargs {json.dumps(env_kwargs)}: {err}" if env_kwargs else str(err)) from err
+    except ValueError as err:
+        raise UsageError(str(err)) from err
     try:
         return int(np.prod(env.action_space.shape))
     finally:
@@ -149,7 +173,8 @@ def train_cli(argv: list[str]) -> int:
     out = check_output_dir(args.out, flag="--out")
     device = _resolve_device(args.device)
     _set_threads(args.threads)
-    env_action_dim = _action_dim_of(args.env) if args.env else None
+    env_kwargs = _env_kwargs(args)
+    env_action_dim = _action_dim_of(args.env, env_kwargs) if args.env else None
     goal = load_goal_arg(args.goal)
     text_goal = isinstance(goal, str) and (goal == "instruction" or goal not in GOAL_KEYWORDS)
     encoder = resolve_encoder(args.encoder, seed=args.encoder_seed, device=device, text=text_goal)
@@ -196,7 +221,10 @@ def load_policy_encoder(policy_dir: str | os.PathLike[str], *, device: str = "cp
 def _evaluate_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="vip-rl evaluate", description="Evaluate a trained policy on a task.")
     parser.add_argument("policy", help="policy directory written by `vip-rl train`")
-    parser.add_argument("--env", required=True, help="e.g. vip_envs/PressButton-v0")
+    parser.add_argument("--env", required=True,
+                        help="Gymnasium id or module:Id of an env with vip_envs' pixel observations, e.g. vip_envs/PressButton-v0")
+    parser.add_argument("--env-kwargs", default=None, metavar="JSON",
+                        help="constructor kwargs of --env as a JSON object (the policy's camera and image size are set)")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1000, help="first reset seed (use seeds not in the demos)")
     parser.add_argument("--video", default=None, help="directory for one mp4 per episode")
@@ -221,7 +249,8 @@ def evaluate_cli(argv: list[str]) -> int:
     for flag, value in (("--episodes", args.episodes), ("--num-envs", args.num_envs)):
         if value < 1:
             raise UsageError(f"{flag} must be a positive int, got {value}")
-    task = args.env.split("/")[-1].removesuffix("-v0")
+    env_kwargs = _env_kwargs(args)
+    task = args.env.split(":")[-1].split("/")[-1].removesuffix("-v0")
     out = check_output_file(Path(args.out) if args.out else Path(args.policy) / f"eval_{task}.json", flag="--out")
     if args.video is not None:
         check_output_dir(args.video, flag="--video")
@@ -229,10 +258,10 @@ def evaluate_cli(argv: list[str]) -> int:
     _set_threads(args.threads)
     policy = load_policy(args.policy, device=device)
     encoder = load_policy_encoder(args.policy, device=device)
-    _action_dim_of(args.env)  # an unknown env id is refused before any episode runs
+    _action_dim_of(args.env, env_kwargs)  # an unknown env id or refused kwargs are refused before any episode runs
     result = evaluate_policy(policy, args.env, episodes=args.episodes, seed=args.seed, encoder=encoder,
                              video_dir=args.video, device=device, num_envs=args.num_envs,
-                             deterministic=not args.stochastic)
+                             deterministic=not args.stochastic, env_kwargs=env_kwargs)
     atomic_write_json(out, result)
     print(json.dumps({k: result[k] for k in ("env_id", "episodes", "success_rate", "mean_return")} | {"json": str(out)}, indent=2))
     return 0
