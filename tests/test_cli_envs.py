@@ -92,6 +92,8 @@ BAD = [
      "cannot import module 'nosuchmod'"),
     ("train-kwargs-refused", ["train", "bc", "--data", "{f}/missing.h5", "--encoder", "random", "--env", "Pusher-v5",
                               "--env-kwargs", '{"bogus": 1}'], "env 'Pusher-v5' refused the kwargs {'bogus': 1}"),
+    ("evaluate-kwargs-not-an-object", ["evaluate", "{f}/no_policy", "--env", "Pusher-v5", "--env-kwargs", "[1]"],
+     "--env-kwargs must be a JSON object such as '{\"camera_name\": \"corner\"}', got an array: '[1]'"),
 ]
 
 

@@ -13,7 +13,7 @@ Example::
 ``--env`` is any registered Gymnasium id or ``module:Id`` (:func:`~vip_rl.planning.episode.make_env`), made
 with ``--env-kwargs`` (a JSON object) and ``render_mode="rgb_array"``; the planner needs a MuJoCo env
 (:class:`~vip_rl.planning.dynamics.MujocoDynamics`). ``--goal expert`` and ``--subgoals expert`` need an env
-with a scripted expert (the ``vip_envs`` tabletop tasks) and are made with the same kwargs.
+with a scripted expert (the ``vip_envs`` tabletop and ``vip_envs/MetaWorld-<task>`` tasks) and are made with the same kwargs.
 
 Writes ``<out>/episode_<i>.mp4`` and ``<out>/results.json`` (success, steps, seconds per command
 and its split into rollout / render / encode / update per episode, and the success rate; with
@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "'{\"env_name\": \"drawer-open-v3\", \"camera_name\": \"corner\"}' (also used for the expert goal)")
     p.add_argument("--goal", default=None,
                    help="goal file (image; video: its last frame; or .npy uint8 [H, W, 3] / [T, H, W, 3]), an instruction, "
-                        "or 'expert' (final frame of a scripted-expert run from another seed: vip_envs tabletop tasks); "
+                        "or 'expert' (final frame of a scripted-expert run from another seed; envs with a scripted expert: the vip_envs tabletop and "
+                        "vip_envs/MetaWorld-<task> tasks); "
                         "optional with --subgoals")
     p.add_argument("--encoder", default="td-sim", help="td-sim (default) | vip-sim | liv-sim | random | oracle (true reward) | checkpoint path")
     p.add_argument("--episodes", type=int, default=10)
