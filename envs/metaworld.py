@@ -85,6 +85,8 @@ ID_PREFIX = "vip_envs/MetaWorld-"
 #: Episode step limit of the registered ids (the experts need up to ~115 steps, see the module docstring).
 MAX_EPISODE_STEPS = 150
 DEFAULT_CAMERA = "corner"
+#: The cameras of Meta-World's scenes (every v3 task has these six).
+CAMERAS: tuple[str, ...] = ("corner", "corner2", "corner3", "topview", "behindGripper", "gripperPOV")
 OBS_MODES: tuple[str, ...] = ("state", "pixels")
 INSTALL_HINT = "Meta-World tasks need metaworld: pip install vip-rl[metaworld]"
 #: MuJoCo state components of :meth:`MetaWorldEnv.get_state` (before the 18 previous-frame observation entries).
@@ -153,6 +155,29 @@ def _import(module: str) -> Any:  # noqa: ANN401 - a module object
         return importlib.import_module(module)
     except ImportError as exc:
         raise ImportError(f"{INSTALL_HINT} ({exc})") from exc
+
+
+def _live_views(owner: Any, data: mujoco.MjData) -> dict[str, tuple[str, int]]:
+    """Attributes of ``owner`` that are rows of ``data``'s arrays (``attr -> (field, row)``).
+
+    Meta-World keeps some positions as views into its MjData instead of copies (``init_left_pad`` /
+    ``init_right_pad`` = ``data.body("leftpad").xpos``, some ``_target_pos``), so its rewards read the *current*
+    pad positions through them; scoring another MjData must read that one's rows instead.
+    """
+    fields = {name: getattr(data, name) for name in dir(data)
+              if not name.startswith("_") and isinstance(getattr(data, name, None), np.ndarray)}
+    views = {}
+    for key, value in vars(owner).items():
+        if not isinstance(value, np.ndarray) or value.base is None:
+            continue
+        for name, field in fields.items():
+            if field.ndim < 1 or field.size == 0 or not np.may_share_memory(value, field):
+                continue
+            offset = value.ctypes.data - field.ctypes.data
+            if value.shape == field.shape[1:] and value.strides == field.strides[1:] and offset % field.strides[0] == 0:
+                views[key] = (name, offset // field.strides[0])
+                break
+    return views
 
 
 def _upright_flips(model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, bool]:
@@ -280,6 +305,7 @@ class MetaWorldEnv(gym.Env):
         self._last_obs: np.ndarray | None = None
         self._initial_distance = 1.0
         self._reported_distance = True
+        self._views: dict[str, tuple[str, int]] = {}
         self.episode_index = -1
         """Number of resets so far minus one (policies use it to notice a new episode)."""
 
@@ -314,6 +340,7 @@ class MetaWorldEnv(gym.Env):
         obs, _ = self.env.reset()
         self._last_obs = np.array(obs, dtype=np.float64)
         self.episode_index += 1
+        self._views = _live_views(self.env, self.data)
         _, success, reported, distance = self._raw_scores(self.get_state()[None])
         self._reported_distance = bool(abs(reported[0]) > 1e-9)
         chosen = reported if self._reported_distance else distance
@@ -425,8 +452,9 @@ class MetaWorldEnv(gym.Env):
 
     def _raw_scores(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Meta-World's ``evaluate_state`` on the observation of each state ``[N, S]`` (S: state_size or state_spec
-        size), with a private MjData standing in for the env's; the gripper effort of the action it scores is
-        the state's finger control (the last action's). Every attribute the scoring rebinds is put back.
+        size), with a private MjData standing in for the env's (and for the attributes that are views into it,
+        :func:`_live_views`); the gripper effort of the action it scores is the state's finger control (the last
+        action's). Every attribute the scoring rebinds is put back.
 
         Returns:
             ``reward [N]``, ``success`` bool ``[N]``, Meta-World's ``obj_to_target [N]`` and the object-to-target
@@ -437,10 +465,12 @@ class MetaWorldEnv(gym.Env):
         count = flat.shape[0]
         reward, success = np.empty(count), np.empty(count, dtype=bool)
         reported, distance = np.empty(count), np.empty(count)
-        action = np.zeros(4, dtype=np.float64)
+        action = np.zeros(4, dtype=self.action_space.dtype)  # float32, as env.step gets it (some rewards follow it)
         saved = dict(vars(base))
         try:
             base.data = scratch  # Meta-World's scoring reads self.data (positions, contacts)
+            for key, (field, row) in self._views.items():
+                setattr(base, key, getattr(scratch, field)[row])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Meta-World's asserts / deprecations in its reward helpers
                 for i in range(count):
@@ -671,6 +701,7 @@ def play_policy(env: gym.Env, seed: int | None = None) -> Policy:
 
 
 __all__ = [
+    "CAMERAS",
     "DEFAULT_CAMERA",
     "ID_PREFIX",
     "INSTALL_HINT",

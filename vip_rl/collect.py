@@ -1,5 +1,12 @@
 """Collect demonstrations / play data from a `vip_envs` task into a suite HDF5 file (``vip-rl collect``).
 
+Tasks: a suite task (``OpenDrawer``, ... ``vip_envs.TASKS``) or a Meta-World task ``MetaWorld-<task>`` (e.g.
+``MetaWorld-drawer-open-v3``: ``vip_envs/MetaWorld-drawer-open-v3``, extra ``metaworld``). Meta-World tasks take
+every policy below except wrong-task demos (``expert_task``, a ``wrong_task`` share in ``mix``: a Meta-World
+scene holds one task's objects), record the adapter's camera (``corner``, upright) unless ``cameras`` says
+otherwise, have no ``embodiment`` (stored as ``"sawyer"``) and one instruction per task
+(``vip_envs.metaworld.instructions``); their step limit is the env's 150.
+
 Policies (``policy=``):
 
 - ``"expert"``: the scripted expert, ``noise`` 0 unless given.
@@ -44,11 +51,14 @@ from .data.episode import Episode
 from .data.hdf5 import DEFAULT_COMPRESSION, EpisodeFile, EpisodeWriter
 from .data.video import write_video
 
-__all__ = ["collect", "cli", "remove_stale_temp_files", "POLICIES", "DEFAULT_NOISY_NOISE", "wrong_task_choices"]
+__all__ = ["collect", "cli", "remove_stale_temp_files", "POLICIES", "DEFAULT_NOISY_NOISE", "METAWORLD_PREFIX",
+           "wrong_task_choices"]
 
 POLICIES = ("expert", "noisy", "play", "mixed")
 DEFAULT_NOISY_NOISE = 0.3
 _MIXED_KINDS = ("expert", "noisy", "failed", "wrong-task")
+#: Meta-World tasks are named ``METAWORLD_PREFIX + <MT1 task>``, e.g. ``MetaWorld-drawer-open-v3``.
+METAWORLD_PREFIX = "MetaWorld-"
 #: The object each suite task acts on.
 TASK_OBJECT = {"OpenDrawer": "drawer", "CloseDrawer": "drawer", "SlideDoor": "door", "PressButton": "button",
                "FlipSwitch": "switch", "PushBlock": "block", "PickPlace": "block"}
@@ -63,25 +73,56 @@ def wrong_task_choices(task: str) -> list[str]:
     return [t for t in TASK_OBJECT if TASK_OBJECT[t] != TASK_OBJECT[task] and t != done_at_reset]
 
 
-def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float | None, cameras: Sequence[str],
+def _check_metaworld_args(task: str, cameras: Sequence[str] | None, embodiment: str | None,
+                          expert_task: str | None) -> tuple[str, list[str], list[str]]:
+    """``(env_id, cameras, instructions)`` of a ``MetaWorld-<task>`` task, or ValueError naming the bad value."""
+    import vip_envs  # noqa: F401 - registers the ids
+    from vip_envs import metaworld
+
+    name = task.removeprefix(METAWORLD_PREFIX)
+    if name not in metaworld.METAWORLD_TASKS:
+        raise ValueError(f"task must be {METAWORLD_PREFIX}<task> with <task> one of {list(metaworld.METAWORLD_TASKS)}, "
+                         f"got {task!r}")
+    if expert_task is not None:
+        raise ValueError(f"expert_task must be None for a Meta-World task (its scene holds one task's objects), "
+                         f"got {expert_task!r}")
+    if embodiment is not None:
+        raise ValueError(f"embodiment must be None for a Meta-World task (the Sawyer arm), got {embodiment!r}")
+    cameras = [metaworld.DEFAULT_CAMERA] if cameras is None else ([cameras] if isinstance(cameras, str) else list(cameras))
+    for camera in cameras:
+        if camera not in metaworld.CAMERAS:
+            raise ValueError(f"camera must be one of {metaworld.CAMERAS}, got {camera!r}")
+    return metaworld.ID_PREFIX + name, cameras, metaworld.instructions(name)
+
+
+def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float | None, cameras: Sequence[str] | None,
                 image_size: int,
-                embodiment: str, early_stop_prob: float, max_steps: int | None,
+                embodiment: str | None, early_stop_prob: float, max_steps: int | None,
                 mix: Sequence[float], out: str | os.PathLike,
-                expert_task: str | None = None) -> tuple[str, list[str], np.ndarray]:
+                expert_task: str | None = None) -> tuple[str, list[str], np.ndarray, list[str]]:
+    """``(env_id, cameras, mix weights, train instructions)``, or ValueError naming the bad value."""
     import gymnasium
     import vip_envs  # registers the tasks
 
     tasks = tuple(getattr(vip_envs, "TASKS", ()))
+    is_metaworld = isinstance(task, str) and task.startswith(METAWORLD_PREFIX)
     env_id = f"vip_envs/{task}-v0"
-    if not isinstance(task, str) or env_id not in gymnasium.registry:
-        raise ValueError(f"task must be one of {tasks}, got {task!r}")
+    if is_metaworld:
+        env_id, cameras, train_instructions = _check_metaworld_args(task, cameras, embodiment, expert_task)
+    elif not isinstance(task, str) or env_id not in gymnasium.registry:
+        raise ValueError(f"task must be one of {tasks}, got {task!r} (or {METAWORLD_PREFIX}<Meta-World task>, e.g. "
+                         f"{METAWORLD_PREFIX}drawer-open-v3)")
+    else:
+        cameras = ["front"] if cameras is None else cameras
+        embodiment = "gripper" if embodiment is None else embodiment
+        train_instructions = list(vip_envs.instructions(task, split="train"))
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-    if expert_task is not None:
+    if expert_task is not None and not is_metaworld:
         if not isinstance(expert_task, str) or expert_task not in tasks:
             raise ValueError(f"expert_task must be None or one of {tasks}, got {expert_task!r}")
         if policy not in ("expert", "noisy"):
@@ -95,11 +136,11 @@ def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float |
     if not cameras or len(set(cameras)) != len(cameras):
         raise ValueError(f"cameras must be a non-empty list of unique camera names, got {cameras!r}")
     for camera in cameras:
-        if known and camera not in known:
+        if known and camera not in known and not is_metaworld:
             raise ValueError(f"camera must be one of {known}, got {camera!r}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"image_size must be an int >= 1, got {image_size!r}")
-    if embodiment not in ("gripper", "hand"):
+    if embodiment not in ("gripper", "hand") and not is_metaworld:
         raise ValueError(f"embodiment must be 'gripper' or 'hand', got {embodiment!r}")
     if not (isinstance(early_stop_prob, (int, float)) and 0.0 <= early_stop_prob <= 1.0):
         raise ValueError(f"early_stop_prob must be in [0, 1], got {early_stop_prob!r}")
@@ -113,7 +154,10 @@ def _check_args(task: str, episodes: int, seed: int, policy: str, noise: float |
     if weights.shape not in ((3,), (4,)) or not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
         raise ValueError(f"mix must be 3 or 4 non-negative weights (expert, noisy, failed[, wrong_task]) with a positive "
                          f"sum, got {mix!r}")
-    return env_id, cameras, weights / weights.sum()
+    if is_metaworld and weights.shape == (4,) and weights[3] > 0:
+        raise ValueError(f"mix must give wrong_task demos no weight for a Meta-World task (its scene holds one task's "
+                         f"objects), got {mix!r}")
+    return env_id, cameras, weights / weights.sum(), train_instructions
 
 
 def _task_done_fn(env: Any, expert_task: str) -> Callable[[], bool]:
@@ -237,28 +281,31 @@ def _write_previews(out: Path, preview: Path, cameras: list[str]) -> None:
 
 
 def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | None = None,
-            cameras: Sequence[str] = ("front",), image_size: int = 96, embodiment: str = "gripper", seed: int = 0,
+            cameras: Sequence[str] | None = None, image_size: int = 96, embodiment: str | None = None, seed: int = 0,
             out: str | os.PathLike, preview_dir: str | os.PathLike | None = None, early_stop_prob: float = 0.0,
             max_steps: int | None = None, progress: bool = True, mix: Sequence[float] = (1 / 3, 1 / 3, 1 / 3),
             stop_on_success: bool = False, compression: str | None = DEFAULT_COMPRESSION,
             d4rl_out: str | os.PathLike | None = None, expert_task: str | None = None) -> Path:
-    """Roll out a policy on ``vip_envs/<task>-v0`` and write the episodes to ``out`` (suite HDF5, atomic).
+    """Roll out a policy on ``vip_envs/<task>-v0`` (Meta-World: ``vip_envs/MetaWorld-<task>``) and write the
+    episodes to ``out`` (suite HDF5, atomic).
 
     Args:
-        task: suite task name, e.g. ``"OpenDrawer"`` (``vip_envs.TASKS``).
+        task: suite task name, e.g. ``"OpenDrawer"`` (``vip_envs.TASKS``), or ``"MetaWorld-<task>"`` with a
+            Meta-World MT1 task, e.g. ``"MetaWorld-drawer-open-v3"`` (module docstring).
         episodes: number of episodes.
         policy: ``"expert" | "noisy" | "play" | "mixed"`` (module docstring).
         noise: expert action noise; None means 0 for ``expert`` and 0.3 for ``noisy`` / ``mixed``.
-        cameras: cameras recorded as ``obs/<camera>`` (``vip_envs.CAMERAS``).
+        cameras: cameras recorded as ``obs/<camera>`` (``vip_envs.CAMERAS``; Meta-World:
+            ``vip_envs.metaworld.CAMERAS``); None: ``("front",)`` (Meta-World: ``("corner",)``).
         image_size: side of the square frames.
-        embodiment: ``"gripper"`` or ``"hand"``.
+        embodiment: ``"gripper"`` or ``"hand"``; None: ``"gripper"`` (Meta-World: must be None).
         seed: seeds the rng that draws each episode's env/policy seed, instruction and early stops.
         out: destination ``.h5``; appears only when every episode is written.
         preview_dir: if given, an mp4 per episode (cameras side by side) ``<preview_dir>/demo_<i>.mp4``,
             written once the dataset is complete (an interrupted run leaves no preview of an episode that
             is in no dataset).
         early_stop_prob: probability of cutting an episode before its first success.
-        max_steps: episode step limit (overrides the env's 100-step TimeLimit).
+        max_steps: episode step limit (overrides the env's TimeLimit: 100 steps, Meta-World 150).
         progress: show a tqdm bar.
         mix: ``(expert, noisy, failed)`` or ``(expert, noisy, failed, wrong_task)`` weights for ``policy="mixed"``.
         stop_on_success: end an episode at its first successful step.
@@ -272,14 +319,18 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
         ``Path(out)``.
 
     Raises:
-        ValueError: unknown task / camera / policy / expert_task or bad arguments (before anything is written).
+        ValueError: unknown task / camera / policy / expert_task or bad arguments (before anything is written),
+            e.g. wrong-task demos for a Meta-World task.
 
     Example:
         >>> collect("OpenDrawer", episodes=3, out="demos.h5", preview_dir="previews")   # doctest: +SKIP
     """
     default_mujoco_gl()
-    env_id, cameras, weights = _check_args(task, episodes, seed, policy, noise, cameras, image_size, embodiment,
-                                           early_stop_prob, max_steps, mix, out, expert_task)
+    env_id, cameras, weights, train_instructions = _check_args(task, episodes, seed, policy, noise, cameras, image_size,
+                                                               embodiment, early_stop_prob, max_steps, mix, out,
+                                                               expert_task)
+    is_metaworld = task.startswith(METAWORLD_PREFIX)
+    embodiment = "sawyer" if is_metaworld else ("gripper" if embodiment is None else embodiment)
     import gymnasium
     import vip_envs
     from tqdm.auto import tqdm
@@ -287,9 +338,10 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
     out = Path(out)
     remove_stale_temp_files(out)
     rng = np.random.default_rng(seed)
-    train_instructions = list(vip_envs.instructions(task, split="train"))
     make_kwargs: dict[str, Any] = dict(render_mode="rgb_array", obs_mode="state", cameras=tuple(cameras),
-                                       image_size=image_size, embodiment=embodiment)
+                                       image_size=image_size)
+    if not is_metaworld:
+        make_kwargs["embodiment"] = embodiment
     if max_steps is not None:
         make_kwargs["max_episode_steps"] = max_steps
     env = gymnasium.make(env_id, **make_kwargs)
@@ -361,23 +413,25 @@ def collect(task: str, *, episodes: int, policy: str = "expert", noise: float | 
 def _build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="vip-rl collect", description=__doc__.split("\n\n")[0],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", help="suite task, e.g. OpenDrawer")
+    parser.add_argument("task", help="suite task, e.g. OpenDrawer, or MetaWorld-<task>, e.g. MetaWorld-drawer-open-v3")
     parser.add_argument("--episodes", type=int, default=10, help="number of episodes (default 10)")
     parser.add_argument("--policy", choices=POLICIES, default="expert",
                         help="expert | noisy (expert + noise) | play (random exploration) | mixed "
                              "(expert / noisy / failed, see --mix)")
     parser.add_argument("--noise", type=float, default=None, help="expert noise (default 0 expert, 0.3 noisy/mixed)")
     parser.add_argument("--camera", action="append", dest="cameras", default=None,
-                        help="camera to record; repeat for several (default front)")
+                        help="camera to record; repeat for several (default front; Meta-World: corner)")
     parser.add_argument("--size", type=int, default=96, help="image side in pixels (default 96)")
-    parser.add_argument("--embodiment", choices=("gripper", "hand"), default="gripper")
+    parser.add_argument("--embodiment", choices=("gripper", "hand"), default=None,
+                        help="suite embodiment (default gripper; none for Meta-World)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output suite HDF5 file")
     parser.add_argument("--preview", default=None, metavar="DIR", help="write an mp4 per episode into DIR")
     parser.add_argument("--d4rl", default=None, metavar="PATH", help="also export D4RL's flat layout to PATH")
     parser.add_argument("--early-stop-prob", type=float, default=0.0,
                         help="probability of cutting an episode before its first success")
-    parser.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: env's 100)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="episode step limit (default: the env's, 100; Meta-World 150)")
     parser.add_argument("--mix", type=float, nargs="+", default=(1 / 3, 1 / 3, 1 / 3), metavar="W",
                         help="weights for --policy mixed: EXPERT NOISY FAILED [WRONG_TASK] (wrong-task = the expert "
                              "of another task in this scene)")
@@ -405,7 +459,7 @@ def cli(argv: list[str]) -> int:
     if args.d4rl is not None:
         check_output_file(args.d4rl, flag="--d4rl")
     path = collect(args.task, episodes=args.episodes, policy=args.policy, noise=args.noise,
-                   cameras=args.cameras or ["front"], image_size=args.size, embodiment=args.embodiment,
+                   cameras=args.cameras, image_size=args.size, embodiment=args.embodiment,
                    seed=args.seed, out=args.out, preview_dir=args.preview, early_stop_prob=args.early_stop_prob,
                    max_steps=args.max_steps, progress=not args.no_progress, mix=args.mix,
                    stop_on_success=args.stop_on_success,
