@@ -107,6 +107,20 @@ def test_reset_is_deterministic_by_seed(env):
     assert env.observation_space.contains(obs_a)
 
 
+def test_gymnasium_env_checker_passes():
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    made = mw.MetaWorldEnv("button-press-v3", image_size=16)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*infinity")  # Meta-World's unbounded object entries
+            check_env(made, skip_render_check=True)  # includes: reset(seed=) is deterministic
+    finally:
+        made.close()
+
+
 def test_frames_are_upright(env):
     """The corner camera is rolled upside down in Meta-World's XML: gymnasium's renderer of the same data draws the
     scene rotated by 180 degrees relative to ours."""
