@@ -3,9 +3,12 @@ seeded MPPI episodes with one cost, summarised by ``_common.summarise_episodes``
 
 A *method* is a dict: ``kind`` (``oracle``, ``image``, ``text``, ``image-subgoals``, ``goalstate``,
 ``goalstate-objects``, ``goalstate-subgoals``) and its options (``encoder``, ``when``, ``lookahead``,
-``same_seed_goal``, ``camera``, ``cost``, ``discount``, ``final_weight``, ``key``). Episode ``i`` resets with
-``seed + i`` and the planner is seeded the same; goals come from a scripted-expert run from ``seed + i + 10000``
-(``same_seed_goal``: from ``seed + i``).
+``same_seed_goal``, ``camera``, ``cost``, ``discount``, ``final_weight``, ``key``, ``decompose``). ``decompose``
+(``image-subgoals`` only): ``decompose_demo`` keyword arguments (``min_interval``, ``smooth``); the demo's UVD
+subgoal frames are the only targets and ``lookahead`` counts subgoals (the match is still over every demo frame);
+the cell then reports ``subgoals_per_demo``, the mean demo length ``demo_frames``, the ``decompose`` settings and
+each episode its ``subgoals``. Episode ``i`` resets with ``seed + i`` and the planner is seeded the same; goals come
+from a scripted-expert run from ``seed + i + 10000`` (``same_seed_goal``: from ``seed + i``).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from vip_rl.planning import (
     MPPIConfig,
     MujocoDynamics,
     OracleCost,
+    decompose_demo,
 )
 from vip_rl.planning.dynamics import Trajectories
 
@@ -117,7 +121,9 @@ def make_cost(env: Any, task: str, method: dict[str, Any], *, goal_seed: int, en
         return StateSubgoalCost(demo_states, cols, lookahead=method.get("lookahead", 10))
     if kind == "image-subgoals":
         demo_frames, _ = expert_demo(env_id, goal_seed, render=True, **env_kwargs)
-        return DemoSubgoalCost(encoders[method["encoder"]], demo_frames, lookahead=method.get("lookahead", 10),
+        encoder = encoders[method["encoder"]]
+        subgoals = None if method.get("decompose") is None else decompose_demo(encoder, demo_frames, **method["decompose"])
+        return DemoSubgoalCost(encoder, demo_frames, lookahead=method.get("lookahead", 10), subgoals=subgoals,
                                when=method.get("when", "final"), final_weight=method.get("final_weight", 0.0))
     if kind in ("goalstate", "goalstate-objects"):
         _, demo_states = expert_demo(env_id, goal_seed, render=False)  # the expert's state where it stopped
@@ -143,17 +149,27 @@ def run_method(task: str, method: dict[str, Any], *, episodes: int, cfg: MPPICon
     camera = camera or method.get("camera")
     env_kwargs = {"cameras": (camera,)} if camera else {}
     env = gym.make(f"vip_envs/{task}-v0", render_mode="rgb_array", **env_kwargs)
-    rows = []
+    rows, subgoals, demo_frames = [], [], []
     t_start = time.perf_counter()
     with MujocoDynamics(env, nthread=2, render_every=render_every) as dyn:
         for ep in range(episodes):
             ep_seed = seed + ep
             goal_seed = ep_seed if method.get("same_seed_goal") else ep_seed + GOAL_SEED_OFFSET
             cost = make_cost(env, task, method, goal_seed=goal_seed, encoders=encoders, env_kwargs=env_kwargs)
+            if method.get("decompose") is not None:
+                subgoals.append(cost.tracker.subgoals.tolist())
+                demo_frames.append(cost.tracker.demo.shape[0])
             planner = MPPI(cfg, dyn, cost, seed=ep_seed)
             rows.append(run_episode(env, planner, dyn, seed=ep_seed, max_steps=max_steps, record=False))
     env.close()
-    return summarise_episodes(rows, seconds=time.perf_counter() - t_start)
+    cell = summarise_episodes(rows, seconds=time.perf_counter() - t_start)
+    if subgoals:  # the decomposed demo's subgoal frames (the last is the demo's final frame)
+        cell["subgoals_per_demo"] = float(np.mean([len(s) for s in subgoals]))
+        cell["demo_frames"] = float(np.mean(demo_frames))
+        cell["decompose"] = dict(method["decompose"])
+        for row, frames in zip(cell["per_episode"], subgoals):
+            row["subgoals"] = frames
+    return cell
 
 
 def load_encoders(names: set[str], specs: dict[str, str], encoders: dict[str, Any], *, seed: int) -> None:

@@ -2,9 +2,11 @@
 
 Columns: MPPI with the true reward (the oracle anchor); ``td-sim`` image and text goals; ``vip-sim`` image
 goal; ``liv-sim`` text goal; a random encoder's image goal; ``vip-sim`` subgoals from an other-seed demo
-(lookahead 10 and 5). Image goal = final frame of a scripted-expert run from seed+10000; text goal = the
-task's first training instruction; success = ``info["success"]`` at any step within 100 steps. Target:
-embedding-goal success >= 0.8 x the oracle's on each task.
+(lookahead 10 and 5); ``td-sim`` subgoals (lookahead 10); and, beside the fixed lookaheads, ``vip-sim`` / ``td-sim``
+subgoals *decomposed* from the same demo by UVD's rule (``vip_rl.planning.decompose``, min_interval 5, smooth 3,
+the same encoder): the planner aims at the next subgoal frame after the matched demo frame. Image goal = final
+frame of a scripted-expert run from seed+10000; text goal = the task's first training instruction; success =
+``info["success"]`` at any step within 100 steps. Target: embedding-goal success >= 0.8 x the oracle's on each task.
 
 Writes ``benchmarks/results/mppi_success.json`` and ``.md`` (``--out`` to write elsewhere). ``--merge`` keeps
 the columns of an earlier results file that this run did not measure (same planner settings), and names
@@ -29,6 +31,8 @@ import _report
 from _common import describe_encoders
 from _mppi_cells import TASKS, add_planner_args, extra_encoders, load_encoders, run_cells, suite_config
 
+#: ``decompose_demo`` settings of the decomposed-subgoal columns (the library defaults)
+DECOMPOSE = dict(min_interval=5, smooth=3)
 METHODS: dict[str, dict[str, Any]] = {
     "oracle": dict(kind="oracle"),
     "vip-sim image": dict(kind="image", encoder="vip-sim"),
@@ -40,10 +44,14 @@ METHODS: dict[str, dict[str, Any]] = {
     # chosen after the ablation row "vip-sim, subgoals, lookahead 5" (6/6 on OpenDrawer, seeds 0-5, which are also
     # the first 6 episodes here): a selected setting, reported beside the lookahead-10 column it was compared with
     "vip-sim subgoals (lookahead 5)": dict(kind="image-subgoals", encoder="vip-sim", lookahead=5),
+    # UVD subgoals of the same demo, same encoder; lookahead 1 = the next subgoal after the matched demo frame
+    "vip-sim subgoals (decomposed)": dict(kind="image-subgoals", encoder="vip-sim", lookahead=1, decompose=DECOMPOSE),
+    "td-sim subgoals": dict(kind="image-subgoals", encoder="td-sim", lookahead=10),
+    "td-sim subgoals (decomposed)": dict(kind="image-subgoals", encoder="td-sim", lookahead=1, decompose=DECOMPOSE),
     "oracle goal-state subgoals": dict(kind="goalstate-subgoals", lookahead=10),
 }
 DEFAULT_METHODS = ("oracle,td-sim image,td-sim text,vip-sim image,liv-sim text,random image,vip-sim subgoals,"
-                   "vip-sim subgoals (lookahead 5)")
+                   "vip-sim subgoals (lookahead 5),vip-sim subgoals (decomposed),td-sim subgoals,td-sim subgoals (decomposed)")
 TARGET_RATIO = 0.8
 
 
@@ -92,7 +100,8 @@ def render(res: dict[str, Any]) -> str:
              f"beta={c['noise_beta']}, iterations={c['iterations']}; image goal = final frame of a scripted-expert run from "
              f"another seed (seed+10000); text goal = first training instruction; success = info['success'] at any step "
              f"within {s['max_steps'] or 100} steps; episodes per cell in parentheses.", ""]
-    methods = list(next(iter(s["tasks"].values())).keys())
+    found = list(dict.fromkeys(name for cells in s["tasks"].values() for name in cells))
+    methods = [m for m in METHODS if m in found] + [m for m in found if m not in METHODS]  # related columns side by side
 
     def cell(c: dict[str, Any] | None, text: Any, *, skipped: bool = False) -> str:
         if c is None or "skipped" in c:
@@ -119,6 +128,18 @@ def render(res: dict[str, Any]) -> str:
                     ok += c["success_rate"] >= TARGET_RATIO * o["success_rate"] - 1e-9
             if total:
                 lines.append(f"- {m}: met on {ok} of {total} tasks")
+    decomposed = [m for m in methods if any("subgoals_per_demo" in cells.get(m, {}) for cells in s["tasks"].values())]
+    if decomposed:
+        settings = next(c["decompose"] for cells in s["tasks"].values() for c in cells.values() if "decompose" in c)
+        lines += ["", "Decomposed subgoals (UVD's rule, `vip_rl.planning.decompose`, "
+                  + ", ".join(f"{k} {v}" for k, v in settings.items())
+                  + ", on the same expert demo and encoder as the fixed-lookahead column; the planner aims at the next "
+                  "subgoal after the matched demo frame): mean subgoals per demo, the demo's final frame included / "
+                  "mean demo length in frames:", ""]
+        per_demo = lambda c: f"{c['subgoals_per_demo']:.2f} / {c['demo_frames']:.1f}"  # noqa: E731
+        lines += _report.table(["task", *decomposed], [[task, *(cell(cells.get(m), per_demo) for m in decomposed)]
+                                                      for task, cells in s["tasks"].items()])
+        lines.append("")
     for name, text in s.get("encoders", {}).items():
         lines.append(f"- encoder `{name}`: {text}")
     if s.get("deviations"):
