@@ -219,7 +219,8 @@ def expert(env: gym.Env, noise: float = 0.0, seed: int | None = None, *, task: s
         raise ValueError(f"noise must be a finite float >= 0, got {noise!r}")
     if _is_metaworld(env):
         if task is not None:
-            raise ValueError(f"task must be None for a Meta-World env (its scene holds one task's objects), got {task!r}")
+            raise ValueError(f"task must be None for a Meta-World env (its scene holds one task's objects), "
+                             f"got {task!r}")
         return metaworld.expert(env, noise=noise, seed=seed)
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be None or one of {list(TASKS)}, got {task!r}")

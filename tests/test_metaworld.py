@@ -275,22 +275,26 @@ def test_collect_writes_a_loadable_file(tmp_path: Path, capsys):
     assert "collected 2 episodes" in capsys.readouterr().out
     episodes = read_episodes(out)
     for ep in episodes:
-        assert ep.attrs["env_id"] == DRAWER and ep.task == "MetaWorld-drawer-open-v3" and ep.instruction == "open the drawer"
+        assert ep.attrs["env_id"] == DRAWER and ep.task == "MetaWorld-drawer-open-v3"
+        assert ep.instruction == "open the drawer"
         assert ep.frames["corner"].shape == (ep.num_steps + 1, 32, 32, 3) and ep.states.shape == (ep.num_steps + 1, 39)
         assert ep.attrs["embodiment"] == "sawyer" and ep.sim_states.shape[1] == 58
     made = gym.make(DRAWER, image_size=32)
     try:
         made.reset(seed=int(episodes[0].attrs["seed"]))
-        np.testing.assert_array_equal(made.unwrapped.render_states(episodes[0].sim_states[:3]), episodes[0].frames["corner"][:3])
+        frames = made.unwrapped.render_states(episodes[0].sim_states[:3])
+        np.testing.assert_array_equal(frames, episodes[0].frames["corner"][:3])
     finally:
         made.close()
     assert len(load_videos(out, camera="corner")) == 2
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
-    (dict(task="MetaWorld-drawer-opne-v3"), r"task must be MetaWorld-<task> with <task> one of .*got 'MetaWorld-drawer-opne-v3'"),
+    (dict(task="MetaWorld-drawer-opne-v3"),
+     r"task must be MetaWorld-<task> with <task> one of .*got 'MetaWorld-drawer-opne-v3'"),
     (dict(expert_task="door-open-v3"), "expert_task must be None for a Meta-World task .*got 'door-open-v3'"),
-    (dict(policy="mixed", mix=(1, 1, 1, 1)), r"mix must give wrong_task demos no weight for a Meta-World task .*got \(1, 1, 1, 1\)"),
+    (dict(policy="mixed", mix=(1, 1, 1, 1)),
+     r"mix must give wrong_task demos no weight for a Meta-World task .*got \(1, 1, 1, 1\)"),
     (dict(embodiment="hand"), "embodiment must be None for a Meta-World task .*got 'hand'"),
     (dict(cameras=("front",)), r"camera must be one of \('corner', .*\), got 'front'"),
 ])

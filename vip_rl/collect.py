@@ -88,7 +88,9 @@ def _check_metaworld_args(task: str, cameras: Sequence[str] | None, embodiment: 
                          f"got {expert_task!r}")
     if embodiment is not None:
         raise ValueError(f"embodiment must be None for a Meta-World task (the Sawyer arm), got {embodiment!r}")
-    cameras = [metaworld.DEFAULT_CAMERA] if cameras is None else ([cameras] if isinstance(cameras, str) else list(cameras))
+    if cameras is None:
+        cameras = [metaworld.DEFAULT_CAMERA]
+    cameras = [cameras] if isinstance(cameras, str) else list(cameras)
     for camera in cameras:
         if camera not in metaworld.CAMERAS:
             raise ValueError(f"camera must be one of {metaworld.CAMERAS}, got {camera!r}")
