@@ -252,3 +252,54 @@ def test_bad_data_is_rejected(tmp_path: Path) -> None:
         pretrain(tiny_config(), str(tmp_path / "missing.hdf5"), out_dir=tmp_path, progress=False)
     with pytest.raises(TypeError, match="PretrainConfig"):
         pretrain({"steps": 3}, synthetic_videos(), out_dir=tmp_path)  # type: ignore[arg-type]
+
+
+def test_fit_text_tower_fits_only_the_text_head_deterministically(tmp_path: Path) -> None:
+    import copy
+
+    from vip_rl.pretrain import TextFitConfig, fit_text_tower
+
+    videos = synthetic_videos(n=6)
+    encoder = pretrain(tiny_config(objective="tdist", text="hashing", steps=2, eval_every=0), videos,
+                       out_dir=tmp_path / "td", progress=False)
+    ok = [i % 3 != 2 for i in range(len(videos))]
+    config = TextFitConfig(steps=60, batch_size=16, lr=1e-2, seed=3)
+    first, second = copy.deepcopy(encoder), copy.deepcopy(encoder)
+    stats = fit_text_tower(first, videos, final_goal_ok=ok, config=config)
+    fit_text_tower(second, videos, final_goal_ok=ok, config=config)
+    # 4 ok videos x ceil(0.05 * 14) = 1 goal frame each; two instructions
+    assert stats["pairs"] == 4 and stats["instructions"] == 2
+    assert stats["loss_after"] < stats["loss_before"]
+    before, after = _weights(encoder), _weights(first)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("text.") for k in changed), changed  # the image tower is untouched
+    for key, value in _weights(second).items():  # same image tower, videos and seed: the same head
+        assert torch.equal(value, after[key]), key
+    # the text lands nearer its goal frames than before
+    goal = first.encode_images(videos[0].frames[-1:])
+    assert float(first.distance(first.encode_text([videos[0].text]), goal)) < float(encoder.distance(encoder.encode_text([videos[0].text]), goal))
+
+
+@pytest.mark.parametrize("case, match", [
+    ("no_text", "has no text tower"),
+    ("flags", "one flag per video"),
+    ("no_goal", "at least one video with an instruction"),
+])
+def test_fit_text_tower_refuses_what_it_cannot_fit(tmp_path: Path, case: str, match: str) -> None:
+    from vip_rl.pretrain import fit_text_tower
+
+    videos = synthetic_videos(n=4)
+    encoder = pretrain(tiny_config(objective="tdist", text="none" if case == "no_text" else "hashing", steps=1, eval_every=0),
+                       videos, out_dir=tmp_path / "td", progress=False)
+    ok = {"no_text": [True] * 4, "flags": [True] * 3, "no_goal": [False] * 4}[case]
+    with pytest.raises(ValueError, match=match):
+        fit_text_tower(encoder, videos, final_goal_ok=ok)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"steps": 0}, "steps must be"), ({"lr": 0.0}, "lr must be"),
+                                           ({"goal_fraction": 1.5}, "goal_fraction must be")])
+def test_text_fit_config_is_checked(kwargs: dict, match: str) -> None:
+    from vip_rl.pretrain import TextFitConfig
+
+    with pytest.raises(ValueError, match=match):
+        TextFitConfig(**kwargs)

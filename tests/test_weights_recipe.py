@@ -59,10 +59,39 @@ def test_main_trains_td_sim_in_two_stages(tmp_path, monkeypatch):
                                kinds=["expert", "noisy", wr.HIGH_DETOUR])
     monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [])
     monkeypatch.setattr(wr, "load_training_videos", lambda *args, **kwargs: videos)
-    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append(kwargs) or object())
+    encoders = []
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append(kwargs) or encoders.append(object()) or encoders[-1])
+    fits = []
+    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data: fits.append((name, encoder)) or {"train_seconds": 1.0})
     assert wr.main(["--only", "td-sim", "--steps", "3", "--no-export", "--out", str(tmp_path)]) == 0
+    assert fits == [("td-sim", encoders[1])]  # stage 3 fits the text tower of stage 2's encoder
     first, second = calls
     assert first["out_dir"] == tmp_path / "td-sim" and first.get("init_from") is None and first["config"].steps == 3
     assert second["out_dir"] == tmp_path / "td-sim-ft" and second["init_from"] == tmp_path / "td-sim" / "encoder"
     assert second["config"].steps == 3 and second["config"].lr == wr.FINETUNES["td-sim"].overrides["lr"]
     assert second["kinds"] == wr.FINETUNES["td-sim"].kinds
+
+
+def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(tmp_path, monkeypatch):
+    import vip_rl.encoders
+
+    class Bundled:
+        config = {"training": {"stages": [
+            {"pretrain_config": wr.CONFIGS["td-sim"].to_dict(), "videos_used": {"expert": 3}, "train_seconds": 10.0},
+            {"pretrain_config": wr.CONFIGS["td-sim"].to_dict(), "videos_used": {"expert": 3}, "train_seconds": 5.0},
+            {"text_fit_config": {}, "train_seconds": 7.0}]}}  # an earlier text fit is replaced, not kept
+
+    videos = wr.TrainingVideos(videos=[None], groups=["a"], final_goal_ok=[True], kinds=["expert"])
+    monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [])
+    monkeypatch.setattr(wr, "load_training_videos", lambda *args, **kwargs: videos)
+    monkeypatch.setattr(vip_rl.encoders, "load_encoder", lambda name: Bundled())
+    monkeypatch.setattr(wr, "train", lambda *args, **kwargs: pytest.fail("--text-fit-only must not train"))
+    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data: {"text_fit_config": {}, "train_seconds": 2.0})
+    exported = []
+    monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
+    assert wr.main(["--only", "td-sim", "--text-fit-only", "--out", str(tmp_path)]) == 0
+    (kwargs,) = exported
+    assert [s["train_seconds"] for s in kwargs["stages"]] == [10.0, 5.0, 2.0] and kwargs["seconds"] == 17.0
+    assert "--text-fit-only" in kwargs["stages"][-1]["command"] and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim"
+    with pytest.raises(SystemExit):
+        wr.main(["--only", "vip-sim", "--text-fit-only", "--out", str(tmp_path)])  # no text-fit stage: a usage error

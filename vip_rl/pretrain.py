@@ -788,6 +788,117 @@ def pretrain(
 # --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextFitConfig:
+    """:func:`fit_text_tower`: fit an encoder's text tower onto its own (frozen) image tower's goal frames."""
+
+    steps: int = 3000
+    """Adam steps on (instruction, goal-frame embedding) pairs."""
+    lr: float = 1e-3
+    batch_size: int = 256
+    goal_fraction: float = 0.05
+    """Goal frames of a video: its last ``ceil(goal_fraction * T)`` frames (the tdist text term's rule)."""
+    seed: int = 0
+    """Seeds the fresh initialisation of the projection and the batches."""
+    reinit: bool = True
+    """Start the text tower's projection (``proj``: the MiniLM and hashing towers' trainable head) afresh, so the
+    result depends only on the image tower, the videos and ``seed``; False continues from its current weights
+    (a CLIP text transformer, which has no separate head, can only be fitted that way)."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not 0 < self.goal_fraction <= 1:
+            raise ValueError(f"goal_fraction must be in (0, 1], got {self.goal_fraction!r}")
+
+
+def fit_text_tower(
+    encoder: Encoder,
+    videos: Sequence[Any],
+    *,
+    final_goal_ok: Sequence[bool],
+    config: TextFitConfig = TextFitConfig(),
+) -> dict[str, float]:
+    """Fit ``encoder``'s text tower so that an instruction lands where its videos' goal frames are, under the
+    *final* image tower (frozen; nothing else changes).
+
+    During ``tdist`` pretraining the text tower chases the target network's goal frames, a moving target; a later
+    stage (a fine-tune) moves the image tower again. This refit starts the tower's trainable parameters afresh
+    (seeded) and minimises ``mean d(psi(text), phi(g))`` over every (instruction, goal frame) pair, ``d`` the
+    encoder's metric: for an L2 metric the instruction lands on the geometric median of its goal frames, which
+    is at a typical goal's distance from every goal state (the mean, of squared distances, sits nearer the
+    goals' average end-effector pose). Fast: the goal frames are embedded once, then it trains on vectors.
+
+    Args:
+        encoder: an encoder with a text tower (modified in place).
+        videos: :class:`~vip_rl.data.Video` s with ``text``; only those with ``final_goal_ok`` give goal frames.
+        final_goal_ok: per video, whether its final frames reach the instruction's goal (a successful demo).
+        config: :class:`TextFitConfig`.
+
+    Returns:
+        ``{"pairs", "instructions", "loss_before", "loss_after", "seconds"}`` (losses: mean distance over all pairs).
+
+    Raises:
+        ValueError: an encoder without a text tower, ``final_goal_ok`` of another length, or no successful video
+            with an instruction.
+    """
+    start = time.perf_counter()
+    if not encoder.has_text:
+        raise ValueError(f"encoder {encoder.config.get('name', '<unnamed>')!r} has no text tower to fit")
+    if len(final_goal_ok) != len(videos):
+        raise ValueError(f"final_goal_ok must have one flag per video ({len(videos)}), got {len(final_goal_ok)}")
+    texts: list[str] = []
+    goals: list[torch.Tensor] = []
+    was_training = encoder.training
+    encoder.eval()
+    for video, ok in zip(videos, final_goal_ok):
+        text = getattr(video, "text", None)
+        if not ok or not text:
+            continue
+        frames = np.asarray(video.frames)
+        count = max(1, int(np.ceil(config.goal_fraction * len(frames))))
+        goals.append(encoder.encode_images(frames[len(frames) - count :]))
+        texts += [str(text)] * count
+    if not texts:
+        raise ValueError("fit_text_tower needs at least one video with an instruction (text) and final_goal_ok=True")
+    goal = torch.cat(goals)
+    params = [p for p in encoder.text.parameters() if p.requires_grad]
+    if config.reinit:
+        head = getattr(encoder.text, "proj", None)
+        if not isinstance(head, nn.Module):
+            raise ValueError(f"reinit=True needs a text tower with a projection head (proj), got {type(encoder.text).__name__}; "
+                             "pass TextFitConfig(reinit=False) to fit it from its current weights")
+        with torch.random.fork_rng(devices=[]):  # a seeded fresh start that leaves the global RNG alone
+            torch.manual_seed(config.seed)
+            for module in head.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+
+    def mean_distance() -> float:
+        with torch.no_grad():
+            return float(torch.cat([encoder.distance(encoder.encode_text(texts[i : i + 1024]), goal[i : i + 1024])
+                                    for i in range(0, len(texts), 1024)]).mean())
+
+    before = mean_distance()
+    encoder.text.train()
+    for _ in range(config.steps):
+        index = torch.randint(len(texts), (config.batch_size,), generator=generator)
+        predicted = encoder.encode_text([texts[i] for i in index.tolist()], grad=True)
+        loss = encoder.distance(predicted, goal[index.to(goal.device)]).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    encoder.train(was_training)
+    return {"pairs": len(texts), "instructions": len(set(texts)), "loss_before": before, "loss_after": mean_distance(),
+            "seconds": time.perf_counter() - start}
+
+
 def _parse_pair(text: str) -> tuple[float, float]:
     parts = text.split(",")
     if len(parts) != 2:

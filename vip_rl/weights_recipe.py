@@ -25,7 +25,8 @@ Candidate recipes (never exported; the default command is unchanged):
    of the same task half of those times (:data:`GOAL_SWAP_PROB`), 3 shuffled negatives.
    ``td-sim`` is trained in two stages (:data:`FINETUNES`): the temporal-distance config on the
    five kinds above, then a short fine-tune at a lower rate with the high detours added (issue 17:
-   MPPI exploited the value in those unvisited states).
+   MPPI exploited the value in those unvisited states). Its third stage refits the text tower onto the final image
+   tower's goal frames (:data:`TEXT_FITS`), on vectors: a minute.
 3. Export ``vip_rl/weights/<name>.safetensors`` + ``<name>.json`` with ``save_encoder``;
    the JSON's ``training`` entry records the command, data recipe, config and training time.
 
@@ -45,7 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vip_rl._gl import default_mujoco_gl
-from vip_rl.pretrain import PretrainConfig
+from vip_rl.pretrain import PretrainConfig, TextFitConfig
 
 #: The suite task kept out of the bundled encoders' training data (zero-shot transfer test).
 HELD_OUT_TASK = "FlipSwitch"
@@ -184,6 +185,12 @@ class FineTune:
 FINETUNES: dict[str, FineTune] = {
     "td-sim": FineTune({"steps": 3000, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR,)),
 }
+#: Bundled encoders whose text tower is fitted last, onto the final image tower's goal frames (stage 3,
+#: :func:`vip_rl.pretrain.fit_text_tower`, on the last stage's videos). td-sim: during training the text head chased the
+#: target network's goal frames and stage 2 moved the image tower again, so an instruction sat farther from its
+#: task's goal frames than a typical goal (OpenDrawer: 2.5 vs 2.2 steps from their mean); dev check, 8 episodes of
+#: text-goal MPPI: OpenDrawer 0.75 vs 0.375, PressButton 0.875 vs 0.5 (benchmarks/notes/temporal_distance.md).
+TEXT_FITS: dict[str, TextFitConfig] = {"td-sim": TextFitConfig(steps=3000, lr=1e-3, batch_size=256, seed=0)}
 #: Goal-swap probability of the variants whose sampler differs from :data:`GOAL_SWAP_PROB` (see :func:`train`): the
 #: first temporal-distance runs drew no swapped goals (the geometric sampler did not swap yet).
 GOAL_SWAP: dict[str, float] = {"td-img": 0.0, "td-img-fast": 0.0, "td-img-e09": 0.0, "td-img-swap1": 1.0, "td-img-v2-swap1": 1.0}
@@ -453,6 +460,22 @@ def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], c
     )
 
 
+def fit_text(name: str, encoder: Any, data: TrainingVideos) -> dict[str, Any]:
+    """Stage 3 of ``name`` (:data:`TEXT_FITS`): fit the text tower onto ``encoder``'s goal frames of the last stage's
+    videos, in place; returns the stage's record for the exported JSON."""
+    from vip_rl.pretrain import fit_text_tower
+
+    config = TEXT_FITS[name]
+    kinds = FINETUNES[name].kinds if name in FINETUNES else TRAIN_KINDS[name]
+    videos = data.select(kinds)
+    stats = fit_text_tower(encoder, videos.videos, final_goal_ok=videos.final_goal_ok, config=config)
+    print(f"{name}: text tower fitted on {stats['pairs']} goal frames of {stats['instructions']} instructions in "
+          f"{stats['seconds']:.0f} s (mean distance {stats['loss_before']:.3f} -> {stats['loss_after']:.3f})", flush=True)
+    return {"text_fit_config": dataclasses.asdict(config), "videos_used": {k: videos.kinds.count(k) for k in kinds},
+            "train_seconds": round(stats["seconds"], 1), "init_from": "previous stage",
+            "text_fit": {k: v for k, v in stats.items() if k != "seconds"}}
+
+
 def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str, int], seconds: float, command: str,
            stages: list[dict[str, Any]] | None = None) -> Path:
     """Write ``vip_rl/weights/<name>.safetensors`` + ``.json`` (the JSON records the recipe).
@@ -482,6 +505,28 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
     return path
 
 
+def _text_fit_only(names: Sequence[str], data: TrainingVideos, *, export_weights: bool) -> int:
+    """``--text-fit-only``: refit the bundled encoders' text towers on their bundled image towers and re-export, keeping
+    the earlier stages' records (a text fit starts afresh, so this gives what the full recipe's last stage gives)."""
+    from vip_rl.encoders import load_encoder
+
+    for name in names:
+        encoder = load_encoder(name)
+        training = dict(encoder.config.get("training") or {})
+        earlier = [stage for stage in training.get("stages") or [] if "text_fit_config" not in stage]
+        if not earlier:
+            raise SystemExit(f"{name}: the bundled weights record no training stages; run the full recipe (--only {name})")
+        stage = {**fit_text(name, encoder, data), "command": f"python -m vip_rl.weights_recipe --only {name} --text-fit-only"}
+        stages = [*earlier, stage]
+        seconds = sum(s["train_seconds"] for s in stages)
+        if export_weights:
+            config = PretrainConfig.from_dict(earlier[-1]["pretrain_config"])
+            path = export(name, encoder, config=config, counts=earlier[-1]["videos_used"], seconds=seconds,
+                          command=f"python -m vip_rl.weights_recipe --only {name}", stages=stages)
+            print(f"{name}: wrote {path} (stages 1-{len(earlier)} as bundled, text fit {stage['train_seconds']:.0f} s)", flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vip_rl.weights_recipe", description="Reproduce the bundled vip-sim / liv-sim weights.")
     parser.add_argument("--out", default="runs/weights", help="work directory for data and training runs")
@@ -492,7 +537,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--variant", choices=sorted(VARIANTS), action="append",
                         help="train this candidate recipe (VARIANTS) into OUT/NAME instead of the bundled ones; never exported (repeatable)")
     parser.add_argument("--data", default=None, help="directory of the collected videos (default OUT/data; missing files are collected there)")
+    parser.add_argument("--text-fit-only", action="store_true",
+                        help="only the last stage (TEXT_FITS) of the --only encoders, on their bundled weights of the earlier "
+                             "stages (the text tower is refitted from a seeded fresh start), then export")
     args = parser.parse_args(argv)
+    if args.text_fit_only and not (args.only and all(name in TEXT_FITS for name in args.only)):
+        parser.error(f"--text-fit-only needs --only with encoders that have a text-fit stage ({sorted(TEXT_FITS)}), got {args.only!r}")
     if args.variant and args.only:
         parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
     default_mujoco_gl()
@@ -509,6 +559,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{variant}: trained {config.steps} steps in {time.perf_counter() - start:.0f} s -> {out / variant / 'encoder'}", flush=True)
     if args.variant:
         return 0
+    if args.text_fit_only:
+        return _text_fit_only(args.only, data, export_weights=not args.no_export)
     for name in args.only or sorted(CONFIGS, reverse=True):
         config = CONFIGS[name] if args.steps is None else dataclasses.replace(CONFIGS[name], steps=args.steps)
         start = time.perf_counter()
@@ -530,6 +582,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "init_from": "stage 1"})
             seconds += stage_seconds
             print(f"{name}: fine-tuned {config.steps} steps in {stage_seconds:.0f} s", flush=True)
+        if name in TEXT_FITS:
+            stages = stages if stages is not None else [{"pretrain_config": config.to_dict(), "videos_used": counts,
+                                                        "train_seconds": round(seconds, 1)}]
+            fit = fit_text(name, encoder, data)
+            stages.append(fit)
+            seconds += fit["train_seconds"]
         if not args.no_export:
             command = "python -m vip_rl.weights_recipe" + (f" --only {name}" if args.only else "")
             path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command, stages=stages)
