@@ -563,3 +563,16 @@ def test_read_minari_hdf5_layout(tmp_path: Path, monkeypatch) -> None:
         del f["episode_1/rewards"]
     with pytest.raises(ValueError, match="episode 'episode_1' has no key 'rewards'"):
         read_minari(data / "main_data.hdf5")
+
+
+@pytest.mark.parametrize("cameras, expected", [(["corner"], "corner"), (["left", "front"], "front"), (["corner", "left"], None)])
+def test_load_videos_reads_the_only_camera_else_front_when_none_is_named(tmp_path: Path, cameras, expected) -> None:
+    episode = make_episode(cameras=cameras)
+    path = write(tmp_path / "demos.h5", [episode], cameras=cameras)
+    if expected is None:
+        with pytest.raises(ValueError, match=r"has the cameras \['corner', 'left'\]; name the one to read"):
+            load_videos(path)
+        assert np.array_equal(load_videos(path, camera="left")[0].frames, episode.frames["left"])
+        return
+    (video,) = load_videos(path)
+    assert np.array_equal(video.frames, episode.frames[expected])

@@ -297,7 +297,7 @@ def _setup_distributed(device: torch.device) -> tuple[_Dist, torch.device]:
 # --------------------------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------------------------
-def _as_videos(data: Any, *, camera: str) -> list[Any]:
+def _as_videos(data: Any, *, camera: str | None) -> list[Any]:
     """Paths / a list of paths / a list of ``Video`` -> list of ``Video``."""
     if isinstance(data, (str, os.PathLike)):
         data = [data]
@@ -588,7 +588,7 @@ def pretrain(
     init_from: str | os.PathLike[str] | None = None,
     resume: bool = True,
     eval_data: Any = None,
-    camera: str = "front",
+    camera: str | None = None,
     groups: Sequence[Any] | None = None,
     final_goal_ok: Sequence[bool] | None = None,
     source_weights: dict[str, float] | None = None,
@@ -613,7 +613,7 @@ def pretrain(
         eval_data: held-out videos (same forms as ``data``); default: ``config.eval_videos``
             videos split off ``data`` (the training videos themselves, with a warning, when
             ``eval_videos=0`` or ``data`` has no more videos than that).
-        camera: camera read from suite HDF5 files.
+        camera: camera read from suite HDF5 files (None: each episode's only camera, else ``"front"``).
         groups: optional per-video group key of ``data`` (e.g. task) for InfoNCE labels and
             the eval's "other episode of the same group" goal (default: text, else source);
             only with a list of ``Video`` when no ``eval_data`` is given.
@@ -923,7 +923,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", dest="resume", action="store_true", default=True, help="continue from OUT/checkpoint.pt if present (default)")
     group.add_argument("--no-resume", dest="resume", action="store_false", help="start over, overwriting OUT/checkpoint.pt")
-    parser.add_argument("--camera", default="front")
+    parser.add_argument("--camera", default=None,
+                        help="camera read from HDF5 files (default: each episode's only camera, else 'front')")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--objective", choices=("vip", "liv", "tdist"), default=defaults.objective,

@@ -346,7 +346,24 @@ def _load_array_file(path: Path, *, min_frames: int) -> list[Video]:
     return videos
 
 
-def _load_hdf5(path: Path, *, camera: str, min_frames: int) -> list[Video]:
+#: The camera read from HDF5 files when none is named and an episode has several (the suite's default view).
+DEFAULT_CAMERA = "front"
+
+
+def _episode_camera(ep_file: EpisodeFile, index: int, camera: str | None) -> str:
+    """``camera``, or (None) the episode's only camera, else :data:`DEFAULT_CAMERA` when it has it."""
+    if camera is not None:
+        return camera
+    have = ep_file.available_cameras(index)
+    if len(have) == 1:
+        return have[0]
+    if DEFAULT_CAMERA in have:
+        return DEFAULT_CAMERA
+    raise ValueError(f"{str(ep_file.path)!r}: episode {index} has the cameras {have}; name the one to read (camera=..., "
+                     "--camera)")
+
+
+def _load_hdf5(path: Path, *, camera: str | None, min_frames: int) -> list[Video]:
     with open_hdf5(path) as file:
         is_suite = "data" in file
         is_d4rl = "observations" in file
@@ -354,21 +371,22 @@ def _load_hdf5(path: Path, *, camera: str, min_frames: int) -> list[Video]:
         videos = []
         with EpisodeFile(path) as ep_file:
             for index, demo in enumerate(ep_file.demo_keys):
-                frames = ep_file._read(demo, ep_file.frames(index, camera))
+                frames = ep_file._read(demo, ep_file.frames(index, _episode_camera(ep_file, index, camera)))
                 text = ep_file.episode_attrs(index).get("instruction") or None
                 videos.append(_checked(Video(frames, text, f"{path}:{demo}"), min_frames))
         return videos
     if is_d4rl:
-        return [_checked(v, min_frames) for v in load_d4rl_videos(path, camera=camera)]
+        return [_checked(v, min_frames) for v in load_d4rl_videos(path, camera=DEFAULT_CAMERA if camera is None else camera)]
     raise ValueError(f"HDF5 file {str(path)!r} is neither a suite file (group 'data') nor D4RL-flat ('observations')")
 
 
-def load_videos(path: str | os.PathLike, *, camera: str = "front", min_frames: int = 2) -> list[Video]:
+def load_videos(path: str | os.PathLike, *, camera: str | None = None, min_frames: int = 2) -> list[Video]:
     """Load every video under ``path`` (layouts in the module docstring).
 
     Args:
         path: a file or folder.
-        camera: camera to read from HDF5 files.
+        camera: camera to read from HDF5 files; None: each episode's only camera, else ``"front"``
+            (:data:`DEFAULT_CAMERA`) when it has several (an error names them when it has no ``"front"``).
         min_frames: shortest accepted video (VIP tuples need at least 2 frames).
 
     Returns:
@@ -409,7 +427,7 @@ def load_videos(path: str | os.PathLike, *, camera: str = "front", min_frames: i
                      f"{HDF5_EXTENSIONS + VIDEO_EXTENSIONS + ARRAY_EXTENSIONS + ('.csv',)}")
 
 
-def _load_folder(folder: Path, *, camera: str, min_frames: int) -> list[Video]:
+def _load_folder(folder: Path, *, camera: str | None, min_frames: int) -> list[Video]:
     videos: list[Video] = []
     for kind, path in _plan_folder(folder, seen=set()):
         if kind == "manifest":
