@@ -93,5 +93,5 @@ def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(t
     (kwargs,) = exported
     assert [s["train_seconds"] for s in kwargs["stages"]] == [10.0, 5.0, 2.0] and kwargs["seconds"] == 17.0
     assert "--text-fit-only" in kwargs["stages"][-1]["command"] and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim"
-    with pytest.raises(SystemExit):
-        wr.main(["--only", "vip-sim", "--text-fit-only", "--out", str(tmp_path)])  # no text-fit stage: a usage error
+    with pytest.raises(SystemExit, match="2"):  # no text-fit stage: a usage error (argparse exits with 2)
+        wr.main(["--only", "vip-sim", "--text-fit-only", "--out", str(tmp_path)])
