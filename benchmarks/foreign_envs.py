@@ -51,6 +51,8 @@ from _common import ROOT, describe_encoders, has_encoder, resolve_encoder, run_e
 from vip_rl.planning import MPPI, EmbeddingGoalCost, MujocoDynamics, OracleCost
 from vip_rl.planning.episode import mppi_config_for
 
+#: Rendered frame side of every env: the size of the frames the bundled encoders and the in-domain one were trained on.
+IMAGE_SIZE = 96
 #: Pusher success: object within this distance (m) of the goal in the table plane (Pusher-v5 reports no success).
 PUSHER_SUCCESS = 0.05
 #: Meta-World tasks of the benchmark (``vip_envs/MetaWorld-<task>-v3``).
@@ -152,9 +154,6 @@ def _needs(module: str, extra: str) -> Callable[[], str | None]:
     return lambda: None if importlib.util.find_spec(module) is not None else f"{module} not installed (pip install vip-rl[{extra}])"
 
 
-IMAGE_SIZE = 64
-
-
 def env_cases() -> dict[str, EnvCase]:
     import gymnasium as gym
 
@@ -227,7 +226,7 @@ def raw_metaworld_check(*, seed: int) -> dict[str, Any]:
 
 # -- MPPI ------------------------------------------------------------------------------------------
 def measure_mppi(case: EnvCase, encoders: dict[str, Any], *, seed: int, num_samples: int, horizon: int,
-                 episodes: int | None, max_steps: int | None) -> dict[str, Any]:
+                 episodes: int | None, max_steps: int | None, oracle: bool = True) -> dict[str, Any]:
     env = case.make()
     episodes = episodes or case.episodes
     max_steps = max_steps or case.max_steps
@@ -236,8 +235,9 @@ def measure_mppi(case: EnvCase, encoders: dict[str, Any], *, seed: int, num_samp
         env.reset(seed=seed)
         config = mppi_config_for(env, num_samples=num_samples, horizon=horizon)
         goals = {s: case.goal(env, s) for s in range(seed, seed + episodes)} if encoders else {}
-        plans: dict[str, tuple[str, Callable[[int], Any]]] = {
-            "oracle (env reward)": (case.oracle_backend, lambda s: OracleCost(key="reward", when="sum"))}
+        plans: dict[str, tuple[str, Callable[[int], Any]]] = {}
+        if oracle:
+            plans["oracle (env reward)"] = (case.oracle_backend, lambda s: OracleCost(key="reward", when="sum"))
         for name, encoder in encoders.items():
             plans[f"{name} image"] = ("auto", lambda s, e=encoder: EmbeddingGoalCost(e, goals[s]))
         for cell, (backend, make_cost) in plans.items():
@@ -266,9 +266,12 @@ def in_domain_commands(*, episodes: int, steps: int, out: Path) -> tuple[list[li
         files.append(path)
         collects.append([vip_rl, "collect", f"MetaWorld-{task}-v3", "--episodes", str(episodes), "--policy", "mixed",
                          "--size", "96", "--seed", str(TRAIN_SEED + i), "--out", str(path), "--no-progress"])
-    run = out / "mw-tdist"
-    pretrain = [vip_rl, "pretrain", *[a for f in files for a in ("--data", str(f))], "--out", str(run), "--objective",
-                "tdist", "--text", "none", "--steps", str(steps), "--no-progress"]
+    run = out / f"mw-tdist-{steps}"
+    # td-sim's architecture and optimiser (vip_rl.weights_recipe), no text tower, Meta-World's camera
+    pretrain = [vip_rl, "pretrain", *[a for f in files for a in ("--data", str(f))], "--camera", "corner", "--out", str(run),
+                "--objective", "tdist", "--text", "none", "--embed-dim", "64", "--image-size", "64", "--cnn-channels",
+                "16,32,64,64", "--head-hidden", "256", "--batch-size", "64", "--lr", "3e-4", "--lr-schedule", "cosine",
+                "--warmup-steps", "200", "--gamma", "0.99", "--steps", str(steps), "--no-progress"]
     return collects, pretrain, run
 
 
@@ -293,8 +296,10 @@ def measure_in_domain(*, episodes: int, steps: int, voc_episodes: int, encoders:
     from vip_rl.goals import expert_rollout
 
     collects, pretrain, run = in_domain_commands(episodes=episodes, steps=steps, out=IN_DOMAIN_DIR)
-    out: dict[str, Any] = {"commands": [" ".join(shlex.quote(c) for c in cmd[1:]) for cmd in [*collects, pretrain]],
-                           "run": str(run.relative_to(ROOT))}
+    def shown(cmd: list[str]) -> str:  # the command as a user types it in the project root
+        return " ".join(shlex.quote(c.replace(f"{ROOT}{os.sep}", "")) for c in cmd[1:])
+
+    out: dict[str, Any] = {"commands": [shown(cmd) for cmd in [*collects, pretrain]], "run": str(run.relative_to(ROOT))}
     if train:
         (IN_DOMAIN_DIR / "data").mkdir(parents=True, exist_ok=True)
         out["collect_seconds"] = [0.0 if Path(cmd[cmd.index("--out") + 1]).exists() else _run(cmd) for cmd in collects]
@@ -397,8 +402,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="encoder of the in-domain image cells on Meta-World (default: the in-domain section's run)")
     p.add_argument("--no-train", action="store_true", help="in-domain: reuse the run on disk instead of collecting/training")
     p.add_argument("--train-episodes", type=int, default=40, help="in-domain: episodes collected per task")
-    p.add_argument("--train-steps", type=int, default=6000, help="in-domain: pretraining steps")
+    p.add_argument("--train-steps", type=int, default=14000,
+                   help="in-domain: pretraining steps (6000 left the reaching phase flat: value not yet propagated)")
     p.add_argument("--voc-episodes", type=int, default=5)
+    p.add_argument("--no-oracle", action="store_true", help="mppi: skip the oracle cells (with --merge they are kept)")
     p.add_argument("--episodes", type=int, default=None, help="MPPI episodes per cell (default per env)")
     p.add_argument("--max-steps", type=int, default=None, help="MPPI episode step limit (default per env)")
     p.add_argument("--samples", type=int, default=32, help="K")
@@ -457,12 +464,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if importlib.util.find_spec("metaworld") is None:
             res["in_domain"] = None
         else:
+            earlier = res.get("in_domain") or {}
             res["in_domain"] = measure_in_domain(episodes=args.train_episodes, steps=args.train_steps,
                                                  voc_episodes=args.voc_episodes, encoders=bundled, train=not args.no_train)
+            if args.no_train:  # the run on disk is the earlier one: keep what its training measured
+                res["in_domain"].update({k: earlier[k] for k in ("collect_seconds", "pretrain_seconds") if k in earlier})
         save()
     if "mppi" in sections:
         mppi = res.setdefault("mppi", {})
-        in_domain_path = args.in_domain_encoder or str(IN_DOMAIN_DIR / "mw-tdist" / "encoder")
+        in_domain_path = args.in_domain_encoder or str(IN_DOMAIN_DIR / f"mw-tdist-{args.train_steps}" / "encoder")
         for key in keys:
             case = cases[key]
             why = case.available()
@@ -472,8 +482,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             encoders = dict(bundled)
             if key.startswith("mw-") and Path(in_domain_path).exists():
                 encoders = {"in-domain": resolve_encoder(in_domain_path, device=cpu), **encoders}
-            mppi[case.name] = measure_mppi(case, encoders, seed=args.seed, num_samples=args.samples, horizon=args.horizon,
-                                           episodes=args.episodes, max_steps=args.max_steps)
+            measured = measure_mppi(case, encoders, seed=args.seed, num_samples=args.samples, horizon=args.horizon,
+                                    episodes=args.episodes, max_steps=args.max_steps, oracle=not args.no_oracle)
+            kept = (mppi.get(case.name) or {}).get("cells", {}) if args.merge else {}
+            same = all(kept and mppi[case.name].get(k) == measured[k] for k in ("episodes", "max_steps", "K", "H"))
+            if kept and same:  # cells this run did not measure stay (same episodes and planner)
+                measured["cells"] = {**{n: c for n, c in kept.items() if n not in measured["cells"]}, **measured["cells"]}
+            mppi[case.name] = measured
             save()
     save()
     print(f"wrote {Path(args.out).with_suffix('.json')} and .md", flush=True)
