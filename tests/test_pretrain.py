@@ -303,3 +303,18 @@ def test_text_fit_config_is_checked(kwargs: dict, match: str) -> None:
 
     with pytest.raises(ValueError, match=match):
         TextFitConfig(**kwargs)
+
+
+def test_frame_stride_keeps_every_nth_frame_ending_at_the_last(tmp_path: Path) -> None:
+    from vip_rl.pretrain import _strided
+
+    video = synthetic_videos(n=1, length=14)[0]
+    (strided,) = _strided([video], 3)
+    assert np.array_equal(strided.frames, video.frames[[1, 4, 7, 10, 13]]) and strided.text == video.text
+    assert _strided([video], 1)[0] is video
+    with pytest.raises(ValueError, match="frame_stride must be an int >= 1, got 0"):
+        tiny_config(frame_stride=0)
+    # a strided run trains and records the stride
+    pretrain(tiny_config(objective="tdist", frame_stride=2, steps=2, eval_every=0), synthetic_videos(n=4),
+                       out_dir=tmp_path / "strided", progress=False)
+    assert load_encoder(tmp_path / "strided" / "encoder").config["training"]["pretrain_config"]["frame_stride"] == 2

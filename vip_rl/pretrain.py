@@ -131,6 +131,10 @@ class PretrainConfig:
     """LIV: weight of the image-text InfoNCE."""
     temperature: float = 1.0
     """LIV: InfoNCE temperature (official 1.0)."""
+    frame_stride: int = 1
+    """Keep every ``frame_stride``-th frame of each video (the last one always): a step of the value is then
+    ``frame_stride`` frames. For videos at a high frame rate (Meta-World's ~90-step demos), where a TD value needs
+    many more updates to count the early frames down."""
     crop_scale: tuple[float, float] = (0.8, 1.0)
     """Area range of the random-resized crop shared by a tuple's frames; (1, 1) disables it."""
     goal_mode: Literal["random", "final"] = "random"
@@ -188,6 +192,8 @@ class PretrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not float(self.temperature) > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        if isinstance(self.frame_stride, bool) or not isinstance(self.frame_stride, int) or self.frame_stride < 1:
+            raise ValueError(f"frame_stride must be an int >= 1, got {self.frame_stride!r}")
         if len(self.crop_scale) != 2 or not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
             raise ValueError(f"crop_scale must be (min, max) with 0 < min <= max <= 1, got {self.crop_scale!r}")
         if self.goal_mode not in ("random", "final"):
@@ -314,6 +320,14 @@ def _as_videos(data: Any, *, camera: str | None) -> list[Any]:
         if not hasattr(video, "frames"):
             raise TypeError(f"data[{i}] must be a Video (with .frames) or a path, got {type(video).__name__}")
     return list(data)
+
+
+def _strided(videos: list[Any], stride: int) -> list[Any]:
+    """Every ``stride``-th frame of each video, ending at its last frame (``stride`` 1: the videos as they are)."""
+    if stride == 1:
+        return videos
+    return [dataclasses.replace(v, frames=np.ascontiguousarray(v.frames[(len(v.frames) - 1) % stride :: stride]))
+            for v in videos]
 
 
 def _split_eval(videos: list[Any], count: int, seed: int) -> tuple[list[Any], list[Any]]:
@@ -646,13 +660,13 @@ def pretrain(
     out = Path(out_dir)
     try:
         # --- seed + data ---------------------------------------------------------------
-        videos = _as_videos(data, camera=camera)
+        videos = _strided(_as_videos(data, camera=camera), config.frame_stride)
         for name, per_video in (("groups", groups), ("final_goal_ok", final_goal_ok)):
             if per_video is not None and len(per_video) != len(videos):
                 raise ValueError(f"{name} must have one entry per video ({len(videos)}), got {len(per_video)}")
         if eval_data is not None:
             train_idx, eval_idx = list(range(len(videos))), []
-            eval_videos = _as_videos(eval_data, camera=camera)
+            eval_videos = _strided(_as_videos(eval_data, camera=camera), config.frame_stride)
         else:  # hold out config.eval_videos videos (all videos are also eval videos when there are too few)
             train_idx, eval_idx = _split_eval(list(range(len(videos))), config.eval_videos, config.seed)
             eval_videos = [videos[i] for i in eval_idx]
@@ -956,6 +970,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--text-weight", type=float, default=defaults.text_weight)
     parser.add_argument("--nce-weight", type=float, default=defaults.nce_weight)
     parser.add_argument("--temperature", type=float, default=defaults.temperature)
+    parser.add_argument("--frame-stride", type=int, default=defaults.frame_stride,
+                        help="keep every N-th frame of each video, ending at the last (videos at a high frame rate)")
     parser.add_argument("--crop-scale", type=_parse_pair, default=defaults.crop_scale, help="min,max area of the shared random crop")
     parser.add_argument("--goal-mode", choices=("random", "final"), default=defaults.goal_mode)
     parser.add_argument("--final-goal-prob", type=float, default=defaults.final_goal_prob)
@@ -978,8 +994,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
             lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
             gamma=args.gamma, num_negatives=args.num_negatives, l1_weight=args.l1_weight, l2_weight=args.l2_weight,
             vip_weight=args.vip_weight, text_weight=args.text_weight, nce_weight=args.nce_weight, temperature=args.temperature,
-            crop_scale=args.crop_scale, goal_mode=args.goal_mode, final_goal_prob=args.final_goal_prob,
-            eval_every=args.eval_every, eval_videos=args.eval_videos, ckpt_every=args.ckpt_every,
+            frame_stride=args.frame_stride, crop_scale=args.crop_scale, goal_mode=args.goal_mode,
+            final_goal_prob=args.final_goal_prob, eval_every=args.eval_every, eval_videos=args.eval_videos, ckpt_every=args.ckpt_every,
             log_every=args.log_every, prefetch=args.prefetch, seed=args.seed,
         )
     except ValueError as exc:
