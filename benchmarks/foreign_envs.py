@@ -257,7 +257,7 @@ def measure_mppi(case: EnvCase, encoders: dict[str, Any], *, seed: int, num_samp
 
 
 # -- in-domain pretraining -------------------------------------------------------------------------
-def in_domain_commands(*, episodes: int, steps: int, out: Path) -> tuple[list[list[str]], list[str], Path]:
+def in_domain_commands(*, episodes: int, steps: int, stride: int, out: Path) -> tuple[list[list[str]], list[str], Path]:
     """The user's commands: ``vip-rl collect`` per Meta-World task, then one ``vip-rl pretrain`` on all files."""
     vip_rl = str(Path(sys.executable).with_name("vip-rl"))
     collects, files = [], []
@@ -266,12 +266,12 @@ def in_domain_commands(*, episodes: int, steps: int, out: Path) -> tuple[list[li
         files.append(path)
         collects.append([vip_rl, "collect", f"MetaWorld-{task}-v3", "--episodes", str(episodes), "--policy", "mixed",
                          "--size", "96", "--seed", str(TRAIN_SEED + i), "--out", str(path), "--no-progress"])
-    run = out / f"mw-tdist-{steps}"
+    run = out / f"mw-tdist-{steps}" if stride == 1 else out / f"mw-tdist-{steps}-stride{stride}"
     # td-sim's architecture and optimiser (vip_rl.weights_recipe), no text tower, Meta-World's camera
     pretrain = [vip_rl, "pretrain", *[a for f in files for a in ("--data", str(f))], "--camera", "corner", "--out", str(run),
                 "--objective", "tdist", "--text", "none", "--embed-dim", "64", "--image-size", "64", "--cnn-channels",
                 "16,32,64,64", "--head-hidden", "256", "--batch-size", "64", "--lr", "3e-4", "--lr-schedule", "cosine",
-                "--warmup-steps", "200", "--gamma", "0.99", "--steps", str(steps), "--no-progress"]
+                "--warmup-steps", "200", "--gamma", "0.99", "--steps", str(steps), "--frame-stride", str(stride), "--no-progress"]
     return collects, pretrain, run
 
 
@@ -292,10 +292,11 @@ def voc(encoder: Any, frames: np.ndarray) -> float:
     return float(spearmanr(np.arange(len(dist)), -dist).statistic)
 
 
-def measure_in_domain(*, episodes: int, steps: int, voc_episodes: int, encoders: dict[str, Any], train: bool) -> dict[str, Any]:
+def measure_in_domain(*, episodes: int, steps: int, stride: int, voc_episodes: int, encoders: dict[str, Any],
+                      train: bool) -> dict[str, Any]:
     from vip_rl.goals import expert_rollout
 
-    collects, pretrain, run = in_domain_commands(episodes=episodes, steps=steps, out=IN_DOMAIN_DIR)
+    collects, pretrain, run = in_domain_commands(episodes=episodes, steps=steps, stride=stride, out=IN_DOMAIN_DIR)
     def shown(cmd: list[str]) -> str:  # the command as a user types it in the project root
         return " ".join(shlex.quote(c.replace(f"{ROOT}{os.sep}", "")) for c in cmd[1:])
 
@@ -402,8 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="encoder of the in-domain image cells on Meta-World (default: the in-domain section's run)")
     p.add_argument("--no-train", action="store_true", help="in-domain: reuse the run on disk instead of collecting/training")
     p.add_argument("--train-episodes", type=int, default=40, help="in-domain: episodes collected per task")
-    p.add_argument("--train-steps", type=int, default=14000,
-                   help="in-domain: pretraining steps (6000 left the reaching phase flat: value not yet propagated)")
+    p.add_argument("--train-steps", type=int, default=12000, help="in-domain: pretraining steps")
+    p.add_argument("--train-stride", type=int, default=3,
+                   help="in-domain: --frame-stride of the pretraining (6000 steps at stride 1 left the reaching phase flat)")
     p.add_argument("--voc-episodes", type=int, default=5)
     p.add_argument("--no-oracle", action="store_true", help="mppi: skip the oracle cells (with --merge they are kept)")
     p.add_argument("--episodes", type=int, default=None, help="MPPI episodes per cell (default per env)")
@@ -465,14 +467,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             res["in_domain"] = None
         else:
             earlier = res.get("in_domain") or {}
-            res["in_domain"] = measure_in_domain(episodes=args.train_episodes, steps=args.train_steps,
+            res["in_domain"] = measure_in_domain(episodes=args.train_episodes, steps=args.train_steps, stride=args.train_stride,
                                                  voc_episodes=args.voc_episodes, encoders=bundled, train=not args.no_train)
             if args.no_train:  # the run on disk is the earlier one: keep what its training measured
                 res["in_domain"].update({k: earlier[k] for k in ("collect_seconds", "pretrain_seconds") if k in earlier})
         save()
     if "mppi" in sections:
         mppi = res.setdefault("mppi", {})
-        in_domain_path = args.in_domain_encoder or str(IN_DOMAIN_DIR / f"mw-tdist-{args.train_steps}" / "encoder")
+        in_domain_path = args.in_domain_encoder or str(in_domain_commands(episodes=args.train_episodes, steps=args.train_steps,
+                                                                          stride=args.train_stride, out=IN_DOMAIN_DIR)[2] / "encoder")
         for key in keys:
             case = cases[key]
             why = case.available()
