@@ -356,7 +356,7 @@ def render(res: dict[str, Any]) -> str:
             lines += [f"MPPI K={any_cell['K']}, H={any_cell['H']}, seeds 0.. per env; cell = success rate / mean final "
                       "task progress / ms per command (backend). Oracle: the env's reward summed over the horizon. Image: "
                       "`-||phi(o_T) - phi(g)||` (goal images in the script's docstring). The bundled encoders never saw "
-                      "these envs (zero-shot).", ""]
+                      "these envs (zero-shot); the in-domain encoder is the one the section below trains.", ""]
         names: list[str] = []
         for m in mppi.values():
             names += [n for n in m.get("cells", {}) if n not in names]
