@@ -395,6 +395,8 @@ def render(res: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke sizes: checks and 1 episode of 3 steps per MPPI cell (K=8, H=3), no in-domain training")
     p.add_argument("--sections", default="checks,in-domain,mppi", help="comma-separated: checks, in-domain, mppi")
     p.add_argument("--envs", default=None, help="comma-separated env keys (default all): pusher, mw-drawer-open, "
                                                 "mw-button-press, mw-door-open, kitchen")
@@ -425,6 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return True
         return _report.render_only(args.out, render, update=update)
     torch.set_num_threads(args.torch_threads)
+    if args.quick:
+        args.sections = "checks,mppi" if args.sections == "checks,in-domain,mppi" else args.sections
+        args.episodes, args.max_steps, args.samples, args.horizon = 1, 3, 8, 3
     sections = args.sections.split(",")
     unknown = [s for s in sections if s not in ("checks", "in-domain", "mppi")]
     if unknown:
@@ -434,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if [k for k in keys if k not in cases]:
         p.error(f"--envs: unknown {[k for k in keys if k not in cases]}; known: {list(cases)}")
     res: dict[str, Any] = _report.read(args.out) if args.merge and Path(args.out).with_suffix(".json").exists() else {}
-    prov = _report.provenance(__file__, argv)
+    prov = _report.provenance(__file__, argv, quick=args.quick)
     measured_now = {f"{section} {cases[k].name}" for section in sections for k in keys} | (
         {"in-domain"} if "in-domain" in sections else set())
     if res.get("provenance"):  # name the runs behind the parts kept from the earlier file

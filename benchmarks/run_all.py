@@ -46,6 +46,7 @@ TITLES = {
     "few_shot": "Few-shot policies (BC vs RWR)",
     "clip_speed": "CLIP RN50 / official LIV: CPU speed",
     "dynamics_backends": "MPPI dynamics backends on any MuJoCo env (actuator, mocap, step)",
+    "foreign_envs": "Planning on envs outside the suite (Pusher, Meta-World, FrankaKitchen; in-domain pretraining)",
 }
 AREAS = tuple(TITLES)
 
