@@ -123,6 +123,7 @@ def test_an_unimported_meta_world_id_names_the_module_to_import(monkeypatch: pyt
     assert code == 2 and "Meta-World/... ids need `import metaworld`" in line and "'metaworld:Meta-World/MT1'" in line, line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("goal", ["goal.png", "demo.mp4", "goal.npy", "push the puck"])
 def test_mppi_runs_on_pusher_with_any_goal_form(goal: str, files: Path, tmp_path: Path,
                                                 capfd: pytest.CaptureFixture[str]) -> None:
@@ -134,6 +135,7 @@ def test_mppi_runs_on_pusher_with_any_goal_form(goal: str, files: Path, tmp_path
     assert results["env"] == "Pusher-v5" and results["env_kwargs"] == {} and results["episodes"][0]["steps"] == 2
 
 
+@pytest.mark.slow
 def test_mppi_passes_env_kwargs(files: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     kwargs = {"width": 40, "height": 40, "reward_dist_weight": 2.0}
     code = main(_mppi("Pusher-v5", "--goal", str(files / "goal.png"), "--env-kwargs", json.dumps(kwargs),
@@ -164,6 +166,7 @@ def test_mppi_decomposed_expert_subgoals_are_recorded(tmp_path: Path, capfd: pyt
         assert subgoals == sorted(set(subgoals)) and subgoals[-1] >= 5 and all(isinstance(i, int) for i in subgoals)
 
 
+@pytest.mark.slow
 def test_mppi_decomposed_demo_file(files: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     code = main(_mppi("Pusher-v5", "--subgoals", str(files / "demo.mp4"), "--decompose", "--decompose-min-interval", "2",
                       "--lookahead", "2", "--out", str(tmp_path / "m")))

@@ -339,6 +339,7 @@ def _vip_rl(*argv: str, cwd: Path, **kwargs) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_entry_point_prints_one_line_without_the_ffmpeg_banner(inputs: Path, tmp_path: Path) -> None:
     process = _vip_rl("reward-curve", str(inputs / "corrupt.mp4"), "--encoder", "random", "--out", "c.png", cwd=tmp_path)
     out, err = process.communicate(timeout=120)
@@ -364,6 +365,7 @@ def _collect_until_writing(folder: Path) -> subprocess.Popen:
     (signal.SIGTERM, 143, "terminated (SIGTERM)"),
     pytest.param(signal.SIGINT, 130, "interrupted", marks=pytest.mark.slow),  # Ctrl-C: the same path as SIGTERM
 ])
+@pytest.mark.slow
 def test_signals_end_collect_cleanly(signum: int, code: int, word: str, tmp_path: Path) -> None:
     process = _collect_until_writing(tmp_path)
     process.send_signal(signum)

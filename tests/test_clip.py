@@ -270,6 +270,7 @@ def test_tokenizer_vocabulary_file_errors(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- model + loaders
+@pytest.mark.slow
 def test_full_size_rn50_has_clips_key_set() -> None:
     encoder = encoder_from_config(clip_config())
     ours = {k: tuple(v.shape) for k, v in encoder_to_clip_state(encoder).items()}

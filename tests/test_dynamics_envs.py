@@ -213,6 +213,7 @@ def test_backend_detection_and_rollouts_match_env_step(name):
 
 @pytest.mark.parametrize("name", [pytest.param("pusher", marks=pytest.mark.slow), "suite",
                                   pytest.param("metaworld", marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_step_backend_matches_env_step_and_the_fast_backend(name):
     env = MAKERS[name]()
     try:
@@ -348,6 +349,7 @@ def test_metaworld_mppi_step_and_mocap_backends_agree_over_an_episode():
         _close(env)
 
 
+@pytest.mark.slow
 def test_fetch_without_frame_skip_plans_through_the_step_backend():
     """gymnasium-robotics' Fetch moves its arm by mocap from ``n_substeps`` (no ``frame_skip``, module attributes):
     only the step backend applies, and it is detected, checked and exact."""

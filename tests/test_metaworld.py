@@ -265,6 +265,7 @@ def test_expert_noise_is_seeded_and_clipped(env):
 
 
 # -- collect ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_collect_writes_a_loadable_file(tmp_path: Path, capsys):
     from vip_rl.collect import cli
     from vip_rl.data import load_videos, read_episodes

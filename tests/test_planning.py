@@ -347,6 +347,7 @@ def test_batched_render_and_encode_equals_per_frame(pusher):
         assert torch.allclose(progress, cost - d0, atol=1e-4)  # discount 1 telescopes
 
 
+@pytest.mark.slow
 def test_kitchen_state_dependent_controls_match_env_step():
     """FrankaKitchen's control target depends on the state: the simulator backend steps it control step by
     control step through KitchenEnv.state_action_to_ctrl and matches env.step (noise off) to solver precision."""
