@@ -158,7 +158,7 @@ def env_cases() -> dict[str, EnvCase]:
     import gymnasium as gym
 
     def pusher() -> Any:
-        from vip_envs.kitchen import apply_fast_render_settings
+        from vip_envs.rendering import apply_fast_render_settings
 
         # reward_control_weight=0: with the control cost (0.1 |a|^2) the env-reward optimum over H=10 steps is to hold
         # still (the oracle's progress was 0.00 in 100 steps); without it the oracle reaches and pushes the object

@@ -40,7 +40,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from vip_envs.rendering import OffscreenRenderer
+from vip_envs.rendering import OffscreenRenderer, apply_fast_render_settings
 
 KITCHEN_TASKS: tuple[str, ...] = (
     "microwave",
@@ -69,14 +69,6 @@ def _import_robotics():  # noqa: ANN202 - module object
     if hasattr(gym, "register_envs"):
         gym.register_envs(module)
     return module
-
-
-def apply_fast_render_settings(model: mujoco.MjModel) -> None:
-    """Turn off the shadow map, multisampling, reflections and shadow-casting lights in place."""
-    model.vis.quality.shadowsize = 0
-    model.vis.quality.offsamples = 0
-    model.mat_reflectance[:] = 0.0
-    model.light_castshadow[:] = 0
 
 
 

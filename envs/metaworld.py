@@ -64,10 +64,8 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import mujoco
 import numpy as np
-from gymnasium import spaces
 
-from vip_envs.kitchen import apply_fast_render_settings
-from vip_envs.rendering import OffscreenRenderer
+from vip_envs.rendering import OffscreenRenderer, apply_fast_render_settings, pixel_observation, pixel_observation_space
 
 #: The MT1 task names of Meta-World 3.0 (``metaworld.env_dict.ALL_V3_ENVIRONMENTS``).
 METAWORLD_TASKS: tuple[str, ...] = (
@@ -206,7 +204,7 @@ class MetaWorldEnv(gym.Env):
             (default), ``corner2``, ``corner3``, ``topview``, ``behindGripper``, ``gripperPOV``).
         cameras: suite-style alternative: the cameras of ``obs_mode="pixels"``, the first is ``camera``.
         image_size: side of the square frames.
-        fast_render: no shadow map, multisampling or reflections (``kitchen.apply_fast_render_settings``).
+        fast_render: no shadow map, multisampling or reflections (``rendering.apply_fast_render_settings``).
         terminate_on_success: end episodes at the first success (Meta-World's default: never terminate).
         reward_function_version: Meta-World's ``"v2"`` (default) or ``"v1"`` reward.
 
@@ -294,12 +292,7 @@ class MetaWorldEnv(gym.Env):
         if obs_mode == "state":
             self.observation_space = state_space
         else:
-            image = spaces.Box(0, 255, shape=(self.image_size, self.image_size, 3), dtype=np.uint8)
-            parts: dict[str, spaces.Space] = {"pixels": image}
-            for name in cameras[1:]:
-                parts[f"pixels_{name}"] = image
-            parts["state"] = state_space
-            self.observation_space = spaces.Dict(parts)
+            self.observation_space = pixel_observation_space(state_space, cameras, self.image_size)
 
         self._renderer: OffscreenRenderer | None = None
         self._scratch: mujoco.MjData | None = None
@@ -388,11 +381,7 @@ class MetaWorldEnv(gym.Env):
         if self.obs_mode == "state":
             return state
         current = self.get_state()[None]
-        obs = {"pixels": self.render_states(current, camera=self.cameras[0])[0]}
-        for name in self.cameras[1:]:
-            obs[f"pixels_{name}"] = self.render_states(current, camera=name)[0]
-        obs["state"] = state
-        return obs
+        return pixel_observation(state, self.cameras, lambda name: self.render_states(current, camera=name)[0])
 
     def _check_reset(self, what: str) -> None:
         if self._last_obs is None:

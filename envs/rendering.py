@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import mujoco
 import numpy as np
+from gymnasium import spaces
 
 GL_BACKENDS: tuple[str, ...] = ("egl", "osmesa", "glfw")
 #: The default back end on Linux when ``MUJOCO_GL`` is unset.
@@ -214,4 +215,35 @@ class OffscreenRenderer:
         self.close()
 
 
-__all__ = ["DEFAULT_LINUX_BACKEND", "GL_BACKENDS", "OffscreenRenderer", "default_mujoco_gl"]
+def apply_fast_render_settings(model: mujoco.MjModel) -> None:
+    """Turn off the shadow map, multisampling, reflections and shadow-casting lights of ``model`` in place (call it
+    before the first render: a GL context sizes its shadow map when it is made). Software GL renders a shadowed,
+    multisampled scene tens of times slower (Pusher-v5 at 64 px: 36 ms a frame, 1.4 ms with these settings)."""
+    model.vis.quality.shadowsize = 0
+    model.vis.quality.offsamples = 0
+    model.mat_reflectance[:] = 0.0
+    model.light_castshadow[:] = 0
+
+
+def pixel_observation_space(state_space: spaces.Box, cameras: Sequence[str], image_size: int) -> spaces.Dict:
+    """The ``obs_mode="pixels"`` space of the vip_envs envs: ``"pixels"`` (``cameras[0]``), ``"pixels_<camera>"`` for
+    each further camera (uint8 ``[image_size, image_size, 3]``) and ``"state"``."""
+    image = spaces.Box(0, 255, shape=(image_size, image_size, 3), dtype=np.uint8)
+    parts: dict[str, spaces.Space] = {"pixels": image}
+    for name in cameras[1:]:
+        parts[f"pixels_{name}"] = image
+    parts["state"] = state_space
+    return spaces.Dict(parts)
+
+
+def pixel_observation(state: np.ndarray, cameras: Sequence[str], render: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
+    """An observation of :func:`pixel_observation_space`: ``render(camera) -> uint8 [H, W, 3]`` for each camera."""
+    obs = {"pixels": render(cameras[0])}
+    for name in cameras[1:]:
+        obs[f"pixels_{name}"] = render(name)
+    obs["state"] = state
+    return obs
+
+
+__all__ = ["DEFAULT_LINUX_BACKEND", "GL_BACKENDS", "OffscreenRenderer", "apply_fast_render_settings", "default_mujoco_gl",
+           "pixel_observation", "pixel_observation_space"]

@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from vip_envs.rendering import OffscreenRenderer
+from vip_envs.rendering import OffscreenRenderer, pixel_observation, pixel_observation_space
 from vip_envs.tasks import (
     ARRAY_OPS,
     DRAWER_CLOSE_START,
@@ -190,12 +190,7 @@ class TabletopEnv(gym.Env):
         if obs_mode == "state":
             self.observation_space = state_space
         else:
-            image_space = spaces.Box(0, 255, shape=(self.image_size, self.image_size, 3), dtype=np.uint8)
-            obs_spaces: dict[str, spaces.Space] = {"pixels": image_space}
-            for cam in cameras[1:]:
-                obs_spaces[f"pixels_{cam}"] = image_space
-            obs_spaces["state"] = state_space
-            self.observation_space = spaces.Dict(obs_spaces)
+            self.observation_space = pixel_observation_space(state_space, cameras, self.image_size)
 
         self._renderer: OffscreenRenderer | None = None
         self._scratch: mujoco.MjData | None = None
@@ -310,11 +305,7 @@ class TabletopEnv(gym.Env):
         if self.obs_mode == "state":
             return state
         self._sync_kinematics(self.data)
-        obs = {"pixels": self._render_camera(self.data, self.cameras[0])}
-        for cam in self.cameras[1:]:
-            obs[f"pixels_{cam}"] = self._render_camera(self.data, cam)
-        obs["state"] = state
-        return obs
+        return pixel_observation(state, self.cameras, lambda cam: self._render_camera(self.data, cam))
 
     def _scores(self, success, progress, reach, ops) -> dict[str, Any]:  # noqa: ANN001
         reward_reach = self.reach_reward_weight * (1.0 - ops.tanh(10.0 * reach))
