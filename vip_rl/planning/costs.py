@@ -267,18 +267,15 @@ class OracleCost(Cost):
         sel = states[:, :, steps]  # [E, K, T', S]
         if self.fn is not None:
             value = np.asarray(self.fn(sel.reshape(-1, sel.shape[-1])), dtype=np.float64).reshape(sel.shape[:3])
-        else:
-            evaluate = traj.evaluate_states
-            if evaluate is None:
-                if self.key == "reward" and traj.rewards is not None:
-                    value = np.asarray(traj.rewards, dtype=np.float64)[:, :, steps]
-                    w = np.array([self.discount**t for t in steps])
-                    return torch.from_numpy(-(value * w).sum(-1)).float().to(traj.actions.device)
+        elif traj.evaluate_states is None:
+            if self.key != "reward" or traj.rewards is None:
                 raise TypeError(
                     f"OracleCost(key={self.key!r}) without fn needs a dynamics backend with evaluate_states (vip_envs "
                     "tasks) or, for key='reward', one that records env.step's rewards (MujocoDynamics(env, backend='step'))"
                 )
-            out = evaluate(sel)
+            value = np.asarray(traj.rewards, dtype=np.float64)[:, :, steps]
+        else:
+            out = traj.evaluate_states(sel)
             if self.key not in out:
                 raise ValueError(f"key {self.key!r} not in evaluate_states output {sorted(out)}")
             value = np.asarray(out[self.key], dtype=np.float64)
