@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -64,32 +65,26 @@ TRAIN_SEED, VOC_SEED = 0, 50_000
 
 
 # -- envs ------------------------------------------------------------------------------------------
-class PusherSuccess:
+class PusherSuccess(gym.Wrapper):
     """Adds ``info["success"]`` and ``info["task_progress"]`` to Pusher-v5 (object within :data:`PUSHER_SUCCESS` of the
     goal in the plane; progress 1 - distance / start distance). A plain gymnasium wrapper: MujocoDynamics finds the
     MuJoCo layer below it and the step backend's rewards are Pusher's own."""
 
-    def __new__(cls, env: Any) -> Any:
-        import gymnasium as gym
+    def _distance(self) -> float:
+        u = self.env.unwrapped
+        return float(np.linalg.norm((u.get_body_com("object") - u.get_body_com("goal"))[:2]))
 
-        class _Wrapper(gym.Wrapper):
-            def _distance(self) -> float:
-                u = self.env.unwrapped
-                return float(np.linalg.norm((u.get_body_com("object") - u.get_body_com("goal"))[:2]))
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        self._start = max(self._distance(), 1e-6)
+        return obs, {**info, "success": self._distance() < PUSHER_SUCCESS, "task_progress": 0.0}
 
-            def reset(self, **kwargs: Any):
-                obs, info = self.env.reset(**kwargs)
-                self._start = max(self._distance(), 1e-6)
-                return obs, {**info, "success": self._distance() < PUSHER_SUCCESS, "task_progress": 0.0}
-
-            def step(self, action: Any):
-                obs, reward, terminated, truncated, info = self.env.step(action)
-                distance = self._distance()
-                info = {**info, "success": distance < PUSHER_SUCCESS,
-                        "task_progress": float(np.clip(1.0 - distance / self._start, 0.0, 1.0))}
-                return obs, reward, terminated, truncated, info
-
-        return _Wrapper(env)
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        distance = self._distance()
+        info = {**info, "success": distance < PUSHER_SUCCESS,
+                "task_progress": float(np.clip(1.0 - distance / self._start, 0.0, 1.0))}
+        return obs, reward, terminated, truncated, info
 
 
 @dataclass
@@ -155,8 +150,6 @@ def _needs(module: str, extra: str) -> Callable[[], str | None]:
 
 
 def env_cases() -> dict[str, EnvCase]:
-    import gymnasium as gym
-
     def pusher() -> Any:
         from vip_envs.rendering import apply_fast_render_settings
 
@@ -209,7 +202,6 @@ def measure_checks(case: EnvCase, *, seed: int) -> dict[str, Any]:
 
 def raw_metaworld_check(*, seed: int) -> dict[str, Any]:
     """Meta-World drawer-open through gymnasium's own ``Meta-World/MT1`` (corner camera, no adapter)."""
-    import gymnasium as gym
     import metaworld  # noqa: F401 - registers Meta-World/MT1
 
     env = gym.make("Meta-World/MT1", env_name="drawer-open-v3", render_mode="rgb_array", camera_name="corner",
