@@ -274,18 +274,9 @@ def _run(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def voc(encoder: Any, frames: np.ndarray) -> float:
-    """Spearman correlation of the frame index with ``-d(o_t, o_N)`` over ``t < N`` (1: the distance falls every step)."""
-    from scipy.stats import spearmanr
-
-    with torch.no_grad():
-        emb = encoder.encode_images(np.ascontiguousarray(frames))
-        dist = encoder.distance(emb[:-1], emb[-1:].expand(len(frames) - 1, -1)).cpu().numpy()
-    return float(spearmanr(np.arange(len(dist)), -dist).statistic)
-
-
 def measure_in_domain(*, episodes: int, steps: int, stride: int, voc_episodes: int, encoders: dict[str, Any],
                       train: bool) -> dict[str, Any]:
+    from vip_rl.diagnostics import value_order_correlation
     from vip_rl.goals import expert_rollout
 
     collects, pretrain, run = in_domain_commands(episodes=episodes, steps=steps, stride=stride, out=IN_DOMAIN_DIR)
@@ -309,7 +300,8 @@ def measure_in_domain(*, episodes: int, steps: int, stride: int, voc_episodes: i
                                   record_frames=True)
             successes += roll.success
             for name, encoder in all_encoders.items():
-                per[name].append(voc(encoder, roll.frames))
+                # over t < N, toward the final frame: 1 when the distance falls every step
+                per[name].append(value_order_correlation(encoder, roll.frames[:-1], roll.frames[-1]))
         table[task] = {name: float(np.mean(v)) for name, v in per.items()}
         table[task]["expert_success"] = successes / voc_episodes
         print(f"[in-domain] {task}: " + ", ".join(f"{k} {v:.3f}" for k, v in table[task].items()), flush=True)
