@@ -28,7 +28,9 @@ Protocol (every figure measured in the same run, side by side with its anchors):
   (a seed not in the training demos), the VIP paper's "goal image" setting.
 * Same policy for every method: MLP (2x128 by default, LayerNorm) on the frozen policy-input encoder's
   embedding of the front 96 px frame + proprioceptive state (end-effector position/velocity,
-  fingers; no object state), deterministic tanh head, same steps / batch / lr / seeds.
+  fingers; no object state), deterministic tanh head, same steps / batch / lr / seeds. The policy-input
+  encoder is ``--input-encoder`` (default: the ``--vip-encoder``, ``vip-sim``); it is the same for every
+  column and independent of the reward encoders (``--vip-encoder`` for RWR(vip), ``--td-encoder`` for RWR(td)).
   Methods differ only in the per-transition weights:
   ``BC`` (w = 1), ``RWR(vip)`` (progress reward of the ``vip-sim`` embedding to the goal image),
   ``RWR(td)`` (the same with the temporal-distance encoder ``td-sim``, issue 17), ``RWR(true)`` (the env's dense reward: oracle anchor), ``RWR(random)`` (progress reward of a
@@ -59,13 +61,14 @@ Protocol (every figure measured in the same run, side by side with its anchors):
      (61 vs 62). This switch was made after seeing step 3's RWR(vip) column: step 3's numbers stay listed
      here so the choice can be judged. The library default (``RWRConfig.returns``) changed with it.
 
-Until ``vip-sim`` weights exist the policy input falls back to the random encoder and the
-``RWR(vip)`` rows are reported as missing; rerun to fill them.
+Until ``vip-sim`` weights exist the policy input falls back to the random encoder (unless ``--input-encoder``
+names another encoder, which must then load) and the ``RWR(vip)`` rows are reported as missing; rerun to fill them.
 
 Usage:
     python benchmarks/few_shot.py --quick
     python benchmarks/few_shot.py                       # full: both mixes, all 7 tasks x 3 seeds x 20 eval episodes
     python benchmarks/few_shot.py --mixes B --methods BC "RWR(true)" --no-scaling --out /tmp/pilot   # oracle check
+    python benchmarks/few_shot.py --input-encoder td-sim --out /tmp/td_input   # every column's policy sees td-sim
 """
 from __future__ import annotations
 
@@ -243,18 +246,38 @@ def build_encoders(vip_name: str, device: str) -> tuple[Any, Any, str | None]:
     return vip, random, missing
 
 
-def dataset_arrays(path: Path, goal: np.ndarray, vip: Any, random: Any, cache_dir: Path, td: Any = None) -> dict[str, Any]:
-    """Policy-input embeddings (vip, else random) + the reward labels (vip, td, random; the true reward), as plain arrays."""
+def build_input_encoder(name: str, device: str) -> tuple[Any, str | None]:
+    """(policy-input encoder, why ``name`` is missing): ``name``, else the random encoder of :func:`build_encoders`.
+
+    The one place the policy input is resolved: the main process (embedding the demos) and every worker
+    (evaluation) call it with the same name, so both get the same weights (checked at evaluation by fingerprint).
+    """
+    encoder, random, missing = build_encoders(name, device)
+    return (encoder if encoder is not None else random), missing
+
+
+def encoder_label(name: str) -> str:
+    """``name`` (a bundled encoder or a checkpoint path) as a file-name part: other characters become ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "encoder"
+
+
+def dataset_arrays(path: Path, goal: np.ndarray, policy_input: Any, reward_encoders: dict[str, Any], cache_dir: Path) -> dict[str, Any]:
+    """Policy-input embeddings (of ``policy_input``) + reward labels, as plain arrays.
+
+    One ``rewards_<name>`` array per entry of ``reward_encoders`` (the progress reward of that encoder toward
+    ``goal``; NaN where the encoder is None, i.e. its weights are missing) and the env's ``true_rewards``.
+    Embeddings are cached per encoder fingerprint in ``cache_dir``, so an encoder serving as both input and
+    reward is embedded once.
+    """
     from vip_rl.policies import PolicyDataset
 
-    input_encoder = vip if vip is not None else random
-    base = PolicyDataset.from_file(path, input_encoder, goal=goal, mode="progress", cache_dir=cache_dir, progress=False)
-    rand = base if vip is None else PolicyDataset.from_file(path, random, goal=goal, mode="progress", cache_dir=cache_dir, progress=False)
+    def load(encoder: Any) -> Any:
+        return PolicyDataset.from_file(path, encoder, goal=goal, mode="progress", cache_dir=cache_dir, progress=False)
+
+    base = load(policy_input)
     arrays = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.name not in ("frames", "metadata", "rewards")}
-    arrays["rewards_vip"] = base.rewards if vip is not None else np.full_like(base.rewards, np.nan)
-    arrays["rewards_random"] = rand.rewards
-    arrays["rewards_td"] = (PolicyDataset.from_file(path, td, goal=goal, mode="progress", cache_dir=cache_dir, progress=False).rewards
-                            if td is not None else np.full_like(base.rewards, np.nan))
+    for name, encoder in reward_encoders.items():
+        arrays[f"rewards_{name}"] = load(encoder).rewards if encoder is not None else np.full_like(base.rewards, np.nan)
     arrays["metadata"] = base.metadata
     return arrays
 
@@ -305,18 +328,18 @@ def weight_shares(arrays: dict[str, Any], kinds: list[str], num_demos: int,
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(vip_name: str | None) -> None:
+def _init_worker(input_encoder: str) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _WORKER["vip_name"] = vip_name
+    _WORKER["input_name"] = input_encoder
 
 
-def _encoder(kind: str) -> Any:
-    if kind not in _WORKER:
-        vip, random, _ = build_encoders(_WORKER["vip_name"] or "vip-sim", "cpu")
-        _WORKER["vip"], _WORKER["random"] = vip, random
-    return _WORKER[kind]
+def _input_encoder() -> Any:
+    """The policy-input encoder of this worker's run (loaded once per worker)."""
+    if "input" not in _WORKER:
+        _WORKER["input"], _ = build_input_encoder(_WORKER["input_name"], "cpu")
+    return _WORKER["input"]
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -341,9 +364,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         result = train_rwr(RWRConfig(**common, **rwr), dataset, seed=job["seed"], progress=False)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    encoder = _encoder(job["input_encoder"])
     evaluation = evaluate_policy(result.policy, f"vip_envs/{job['task']}-v0", episodes=job["eval_episodes"], seed=EVAL_SEED,
-                                 encoder=encoder, num_envs=job["eval_episodes"], progress=False)
+                                 encoder=_input_encoder(), num_envs=job["eval_episodes"], progress=False)
     eval_s = time.perf_counter() - start
     steps = sum(e["length"] for e in evaluation["per_episode"])
     return {
@@ -438,16 +460,21 @@ def markdown(report: dict[str, Any]) -> str:
         f"standardised R, clipped at {cfg['max_weight']} (temperature and R per mix below). "
         f"Goal image of the embedding rewards: {cfg['goal']}."
     )
+    vip_name = report.get("vip_encoder", report["input_encoder"])  # reports before --input-encoder: input = vip encoder
+    if vip_name != report["input_encoder"] and not report.get("vip_missing"):
+        lines += ["", f"RWR(vip): the progress reward of `{vip_name}` toward the goal image; the policy input of every column "
+                      f"is `{report['input_encoder']}` (fingerprint {report.get('input_encoder_fingerprint')}), not `{vip_name}`."]
     if report.get("vip_encoder_note"):
-        lines += ["", f"`{report['input_encoder']}` weights used here (fingerprint {report['vip_encoder_fingerprint']}): "
+        lines += ["", f"`{vip_name}` weights used here (fingerprint {report['vip_encoder_fingerprint']}): "
                       f"{report['vip_encoder_note']}."]
     if report.get("td_encoder"):
         lines += ["", f"RWR(td): the same RWR with the progress reward of `{report['td_encoder']}` (the temporal-distance encoder, "
                       f"fingerprint {report.get('td_encoder_fingerprint')}) toward the same goal image; the policy input is the same "
                       f"`{report['input_encoder']}` embedding + proprio state as every other column."]
     if report.get("vip_missing"):
-        lines += ["", f"**`vip-sim` missing** ({report['vip_missing']}): the policy input uses the random encoder and the "
-                      "RWR(vip) column is empty; rerun this script once the weights exist."]
+        fallback = "the policy input uses the random encoder and " if report["input_encoder"].startswith("random") else ""
+        lines += ["", f"**`{vip_name}` missing** ({report['vip_missing']}): {fallback}the RWR(vip) column is empty; "
+                      "rerun this script once the weights exist."]
     for mix, part in report["mixes"].items():
         lines += ["", f"## Mix {mix}: {MIX_TITLES[mix]}", "", f"Demos per task (repeating in this order): {part['demo_mix']}. "
                   f"RWR: R = {part['rwr']['returns']} (gamma {part['rwr']['gamma']}), temperature {part['rwr']['temperature']}."]
@@ -520,8 +547,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="RWR return for every mix (default: per mix, RWR_SETTINGS, chosen on RWR(true) in pilots: "
                              "see the module docstring)")
     parser.add_argument("--max-weight", type=float, default=20.0)
-    parser.add_argument("--vip-encoder", default="vip-sim")
-    parser.add_argument("--td-encoder", default="td-sim", help="reward encoder of the RWR(td) column (policy input stays --vip-encoder)")
+    parser.add_argument("--vip-encoder", default="vip-sim", help="reward encoder of the RWR(vip) column")
+    parser.add_argument("--td-encoder", default="td-sim", help="reward encoder of the RWR(td) column")
+    parser.add_argument("--input-encoder", default=None,
+                        help="encoder whose embedding of the front frame (+ proprio state) every column's policy sees "
+                             "(default: --vip-encoder, falling back to the random encoder while its weights are missing; "
+                             "a named one must load)")
     parser.add_argument("--scaling-task", default="OpenDrawer")
     parser.add_argument("--scaling-demos", type=int, nargs="+", default=[5, 10, 20, 50])
     parser.add_argument("--no-scaling", action="store_true")
@@ -565,7 +596,11 @@ def main(argv: list[str] | None = None) -> int:
     vip, random, vip_missing = build_encoders(args.vip_encoder, "cpu")
     td, _, td_missing = build_encoders(args.td_encoder, "cpu")
     methods = [m for m in args.methods if not (vip is None and m == "RWR(vip)") and not (td is None and m == "RWR(td)")]
-    input_encoder = "vip" if vip is not None else "random"
+    input_name = args.input_encoder or args.vip_encoder
+    policy_input, input_missing = build_input_encoder(input_name, "cpu")
+    if input_missing and args.input_encoder is not None:  # only the default input falls back to the random encoder
+        parser.error(f"--input-encoder {args.input_encoder!r} could not be loaded ({input_missing})")
+    input_label = "random" if input_missing else encoder_label(input_name)
 
     rwr = {mix: dict(temperature=args.temperature if args.temperature is not None else RWR_SETTINGS[mix]["temperature"],
                      returns=args.returns or RWR_SETTINGS[mix]["returns"], max_weight=args.max_weight, gamma=0.99)
@@ -582,10 +617,10 @@ def main(argv: list[str] | None = None) -> int:
     for mix in args.mixes:
         for index, (task, size) in enumerate(pool_sizes.items()):
             path, goal, info = collect_demos(task, size, data_dir, seed=index + 1, mix=mix, failed=args.failed)
-            arrays = dataset_arrays(path, goal, vip, random, cache_dir, td=td)
+            arrays = dataset_arrays(path, goal, policy_input, {"vip": vip, "td": td, "random": random}, cache_dir)
             info["weight_share"] = weight_shares(arrays, mix_kinds(mix, size, args.failed), args.num_demos, rwr[mix])
             meta = arrays.pop("metadata")
-            file = arrays_dir / f"{path.stem}_{input_encoder}.npz"
+            file = arrays_dir / f"{path.stem}_{input_label}.npz"
             np.savez(file, metadata=json.dumps(meta), **arrays)
             arrays_path[mix, task] = file
             data_info[mix][task] = info
@@ -598,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- jobs
     train = dict(steps=args.steps, batch_size=args.batch_size, lr=1e-3, hidden=tuple(args.hidden), head="deterministic",
                  state_indices=(0, 1, 2, 3, 4, 5, 6, 7))
-    base = dict(train=train, eval_episodes=args.eval_episodes, input_encoder=input_encoder)
+    base = dict(train=train, eval_episodes=args.eval_episodes)
     scaling_methods = [m for m in args.scaling_methods if m in methods]
     if vip is None and "RWR(vip)" in args.scaling_methods and "RWR(true)" not in scaling_methods and "RWR(true)" in methods:
         scaling_methods.append("RWR(true)")
@@ -665,7 +700,9 @@ def main(argv: list[str] | None = None) -> int:
                        "train": {**train, "lr": 1e-3}, "max_weight": args.max_weight, "quick": args.quick, "failed": args.failed,
                        "suite_fingerprint": fingerprint,
                        "goal": "final front frame of one extra successful expert demo of the task (unseen seed)"},
-            "input_encoder": args.vip_encoder if vip is not None else "random (vip-sim missing)",
+            "input_encoder": f"random ({input_name} missing)" if input_missing else input_name,
+            "input_encoder_fingerprint": encoder_fingerprint(policy_input),
+            "vip_encoder": args.vip_encoder,
             "vip_encoder_fingerprint": encoder_fingerprint(vip) if vip is not None else None,
             "vip_encoder_note": (vip.config.get("training") or {}).get("note") if vip is not None else None,
             "vip_missing": vip_missing,
@@ -686,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
         return report
 
     context = mp.get_context("spawn")
-    with context.Pool(args.workers, initializer=_init_worker, initargs=(args.vip_encoder,)) as pool:
+    with context.Pool(args.workers, initializer=_init_worker, initargs=(input_name,)) as pool:
         for row in pool.imap_unordered(run_job, jobs):
             rows.append(row)
             print(f"[{len(rows)}/{len(jobs)}] mix {row['mix']} {row['task']} {row['method']} seed={row['seed']} "

@@ -1,0 +1,46 @@
+"""Tests for benchmarks/few_shot.py's policy-input option (``--input-encoder``): argument handling and the report text."""
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture()
+def few_shot(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the benchmark imports its siblings _common / _report
+    module = importlib.import_module("few_shot")
+    yield module
+    sys.modules.pop("few_shot", None)
+
+
+def test_a_named_input_encoder_that_does_not_load_is_a_clear_error(few_shot, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        few_shot.main(["--input-encoder", "no-such-encoder", "--tasks", "PushBlock", "--work-dir", str(tmp_path),
+                       "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "--input-encoder 'no-such-encoder' could not be loaded" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_encoder_label_is_a_safe_file_name_part(few_shot):
+    assert few_shot.encoder_label("td-sim") == "td-sim"
+    assert few_shot.encoder_label("runs/pretrain/encoder") == "runs_pretrain_encoder"
+
+
+def test_report_names_the_real_policy_input(few_shot):
+    committed = json.loads((BENCHMARKS / "results" / "few_shot.json").read_text())
+    text = few_shot.markdown(committed)  # a report from before the option: input = the vip encoder
+    assert "Policy input: `vip-sim` embedding" in text and "RWR(vip): the progress reward" not in text
+    report = copy.deepcopy(committed)
+    report.update(input_encoder="td-sim", input_encoder_fingerprint="abc", vip_encoder="vip-sim")
+    text = few_shot.markdown(report)
+    assert "Policy input: `td-sim` embedding" in text
+    assert "RWR(vip): the progress reward of `vip-sim`" in text and "is `td-sim` (fingerprint abc), not `vip-sim`" in text
+    assert "the policy input is the same `td-sim` embedding" in text
