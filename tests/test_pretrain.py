@@ -280,6 +280,45 @@ def test_fit_text_tower_fits_only_the_text_head_deterministically(tmp_path: Path
     assert float(first.distance(first.encode_text([videos[0].text]), goal)) < float(encoder.distance(encoder.encode_text([videos[0].text]), goal))
 
 
+def test_fit_text_tower_loss_is_its_formula_and_the_regression_moves_the_far_frames(tmp_path: Path) -> None:
+    """The steps-to-success regression (value_weight) against a plain transcription of TextFitConfig's loss on the
+    initial head (reinit=False: loss_before is the loss of the tower as given)."""
+    import copy
+
+    from vip_rl.pretrain import TextFitConfig, fit_text_tower
+
+    videos = synthetic_videos(n=4)
+    encoder = pretrain(tiny_config(objective="tdist", text="hashing", steps=2, eval_every=0), videos,
+                       out_dir=tmp_path / "td", progress=False)
+    ok = [True, True, False, True]
+    config = TextFitConfig(steps=80, batch_size=16, lr=1e-2, seed=1, reinit=False, goal_weight=0.5, value_weight=2.0,
+                           gamma=0.9, expectile=0.8, frame_stride=3)
+    with torch.no_grad():
+        goal_d, terms = [], []
+        for video, flag in zip(videos, ok):
+            if not flag:
+                continue
+            length = len(video.frames)  # 14: the last ceil(0.05 * 14) = 1 frame is the goal
+            index = sorted(set(range(0, length - 1, 3)) | {length - 1})
+            d = encoder.distance(encoder.encode_text([video.text] * len(index)), encoder.encode_images(video.frames[index]))
+            for i, di in zip(index, d.tolist()):
+                target = (1 - 0.9 ** (length - 1 - i)) / (1 - 0.9)
+                terms.append((0.8 if di > target else 0.2) * (di - target) ** 2)
+                if i == length - 1:
+                    goal_d.append(di)
+        expected = 0.5 * np.mean(goal_d) + 2.0 * np.mean(terms)
+    fitted = copy.deepcopy(encoder)
+    stats = fit_text_tower(fitted, videos, final_goal_ok=ok, config=config)
+    assert stats["pairs"] == len(terms) == 3 * 6 and stats["goal_pairs"] == 3
+    assert stats["loss_before"] == pytest.approx(expected, rel=1e-5)
+    assert stats["goal_distance_before"] == pytest.approx(np.mean(goal_d), rel=1e-5)
+    assert stats["loss_after"] < stats["loss_before"]
+    # the goal term alone (value_weight=0) sees only the goal frames: the old fit
+    only_goals = fit_text_tower(copy.deepcopy(encoder), videos, final_goal_ok=ok,
+                                config=TextFitConfig(steps=1, batch_size=4, reinit=False))
+    assert only_goals["pairs"] == only_goals["goal_pairs"] == 3
+
+
 @pytest.mark.parametrize("case, match", [
     ("no_text", "has no text tower"),
     ("flags", "one flag per video"),
@@ -297,7 +336,12 @@ def test_fit_text_tower_refuses_what_it_cannot_fit(tmp_path: Path, case: str, ma
 
 
 @pytest.mark.parametrize("kwargs, match", [({"steps": 0}, "steps must be"), ({"lr": 0.0}, "lr must be"),
-                                           ({"goal_fraction": 1.5}, "goal_fraction must be")])
+                                           ({"goal_fraction": 1.5}, "goal_fraction must be"),
+                                           ({"frame_stride": 0}, "frame_stride must be"),
+                                           ({"value_weight": -1.0}, "value_weight must be"),
+                                           ({"goal_weight": float("nan")}, "goal_weight must be"),
+                                           ({"goal_weight": 0.0}, "nothing to fit"),
+                                           ({"gamma": 1.0}, "gamma must be"), ({"expectile": 0.0}, "expectile must be")])
 def test_text_fit_config_is_checked(kwargs: dict, match: str) -> None:
     from vip_rl.pretrain import TextFitConfig
 

@@ -804,10 +804,16 @@ def pretrain(
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TextFitConfig:
-    """:func:`fit_text_tower`: fit an encoder's text tower onto its own (frozen) image tower's goal frames."""
+    """:func:`fit_text_tower`: fit an encoder's text tower onto its own (frozen) image tower.
+
+    The loss is ``goal_weight * mean d(psi(text), phi(g))`` over goal frames ``g`` (the instruction's median goal)
+    plus ``value_weight * expectile-weighted (d(psi(text), phi(s)) - (1 - gamma^n) / (1 - gamma))^2`` over the
+    frames ``s`` of successful videos, ``n`` the steps ``s`` still takes to the video's end: the instruction's
+    distance to a frame then counts that frame's steps to success, in the (discounted) step units of a ``tdist``
+    image tower. The defaults are the goal term alone (``value_weight=0``)."""
 
     steps: int = 3000
-    """Adam steps on (instruction, goal-frame embedding) pairs."""
+    """Adam steps on (instruction, frame embedding) pairs."""
     lr: float = 1e-3
     batch_size: int = 256
     goal_fraction: float = 0.05
@@ -818,9 +824,21 @@ class TextFitConfig:
     """Start the text tower's projection (``proj``: the MiniLM and hashing towers' trainable head) afresh, so the
     result depends only on the image tower, the videos and ``seed``; False continues from its current weights
     (a CLIP text transformer, which has no separate head, can only be fitted that way)."""
+    goal_weight: float = 1.0
+    """Weight of the mean distance to the goal frames."""
+    value_weight: float = 0.0
+    """Weight of the steps-to-success regression on every ``frame_stride``-th frame of the successful videos
+    (0: only goal frames are used)."""
+    gamma: float = 0.99
+    """Discount of the step counts: the image tower's ``tdist`` gamma, whose distances are discounted steps."""
+    expectile: float = 0.7
+    """Expectile of the regression: above 0.5 an over-long distance costs more than a short one, since a video's
+    steps (noisy, detour, play) over-count the shortest path (the tdist objective's reading of the data)."""
+    frame_stride: int = 2
+    """Every ``frame_stride``-th frame of a successful video (and its last) enters the regression."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size"):
+        for name in ("steps", "batch_size", "frame_stride"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -828,6 +846,16 @@ class TextFitConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if not 0 < self.goal_fraction <= 1:
             raise ValueError(f"goal_fraction must be in (0, 1], got {self.goal_fraction!r}")
+        for name in ("goal_weight", "value_weight"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.goal_weight == 0 and self.value_weight == 0:
+            raise ValueError("goal_weight and value_weight are both 0: nothing to fit")
+        if not 0 < self.gamma < 1:
+            raise ValueError(f"gamma must be in (0, 1), got {self.gamma!r}")
+        if not 0 < self.expectile < 1:
+            raise ValueError(f"expectile must be in (0, 1), got {self.expectile!r}")
 
 
 def fit_text_tower(
@@ -837,24 +865,27 @@ def fit_text_tower(
     final_goal_ok: Sequence[bool],
     config: TextFitConfig = TextFitConfig(),
 ) -> dict[str, float]:
-    """Fit ``encoder``'s text tower so that an instruction lands where its videos' goal frames are, under the
+    """Fit ``encoder``'s text tower so that an instruction lands where its successful videos say, under the
     *final* image tower (frozen; nothing else changes).
 
     During ``tdist`` pretraining the text tower chases the target network's goal frames, a moving target; a later
     stage (a fine-tune) moves the image tower again. This refit starts the tower's trainable parameters afresh
-    (seeded) and minimises ``mean d(psi(text), phi(g))`` over every (instruction, goal frame) pair, ``d`` the
-    encoder's metric: for an L2 metric the instruction lands on the geometric median of its goal frames, which
-    is at a typical goal's distance from every goal state (the mean, of squared distances, sits nearer the
-    goals' average end-effector pose). Fast: the goal frames are embedded once, then it trains on vectors.
+    (seeded) and minimises :class:`TextFitConfig`'s loss: the mean distance to the goal frames (for an L2 metric
+    the instruction lands on the geometric median of its goal frames) and, with ``value_weight``, a regression of
+    the instruction's distance to every frame onto that frame's discounted steps to success, so that the
+    distance to an instruction reads like the distance to a goal image all along the way (LIV's text value, fitted
+    in the image tower's metric). Fast: the frames are embedded once, then it trains on vectors.
 
     Args:
         encoder: an encoder with a text tower (modified in place).
-        videos: :class:`~vip_rl.data.Video` s with ``text``; only those with ``final_goal_ok`` give goal frames.
-        final_goal_ok: per video, whether its final frames reach the instruction's goal (a successful demo).
+        videos: :class:`~vip_rl.data.Video` s with ``text``; only those with ``final_goal_ok`` are used.
+        final_goal_ok: per video, whether it ends where the instruction is done (a successful demo).
         config: :class:`TextFitConfig`.
 
     Returns:
-        ``{"pairs", "instructions", "loss_before", "loss_after", "seconds"}`` (losses: mean distance over all pairs).
+        ``{"pairs", "goal_pairs", "instructions", "loss_before", "loss_after", "goal_distance_before",
+        "goal_distance_after", "seconds"}`` (losses: the fitted loss over all pairs; goal distances: the mean
+        distance to the goal frames).
 
     Raises:
         ValueError: an encoder without a text tower, ``final_goal_ok`` of another length, or no successful video
@@ -866,7 +897,9 @@ def fit_text_tower(
     if len(final_goal_ok) != len(videos):
         raise ValueError(f"final_goal_ok must have one flag per video ({len(videos)}), got {len(final_goal_ok)}")
     texts: list[str] = []
-    goals: list[torch.Tensor] = []
+    embeddings: list[torch.Tensor] = []
+    steps_left: list[np.ndarray] = []
+    is_goal: list[np.ndarray] = []
     was_training = encoder.training
     encoder.eval()
     for video, ok in zip(videos, final_goal_ok):
@@ -874,12 +907,22 @@ def fit_text_tower(
         if not ok or not text:
             continue
         frames = np.asarray(video.frames)
-        count = max(1, int(np.ceil(config.goal_fraction * len(frames))))
-        goals.append(encoder.encode_images(frames[len(frames) - count :]))
-        texts += [str(text)] * count
+        length = len(frames)
+        first_goal = length - max(1, int(np.ceil(config.goal_fraction * length)))
+        index = np.arange(first_goal, length)  # the goal frames, then (with the regression) every stride-th frame
+        if config.value_weight > 0:
+            index = np.union1d(np.arange(0, first_goal, config.frame_stride), index)
+        embeddings.append(encoder.encode_images(frames[index]))
+        texts += [str(text)] * len(index)
+        steps_left.append(length - 1 - index)
+        is_goal.append(index >= first_goal)
     if not texts:
         raise ValueError("fit_text_tower needs at least one video with an instruction (text) and final_goal_ok=True")
-    goal = torch.cat(goals)
+    frame = torch.cat(embeddings)
+    device = frame.device
+    steps = torch.as_tensor(np.concatenate(steps_left), dtype=torch.float64)
+    target = ((1 - config.gamma ** steps) / (1 - config.gamma)).to(device, frame.dtype)
+    goal_mask = torch.as_tensor(np.concatenate(is_goal), device=device)
     params = [p for p in encoder.text.parameters() if p.requires_grad]
     if config.reinit:
         head = getattr(encoder.text, "proj", None)
@@ -894,23 +937,37 @@ def fit_text_tower(
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(params, lr=config.lr)
 
-    def mean_distance() -> float:
-        with torch.no_grad():
-            return float(torch.cat([encoder.distance(encoder.encode_text(texts[i : i + 1024]), goal[i : i + 1024])
-                                    for i in range(0, len(texts), 1024)]).mean())
+    def loss_of(distance: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        goal = goal_mask[index]
+        loss = config.goal_weight * (distance * goal).sum() / goal.sum().clamp_min(1)
+        if config.value_weight > 0:
+            error = distance - target[index]
+            weight = torch.where(error > 0, config.expectile, 1 - config.expectile)
+            loss = loss + config.value_weight * (weight * error**2).mean()
+        return loss
 
-    before = mean_distance()
+    instructions = sorted(set(texts))  # each step embeds every instruction once, then indexes the pairs
+    which = torch.as_tensor([instructions.index(t) for t in texts], device=device)
+
+    def evaluate() -> tuple[float, float]:
+        with torch.no_grad():
+            distance = encoder.distance(encoder.encode_text(instructions)[which], frame)
+            return float(loss_of(distance, torch.arange(len(texts), device=device))), float(distance[goal_mask].mean())
+
+    loss_before, goal_before = evaluate()
     encoder.text.train()
     for _ in range(config.steps):
-        index = torch.randint(len(texts), (config.batch_size,), generator=generator)
-        predicted = encoder.encode_text([texts[i] for i in index.tolist()], grad=True)
-        loss = encoder.distance(predicted, goal[index.to(goal.device)]).mean()
+        index = torch.randint(len(texts), (config.batch_size,), generator=generator).to(device)
+        predicted = encoder.encode_text(instructions, grad=True)[which[index]]
+        loss = loss_of(encoder.distance(predicted, frame[index]), index)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     encoder.train(was_training)
-    return {"pairs": len(texts), "instructions": len(set(texts)), "loss_before": before, "loss_after": mean_distance(),
-            "seconds": time.perf_counter() - start}
+    loss_after, goal_after = evaluate()
+    return {"pairs": len(texts), "goal_pairs": int(goal_mask.sum()), "instructions": len(instructions),
+            "loss_before": loss_before, "loss_after": loss_after, "goal_distance_before": goal_before,
+            "goal_distance_after": goal_after, "seconds": time.perf_counter() - start}
 
 
 def _parse_pair(text: str) -> tuple[float, float]:
