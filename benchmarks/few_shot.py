@@ -160,9 +160,10 @@ def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, mix: 
     from vip_rl.collect import collect
     from vip_rl.data import read_episodes, write_episodes
 
-    name = f"{task}_{num_demos}" + ("" if mix == "A" else f"_mix{mix}") + ("" if failed == "cut" else f"_{failed}")
+    # the collection seed is in the names: a run over a subset of tasks seeds a task by its place in --tasks
+    name = f"{task}_{num_demos}_s{seed}" + ("" if mix == "A" else f"_mix{mix}") + ("" if failed == "cut" else f"_{failed}")
     out = data_dir / f"{name}.h5"
-    goal_file = data_dir / f"{task}_goal.npy"
+    goal_file = data_dir / f"{task}_goal_s{seed}.npy"
     kinds = mix_kinds(mix, num_demos, failed)
     counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
     others = wrong_task_choices(task)
@@ -207,7 +208,10 @@ def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, mix: 
                 tmp.unlink()
                 if goal_episode.success:
                     break
-            np.save(goal_file, goal_episode.frames["front"][-1])
+            partial = goal_file.with_name(f".{goal_file.name}")  # written whole, then renamed
+            with open(partial, "wb") as handle:
+                np.save(handle, goal_episode.frames["front"][-1])
+            os.replace(partial, goal_file)
     episodes = read_episodes(out, load_images=False)
     info = {
         "file": str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
