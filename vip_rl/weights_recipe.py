@@ -23,10 +23,12 @@ Candidate recipes (never exported; the default command is unchanged):
    process; small CNN at 64 px, cosine lr): goals are the final frames of successful episodes
    half of the time (``final_goal_prob``), swapped for another successful episode's final frame
    of the same task half of those times (:data:`GOAL_SWAP_PROB`), 3 shuffled negatives.
-   ``td-sim`` is trained in two stages (:data:`FINETUNES`): the temporal-distance config on the
+   ``td-sim`` is trained in three stages (:data:`FINETUNES`): the temporal-distance config on the
    five kinds above, then a short fine-tune at a lower rate with the high detours added (issue 17:
-   MPPI exploited the value in those unvisited states). Its third stage refits the text tower onto the final image
-   tower's goal frames (:data:`TEXT_FITS`), on vectors: a minute.
+   MPPI exploited the value in those unvisited states), then planner detours are collected with that
+   encoder (MPPI for a few dozen steps, then the expert: :func:`collect_planner_detours`) and a second
+   short fine-tune adds them (one DAgger round). Its last stage refits the text tower onto the final image
+   tower (:data:`TEXT_FITS`), on vectors.
 3. Export ``vip_rl/weights/<name>.safetensors`` + ``<name>.json`` with ``save_encoder``;
    the JSON's ``training`` entry records the command, data recipe, config and training time.
 
@@ -58,6 +60,9 @@ PLAY_TEXT = "play with the objects on the table"
 KINDS = ("expert", "noisy", "play", "detour", "goal_pose_detour")
 #: Detours through the space over the table (td-sim's second stage only, see :data:`FINETUNES`).
 HIGH_DETOUR = "high_detour"
+#: Planner detours (td-sim's third stage only, see :data:`FINETUNES`): MPPI with the previous stage's encoder, then
+#: the expert. Collected during training (they depend on that encoder), not by :func:`collect_data`.
+PLANNER_DETOUR = "planner_detour"
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,14 @@ class DataRecipe:
     """Corners (x, y, z in m) of the box the high waypoints are drawn from."""
     high_detour_seed: int = 7000
     """Seed of task ``t``'s high-detour file: ``high_detour_seed + t`` (the seeds the shipped td-sim used)."""
+    planner_detour_episodes: int = 40
+    """Planner detours per task (a DAgger-style stage, :func:`collect_planner_detours`): MPPI (the suite's table
+    settings, K=32, H=10) drives toward another seed's expert goal image with the previous stage's encoder for
+    ``planner_detour_steps`` steps, then the expert (``detour_noise``) solves the task."""
+    planner_detour_steps: tuple[int, int] = (10, 40)
+    """Range of the planner prefix length (uniform, inclusive)."""
+    planner_detour_seed: int = 9000
+    """Seed of task ``t``'s planner-detour file: ``planner_detour_seed + t``."""
     image_size: int = 96
     """Rendered frame side (the encoder resizes to its own input size)."""
     camera: str = "front"
@@ -108,7 +121,7 @@ class DataRecipe:
         if HELD_OUT_TASK in self.tasks:
             raise ValueError(f"tasks must not contain the held-out task {HELD_OUT_TASK!r}, got {self.tasks!r}")
         for name in ("expert_episodes", "noisy_episodes", "play_episodes", "detour_episodes", "goal_pose_detour_episodes",
-                     "high_detour_episodes"):
+                     "high_detour_episodes", "planner_detour_episodes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
@@ -170,20 +183,26 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
 
 @dataclass(frozen=True)
 class FineTune:
-    """A second training stage: fine-tune the first stage's encoder (and a fresh copy of it as the
-    target network) with these overrides of its config, on these video kinds."""
+    """A later training stage: fine-tune the previous stage's encoder (and a fresh copy of it as the
+    target network) with these overrides of its config, on these video kinds. A stage whose kinds include
+    :data:`PLANNER_DETOUR` first collects them with the previous stage's encoder."""
 
     overrides: dict[str, Any]
     kinds: tuple[str, ...]
 
 
-#: Bundled encoders trained in two stages (stage 2 starts from stage 1's encoder, written to OUT/NAME-ft).
-#: td-sim: the stage-1 value is right on the videos, but MPPI lifted the arm into states no video visits, where
-#: the distance read smaller than at the start (benchmarks/notes/temporal_distance.md); 3000 steps at lr 1e-4
+#: Bundled encoders trained in more than one stage (stage 2 starts from stage 1's encoder, written to OUT/NAME-ft;
+#: stage k > 2 from stage k - 1's, written to OUT/NAME-ft<k-1>).
+#: td-sim stage 2: the stage-1 value is right on the videos, but MPPI lifted the arm into states no video visits,
+#: where the distance read smaller than at the start (benchmarks/notes/temporal_distance.md); 3000 steps at lr 1e-4
 #: with the high detours make those states far (dev check, 6 episodes: OpenDrawer 5/6 vs 2/6 for the same
 #: fine-tune without them).
-FINETUNES: dict[str, FineTune] = {
-    "td-sim": FineTune({"steps": 3000, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR,)),
+#: td-sim stage 3 (session 6, DAgger-style): planner detours collected with stage 2's encoder, then 1500 steps at
+#: lr 1e-4 on every video. Dev check on seeds 100-119 (not the benchmark's), image goal: SlideDoor 0.15 -> 0.50,
+#: OpenDrawer 0.45 -> 0.50; the same 1500 steps without the planner detours: see the notes.
+FINETUNES: dict[str, tuple[FineTune, ...]] = {
+    "td-sim": (FineTune({"steps": 3000, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR,)),
+               FineTune({"steps": 1500, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR, PLANNER_DETOUR))),
 }
 #: Bundled encoders whose text tower is fitted last, onto the final image tower (stage 3,
 #: :func:`vip_rl.pretrain.fit_text_tower`, on the last stage's videos). td-sim: during training the text head chased the
@@ -408,6 +427,68 @@ def collect_high_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: 
                           attrs={"task": task, "embodiment": recipe.embodiment, "policy": HIGH_DETOUR, "seed": seed})
 
 
+def collect_planner_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, out: str | os.PathLike[str],
+                            encoder: Any, max_steps: int = 160) -> Path:
+    """Planner detours (DAgger for a value): MPPI with ``encoder`` toward another seed's expert goal image for a
+    random ``recipe.planner_detour_steps`` steps, then the (noisy) expert solves the task.
+
+    A planner exploits its value wherever no video went (benchmarks/notes/temporal_distance.md); these videos cover
+    exactly the states it reaches with this encoder and tie them to the goal with their true step counts, so the
+    next stage trained on them reads those states right. MPPI uses the settings of the suite's MPPI tables (K=32,
+    H=10, sigma 0.5, lambda 0.05, beta 0.5), seeded per episode. Skipped like :func:`collect_detours`; policy attr
+    ``"planner_detour"``.
+    """
+    import vip_envs
+    from vip_rl.data import write_episodes
+    from vip_rl.goals import expert_goal
+    from vip_rl.planning import MPPI, EmbeddingGoalCost, MujocoDynamics
+    from vip_rl.planning.episode import mppi_config_for
+
+    rng = np.random.default_rng(seed)
+    env = _detour_env(task, recipe, max_steps)
+    env.reset(seed=0)
+    config = mppi_config_for(env, num_samples=32, horizon=10, noise_sigma=0.5, temperature=0.05, noise_beta=0.5)
+    train_instructions = list(vip_envs.instructions(task, split="train"))
+    written: list[Any] = []
+    try:
+        with MujocoDynamics(env, nthread=1) as dynamics:
+            for _ in range(episodes):
+                env_seed = int(rng.integers(0, 2**31 - 1))
+                goal = expert_goal(vip_envs.env_id(task), seed=int(rng.integers(0, 2**31 - 1)))
+                prefix = int(rng.integers(recipe.planner_detour_steps[0], recipe.planner_detour_steps[1] + 1))
+                planner = MPPI(config, dynamics, EmbeddingGoalCost(encoder, goal), seed=env_seed)
+
+                def make_prefix(planner: Any = planner, env_seed: int = env_seed) -> Any:
+                    planner.reset(seed=env_seed)
+                    return lambda _obs: planner.plan(dynamics.get_state()).action.cpu().numpy().astype(np.float32)
+
+                run = _run_detour(env, env_seed=env_seed, prefix=prefix, prefix_policy=make_prefix, noise=recipe.detour_noise)
+                if run is not None:
+                    instruction = str(train_instructions[int(rng.integers(len(train_instructions)))])
+                    written.append(_detour_episode(env, run, recipe=recipe, task=task, instruction=instruction, env_seed=env_seed,
+                                                   policy=PLANNER_DETOUR, prefix=prefix))
+    finally:
+        env.close()
+    return write_episodes(out, written, env_id=vip_envs.env_id(task), cameras=(recipe.camera,), image_size=recipe.image_size,
+                          attrs={"task": task, "embodiment": recipe.embodiment, "policy": PLANNER_DETOUR, "seed": seed})
+
+
+def planner_detour_paths(data_dir: str | os.PathLike[str], recipe: DataRecipe = DATA) -> list[Path]:
+    """Where :func:`collect_planner_detours` writes the recipe's files, one per task."""
+    return [Path(data_dir) / f"{task}_{PLANNER_DETOUR}_{recipe.embodiment}.h5" for task in recipe.tasks]
+
+
+def collect_all_planner_detours(data_dir: str | os.PathLike[str], encoder: Any, recipe: DataRecipe = DATA) -> list[Path]:
+    """The recipe's planner detours with ``encoder``, task ``t`` seeded ``recipe.planner_detour_seed + t``
+    (existing files are kept: they belong to the encoder that wrote them, so clear them after retraining it)."""
+    paths = planner_detour_paths(data_dir, recipe)
+    for t, (task, path) in enumerate(zip(recipe.tasks, paths)):
+        if not path.is_file():
+            collect_planner_detours(task, episodes=recipe.planner_detour_episodes, recipe=recipe,
+                                    seed=recipe.planner_detour_seed + t, out=path, encoder=encoder)
+    return paths
+
+
 @dataclass
 class TrainingVideos:
     """Videos + the per-video metadata the trainer uses."""
@@ -471,7 +552,7 @@ def fit_text(name: str, encoder: Any, data: TrainingVideos) -> dict[str, Any]:
     from vip_rl.pretrain import fit_text_tower
 
     config = TEXT_FITS[name]
-    kinds = FINETUNES[name].kinds if name in FINETUNES else TRAIN_KINDS[name]
+    kinds = FINETUNES[name][-1].kinds if name in FINETUNES else TRAIN_KINDS[name]
     videos = data.select(kinds)
     stats = fit_text_tower(encoder, videos.videos, final_goal_ok=videos.final_goal_ok, config=config)
     print(f"{name}: text tower fitted on {stats['pairs']} frames ({stats['goal_pairs']} goal frames) of {stats['instructions']} "
@@ -511,7 +592,8 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
     return path
 
 
-def _text_fit_only(names: Sequence[str], data: TrainingVideos, *, export_weights: bool) -> int:
+def _text_fit_only(names: Sequence[str], data: TrainingVideos, *, export_weights: bool, data_dir: Path,
+                   paths: Sequence[Path]) -> int:
     """``--text-fit-only``: refit the bundled encoders' text towers on their bundled image towers and re-export, keeping
     the earlier stages' records (a text fit starts afresh, so this gives what the full recipe's last stage gives)."""
     from vip_rl.encoders import load_encoder
@@ -522,7 +604,15 @@ def _text_fit_only(names: Sequence[str], data: TrainingVideos, *, export_weights
         earlier = [stage for stage in training.get("stages") or [] if "text_fit_config" not in stage]
         if not earlier:
             raise SystemExit(f"{name}: the bundled weights record no training stages; run the full recipe (--only {name})")
-        stage = {**fit_text(name, encoder, data), "command": f"python -m vip_rl.weights_recipe --only {name} --text-fit-only"}
+        videos = data
+        if name in FINETUNES and PLANNER_DETOUR in FINETUNES[name][-1].kinds:  # written by the full recipe's last stage
+            detours = planner_detour_paths(data_dir)
+            missing = [str(p) for p in detours if not p.is_file()]
+            if missing:
+                raise SystemExit(f"{name}: --text-fit-only needs the planner detours its last stage trained on, missing "
+                                 f"{missing[0]} (+{len(missing) - 1} more); run the full recipe (--only {name})")
+            videos = load_training_videos([*paths, *detours], camera=DATA.camera)
+        stage = {**fit_text(name, encoder, videos), "command": f"python -m vip_rl.weights_recipe --only {name} --text-fit-only"}
         stages = [*earlier, stage]
         seconds = sum(s["train_seconds"] for s in stages)
         if export_weights:
@@ -553,7 +643,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
     default_mujoco_gl()
     out = Path(args.out)
-    paths = collect_data(out / "data" if args.data is None else Path(args.data), progress=not args.no_progress)
+    data_dir = out / "data" if args.data is None else Path(args.data)
+    paths = collect_data(data_dir, progress=not args.no_progress)
     data = load_training_videos(paths, camera=DATA.camera)
     print(f"training videos: {len(data.videos)} ({ {k: data.kinds.count(k) for k in KINDS + (HIGH_DETOUR,)} })", flush=True)
     for variant in args.variant or []:
@@ -566,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.variant:
         return 0
     if args.text_fit_only:
-        return _text_fit_only(args.only, data, export_weights=not args.no_export)
+        return _text_fit_only(args.only, data, export_weights=not args.no_export, data_dir=data_dir, paths=paths)
     for name in args.only or sorted(CONFIGS, reverse=True):
         config = CONFIGS[name] if args.steps is None else dataclasses.replace(CONFIGS[name], steps=args.steps)
         start = time.perf_counter()
@@ -575,19 +666,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
         stages = None
-        if name in FINETUNES:
-            stage = FINETUNES[name]
-            stages = [{"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(seconds, 1)}]
-            config = dataclasses.replace(config, **{**stage.overrides, **({} if args.steps is None else {"steps": args.steps})})
+        for index, stage in enumerate(FINETUNES.get(name, ())):
+            if stages is None:
+                stages = [{"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(seconds, 1)}]
             start = time.perf_counter()
-            encoder = train(name, data, out_dir=out / f"{name}-ft", config=config, progress=not args.no_progress,
-                            kinds=stage.kinds, init_from=out / name / "encoder")
+            collect_seconds = 0.0
+            if PLANNER_DETOUR in stage.kinds:
+                detours = collect_all_planner_detours(data_dir, encoder)
+                data = load_training_videos([*paths, *detours], camera=DATA.camera)
+                collect_seconds = time.perf_counter() - start
+                print(f"{name}: planner detours with stage {index + 1}'s encoder: {data.kinds.count(PLANNER_DETOUR)} videos in "
+                      f"{collect_seconds:.0f} s", flush=True)
+            config = dataclasses.replace(config, **{**stage.overrides, **({} if args.steps is None else {"steps": args.steps})})
+            previous = out / name if index == 0 else out / (f"{name}-ft" if index == 1 else f"{name}-ft{index}")
+            encoder = train(name, data, out_dir=out / (f"{name}-ft" if index == 0 else f"{name}-ft{index + 1}"), config=config,
+                            progress=not args.no_progress, kinds=stage.kinds, init_from=previous / "encoder")
             stage_seconds = time.perf_counter() - start
             counts = {kind: data.kinds.count(kind) for kind in stage.kinds}
-            stages.append({"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(stage_seconds, 1),
-                           "init_from": "stage 1"})
+            record = {"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(stage_seconds, 1),
+                      "init_from": f"stage {index + 1}"}
+            if collect_seconds:
+                record["collect_seconds"] = round(collect_seconds, 1)  # included in train_seconds: it needs the encoder
+            stages.append(record)
             seconds += stage_seconds
-            print(f"{name}: fine-tuned {config.steps} steps in {stage_seconds:.0f} s", flush=True)
+            print(f"{name}: stage {index + 2}: fine-tuned {config.steps} steps in {stage_seconds:.0f} s", flush=True)
         if name in TEXT_FITS:
             stages = stages if stages is not None else [{"pretrain_config": config.to_dict(), "videos_used": counts,
                                                         "train_seconds": round(seconds, 1)}]
