@@ -1,4 +1,4 @@
-"""Tests for vip_rl.weights_recipe: the detour collectors and the two-stage td-sim recipe (small, CPU)."""
+"""Tests for vip_rl.weights_recipe: the detour collectors and the multi-stage td-sim recipe (small, CPU)."""
 from __future__ import annotations
 
 import dataclasses

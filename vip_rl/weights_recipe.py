@@ -567,7 +567,7 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
            stages: list[dict[str, Any]] | None = None) -> Path:
     """Write ``vip_rl/weights/<name>.safetensors`` + ``.json`` (the JSON records the recipe).
 
-    ``counts``: training videos per kind (after the held-out filter); ``stages``: for a two-stage recipe, each
+    ``counts``: training videos per kind (after the held-out filter); ``stages``: for a recipe of several stages, each
     stage's config, video counts and seconds (``config`` is then the last stage's).
     """
     from vip_rl.encoders import save_encoder
