@@ -45,9 +45,10 @@ def test_finetune_stages_are_valid_configs():
             config = dataclasses.replace(wr.CONFIGS[name], **stage.overrides)  # raises on an unknown field
             assert config.steps < wr.CONFIGS[name].steps and config.lr < wr.CONFIGS[name].lr
             assert set(stage.kinds) <= set(wr.KINDS) | {wr.HIGH_DETOUR, wr.PLANNER_DETOUR}
-    second, third = wr.FINETUNES["td-sim"]
-    assert wr.HIGH_DETOUR in second.kinds and wr.PLANNER_DETOUR not in second.kinds
-    assert {wr.HIGH_DETOUR, wr.PLANNER_DETOUR} <= set(third.kinds)
+    second, *dagger = wr.FINETUNES["td-sim"]
+    assert wr.HIGH_DETOUR in second.kinds and wr.PLANNER_DETOUR not in second.kinds and second.planner_round == 0
+    assert [stage.planner_round for stage in dagger] == [1, 2]
+    assert all({wr.HIGH_DETOUR, wr.PLANNER_DETOUR} <= set(stage.kinds) for stage in dagger)
 
 
 @pytest.mark.slow
@@ -63,7 +64,9 @@ def test_planner_detours_follow_mppi_then_the_expert_and_are_deterministic(tmp_p
         assert a.attrs["policy"] == wr.PLANNER_DETOUR and a.success and a.task_progress[-1] >= 0.99
         assert 3 <= int(a.attrs["detour_steps"]) <= 5 < a.num_steps
         np.testing.assert_array_equal(a.frames["front"], b.frames["front"])  # seeded MPPI: the same videos
-    assert [p.name for p in wr.planner_detour_paths(tmp_path)] == [f"{t}_planner_detour_gripper.h5" for t in wr.DATA.tasks]
+    assert [p.name for p in wr.planner_detour_paths(tmp_path, 2)] == [f"{t}_planner_detour_r2_gripper.h5" for t in wr.DATA.tasks]
+    with pytest.raises(ValueError, match="round must be an int >= 1, got 0"):
+        wr.collect_all_planner_detours(tmp_path, encoder, 0)
 
 
 def test_negative_episode_count_is_refused():
@@ -71,9 +74,9 @@ def test_negative_episode_count_is_refused():
         dataclasses.replace(wr.DATA, high_detour_episodes=-1)
 
 
-def test_main_trains_td_sim_in_three_stages(tmp_path, monkeypatch):
-    """`--only td-sim --steps N`: stage 2 starts from stage 1's encoder with the FINETUNES overrides, stage 3 from
-    stage 2's after collecting planner detours with it; N steps each."""
+def test_main_trains_td_sim_in_four_stages(tmp_path, monkeypatch):
+    """`--only td-sim --steps N`: stage 2 starts from stage 1's encoder with the FINETUNES overrides; stages 3 and 4
+    each start from the previous one's after collecting a round of planner detours with it; N steps each."""
     calls = []
     videos = wr.TrainingVideos(videos=[None] * 3, groups=["a"] * 3, final_goal_ok=[True] * 3,
                                kinds=["expert", "noisy", wr.HIGH_DETOUR])
@@ -83,22 +86,25 @@ def test_main_trains_td_sim_in_three_stages(tmp_path, monkeypatch):
     monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
     monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: loads.append(list(paths)) or (videos if len(loads) == 1 else with_detours))
     collected = []
-    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda data_dir, encoder: collected.append((data_dir, encoder)) or [tmp_path / "pd.h5"])
+    monkeypatch.setattr(wr, "collect_all_planner_detours",
+                        lambda data_dir, encoder, round: collected.append((data_dir, encoder, round)) or [tmp_path / f"pd{round}.h5"])
     encoders = []
     monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append((data, kwargs)) or encoders.append(object()) or encoders[-1])
     fits = []
     monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data: fits.append((name, encoder, data)) or {"train_seconds": 1.0})
     assert wr.main(["--only", "td-sim", "--steps", "3", "--no-export", "--out", str(tmp_path)]) == 0
-    assert fits == [("td-sim", encoders[2], with_detours)]  # the text tower of the last stage's encoder, on its videos
-    assert collected == [(tmp_path / "data", encoders[1])]  # planner detours with stage 2's encoder
-    assert loads[-1] == [tmp_path / "base.h5", tmp_path / "pd.h5"]
-    (_, first), (_, second), (third_data, third) = calls
+    assert fits == [("td-sim", encoders[3], with_detours)]  # the text tower of the last stage's encoder, on its videos
+    # round 1 with stage 2's encoder, round 2 with stage 3's; each stage trains on every round so far
+    assert collected == [(tmp_path / "data", encoders[1], 1), (tmp_path / "data", encoders[2], 2)]
+    assert loads[1:] == [[tmp_path / "base.h5", tmp_path / "pd1.h5"], [tmp_path / "base.h5", tmp_path / "pd1.h5", tmp_path / "pd2.h5"]]
+    (_, first), (_, second), (third_data, third), (_, fourth) = calls
     assert first["out_dir"] == tmp_path / "td-sim" and first.get("init_from") is None and first["config"].steps == 3
     assert second["out_dir"] == tmp_path / "td-sim-ft" and second["init_from"] == tmp_path / "td-sim" / "encoder"
     assert second["config"].steps == 3 and second["config"].lr == wr.FINETUNES["td-sim"][0].overrides["lr"]
     assert second["kinds"] == wr.FINETUNES["td-sim"][0].kinds
     assert third["out_dir"] == tmp_path / "td-sim-ft2" and third["init_from"] == tmp_path / "td-sim-ft" / "encoder"
     assert third["kinds"] == wr.FINETUNES["td-sim"][1].kinds and third_data is with_detours
+    assert fourth["out_dir"] == tmp_path / "td-sim-ft3" and fourth["init_from"] == tmp_path / "td-sim-ft2" / "encoder"
 
 
 def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(tmp_path, monkeypatch):
@@ -118,7 +124,7 @@ def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(t
     monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data: {"text_fit_config": {}, "train_seconds": 2.0})
     exported = []
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
-    detours = wr.planner_detour_paths(tmp_path / "data")
+    detours = [p for r in (1, 2) for p in wr.planner_detour_paths(tmp_path / "data", r)]
     with pytest.raises(SystemExit, match="needs the planner detours its last stage trained on"):
         wr.main(["--only", "td-sim", "--text-fit-only", "--out", str(tmp_path)])
     detours[0].parent.mkdir(parents=True, exist_ok=True)

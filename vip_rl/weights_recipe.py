@@ -109,7 +109,7 @@ class DataRecipe:
     planner_detour_steps: tuple[int, int] = (10, 40)
     """Range of the planner prefix length (uniform, inclusive)."""
     planner_detour_seed: int = 9000
-    """Seed of task ``t``'s planner-detour file: ``planner_detour_seed + t``."""
+    """Seed of task ``t``'s planner-detour file of round ``k``: ``planner_detour_seed + 100 * (k - 1) + t``."""
     image_size: int = 96
     """Rendered frame side (the encoder resizes to its own input size)."""
     camera: str = "front"
@@ -184,11 +184,13 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
 @dataclass(frozen=True)
 class FineTune:
     """A later training stage: fine-tune the previous stage's encoder (and a fresh copy of it as the
-    target network) with these overrides of its config, on these video kinds. A stage whose kinds include
-    :data:`PLANNER_DETOUR` first collects them with the previous stage's encoder."""
+    target network) with these overrides of its config, on these video kinds. ``planner_round`` k > 0: first
+    collect round k of the planner detours with the previous stage's encoder (:func:`collect_all_planner_detours`);
+    the stage trains on every round collected so far (kind :data:`PLANNER_DETOUR`)."""
 
     overrides: dict[str, Any]
     kinds: tuple[str, ...]
+    planner_round: int = 0
 
 
 #: Bundled encoders trained in more than one stage (stage 2 starts from stage 1's encoder, written to OUT/NAME-ft;
@@ -197,12 +199,15 @@ class FineTune:
 #: where the distance read smaller than at the start (benchmarks/notes/temporal_distance.md); 3000 steps at lr 1e-4
 #: with the high detours make those states far (dev check, 6 episodes: OpenDrawer 5/6 vs 2/6 for the same
 #: fine-tune without them).
-#: td-sim stage 3 (session 6, DAgger-style): planner detours collected with stage 2's encoder, then 1500 steps at
-#: lr 1e-4 on every video. Dev check on seeds 100-119 (not the benchmark's), image goal: SlideDoor 0.15 -> 0.50,
-#: OpenDrawer 0.45 -> 0.50; the same 1500 steps without the planner detours: see the notes.
+#: td-sim stages 3 and 4 (session 6, DAgger): planner detours collected with the previous stage's encoder, then
+#: 1500 steps at lr 1e-4 on every video, twice. Dev check on seeds 100-119 (not the benchmark's), image goal,
+#: stage 2 / 3 / 4: SlideDoor 0.15 / 0.50 / 0.90, OpenDrawer 0.45 / 0.50 / 0.45; stage 3's 1500 steps without the
+#: planner detours: 0.25 and 0.50 (benchmarks/notes/temporal_distance.md).
+_DAGGER = {"steps": 1500, "lr": 1e-4, "warmup_steps": 100}
 FINETUNES: dict[str, tuple[FineTune, ...]] = {
     "td-sim": (FineTune({"steps": 3000, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR,)),
-               FineTune({"steps": 1500, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR, PLANNER_DETOUR))),
+               FineTune(_DAGGER, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), planner_round=1),
+               FineTune(_DAGGER, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), planner_round=2)),
 }
 #: Bundled encoders whose text tower is fitted last, onto the final image tower (stage 3,
 #: :func:`vip_rl.pretrain.fit_text_tower`, on the last stage's videos). td-sim: during training the text head chased the
@@ -473,19 +478,22 @@ def collect_planner_detours(task: str, *, episodes: int, recipe: DataRecipe, see
                           attrs={"task": task, "embodiment": recipe.embodiment, "policy": PLANNER_DETOUR, "seed": seed})
 
 
-def planner_detour_paths(data_dir: str | os.PathLike[str], recipe: DataRecipe = DATA) -> list[Path]:
-    """Where :func:`collect_planner_detours` writes the recipe's files, one per task."""
-    return [Path(data_dir) / f"{task}_{PLANNER_DETOUR}_{recipe.embodiment}.h5" for task in recipe.tasks]
+def planner_detour_paths(data_dir: str | os.PathLike[str], round: int, recipe: DataRecipe = DATA) -> list[Path]:
+    """Where :func:`collect_all_planner_detours` writes round ``round``'s files, one per task."""
+    return [Path(data_dir) / f"{task}_{PLANNER_DETOUR}_r{round}_{recipe.embodiment}.h5" for task in recipe.tasks]
 
 
-def collect_all_planner_detours(data_dir: str | os.PathLike[str], encoder: Any, recipe: DataRecipe = DATA) -> list[Path]:
-    """The recipe's planner detours with ``encoder``, task ``t`` seeded ``recipe.planner_detour_seed + t``
-    (existing files are kept: they belong to the encoder that wrote them, so clear them after retraining it)."""
-    paths = planner_detour_paths(data_dir, recipe)
+def collect_all_planner_detours(data_dir: str | os.PathLike[str], encoder: Any, round: int, recipe: DataRecipe = DATA) -> list[Path]:
+    """Round ``round`` of the recipe's planner detours with ``encoder``, task ``t`` seeded
+    ``recipe.planner_detour_seed + 100 * (round - 1) + t`` (existing files are kept: they belong to the encoder
+    that wrote them, so clear them after retraining it)."""
+    if isinstance(round, bool) or not isinstance(round, int) or round < 1:
+        raise ValueError(f"round must be an int >= 1, got {round!r}")
+    paths = planner_detour_paths(data_dir, round, recipe)
     for t, (task, path) in enumerate(zip(recipe.tasks, paths)):
         if not path.is_file():
             collect_planner_detours(task, episodes=recipe.planner_detour_episodes, recipe=recipe,
-                                    seed=recipe.planner_detour_seed + t, out=path, encoder=encoder)
+                                    seed=recipe.planner_detour_seed + 100 * (round - 1) + t, out=path, encoder=encoder)
     return paths
 
 
@@ -605,8 +613,9 @@ def _text_fit_only(names: Sequence[str], data: TrainingVideos, *, export_weights
         if not earlier:
             raise SystemExit(f"{name}: the bundled weights record no training stages; run the full recipe (--only {name})")
         videos = data
-        if name in FINETUNES and PLANNER_DETOUR in FINETUNES[name][-1].kinds:  # written by the full recipe's last stage
-            detours = planner_detour_paths(data_dir)
+        rounds = [stage.planner_round for stage in FINETUNES.get(name, ()) if stage.planner_round]
+        if rounds:  # written by the full recipe's later stages
+            detours = [path for r in rounds for path in planner_detour_paths(data_dir, r)]
             missing = [str(p) for p in detours if not p.is_file()]
             if missing:
                 raise SystemExit(f"{name}: --text-fit-only needs the planner detours its last stage trained on, missing "
@@ -666,16 +675,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
         stages = None
+        detours: list[Path] = []
         for index, stage in enumerate(FINETUNES.get(name, ())):
             if stages is None:
                 stages = [{"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(seconds, 1)}]
             start = time.perf_counter()
             collect_seconds = 0.0
-            if PLANNER_DETOUR in stage.kinds:
-                detours = collect_all_planner_detours(data_dir, encoder)
+            if stage.planner_round:
+                detours += collect_all_planner_detours(data_dir, encoder, stage.planner_round)
                 data = load_training_videos([*paths, *detours], camera=DATA.camera)
                 collect_seconds = time.perf_counter() - start
-                print(f"{name}: planner detours with stage {index + 1}'s encoder: {data.kinds.count(PLANNER_DETOUR)} videos in "
+                print(f"{name}: planner detours round {stage.planner_round} with stage {index + 1}'s encoder: "
+                      f"{data.kinds.count(PLANNER_DETOUR)} videos of all rounds, in "
                       f"{collect_seconds:.0f} s", flush=True)
             config = dataclasses.replace(config, **{**stage.overrides, **({} if args.steps is None else {"steps": args.steps})})
             previous = out / name if index == 0 else out / (f"{name}-ft" if index == 1 else f"{name}-ft{index}")
