@@ -290,6 +290,7 @@ def liv_file(tmp_path_factory: pytest.TempPathFactory, tiny_state) -> Path:
     return save_liv(tmp_path_factory.mktemp("liv") / "model.pt", tiny_state)
 
 
+@pytest.mark.slow  # over a second: make test runs it, make test-fast skips it
 def test_official_liv_matches_the_transcription(liv_file: Path, tiny_state) -> None:
     encoder = load_official_liv(liv_file)
     assert encoder.config["arch"] == "clip" and encoder.config["name"] == "liv-official" and encoder.metric == "cos"

@@ -197,7 +197,7 @@ def test_named_cameras_render_at_the_env_size_and_unknown_names_are_refused():
 
 
 # -- item 2: any way the env drives its arm ---------------------------------------------------------
-@pytest.mark.parametrize("name", ["pusher", "suite", "metaworld"])
+@pytest.mark.parametrize("name", ["pusher", "suite", pytest.param("metaworld", marks=pytest.mark.slow)])
 def test_backend_detection_and_rollouts_match_env_step(name):
     env = MAKERS[name]()
     try:
@@ -232,6 +232,7 @@ def test_step_backend_matches_env_step_and_the_fast_backend(name):
         _close(env)
 
 
+@pytest.mark.slow  # over a second: make test runs it, make test-fast skips it
 def test_metaworld_mocap_targets_follow_set_xyz_action():
     env = make_metaworld()
     try:

@@ -399,6 +399,7 @@ def test_official_vip_layout(tmp_path: Path) -> None:
     torch.testing.assert_close(via_load(x), enc(x))
 
 
+@pytest.mark.slow  # over a second: make test runs it, make test-fast skips it
 def test_official_r3m_layout(tmp_path: Path) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(12)
@@ -421,6 +422,7 @@ def test_official_r3m_layout(tmp_path: Path) -> None:
         torch.testing.assert_close(load_encoder(tmp_path / "tv.pth")(x), reference(x))
 
 
+@pytest.mark.slow  # over a second: make test runs it, make test-fast skips it
 def test_official_layout_errors(tmp_path: Path) -> None:
     state = {f"module.convnet.{k}": v for k, v in ResNet(18, embed_dim=None).state_dict().items()}
     torch.save({"vip": state}, tmp_path / "nofc.pt")

@@ -20,6 +20,7 @@ def few_shot(monkeypatch):
     sys.modules.pop("few_shot", None)
 
 
+@pytest.mark.slow  # over a second: make test runs it, make test-fast skips it
 def test_a_named_input_encoder_that_does_not_load_is_a_clear_error(few_shot, tmp_path, capsys):
     with pytest.raises(SystemExit, match="^2$") as exit_info:  # argparse usage error
         few_shot.main(["--input-encoder", "no-such-encoder", "--tasks", "PushBlock", "--work-dir", str(tmp_path),

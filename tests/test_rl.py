@@ -71,6 +71,7 @@ def test_ppo_run_writes_curve_video_and_logs(tmp_path):
     assert 2 <= len(frames) <= 101 and frames[0].shape == (SIZE, SIZE, 3)
 
 
+@pytest.mark.slow  # over a second: make test runs it, make test-fast skips it
 def test_cli_sac_text_goal(tmp_path, capsys):
     out = tmp_path / "sac"
     code = cli(["--task", "PressButton", "--algo", "sac", "--encoder", "random", "--goal", "text",

@@ -231,6 +231,7 @@ def test_pixel_observation_matches_render():
     np.testing.assert_allclose(results[0], results[2], atol=1e-6)
 
 
+@pytest.mark.slow  # over a second: make test runs it, make test-fast skips it
 def test_pusher_single_env_and_check_env():
     from gymnasium.utils.env_checker import check_env
 
@@ -509,6 +510,7 @@ def test_async_vector_env_matches_sync():
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.slow  # over a second: make test runs it, make test-fast skips it
 def test_vector_pusher_render_frames_match_single():
     num_envs, num_steps = 2, 5
     encoder = make_encoder()
