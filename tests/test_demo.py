@@ -55,3 +55,37 @@ def test_stages_skip_when_outputs_exist(quick_report: Path, capsys: pytest.Captu
 def test_bad_config(field: str, value: object, match: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=match):
         DemoConfig(out=tmp_path, **{field: value})
+
+
+def test_a_stage_is_reused_only_with_the_same_settings_and_encoder_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Stale results are redone: another configuration, changed weights behind an encoder, or a stage file that
+    records no key (written before keys existed)."""
+    import dataclasses
+
+    from vip_rl import demo
+
+    calls: list[str] = []
+    monkeypatch.setattr(demo.Demo, "stage_wrapper", lambda self, result: calls.append(self.config.td_encoder))
+    monkeypatch.setattr(demo, "write_report", lambda root, config, results: root / "report.md")
+    weights = tmp_path / "enc"
+    weights.mkdir()
+    (weights / "model.safetensors").write_bytes(b"first")
+    config = dataclasses.replace(DemoConfig.quick(tmp_path / "out"), td_encoder=str(weights))
+
+    def run(cfg: DemoConfig) -> str:
+        demo.Demo(cfg, quick=True).run(["wrapper"])
+        return capsys.readouterr().out
+
+    run(config)
+    assert "reusing" in run(config) and len(calls) == 1
+    assert "other settings or encoder weights; redoing it" in run(dataclasses.replace(config, seed=1)) and len(calls) == 2
+    run(config)  # back to the first settings: redone once more, then reused
+    (weights / "model.safetensors").write_bytes(b"second")  # the same name, other weights
+    assert "redoing it" in run(config) and len(calls) == 4
+    stage_file = tmp_path / "out" / "wrapper" / "stage.json"
+    saved = json.loads(stage_file.read_text())
+    stage_file.write_text(json.dumps({k: v for k, v in saved.items() if k != "key"}))
+    assert "redoing it" in run(config) and len(calls) == 5
+    # collect depends on the configuration only: new weights do not redo it
+    assert "encoders" not in demo.Demo(config).stage_key("collect") and "encoders" in demo.Demo(config).stage_key("mppi")

@@ -1,7 +1,7 @@
 """``vip-rl demo``: the main job end to end, on the bundled encoders and the vip_envs suite.
 
-Stages (each writes ``<out>/<stage>/stage.json`` and skips itself when that file exists,
-unless ``--force``):
+Stages (each writes ``<out>/<stage>/stage.json`` and skips itself when that file exists and was made with the
+same configuration and, after ``collect``, the same encoder weights, unless ``--force``):
 
 1. ``collect``       expert / noisy / play episodes and 20 mixed demos per task (``vip-rl collect``)
 2. ``encoders``      load the bundled ``td-sim`` (recommended), ``vip-sim`` and ``liv-sim`` (``--pretrain`` retrains them briefly)
@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import json
 import os
@@ -116,6 +117,27 @@ class StageResult:
     videos: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)
+    key: dict[str, Any] = field(default_factory=dict)  # what the results depend on (Demo.stage_key)
+
+
+def weights_digest(ref: str) -> str:
+    """A short digest of the files behind an encoder reference (a bundled name, a checkpoint file or folder)."""
+    from vip_rl.encoders.checkpoint import weights_dir
+
+    path = Path(ref)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    elif path.is_file():
+        files = [path]
+    else:
+        files = sorted(p for p in weights_dir().glob(f"{ref}.*") if p.is_file())
+    if not files:
+        return f"unresolved:{ref}"
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _vip_rl(argv: list[str], result: StageResult) -> None:
@@ -152,18 +174,30 @@ class Demo:
             return str(self.root / "encoders" / name / "encoder")
         return getattr(self.config, ROLES[name][1])
 
+    def stage_key(self, name: str) -> dict[str, Any]:
+        """What stage ``name``'s results depend on: the configuration and, after ``collect``, the encoders' weights
+        (their files' digests; a retrain's own stage depends on its configuration only)."""
+        key: dict[str, Any] = {"config": json.loads(json.dumps(asdict(self.config), default=str)), "quick": self.quick}
+        if name != "collect" and not (name == "encoders" and self.config.pretrain):
+            key["encoders"] = {role: weights_digest(self._encoder_ref(role)) for role in ROLES}
+        return key
+
     def run(self, stages: Sequence[str] = STAGES) -> Path:
         """Run (or reuse) each stage, then write the report; returns the report path."""
         results = []
         for name in stages:
             stage_file = self.root / name / "stage.json"
+            key = self.stage_key(name)
             if stage_file.exists() and not self.force:
-                print(f"[demo] {name}: reusing {stage_file} (--force redoes it)", flush=True)
-                results.append(StageResult(**json.loads(stage_file.read_text())))
-                continue
+                saved = StageResult(**json.loads(stage_file.read_text()))
+                if saved.key == key:
+                    print(f"[demo] {name}: reusing {stage_file} (--force redoes it)", flush=True)
+                    results.append(saved)
+                    continue
+                print(f"[demo] {name}: {stage_file} was made with other settings or encoder weights; redoing it", flush=True)
             print(f"[demo] {name} ...", flush=True)
             start = time.perf_counter()
-            result = StageResult(name=name)
+            result = StageResult(name=name, key=key)
             getattr(self, f"stage_{name}")(result)
             result.seconds = time.perf_counter() - start
             atomic_write_json(stage_file, asdict(result))
