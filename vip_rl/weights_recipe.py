@@ -347,6 +347,16 @@ def _detour_episode(env: Any, run: dict[str, Any], *, recipe: DataRecipe, task: 
     )
 
 
+def _write_detours(out: str | os.PathLike[str], episodes: list[Any], *, task: str, recipe: DataRecipe, policy: str,
+                   seed: int) -> Path:
+    """Write a detour collector's episodes like ``vip_rl.collect`` files (the file's ``policy`` and ``seed`` attrs)."""
+    import vip_envs
+    from vip_rl.data import write_episodes
+
+    return write_episodes(out, episodes, env_id=vip_envs.env_id(task), cameras=(recipe.camera,), image_size=recipe.image_size,
+                          attrs={"task": task, "embodiment": recipe.embodiment, "policy": policy, "seed": seed})
+
+
 def collect_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, out: str | os.PathLike[str], max_steps: int = 160,
                     to_goal_pose: bool = False) -> Path:
     """Detour demos: play for a random number of steps, then the (noisy) expert until success.
@@ -359,7 +369,6 @@ def collect_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, 
     ``vip_rl.collect`` files (policy attr ``"detour"``, ``detour_steps`` attr).
     """
     import vip_envs
-    from vip_rl.data import write_episodes
 
     rng = np.random.default_rng(seed)
     env = _detour_env(task, recipe, max_steps)
@@ -386,8 +395,7 @@ def collect_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, 
                                                policy="goal_pose_detour" if to_goal_pose else "detour", prefix=prefix))
     finally:
         env.close()
-    return write_episodes(out, written, env_id=vip_envs.env_id(task), cameras=(recipe.camera,), image_size=recipe.image_size,
-                          attrs={"task": task, "embodiment": recipe.embodiment, "policy": "detour", "seed": seed})
+    return _write_detours(out, written, task=task, recipe=recipe, policy="detour", seed=seed)
 
 
 def collect_high_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, out: str | os.PathLike[str],
@@ -399,7 +407,6 @@ def collect_high_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: 
     Skipped like :func:`collect_detours`; policy attr ``"high_detour"``.
     """
     import vip_envs
-    from vip_rl.data import write_episodes
 
     rng = np.random.default_rng(seed)
     env = _detour_env(task, recipe, max_steps)
@@ -428,8 +435,7 @@ def collect_high_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: 
                                                policy=HIGH_DETOUR, prefix=prefix))
     finally:
         env.close()
-    return write_episodes(out, written, env_id=vip_envs.env_id(task), cameras=(recipe.camera,), image_size=recipe.image_size,
-                          attrs={"task": task, "embodiment": recipe.embodiment, "policy": HIGH_DETOUR, "seed": seed})
+    return _write_detours(out, written, task=task, recipe=recipe, policy=HIGH_DETOUR, seed=seed)
 
 
 def collect_planner_detours(task: str, *, episodes: int, recipe: DataRecipe, seed: int, out: str | os.PathLike[str],
@@ -444,7 +450,6 @@ def collect_planner_detours(task: str, *, episodes: int, recipe: DataRecipe, see
     ``"planner_detour"``.
     """
     import vip_envs
-    from vip_rl.data import write_episodes
     from vip_rl.goals import expert_goal
     from vip_rl.planning import MPPI, EmbeddingGoalCost, MujocoDynamics
     from vip_rl.planning.episode import mppi_config_for
@@ -474,8 +479,7 @@ def collect_planner_detours(task: str, *, episodes: int, recipe: DataRecipe, see
                                                    policy=PLANNER_DETOUR, prefix=prefix))
     finally:
         env.close()
-    return write_episodes(out, written, env_id=vip_envs.env_id(task), cameras=(recipe.camera,), image_size=recipe.image_size,
-                          attrs={"task": task, "embodiment": recipe.embodiment, "policy": PLANNER_DETOUR, "seed": seed})
+    return _write_detours(out, written, task=task, recipe=recipe, policy=PLANNER_DETOUR, seed=seed)
 
 
 def planner_detour_paths(data_dir: str | os.PathLike[str], round: int, recipe: DataRecipe = DATA) -> list[Path]:
@@ -632,6 +636,11 @@ def _text_fit_only(names: Sequence[str], data: TrainingVideos, *, export_weights
     return 0
 
 
+def _stage_dir(out: Path, name: str, stage: int) -> Path:
+    """Run directory of ``name``'s training stage ``stage`` (1-based): OUT/NAME, OUT/NAME-ft, OUT/NAME-ft<stage - 1>."""
+    return out / (name if stage == 1 else f"{name}-ft" if stage == 2 else f"{name}-ft{stage - 1}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vip_rl.weights_recipe", description="Reproduce the bundled vip-sim / liv-sim weights.")
     parser.add_argument("--out", default="runs/weights", help="work directory for data and training runs")
@@ -689,9 +698,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{data.kinds.count(PLANNER_DETOUR)} videos of all rounds, in "
                       f"{collect_seconds:.0f} s", flush=True)
             config = dataclasses.replace(config, **{**stage.overrides, **({} if args.steps is None else {"steps": args.steps})})
-            previous = out / name if index == 0 else out / (f"{name}-ft" if index == 1 else f"{name}-ft{index}")
-            encoder = train(name, data, out_dir=out / (f"{name}-ft" if index == 0 else f"{name}-ft{index + 1}"), config=config,
-                            progress=not args.no_progress, kinds=stage.kinds, init_from=previous / "encoder")
+            encoder = train(name, data, out_dir=_stage_dir(out, name, index + 2), config=config, progress=not args.no_progress,
+                            kinds=stage.kinds, init_from=_stage_dir(out, name, index + 1) / "encoder")
             stage_seconds = time.perf_counter() - start
             counts = {kind: data.kinds.count(kind) for kind in stage.kinds}
             record = {"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(stage_seconds, 1),
