@@ -1,0 +1,132 @@
+"""Tests for benchmarks/_value_metrics.py's same-target PushBlock goals (issue 17) and the VOC computed with them."""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture()
+def metrics(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the module imports its sibling _common
+    module = importlib.import_module("_value_metrics")
+    yield module
+    sys.modules.pop("_value_metrics", None)
+
+
+def _pushblock_episodes(seeds: list[int], *, image_size: int = 32) -> list[SimpleNamespace]:
+    """Stand-ins for collect_eval's episodes: the reset state of each seed (what same_target_goals reads)."""
+    import gymnasium
+    import vip_envs
+
+    env = gymnasium.make(vip_envs.env_id("PushBlock"), image_size=image_size)
+    episodes = []
+    for seed in seeds:
+        env.reset(seed=seed)
+        episodes.append(SimpleNamespace(attrs={"seed": seed, "embodiment": "gripper", "task": "PushBlock"},
+                                        sim_states=env.unwrapped.get_state()[None],
+                                        frames={"front": np.zeros((1, image_size, image_size, 3), np.uint8)}))
+    env.close()
+    return episodes
+
+
+def test_same_target_goal_has_the_episodes_target_and_another_block_start(metrics, tmp_path):
+    import gymnasium
+    import vip_envs
+
+    episodes = _pushblock_episodes([3, 4])
+    goals = metrics.same_target_goals(episodes, cache=tmp_path)
+    env = gymnasium.make(vip_envs.env_id("PushBlock"), image_size=32)
+    layout = env.unwrapped.layout
+    target, block = 1 + layout.target, 1 + layout.block + np.arange(2)  # state = [time, qpos, ...]
+    assert goals.frames.shape == (2, 32, 32, 3) and goals.frames.dtype == np.uint8
+    for i, episode in enumerate(episodes):
+        own = episode.sim_states[0]
+        assert goals.seeds[i] >= episode.attrs["seed"] + metrics.SAME_TARGET_SEED_OFFSET
+        np.testing.assert_array_equal(goals.start_states[i][target], own[target])
+        np.testing.assert_allclose(goals.final_states[i][target], own[target], atol=1e-9)  # the marker stays put
+        assert np.linalg.norm(goals.start_states[i][block] - own[block]) > 0.01  # another block start
+        assert np.linalg.norm(goals.start_states[i][block] - own[target]) >= metrics.MIN_BLOCK_TARGET_DISTANCE
+        assert env.unwrapped.evaluate_states(goals.final_states[i])["success"]  # the block is on episode i's target
+    env.close()
+    # cached under a key of the episodes' seeds and targets: reused as is, never for other episodes
+    cached = metrics.same_target_goals(episodes, cache=tmp_path)
+    np.testing.assert_array_equal(cached.frames, goals.frames)
+    metrics.same_target_goals(episodes[:1], cache=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 2 and not list(tmp_path.glob(".*"))
+
+
+def test_same_target_goals_rejects_other_tasks(metrics):
+    episode = SimpleNamespace(attrs={"seed": 0, "embodiment": "gripper", "task": "OpenDrawer"}, sim_states=None, frames={})
+    with pytest.raises(ValueError, match=r"PushBlock episodes .* got tasks \['OpenDrawer'\]"):
+        metrics.same_target_goals([episode])
+    with pytest.raises(ValueError, match="at least one PushBlock episode"):
+        metrics.same_target_goals([])
+
+
+class _PixelEncoder:
+    """Toy encoder: the embedding is the top-left pixel's red value."""
+
+    def encode_images(self, images: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(images[:, 0, 0, :1], dtype=torch.float32)
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(a - b, dim=-1)
+
+
+def _ramp_episodes(n: int, steps: int = 6) -> list[SimpleNamespace]:
+    """Frames whose pixel value rises with time (10, 20, ...): any episode's final frame ranks them in order."""
+    frames = np.zeros((steps, 4, 4, 3), np.uint8)
+    frames[..., 0] = (10 * np.arange(1, steps + 1))[:, None, None]
+    return [SimpleNamespace(frames={"front": frames}, states=np.zeros((steps, 21), np.float32),
+                            task_progress=np.linspace(0, 1, steps, dtype=np.float32)) for _ in range(n)]
+
+
+def test_voc_same_target_is_computed_with_the_matched_goals(metrics):
+    episodes = {"PushBlock": _ramp_episodes(3)}
+    decoys = {"PushBlock": np.zeros((3, 4, 4, 3), np.uint8)}
+    goals = np.zeros((3, 4, 4, 3), np.uint8)  # value 0: farther from every later frame, the reverse order
+    goals[1, ..., 0] = 60  # the final frame's value: perfect order
+    row = metrics.value_metrics(_PixelEncoder(), episodes, decoys=decoys, matched_goals={"PushBlock": goals})["PushBlock"]
+    assert row["voc_other"] == pytest.approx(1.0)
+    assert row["voc_same_target"] == pytest.approx((-1.0 + 1.0 - 1.0) / 3)
+    assert row["voc_same_target_min"] == pytest.approx(-1.0)
+    plain = metrics.value_metrics(_PixelEncoder(), episodes, decoys=decoys)["PushBlock"]
+    assert "voc_same_target" not in plain and {k: row[k] for k in plain} == plain  # nothing else changes
+    with pytest.raises(ValueError, match=r"matched_goals\['PushBlock'\] must hold one goal frame per episode \(3\), got 2"):
+        metrics.value_metrics(_PixelEncoder(), episodes, decoys=decoys, matched_goals={"PushBlock": goals[:2]})
+
+
+def test_summarise_replaces_pushblock_by_its_same_target_voc(metrics):
+    row = {"episodes": 2, "voc_own": 1.0, "reach_voc": 0.9, "decoy_pass_rate": 1.0}
+    per_task = {"OpenDrawer": {**row, "voc_other": 0.97}, "PushBlock": {**row, "voc_other": 0.6},
+                "FlipSwitch": {**row, "voc_other": 0.5}}
+    summary = metrics.summarise(per_task, "FlipSwitch")
+    assert summary["voc_other_trained_min"] == 0.6 and "voc_other_trained_min_same_target" not in summary
+    per_task["PushBlock"]["voc_same_target"] = 0.99
+    summary = metrics.summarise(per_task, "FlipSwitch")
+    assert summary["voc_other_trained_min"] == 0.6 and summary["voc_other_trained_min_same_target"] == 0.97
+
+
+def test_representation_report_shows_the_same_target_figures(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import json
+
+    representation = importlib.import_module("representation")
+    try:
+        result = json.loads((BENCHMARKS / "results" / "representation.json").read_text())
+        text = representation.render(result)
+    finally:
+        for name in ("representation", "_value_metrics"):
+            sys.modules.pop(name, None)
+    for name, block in result["encoders"].items():
+        value = block["summary"]["voc_other_trained_min_same_target"]
+        assert f"| VOC other-episode goal, trained tasks, PushBlock goal with the same target (min) | {name} | {value:.3f} |" in text
+        assert f"PushBlock, goal from an episode with the **same target**: VOC {block['per_task']['PushBlock']['voc_same_target']:.3f}" in text
