@@ -1,7 +1,8 @@
 """The value metrics the representation and shortcut benchmarks share: held-out evaluation episodes, decoy states
 (the end effector where the goal has it, objects at their start), value-order correlation (VOC), the decoy test,
-PushBlock goal frames with the same push target as a given episode (:func:`same_target_goals`), and a randomly
-initialised twin of an encoder (the anchor every figure stands beside).
+PushBlock goal frames with the same push target as a given episode (:func:`same_target_goals`) and the decoys and
+decoy test against them (:func:`decoy_frames` with ``goal_states=``, ``value_metrics(matched_decoys=...)``), and a
+randomly initialised twin of an encoder (the anchor every figure stands beside).
 
 ``representation.py`` reports them for the bundled encoders; ``shortcut.py`` for its training variants and cameras.
 """
@@ -167,54 +168,102 @@ def first_object_motion(episode: Any, threshold: float = 2e-3) -> int:
     return int(np.argmax(moved)) if moved.any() else len(moved)
 
 
-def decoy_states(layout: Any, episodes: list[Any], partners: Sequence[int]) -> np.ndarray:
-    """Simulator states ``[N, S]``: episode i's first state with the end effector (and fingers) of episode
-    ``partners[i]``'s final state (``layout``: the env's ``unwrapped.layout``)."""
+def decoy_states(layout: Any, episodes: Sequence[Any], partners: Sequence[int] | None = None, *,
+                 goal_states: np.ndarray | None = None) -> np.ndarray:
+    """Decoy simulator states: each episode's first state with the end effector (and fingers) of a goal state.
+
+    Args:
+        layout: the env's ``unwrapped.layout`` (which qpos columns hold the end effector and fingers).
+        episodes: ``N`` episodes with ``sim_states`` float ``[T, S]``; the objects (and PushBlock's target) of
+            decoy i are episode i's at its start.
+        partners: the goal of decoy i is episode ``partners[i]``'s final state (``N`` indices).
+        goal_states: float ``[N, S]``, the goal state of each decoy given directly (e.g.
+            :func:`same_target_goals` ``.final_states``). Give exactly one of ``partners`` and ``goal_states``.
+
+    Returns:
+        float64 ``[N, S]``.
+
+    Raises:
+        ValueError: both or neither of ``partners`` and ``goal_states``, or not one goal per episode.
+    """
+    if (partners is None) == (goal_states is None):
+        raise ValueError(f"give exactly one of partners and goal_states, got partners={partners!r} and "
+                         f"goal_states {'None' if goal_states is None else np.shape(goal_states)}")
+    if goal_states is None:
+        goal_states = np.stack([np.asarray(episodes[j].sim_states[-1], dtype=np.float64) for j in partners])
+    goal_states = np.asarray(goal_states, dtype=np.float64)
+    states = np.stack([np.array(e.sim_states[0], dtype=np.float64) for e in episodes])
+    if goal_states.shape != states.shape:
+        raise ValueError(f"need one goal state per episode, shape {states.shape}, got {goal_states.shape}")
     cols = 1 + np.concatenate([layout.ee, layout.fingers])  # state = [time, qpos, qvel, ...]
-    states = []
-    for i, j in enumerate(partners):
-        state = np.array(episodes[i].sim_states[0], dtype=np.float64)
-        state[cols] = episodes[j].sim_states[-1][cols]
-        states.append(state)
-    return np.stack(states)
+    states[:, cols] = goal_states[:, cols]
+    return states
 
 
-def decoy_frames(task: str, episodes: list[Any], partners: list[int], *, embodiment: str, camera: str = "front") -> np.ndarray:
-    """The :func:`decoy_states` rendered at 96 px from ``camera``."""
+def decoy_frames(task: str, episodes: Sequence[Any], partners: Sequence[int] | None = None, *, embodiment: str,
+                 camera: str = "front", goal_states: np.ndarray | None = None) -> np.ndarray:
+    """The :func:`decoy_states` (of ``partners`` or ``goal_states``) rendered at 96 px from ``camera``: uint8 ``[N, 96, 96, 3]``."""
     import gymnasium
     import vip_envs
 
     env = gymnasium.make(vip_envs.env_id(task), render_mode="rgb_array", image_size=96, embodiment=embodiment)
     env.reset(seed=0)
     unwrapped = env.unwrapped
-    frames = np.asarray(unwrapped.render_states(decoy_states(unwrapped.layout, episodes, partners), camera=camera))
-    env.close()
+    try:
+        states = decoy_states(unwrapped.layout, episodes, partners, goal_states=goal_states)
+        frames = np.asarray(unwrapped.render_states(states, camera=camera))
+    finally:
+        env.close()
     return frames
 
+
+def half_progress_index(episode: Any) -> int:
+    """Index of the episode's first frame at >= 50% task progress (progress rescaled from its first to its last
+    frame): the frame every decoy test compares the decoy with."""
+    p = episode.task_progress.astype(np.float64)
+    p = (p - p[0]) / max(p[-1] - p[0], 1e-9)
+    return int(np.argmax(p >= 0.5))
 
 
 @torch.no_grad()
 def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: str = "gripper", decoys: dict[str, np.ndarray] | None = None,
-                  matched_goals: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+                  matched_goals: dict[str, np.ndarray] | None = None, matched_decoys: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
     """Per task: voc_own, voc_other, reach_voc, decoy pass rate and mean margin.
+
+    The decoy test of episode i: goal = episode ``(i + 1) % n``'s final frame, decoy = ``decoys[task][i]`` (default
+    :func:`decoy_frames` of those partners); pass when ``d(decoy, goal) > d(o_half, goal)``, ``o_half`` = episode i's
+    frame at :func:`half_progress_index`; margin = that difference over ``d(o_0, goal)``.
 
     ``matched_goals`` (task -> uint8 ``[n, H, W, 3]``, one goal frame per episode of that task, e.g.
     :func:`same_target_goals` ``.frames``) adds ``voc_same_target`` to those tasks: the mean over episodes of
-    Spearman(frame index, ``-d(phi(o_t), phi(goal_i))``).
+    Spearman(frame index, ``-d(phi(o_t), phi(goal_i))``). ``matched_decoys`` (task -> uint8 ``[n, H, W, 3]``, e.g.
+    :func:`decoy_frames` with ``goal_states=`` the matched goals' ``.final_states``; its tasks need ``matched_goals``)
+    adds ``decoy_same_target_pass_rate`` and ``decoy_same_target_margin``: the decoy test with ``goal_i`` as the goal.
+
+    Raises:
+        ValueError: ``matched_goals`` or ``matched_decoys`` without one frame per episode of a task, or a task in
+            ``matched_decoys`` but not in ``matched_goals``.
     """
+    matched_goals = matched_goals or {}
+    matched_decoys = matched_decoys or {}
+    if set(matched_decoys) - set(matched_goals):
+        raise ValueError(f"matched_decoys needs matched_goals for the same tasks, got decoys for {sorted(matched_decoys)} "
+                         f"and goals for {sorted(matched_goals)}")
     results: dict[str, dict[str, float]] = {}
     for task, eps in episodes.items():
         n = len(eps)
         if n < 2:
             continue
-        if matched_goals is not None and task in matched_goals and len(matched_goals[task]) != n:
-            raise ValueError(f"matched_goals[{task!r}] must hold one goal frame per episode ({n}), got {len(matched_goals[task])}")
+        for name, kind, given in (("matched_goals", "goal", matched_goals), ("matched_decoys", "decoy", matched_decoys)):
+            if task in given and len(given[task]) != n:
+                raise ValueError(f"{name}[{task!r}] must hold one {kind} frame per episode ({n}), got {len(given[task])}")
         partners = [(i + 1) % n for i in range(n)]
         z = [encoder.encode_images(e.frames["front"]) for e in eps]
         goals = torch.stack([zi[-1] for zi in z])
         own, other, reach, passes, margins = [], [], [], [], []
         frames_decoy = decoys[task] if decoys is not None else decoy_frames(task, eps, partners, embodiment=embodiment)
         zd = encoder.encode_images(frames_decoy)
+        halves = [half_progress_index(e) for e in eps]
         for i, e in enumerate(eps):
             g = goals[partners[i]]
             order = np.arange(len(z[i]))
@@ -225,9 +274,7 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
             moved = first_object_motion(e)
             if moved >= 4:
                 reach.append(spearman(np.arange(moved), -d[:moved]))
-            p = e.task_progress.astype(np.float64)
-            p = (p - p[0]) / max(p[-1] - p[0], 1e-9)
-            half = int(np.argmax(p >= 0.5))
+            half = halves[i]
             d_decoy = float(encoder.distance(zd[i], g).cpu())
             passes.append(d_decoy > d[half])
             margins.append((d_decoy - d[half]) / max(float(d[0]), 1e-9))
@@ -241,11 +288,18 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
             "decoy_pass_rate": float(np.mean(passes)),
             "decoy_margin": float(np.mean(margins)),
         }
-        if matched_goals is not None and task in matched_goals:
+        if task in matched_goals:
             zg = encoder.encode_images(matched_goals[task])
-            same = [spearman(np.arange(len(z[i])), -encoder.distance(z[i], zg[i][None]).cpu().numpy()) for i in range(n)]
+            d_matched = [encoder.distance(z[i], zg[i][None]).cpu().numpy() for i in range(n)]
+            same = [spearman(np.arange(len(d)), -d) for d in d_matched]
             results[task]["voc_same_target"] = float(np.mean(same))
             results[task]["voc_same_target_min"] = float(np.min(same))
+            if task in matched_decoys:
+                zmd = encoder.encode_images(matched_decoys[task])
+                d_decoy = [float(encoder.distance(zmd[i], zg[i]).cpu()) for i in range(n)]
+                results[task]["decoy_same_target_pass_rate"] = float(np.mean([d_decoy[i] > d_matched[i][halves[i]] for i in range(n)]))
+                results[task]["decoy_same_target_margin"] = float(np.mean(
+                    [(d_decoy[i] - d_matched[i][halves[i]]) / max(float(d_matched[i][0]), 1e-9) for i in range(n)]))
     return results
 
 
@@ -264,12 +318,17 @@ def summarise(per_task: dict[str, dict[str, float]], held_out: str) -> dict[str,
 
     When a trained task has ``voc_same_target`` (PushBlock, see :func:`same_target_goals`), also
     ``voc_other_trained_min_same_target``: the min over trained tasks of ``voc_other`` with that task's entry
-    replaced by its same-target VOC.
+    replaced by its same-target VOC. When a task has ``decoy_same_target_pass_rate``, also
+    ``decoy_pass_rate_same_target``: ``decoy_pass_rate`` (pooled over all tasks, weighted by episodes) with that
+    task's rate replaced by its same-target one.
     """
     trained = [t for t in per_task if t != held_out]
     extra = {}
     if any("voc_same_target" in per_task[t] for t in trained):
         extra["voc_other_trained_min_same_target"] = float(np.min([per_task[t].get("voc_same_target", per_task[t]["voc_other"]) for t in trained]))
+    if any("decoy_same_target_pass_rate" in v for v in per_task.values()):
+        extra["decoy_pass_rate_same_target"] = _pooled_decoy_pass_rate(
+            {t: v.get("decoy_same_target_pass_rate", v["decoy_pass_rate"]) for t, v in per_task.items()}, per_task)
     return {
         "voc_other_trained_mean": float(np.mean([per_task[t]["voc_other"] for t in trained])),
         "voc_other_trained_min": float(np.min([per_task[t]["voc_other"] for t in trained])),
@@ -278,6 +337,11 @@ def summarise(per_task: dict[str, dict[str, float]], held_out: str) -> dict[str,
         "voc_other_heldout": per_task[held_out]["voc_other"] if held_out in per_task else float("nan"),
         "voc_own_mean": float(np.mean([v["voc_own"] for v in per_task.values()])),
         "reach_voc_mean": float(np.nanmean([v["reach_voc"] for v in per_task.values()])),
-        "decoy_pass_rate": float(np.sum([v["decoy_pass_rate"] * v["episodes"] for v in per_task.values()]) / np.sum([v["episodes"] for v in per_task.values()])),
+        "decoy_pass_rate": _pooled_decoy_pass_rate({t: v["decoy_pass_rate"] for t, v in per_task.items()}, per_task),
         **extra,
     }
+
+
+def _pooled_decoy_pass_rate(rates: dict[str, float], per_task: dict[str, dict[str, float]]) -> float:
+    """Share of all episodes that pass: the per-task ``rates`` weighted by ``per_task[task]["episodes"]``."""
+    return float(np.sum([rates[t] * v["episodes"] for t, v in per_task.items()]) / np.sum([v["episodes"] for v in per_task.values()]))

@@ -1,4 +1,5 @@
-"""Tests for benchmarks/_value_metrics.py's same-target PushBlock goals (issue 17) and the VOC computed with them."""
+"""Tests for benchmarks/_value_metrics.py's same-target PushBlock goals (issue 17), the VOC and the decoy test computed
+with them, and the decoy states they share with the ordinary decoy test."""
 from __future__ import annotations
 
 import importlib
@@ -71,6 +72,58 @@ def test_same_target_goals_rejects_other_tasks(metrics):
         metrics.same_target_goals([])
 
 
+def test_same_target_decoy_has_the_goal_end_effector_and_the_episodes_block_and_target(metrics, tmp_path):
+    import gymnasium
+    import vip_envs
+
+    episodes = _pushblock_episodes([3, 4])
+    goals = metrics.same_target_goals(episodes, cache=tmp_path)
+    env = gymnasium.make(vip_envs.env_id("PushBlock"), render_mode="rgb_array", image_size=96)
+    env.reset(seed=0)
+    unwrapped = env.unwrapped
+    layout = unwrapped.layout
+    ee, fingers = 1 + layout.ee, 1 + layout.fingers  # state = [time, qpos, ...]
+    block, target = 1 + layout.block + np.arange(7), 1 + layout.target
+    states = metrics.decoy_states(layout, episodes, goal_states=goals.final_states)
+    frames = metrics.decoy_frames("PushBlock", episodes, goal_states=goals.final_states, embodiment="gripper")
+    for i, episode in enumerate(episodes):
+        own = episode.sim_states[0]
+        np.testing.assert_array_equal(states[i][ee], goals.final_states[i][ee])
+        np.testing.assert_array_equal(states[i][fingers], goals.final_states[i][fingers])
+        np.testing.assert_array_equal(states[i][block], own[block])  # the block where episode i starts ...
+        np.testing.assert_array_equal(states[i][target], own[target])  # ... and episode i's (= the goal's) target
+        assert np.linalg.norm(states[i][block[:2]] - goals.final_states[i][block[:2]]) > 0.05  # not the goal's block
+        others = np.setdiff1d(np.arange(len(own)), np.concatenate([ee, fingers]))
+        np.testing.assert_array_equal(states[i][others], own[others])
+    # rendered like the ordinary decoys (96 px, front camera, the episodes' embodiment)
+    assert frames.shape == (2, 96, 96, 3) and frames.dtype == np.uint8
+    np.testing.assert_array_equal(frames, unwrapped.render_states(states, camera="front"))
+    env.close()
+
+
+def test_decoy_states_of_partners_equal_those_of_their_final_states(metrics):
+    import gymnasium
+    import vip_envs
+
+    episodes = _pushblock_episodes([3, 4, 5])
+    for e, final in zip(episodes, _pushblock_episodes([6, 7, 8])):  # a distinct "final" state per episode
+        e.sim_states = np.concatenate([e.sim_states, final.sim_states])
+    env = gymnasium.make(vip_envs.env_id("PushBlock"), image_size=32)
+    layout = env.unwrapped.layout
+    env.close()
+    partners = [1, 2, 0]
+    by_partner = metrics.decoy_states(layout, episodes, partners)
+    finals = np.stack([episodes[j].sim_states[-1] for j in partners])
+    np.testing.assert_array_equal(by_partner, metrics.decoy_states(layout, episodes, goal_states=finals))
+    np.testing.assert_array_equal(by_partner[:, 1 + layout.ee], finals[:, 1 + layout.ee])
+    with pytest.raises(ValueError, match="exactly one of partners and goal_states"):
+        metrics.decoy_states(layout, episodes, partners, goal_states=finals)
+    with pytest.raises(ValueError, match="exactly one of partners and goal_states"):
+        metrics.decoy_states(layout, episodes)
+    with pytest.raises(ValueError, match=r"one goal state per episode, shape \(3, \d+\), got \(2, \d+\)"):
+        metrics.decoy_states(layout, episodes, goal_states=finals[:2])
+
+
 class _PixelEncoder:
     """Toy encoder: the embedding is the top-left pixel's red value."""
 
@@ -104,6 +157,41 @@ def test_voc_same_target_is_computed_with_the_matched_goals(metrics):
         metrics.value_metrics(_PixelEncoder(), episodes, decoys=decoys, matched_goals={"PushBlock": goals[:2]})
 
 
+def test_same_target_decoy_pass_rate_is_computed_against_the_matched_goals(metrics):
+    # ramp frames 10..60; the 50%-progress frame is index 3 (value 40); ordinary goal = partner's final frame (60)
+    episodes = {"PushBlock": _ramp_episodes(3)}
+    decoys = {"PushBlock": np.zeros((3, 4, 4, 3), np.uint8)}  # d = 60 > 20 from the ordinary goal: all pass
+    goals = np.zeros((3, 4, 4, 3), np.uint8)
+    goals[[0, 2], ..., 0] = 60
+    matched_decoys = np.zeros((3, 4, 4, 3), np.uint8)
+    matched_decoys[:, ..., 0] = np.array([30, 0, 50])[:, None, None]  # d to the matched goal 30 > 20, 0 < 40, 10 < 20
+    row = metrics.value_metrics(_PixelEncoder(), episodes, decoys=decoys, matched_goals={"PushBlock": goals},
+                                matched_decoys={"PushBlock": matched_decoys})["PushBlock"]
+    assert row["decoy_pass_rate"] == pytest.approx(1.0)
+    assert row["decoy_same_target_pass_rate"] == pytest.approx(1 / 3)
+    assert row["decoy_same_target_margin"] == pytest.approx(((30 - 20) / 50 + (0 - 40) / 10 + (10 - 20) / 50) / 3)
+    plain = metrics.value_metrics(_PixelEncoder(), episodes, decoys=decoys, matched_goals={"PushBlock": goals})["PushBlock"]
+    assert "decoy_same_target_pass_rate" not in plain and {k: row[k] for k in plain} == plain  # nothing else changes
+    with pytest.raises(ValueError, match=r"matched_decoys needs matched_goals .* decoys for \['PushBlock'\] and goals for \[\]"):
+        metrics.value_metrics(_PixelEncoder(), episodes, decoys=decoys, matched_decoys={"PushBlock": matched_decoys})
+    with pytest.raises(ValueError, match=r"matched_decoys\['PushBlock'\] must hold one decoy frame per episode \(3\), got 1"):
+        metrics.value_metrics(_PixelEncoder(), episodes, decoys=decoys, matched_goals={"PushBlock": goals},
+                              matched_decoys={"PushBlock": matched_decoys[:1]})
+
+
+@pytest.mark.parametrize(("same_target", "expected"), [(1.0, (3 * 0.5 + 4 * 1.0 + 1 * 1.0) / 8), (0.0, (3 * 0.5 + 4 * 0.0 + 1 * 1.0) / 8)])
+def test_summarise_pools_the_decoy_pass_rate_with_pushblocks_same_target_one(metrics, same_target, expected):
+    row = {"voc_own": 1.0, "voc_other": 0.9, "reach_voc": 0.9}
+    per_task = {"OpenDrawer": {**row, "episodes": 3, "decoy_pass_rate": 0.5}, "PushBlock": {**row, "episodes": 4, "decoy_pass_rate": 0.25},
+                "FlipSwitch": {**row, "episodes": 1, "decoy_pass_rate": 1.0}}
+    summary = metrics.summarise(per_task, "FlipSwitch")
+    assert summary["decoy_pass_rate"] == pytest.approx(3.5 / 8) and "decoy_pass_rate_same_target" not in summary
+    per_task["PushBlock"]["decoy_same_target_pass_rate"] = same_target
+    summary = metrics.summarise(per_task, "FlipSwitch")
+    assert summary["decoy_pass_rate"] == pytest.approx(3.5 / 8)  # unchanged
+    assert summary["decoy_pass_rate_same_target"] == pytest.approx(expected)
+
+
 def test_summarise_replaces_pushblock_by_its_same_target_voc(metrics):
     row = {"episodes": 2, "voc_own": 1.0, "reach_voc": 0.9, "decoy_pass_rate": 1.0}
     per_task = {"OpenDrawer": {**row, "voc_other": 0.97}, "PushBlock": {**row, "voc_other": 0.6},
@@ -130,3 +218,12 @@ def test_representation_report_shows_the_same_target_figures(monkeypatch):
         value = block["summary"]["voc_other_trained_min_same_target"]
         assert f"| VOC other-episode goal, trained tasks, PushBlock goal with the same target (min) | {name} | {value:.3f} |" in text
         assert f"PushBlock, goal from an episode with the **same target**: VOC {block['per_task']['PushBlock']['voc_same_target']:.3f}" in text
+        value = block["summary"]["decoy_pass_rate_same_target"]
+        rows = [line for line in text.splitlines() if f"| {name} |" in line and line.startswith("| decoy farther than 50%-progress frame")]
+        assert rows[:2] == [f"| decoy farther than 50%-progress frame (share of episodes) | {name} | {block['summary']['decoy_pass_rate']:.3f} "
+                            f"| {block['random_summary']['decoy_pass_rate']:.3f} | >= 0.90 | {rows[0].split(' | ')[-1]}",
+                            f"| decoy farther than 50%-progress frame, PushBlock goal with the same target (share of episodes) | {name} "
+                            f"| {value:.3f} | {block['random_summary']['decoy_pass_rate_same_target']:.3f} | >= 0.90 | {rows[1].split(' | ')[-1]}"]
+        pushblock, rnd = block["per_task"]["PushBlock"], block["random_per_task"]["PushBlock"]
+        assert (f"Decoy pass {pushblock['decoy_same_target_pass_rate']:.3f} (random {rnd['decoy_same_target_pass_rate']:.3f}; "
+                f"mean margin {pushblock['decoy_same_target_margin']:.3f})") in text
