@@ -89,3 +89,11 @@ def test_a_stage_is_reused_only_with_the_same_settings_and_encoder_weights(tmp_p
     assert "redoing it" in run(config) and len(calls) == 5
     # collect depends on the configuration only: new weights do not redo it
     assert "encoders" not in demo.Demo(config).stage_key("collect") and "encoders" in demo.Demo(config).stage_key("mppi")
+
+
+def test_the_demo_plans_with_the_mppi_command_defaults() -> None:
+    from vip_rl.planning.cli import DEFAULT_HORIZON, DEFAULT_NUM_SAMPLES, build_parser
+
+    args = build_parser().parse_args(["--env", "vip_envs/OpenDrawer-v0", "--goal", "expert"])
+    assert (args.num_samples, args.horizon) == (DEFAULT_NUM_SAMPLES, DEFAULT_HORIZON) == (32, 20)
+    assert (DemoConfig().mppi_samples, DemoConfig().mppi_horizon) == (DEFAULT_NUM_SAMPLES, DEFAULT_HORIZON)

@@ -61,10 +61,10 @@ class DemoConfig:
     """Suite tasks of the MPPI stage planned along a demo video's frames (``vip-rl mppi --subgoals``)."""
     mppi_episodes: int = 3
     """MPPI episodes per task and goal kind."""
-    mppi_samples: int = 64
-    """MPPI samples K."""
-    mppi_horizon: int = 10
-    """MPPI horizon H."""
+    mppi_samples: int = 32
+    """MPPI samples K (``vip-rl mppi``'s default, ``vip_rl.planning.cli.DEFAULT_NUM_SAMPLES``)."""
+    mppi_horizon: int = 20
+    """MPPI horizon H (``vip-rl mppi``'s default, ``vip_rl.planning.cli.DEFAULT_HORIZON``)."""
     mppi_max_steps: int = 100
     """Step limit of one MPPI episode."""
     policy_steps: int = 2000
