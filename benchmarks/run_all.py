@@ -41,6 +41,7 @@ TITLES = {
     "mppi_speed_sim": "MPPI planning: simulator backend speed",
     "mppi_speed_core": "MPPI planning: torch core speed",
     "mppi_kitchen": "MPPI planning: FrankaKitchen",
+    "mppi_cli": "MPPI planning: the `vip-rl mppi` command with its defaults",
     "mppi_ablations": "MPPI planning: ablations and findings",
     "latent_mppi": "MPPI over a learned latent model (no simulator in the loop)",
     "few_shot": "Few-shot policies (BC vs RWR)",
