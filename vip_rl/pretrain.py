@@ -891,6 +891,8 @@ def fit_text_tower(
         ValueError: an encoder without a text tower, ``final_goal_ok`` of another length, or no successful video
             with an instruction.
     """
+    from vip_rl.objectives import expectile_weight
+
     start = time.perf_counter()
     if not encoder.has_text:
         raise ValueError(f"encoder {encoder.config.get('name', '<unnamed>')!r} has no text tower to fit")
@@ -941,9 +943,8 @@ def fit_text_tower(
         goal = goal_mask[index]
         loss = config.goal_weight * (distance * goal).sum() / goal.sum().clamp_min(1)
         if config.value_weight > 0:
-            error = distance - target[index]
-            weight = torch.where(error > 0, config.expectile, 1 - config.expectile)
-            loss = loss + config.value_weight * (weight * error**2).mean()
+            error = distance - target[index]  # a distance too long (error > 0) weighs ``expectile``
+            loss = loss + config.value_weight * (expectile_weight(error, config.expectile) * error**2).mean()
         return loss
 
     instructions = sorted(set(texts))  # each step embeds every instruction once, then indexes the pairs
