@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +11,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture()
-def few_shot(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the benchmark imports its siblings _common / _report
-    module = importlib.import_module("few_shot")
-    yield module
-    sys.modules.pop("few_shot", None)
+def few_shot(benchmark_module):
+    return benchmark_module("few_shot")
 
 
 @pytest.mark.slow  # over a second: make test runs it, make test-fast skips it

@@ -3,22 +3,14 @@ smoke run of the real command."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture()
-def mppi_cli(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the benchmark imports its sibling _report
-    module = importlib.import_module("mppi_cli")
-    yield module
-    sys.modules.pop("mppi_cli", None)
+def mppi_cli(benchmark_module):
+    return benchmark_module("mppi_cli")
 
 
 def test_variant_is_a_label_and_flags(mppi_cli):

@@ -2,8 +2,6 @@
 with them, and the decoy states they share with the ordinary decoy test."""
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,11 +13,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture()
-def metrics(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the module imports its sibling _common
-    module = importlib.import_module("_value_metrics")
-    yield module
-    sys.modules.pop("_value_metrics", None)
+def metrics(benchmark_module):
+    return benchmark_module("_value_metrics")
 
 
 def _pushblock_episodes(seeds: list[int], *, image_size: int = 32) -> list[SimpleNamespace]:
@@ -203,17 +198,11 @@ def test_summarise_replaces_pushblock_by_its_same_target_voc(metrics):
     assert summary["voc_other_trained_min"] == 0.6 and summary["voc_other_trained_min_same_target"] == 0.97
 
 
-def test_representation_report_shows_the_same_target_figures(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+def test_representation_report_shows_the_same_target_figures(benchmark_module):
     import json
 
-    representation = importlib.import_module("representation")
-    try:
-        result = json.loads((BENCHMARKS / "results" / "representation.json").read_text())
-        text = representation.render(result)
-    finally:
-        for name in ("representation", "_value_metrics"):
-            sys.modules.pop(name, None)
+    result = json.loads((BENCHMARKS / "results" / "representation.json").read_text())
+    text = benchmark_module("representation").render(result)
     for name, block in result["encoders"].items():
         value = block["summary"]["voc_other_trained_min_same_target"]
         assert f"| VOC other-episode goal, trained tasks, PushBlock goal with the same target (min) | {name} | {value:.3f} |" in text
