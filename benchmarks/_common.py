@@ -28,10 +28,16 @@ from vip_rl.goals import expert_goal, resolve_encoder  # noqa: E402
 from vip_rl.planning.episode import run_episode  # noqa: E402
 
 __all__ = ["expert_goal", "resolve_encoder", "run_episode", "has_encoder", "describe_encoder", "describe_encoders",
-           "summarise_episodes", "GOAL_SEED_OFFSET"]
+           "summarise_episodes", "vip_rl_script", "GOAL_SEED_OFFSET"]
 
 #: image goals of the MPPI benchmarks: the final frame of a scripted-expert run from ``episode seed + 10000``
 GOAL_SEED_OFFSET = 10_000
+
+
+def vip_rl_script() -> str:
+    """The ``vip-rl`` console script of this interpreter's environment (next to ``sys.executable``), for the
+    benchmarks that run the command as a user would."""
+    return str(Path(sys.executable).with_name("vip-rl"))
 
 
 def has_encoder(name: str) -> bool:

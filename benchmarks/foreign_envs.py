@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 import _report
-from _common import ROOT, describe_encoders, has_encoder, resolve_encoder, run_episode, summarise_episodes
+from _common import ROOT, describe_encoders, has_encoder, resolve_encoder, run_episode, summarise_episodes, vip_rl_script
 from vip_rl.planning import MPPI, EmbeddingGoalCost, MujocoDynamics, OracleCost
 from vip_rl.planning.episode import mppi_config_for
 
@@ -251,7 +251,7 @@ def measure_mppi(case: EnvCase, encoders: dict[str, Any], *, seed: int, num_samp
 # -- in-domain pretraining -------------------------------------------------------------------------
 def in_domain_commands(*, episodes: int, steps: int, stride: int, out: Path) -> tuple[list[list[str]], list[str], Path]:
     """The user's commands: ``vip-rl collect`` per Meta-World task, then one ``vip-rl pretrain`` on all files."""
-    vip_rl = str(Path(sys.executable).with_name("vip-rl"))
+    vip_rl = vip_rl_script()
     collects, files = [], []
     for i, task in enumerate(METAWORLD_TASKS):
         path = out / "data" / f"{task}.h5"

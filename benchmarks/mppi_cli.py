@@ -27,22 +27,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import _report
+from _common import vip_rl_script
 
 HERE = Path(__file__).resolve().parent
 TARGET_SUCCESSES = 4
 DEFAULT_VARIANTS = ("K=64, H=10 (the default before session 7)=--num-samples 64 --horizon 10",)
 
 
-def vip_rl_command() -> list[str]:
-    """``vip-rl`` of this interpreter's environment (the console script next to ``sys.executable``), else ``-m``."""
-    script = Path(sys.executable).with_name("vip-rl")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "vip_rl.cli"]
-
-
 def run_command(args: list[str], *, workdir: Path) -> dict[str, Any]:
     """Run ``vip-rl mppi <args> --out <workdir>/run``; return its ``results.json`` plus the command and wall time."""
     out = workdir / "run"
-    cmd = [*vip_rl_command(), "mppi", *args, "--out", str(out)]
+    cmd = [vip_rl_script(), "mppi", *args, "--out", str(out)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True,
                           env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
