@@ -227,6 +227,7 @@ def test_cli_warns_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
         ({"gamma": 1.0}, "gamma"),
         ({"lr": 0.0}, "lr"),
         ({"crop_scale": (0.5, 1.2)}, "crop_scale"),
+        ({"channel_shuffle_prob": -0.1}, "channel_shuffle_prob"),
         ({"num_negatives": -1}, "num_negatives"),
         ({"goal_mode": "end"}, "goal_mode"),
         ({"lr_schedule": "step"}, "lr_schedule"),

@@ -86,6 +86,26 @@ def test_crop_is_shared_across_the_tuple() -> None:
     assert not all(torch.equal(batch.initial[0], batch.initial[i]) for i in range(1, 16))
 
 
+def test_channel_shuffle_recolours_whole_tuples_and_nothing_else() -> None:
+    videos = _videos()
+    plain = _plain(videos, batch_size=64, seed=4, with_text=True)
+    shuffled = _plain(videos, batch_size=64, seed=4, with_text=True, channel_shuffle_prob=0.5)
+    a, b = plain.batch(2), shuffled.batch(2)
+    perms = shuffled.channel_permutations(2)
+    recoloured = (perms != np.arange(3)).any(1)
+    assert 0 < recoloured.sum() < 64  # about half of the tuples
+    for name in ("initial", "goal", "current", "next", "text_frame"):
+        # every frame of a tuple gets its tuple's permutation; the tuples' frames are the unshuffled sampler's
+        assert np.array_equal(getattr(b, name).numpy(), np.take_along_axis(getattr(a, name).numpy(), perms[:, None, None, :], -1))
+        assert not torch.equal(getattr(a, name)[recoloured], getattr(b, name)[recoloured])
+    assert torch.equal(a.is_goal, b.is_goal) and a.text == b.text
+    # the permutations are a function of (seed, step), and the ranks slice the global batch
+    halves = [_plain(videos, batch_size=64, seed=4, channel_shuffle_prob=0.5, rank=r, world_size=2).batch(2) for r in range(2)]
+    assert torch.equal(torch.cat([h.current for h in halves]), b.current)
+    full = _plain(videos, batch_size=64, seed=4, channel_shuffle_prob=1.0).channel_permutations(2)
+    assert (full != np.arange(3)).any(1).all()
+
+
 def test_final_goal_modes_and_text() -> None:
     videos = _videos()
     final = _plain(videos, batch_size=64, goal_mode="final", with_text=True, seed=0)
@@ -135,6 +155,7 @@ def test_frames_are_resized_to_the_frame_size() -> None:
         ({"with_text": True, "videos": [Video(np.zeros((4, 8, 8, 3), np.uint8))]}, ValueError, "text"),
         ({"source_weights": {"nope": 1.0}}, ValueError, "nope"),
         ({"final_goal_ok": [True]}, ValueError, "final_goal_ok"),
+        ({"channel_shuffle_prob": 1.5}, ValueError, "channel_shuffle_prob"),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type, match: str) -> None:

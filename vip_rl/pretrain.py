@@ -137,6 +137,9 @@ class PretrainConfig:
     many more updates to count the early frames down."""
     crop_scale: tuple[float, float] = (0.8, 1.0)
     """Area range of the random-resized crop shared by a tuple's frames; (1, 1) disables it."""
+    channel_shuffle_prob: float = 0.0
+    """Share of tuples whose frames get a random permutation of their RGB channels (one per tuple): a colour
+    augmentation, so that the value cannot key on colour alone (e.g. an end effector's, across embodiments)."""
     goal_mode: Literal["random", "final"] = "random"
     """Goal frame: ``random`` (official VIP: uniform after the start) or ``final`` (last frame)."""
     final_goal_prob: float = 0.0
@@ -196,6 +199,8 @@ class PretrainConfig:
             raise ValueError(f"frame_stride must be an int >= 1, got {self.frame_stride!r}")
         if len(self.crop_scale) != 2 or not 0.0 < self.crop_scale[0] <= self.crop_scale[1] <= 1.0:
             raise ValueError(f"crop_scale must be (min, max) with 0 < min <= max <= 1, got {self.crop_scale!r}")
+        if not 0.0 <= float(self.channel_shuffle_prob) <= 1.0:
+            raise ValueError(f"channel_shuffle_prob must be in [0, 1], got {self.channel_shuffle_prob!r}")
         if self.goal_mode not in ("random", "final"):
             raise ValueError(f"goal_mode must be 'random' or 'final', got {self.goal_mode!r}")
         if not 0.0 <= float(self.final_goal_prob) <= 1.0:
@@ -686,7 +691,7 @@ def pretrain(
             crop_scale=config.crop_scale, goal_mode="geometric" if tdist else config.goal_mode, final_goal_prob=config.final_goal_prob,
             geometric_p=1.0 - config.gamma, random_goal_prob=config.random_goal_prob if tdist else 0.0,
             final_goal_ok=pick(final_goal_ok), with_text=config.objective == "liv" or (tdist and encoder.has_text), groups=pick(groups),
-            source_weights=source_weights, goal_swap_prob=goal_swap_prob, seed=config.seed, rank=dist.rank, world_size=dist.world_size,
+            source_weights=source_weights, goal_swap_prob=goal_swap_prob, channel_shuffle_prob=config.channel_shuffle_prob, seed=config.seed, rank=dist.rank, world_size=dist.world_size,
         )
         target: nn.Module | None = None
         if tdist:
@@ -1031,6 +1036,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frame-stride", type=int, default=defaults.frame_stride,
                         help="keep every N-th frame of each video, ending at the last (videos at a high frame rate)")
     parser.add_argument("--crop-scale", type=_parse_pair, default=defaults.crop_scale, help="min,max area of the shared random crop")
+    parser.add_argument("--channel-shuffle-prob", type=float, default=defaults.channel_shuffle_prob,
+                        help="share of tuples recoloured by a random RGB channel permutation (colour augmentation)")
     parser.add_argument("--goal-mode", choices=("random", "final"), default=defaults.goal_mode)
     parser.add_argument("--final-goal-prob", type=float, default=defaults.final_goal_prob)
     parser.add_argument("--goal-swap-prob", type=float, default=0.0,
@@ -1052,7 +1059,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
             lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
             gamma=args.gamma, num_negatives=args.num_negatives, l1_weight=args.l1_weight, l2_weight=args.l2_weight,
             vip_weight=args.vip_weight, text_weight=args.text_weight, nce_weight=args.nce_weight, temperature=args.temperature,
-            frame_stride=args.frame_stride, crop_scale=args.crop_scale, goal_mode=args.goal_mode,
+            frame_stride=args.frame_stride, crop_scale=args.crop_scale, channel_shuffle_prob=args.channel_shuffle_prob, goal_mode=args.goal_mode,
             final_goal_prob=args.final_goal_prob, eval_every=args.eval_every, eval_videos=args.eval_videos, ckpt_every=args.ckpt_every,
             log_every=args.log_every, prefetch=args.prefetch, seed=args.seed,
         )

@@ -4,7 +4,9 @@ A tuple is ``(o_0, g, o_t, o_t+1)`` from one video, drawn as in the official VIP
 start ``s`` uniform in ``[0, T-2)``, goal ``g`` uniform in ``(s, T-1]``, ``o_t`` uniform in
 ``[s, g)`` and ``o_t+1 = min(o_t + 1, g)``. One random-resized crop is drawn per tuple and
 applied to its four frames, so the crop never leaks temporal information. LIV tuples add
-the video's text.
+the video's text. ``channel_shuffle_prob`` recolours a share of the tuples by permuting their RGB channels (one
+permutation per tuple, shared by its frames, from a stream of its own: the rest of the batch is unchanged), so
+the value cannot key on colour alone, e.g. the colour of the end effector across embodiments.
 
 Temporal-distance tuples (``goal_mode="geometric"``, HILP's goal distribution): ``o_t`` uniform in
 ``[0, T-2]``, ``o_t+1 = o_t + 1``, and the goal is either a geometric future frame of the same video,
@@ -33,6 +35,9 @@ GoalMode = Literal["random", "final", "geometric"]
 
 #: fixed salt so that sampler streams differ from other consumers of the same seed.
 _SAMPLER_SALT = 0x5EED_7091
+_SHUFFLE_SALT = 0xC0_10B5
+#: the five non-identity permutations of (R, G, B)
+_CHANNEL_PERMUTATIONS = np.array([[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,8 @@ class TupleSampler:
         with_text: attach each video's text (raises if a video has none) and, in ``"random"``
             goal mode, a fifth frame from the video's last 5% for text alignment.
         groups: optional group key per video (e.g. the task name) for ``TupleBatch.label``.
+        channel_shuffle_prob: probability that a tuple's frames get a random non-identity permutation of their RGB
+            channels (the same for all of the tuple's frames); 0 (default) draws nothing and leaves batches as they were.
         source_weights: optional ``{source: weight}``; a video belongs to ``source`` if its
             ``.source`` equals it or starts with ``source + ":"`` (``load_videos`` names suite
             episodes ``file.h5:demo_3``). Videos are drawn by source first (weight-proportional;
@@ -171,6 +178,7 @@ class TupleSampler:
         with_text: bool = False,
         groups: Sequence[Any] | None = None,
         source_weights: Mapping[str, float] | None = None,
+        channel_shuffle_prob: float = 0.0,
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
@@ -201,6 +209,9 @@ class TupleSampler:
             raise ValueError(f"final_goal_prob must be in [0, 1], got {final_goal_prob!r}")
         if not 0.0 <= goal_swap_prob <= 1.0:
             raise ValueError(f"goal_swap_prob must be in [0, 1], got {goal_swap_prob!r}")
+        if not 0.0 <= float(channel_shuffle_prob) <= 1.0:
+            raise ValueError(f"channel_shuffle_prob must be in [0, 1], got {channel_shuffle_prob!r}")
+        self.channel_shuffle_prob = float(channel_shuffle_prob)
         self.batch_size = batch_size
         self.local_batch_size = batch_size // world_size
         self.image_size = int(image_size)
@@ -405,6 +416,8 @@ class TupleSampler:
         pixels = self.frames[flat]  # [b*k, F, F, 3] uint8, one gather
         out = self._crop(pixels, np.repeat(crop, k, axis=0))  # [b*k, S, S, 3]
         out = out.view(len(video), k, self.image_size, self.image_size, 3)
+        if self.channel_shuffle_prob > 0:
+            out = out.take_along_dim(torch.from_numpy(self.channel_permutations(step)[sl]).view(-1, 1, 1, 1, 3), dim=-1)
         texts = [self.texts[i] for i in video.tolist()] if self.with_text else None
         is_goal_t = torch.from_numpy(is_goal.copy())
         return TupleBatch(
@@ -422,6 +435,14 @@ class TupleSampler:
             step=int(step),
             next_is_goal=torch.from_numpy(idx["next_is_goal"][sl].copy()) if "next_is_goal" in idx else None,
         )
+
+    def channel_permutations(self, step: int) -> np.ndarray:
+        """The *global* batch's RGB channel orders int64 ``[B, 3]`` for batch ``step`` (identity where a tuple is not
+        recoloured); a pure function of ``(seed, step)`` drawn apart from the tuples' own stream."""
+        rng = np.random.default_rng([_SHUFFLE_SALT, self.seed, int(step)])
+        recolour = rng.random(self.batch_size) < self.channel_shuffle_prob
+        which = rng.integers(0, len(_CHANNEL_PERMUTATIONS), size=self.batch_size)
+        return np.where(recolour[:, None], _CHANNEL_PERMUTATIONS[which], np.arange(3)[None, :])
 
     def _crop(self, pixels: np.ndarray, crop: np.ndarray) -> torch.Tensor:
         """uint8 ``[N, F, F, 3]`` + boxes ``[N, 4]`` -> uint8 ``[N, S, S, 3]`` (bilinear)."""
