@@ -24,8 +24,10 @@ one), side by side with a randomly initialised encoder of the same architecture:
   rate with PushBlock's entry replaced by it (target >= 0.90).
 * LIV: top-1 retrieval of the right task from a final frame among the held-out paraphrases of all
   tasks' instructions (target >= 90%).
-* hand -> gripper: an encoder pretrained on ``hand`` videos only (``--hand-steps``), tested on
-  gripper episodes (target voc_other >= 0.8).
+* hand -> gripper: an encoder pretrained on ``hand`` videos only (``--hand-steps``; td-sim's config with
+  ``--hand-td-steps``, once as the recipe has it and once with the colour augmentation ``--hand-td-shuffle``, RGB
+  channel permutations, since the hand and the gripper differ mostly in colour), tested on gripper episodes (target
+  voc_other >= 0.8).
 * pretraining throughput: samples/s and the share of step time spent waiting for data.
 """
 from __future__ import annotations
@@ -129,11 +131,14 @@ def throughput(config: Any, videos: list[Any], *, steps: int, workdir: Path) -> 
     }
 
 
-def train_hand_encoder(steps: int, *, cache: Path, quick: bool = False, recipe_name: str = "vip-sim") -> tuple[str, float, int]:
+def train_hand_encoder(steps: int, *, cache: Path, quick: bool = False, recipe_name: str = "vip-sim",
+                       channel_shuffle_prob: float = 0.0) -> tuple[str, float, int]:
     """Collect hand-embodiment videos (the recipe's kinds, fewer episodes) and pretrain an encoder on them with the
-    bundled ``recipe_name`` config (``vip-sim``: VIP; ``td-sim``: temporal distance, image tower only).
+    bundled ``recipe_name`` config (``vip-sim``: VIP; ``td-sim``: temporal distance, image tower only), optionally with
+    the colour augmentation ``channel_shuffle_prob`` (``PretrainConfig.channel_shuffle_prob``).
 
-    Resumes (or returns at once) when ``cache/hand_run`` (``hand_run_td`` for td-sim) already holds the run.
+    Resumes (or returns at once) when ``cache/hand_run`` (``hand_run_td-sim`` for td-sim, ``..._shuffle<P>`` with
+    the augmentation) already holds the run.
     Returns ``(encoder path, seconds, number of videos)``.
     """
     from vip_rl.pretrain import pretrain
@@ -148,8 +153,11 @@ def train_hand_encoder(steps: int, *, cache: Path, quick: bool = False, recipe_n
     paths = collect_data(cache / "hand_data", recipe, progress=False)
     data = load_training_videos(paths)
     extra = {"text": "none"} if CONFIGS[recipe_name].objective == "tdist" else {}
-    cfg = dataclasses.replace(CONFIGS[recipe_name], steps=steps, eval_every=0, ckpt_every=max(steps // 5, 1), **extra)
+    cfg = dataclasses.replace(CONFIGS[recipe_name], steps=steps, eval_every=0, ckpt_every=max(steps // 5, 1),
+                              channel_shuffle_prob=channel_shuffle_prob, **extra)
     run = cache / ("hand_run" if recipe_name == "vip-sim" else f"hand_run_{recipe_name}")
+    if channel_shuffle_prob:
+        run = run.with_name(f"{run.name}_shuffle{channel_shuffle_prob:g}")
     tic = time.perf_counter()
     pretrain(cfg, data.videos, out_dir=run, groups=data.groups, final_goal_ok=data.final_goal_ok,
              goal_swap_prob=GOAL_SWAP_PROB, progress=False)
@@ -323,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "0 with --quick; a finished run in the cache is reused)")
     parser.add_argument("--hand-td-steps", type=int, default=None,
                         help="also train a hand-only td-sim encoder for this many steps (0: skip; default 4000, 0 with --quick)")
+    parser.add_argument("--hand-td-shuffle", type=float, default=1.0,
+                        help="also train the hand-only td-sim encoder with this channel_shuffle_prob (colour augmentation; 0: skip)")
     parser.add_argument("--throughput-steps", type=int, default=None, help="trainer steps for the throughput figure (default 40, quick 12; 0 skips)")
     parser.add_argument("--train-log", action="append", default=[], metavar="NAME=LOG_CSV",
                         help="also summarise the throughput recorded in a pretraining run's log.csv (repeatable)")
@@ -418,18 +428,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.hand_td_steps is None:
         args.hand_td_steps = 0 if args.quick else 4000
     if args.hand_td_steps > 0:
-        td_path, seconds, num_videos = train_hand_encoder(args.hand_td_steps, cache=cache, quick=args.quick, recipe_name="td-sim")
-        result["notes"].append(f"hand-only td-sim encoder: {args.hand_td_steps} steps of the td-sim config (image tower) on {num_videos} hand "
-                               f"videos; this call took {seconds:.0f} s (a finished run is reused)")
-        td_enc = load_encoder(td_path)
-        per_task = value_metrics(td_enc, episodes, decoys=decoys)
-        rnd = value_metrics(random_twin(td_enc), episodes, decoys=decoys)
-        hand["hand_td_trained_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in per_task.values()]))
-        hand["random_td_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in rnd.values()]))
-        hand["td_per_task_voc_other"] = {t: v["voc_other"] for t, v in per_task.items()}
-        targets.append({"metric": "hand-pretrained td-sim recipe (stage 1) on gripper, VOC other-episode goal (mean)", "encoder": td_path,
-                        "value": hand["hand_td_trained_on_gripper_voc_other_mean"], "random": hand["random_td_on_gripper_voc_other_mean"],
-                        "target": ">= 0.8", "status": _ok(hand["hand_td_trained_on_gripper_voc_other_mean"], 0.8)})
+        # the td-sim config as the recipe has it, then with the colour augmentation (RGB channel permutations)
+        variants = [("", 0.0)] + ([("_shuffle", args.hand_td_shuffle)] if args.hand_td_shuffle > 0 else [])
+        for suffix, shuffle in variants:
+            td_path, seconds, num_videos = train_hand_encoder(args.hand_td_steps, cache=cache, quick=args.quick, recipe_name="td-sim",
+                                                              channel_shuffle_prob=shuffle)
+            label = f" + channel shuffle {shuffle:g}" if shuffle else ""
+            result["notes"].append(f"hand-only td-sim encoder{label}: {args.hand_td_steps} steps of the td-sim config (image tower"
+                                   f"{', channel_shuffle_prob=%g' % shuffle if shuffle else ''}) on {num_videos} hand videos; this call "
+                                   f"took {seconds:.0f} s (a finished run is reused)")
+            td_enc = load_encoder(td_path)
+            per_task = value_metrics(td_enc, episodes, decoys=decoys)
+            rnd = value_metrics(random_twin(td_enc), episodes, decoys=decoys)
+            key = f"hand_td{suffix}"
+            hand[f"{key}_trained_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in per_task.values()]))
+            hand[f"random_td{suffix}_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in rnd.values()]))
+            hand[f"td{suffix}_per_task_voc_other"] = {t: v["voc_other"] for t, v in per_task.items()}
+            if shuffle:
+                hand[f"td{suffix}_channel_shuffle_prob"] = shuffle
+            value = hand[f"{key}_trained_on_gripper_voc_other_mean"]
+            targets.append({"metric": f"hand-pretrained td-sim recipe (stage 1){label} on gripper, VOC other-episode goal (mean)",
+                            "encoder": td_path, "value": value, "random": hand[f"random_td{suffix}_on_gripper_voc_other_mean"],
+                            "target": ">= 0.8", "status": _ok(value, 0.8)})
     if hand_path:
         hand_enc = load_encoder(hand_path)
         per_task = value_metrics(hand_enc, episodes, decoys=decoys)
