@@ -25,7 +25,7 @@ one), side by side with a randomly initialised encoder of the same architecture:
 * LIV: top-1 retrieval of the right task from a final frame among the held-out paraphrases of all
   tasks' instructions (target >= 90%).
 * hand -> gripper: an encoder pretrained on ``hand`` videos only (``--hand-steps``; td-sim's config with
-  ``--hand-td-steps``, once as the recipe has it and once with the colour augmentation ``--hand-td-shuffle``, RGB
+  ``--hand-td-steps``; each once as the recipe has it and once with the colour augmentation ``--hand-shuffle``, RGB
   channel permutations, since the hand and the gripper differ mostly in colour), tested on gripper episodes (target
   voc_other >= 0.8).
 * pretraining throughput: samples/s and the share of step time spent waiting for data.
@@ -331,8 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "0 with --quick; a finished run in the cache is reused)")
     parser.add_argument("--hand-td-steps", type=int, default=None,
                         help="also train a hand-only td-sim encoder for this many steps (0: skip; default 4000, 0 with --quick)")
-    parser.add_argument("--hand-td-shuffle", type=float, default=1.0,
-                        help="also train the hand-only td-sim encoder with this channel_shuffle_prob (colour augmentation; 0: skip)")
+    parser.add_argument("--hand-shuffle", type=float, default=1.0,
+                        help="also train each hand-only encoder with this channel_shuffle_prob (colour augmentation; 0: skip)")
     parser.add_argument("--throughput-steps", type=int, default=None, help="trainer steps for the throughput figure (default 40, quick 12; 0 skips)")
     parser.add_argument("--train-log", action="append", default=[], metavar="NAME=LOG_CSV",
                         help="also summarise the throughput recorded in a pretraining run's log.csv (repeatable)")
@@ -416,50 +416,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["encoders"][name] = block
 
     # --- embodiment transfer ---------------------------------------------------------------
-    hand_path = args.hand_encoder
+    hand: dict[str, Any] = {}
+
+    def hand_row(path: str, key: str, metric: str) -> None:
+        """VOC with another episode's goal on the gripper episodes, for an encoder trained on hand videos."""
+        enc = load_encoder(path)
+        per_task = value_metrics(enc, episodes, decoys=decoys)
+        rnd = value_metrics(random_twin(enc), episodes, decoys=decoys)
+        value = hand[f"{key}_trained_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in per_task.values()]))
+        random_value = hand[f"random_{key}_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in rnd.values()]))
+        hand[f"{key}_per_task_voc_other"] = {t: v["voc_other"] for t, v in per_task.items()}
+        targets.append({"metric": metric, "encoder": path, "value": value, "random": random_value, "target": ">= 0.8", "status": _ok(value, 0.8)})
+
     if args.hand_steps is None:
         args.hand_steps = 0 if args.quick else 2000
-    if args.hand_steps > 0:
-        hand_path, seconds, num_videos = train_hand_encoder(args.hand_steps, cache=cache, quick=args.quick)
-        result["notes"].append(f"hand-only VIP encoder: {args.hand_steps} steps of the vip-sim config on {num_videos} hand videos "
-                               f"(expert, noisy, play, detour; held-out task excluded); this call took {seconds:.0f} s "
-                               f"(a finished run in {cache / 'hand_run'} is reused)")
-    hand: dict[str, Any] = {}
     if args.hand_td_steps is None:
         args.hand_td_steps = 0 if args.quick else 4000
-    if args.hand_td_steps > 0:
-        # the td-sim config as the recipe has it, then with the colour augmentation (RGB channel permutations)
-        variants = [("", 0.0)] + ([("_shuffle", args.hand_td_shuffle)] if args.hand_td_shuffle > 0 else [])
-        for suffix, shuffle in variants:
-            td_path, seconds, num_videos = train_hand_encoder(args.hand_td_steps, cache=cache, quick=args.quick, recipe_name="td-sim",
-                                                              channel_shuffle_prob=shuffle)
+    # each recipe as it is, then with the colour augmentation (RGB channel permutations; the hand and the gripper
+    # differ mostly in colour)
+    shuffles = [0.0] + ([args.hand_shuffle] if args.hand_shuffle > 0 else [])
+    for recipe_name, steps, key, what in (("vip-sim", args.hand_steps, "hand_vip", "VIP encoder (vip-sim config)"),
+                                          ("td-sim", args.hand_td_steps, "hand_td", "td-sim encoder (stage-1 config, image tower)")):
+        for shuffle in shuffles if steps > 0 else []:
+            path, seconds, num_videos = train_hand_encoder(steps, cache=cache, quick=args.quick, recipe_name=recipe_name,
+                                                           channel_shuffle_prob=shuffle)
             label = f" + channel shuffle {shuffle:g}" if shuffle else ""
-            result["notes"].append(f"hand-only td-sim encoder{label}: {args.hand_td_steps} steps of the td-sim config (image tower"
-                                   f"{', channel_shuffle_prob=%g' % shuffle if shuffle else ''}) on {num_videos} hand videos; this call "
-                                   f"took {seconds:.0f} s (a finished run is reused)")
-            td_enc = load_encoder(td_path)
-            per_task = value_metrics(td_enc, episodes, decoys=decoys)
-            rnd = value_metrics(random_twin(td_enc), episodes, decoys=decoys)
-            key = f"hand_td{suffix}"
-            hand[f"{key}_trained_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in per_task.values()]))
-            hand[f"random_td{suffix}_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in rnd.values()]))
-            hand[f"td{suffix}_per_task_voc_other"] = {t: v["voc_other"] for t, v in per_task.items()}
-            if shuffle:
-                hand[f"td{suffix}_channel_shuffle_prob"] = shuffle
-            value = hand[f"{key}_trained_on_gripper_voc_other_mean"]
-            targets.append({"metric": f"hand-pretrained td-sim recipe (stage 1){label} on gripper, VOC other-episode goal (mean)",
-                            "encoder": td_path, "value": value, "random": hand[f"random_td{suffix}_on_gripper_voc_other_mean"],
-                            "target": ">= 0.8", "status": _ok(value, 0.8)})
-    if hand_path:
-        hand_enc = load_encoder(hand_path)
-        per_task = value_metrics(hand_enc, episodes, decoys=decoys)
-        rnd = value_metrics(random_twin(hand_enc), episodes, decoys=decoys)
-        hand["hand_trained_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in per_task.values()]))
-        hand["random_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in rnd.values()]))
-        hand["per_task_voc_other"] = {t: v["voc_other"] for t, v in per_task.items()}
-        targets.append({"metric": "hand-pretrained encoder on gripper, VOC other-episode goal (mean)", "encoder": hand_path, "value": hand["hand_trained_on_gripper_voc_other_mean"], "random": hand["random_on_gripper_voc_other_mean"], "target": ">= 0.8", "status": _ok(hand["hand_trained_on_gripper_voc_other_mean"], 0.8)})
-    else:
+            result["notes"].append(f"hand-only {what}{label}: {steps} steps on {num_videos} hand videos (expert, noisy, play, "
+                                   f"detour; held-out task excluded){', channel_shuffle_prob=%g' % shuffle if shuffle else ''}; this "
+                                   f"call took {seconds:.0f} s (a finished run in {Path(path).parent} is reused)")
+            hand_row(path, key + ("_shuffle" if shuffle else ""),
+                     f"hand-pretrained {recipe_name} recipe{' (stage 1)' if recipe_name == 'td-sim' else ''}{label} on gripper, "
+                     f"VOC other-episode goal (mean)")
+    if args.hand_encoder:
+        hand_row(args.hand_encoder, "hand_given", "hand-pretrained encoder (--hand-encoder) on gripper, VOC other-episode goal (mean)")
+    if not (args.hand_encoder or args.hand_steps > 0 or args.hand_td_steps > 0):
         targets.append({"metric": "hand-pretrained encoder on gripper, VOC other-episode goal", "encoder": "-", "value": float("nan"), "target": ">= 0.8", "status": "not measured"})
+    if shuffles[1:]:
+        hand["channel_shuffle_prob"] = shuffles[1]
     if args.vip:
         try:
             hand_eps = collect_eval(vip_envs.TASKS, max(episodes_per_task // 2, 2), cache=cache, embodiment="hand")
