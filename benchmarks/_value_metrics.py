@@ -225,6 +225,12 @@ def half_progress_index(episode: Any) -> int:
     return int(np.argmax(p >= 0.5))
 
 
+def _decoy_test(d_decoy: float, d: np.ndarray, half: int) -> tuple[bool, np.floating]:
+    """One episode's decoy test against one goal: ``d`` = the episode's distances to the goal, ``half`` = its
+    :func:`half_progress_index`. Returns (decoy farther than the half-progress frame, that difference over ``d[0]``)."""
+    return bool(d_decoy > d[half]), (d_decoy - d[half]) / max(float(d[0]), 1e-9)
+
+
 @torch.no_grad()
 def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: str = "gripper", decoys: dict[str, np.ndarray] | None = None,
                   matched_goals: dict[str, np.ndarray] | None = None, matched_decoys: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
@@ -275,9 +281,9 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
             if moved >= 4:
                 reach.append(spearman(np.arange(moved), -d[:moved]))
             half = halves[i]
-            d_decoy = float(encoder.distance(zd[i], g).cpu())
-            passes.append(d_decoy > d[half])
-            margins.append((d_decoy - d[half]) / max(float(d[0]), 1e-9))
+            passed, margin = _decoy_test(float(encoder.distance(zd[i], g).cpu()), d, half)
+            passes.append(passed)
+            margins.append(margin)
         results[task] = {
             "episodes": n,
             "voc_own": float(np.mean(own)),
@@ -296,10 +302,9 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
             results[task]["voc_same_target_min"] = float(np.min(same))
             if task in matched_decoys:
                 zmd = encoder.encode_images(matched_decoys[task])
-                d_decoy = [float(encoder.distance(zmd[i], zg[i]).cpu()) for i in range(n)]
-                results[task]["decoy_same_target_pass_rate"] = float(np.mean([d_decoy[i] > d_matched[i][halves[i]] for i in range(n)]))
-                results[task]["decoy_same_target_margin"] = float(np.mean(
-                    [(d_decoy[i] - d_matched[i][halves[i]]) / max(float(d_matched[i][0]), 1e-9) for i in range(n)]))
+                tests = [_decoy_test(float(encoder.distance(zmd[i], zg[i]).cpu()), d_matched[i], halves[i]) for i in range(n)]
+                results[task]["decoy_same_target_pass_rate"] = float(np.mean([passed for passed, _ in tests]))
+                results[task]["decoy_same_target_margin"] = float(np.mean([margin for _, margin in tests]))
     return results
 
 
