@@ -24,7 +24,7 @@ from vip_envs.tasks import (
     task_metrics_generic,
 )
 
-CAMERAS: tuple[str, ...] = ("front", "left", "right", "close")
+CAMERAS: tuple[str, ...] = ("front", "left", "right", "close", "wrist")
 EMBODIMENTS: tuple[str, ...] = ("gripper", "hand")
 OBS_MODES: tuple[str, ...] = ("state", "pixels")
 

@@ -41,7 +41,7 @@ def effector_geoms_hidden_option() -> mujoco.MjvOption:
 # ----------------------------------------------------------------------------- API surface
 def test_registry_and_constants():
     assert len(TASKS) >= 7
-    assert vip_envs.CAMERAS == ("front", "left", "right", "close")
+    assert vip_envs.CAMERAS == ("front", "left", "right", "close", "wrist")
     for task in TASKS:
         spec = gym.spec(f"vip_envs/{task}-v0")
         assert spec.max_episode_steps == 100
@@ -357,6 +357,30 @@ def test_effector_moves_in_pixels():
         env.step(np.array([1.0, 0.0, 0.0, 0.0], np.float32))
     after = env.render().astype(int)
     assert (np.abs(after - before).sum(-1) > 30).sum() >= 60
+    env.close()
+
+
+@pytest.mark.parametrize("embodiment", vip_envs.EMBODIMENTS)
+def test_wrist_camera_rides_on_the_effector(embodiment):
+    """The wrist camera keeps its offset from the effector wherever it moves, the fixed cameras do not move,
+    and from above the block the wrist view shows the block (magenta) between the fingers."""
+    env = make("PickPlace", render_mode="rgb_array", obs_mode="pixels", cameras=("front", "wrist"), embodiment=embodiment)
+    obs, _ = env.reset(seed=1)
+    base = env.unwrapped
+    wrist, front = (mujoco.mj_name2id(base.model, mujoco.mjtObj.mjOBJ_CAMERA, name) for name in ("wrist", "front"))
+    qpos = base.data.qpos[None]
+    offset = base.data.cam_xpos[wrist] - base.layout.ee_pos(qpos)[0]
+    front_pos = base.data.cam_xpos[front].copy()
+    policy = vip_envs.expert(env)
+    for _ in range(12):  # the expert travels to above the block
+        obs, *_ = env.step(policy(obs))
+    ee = base.layout.ee_pos(base.data.qpos[None])[0]
+    np.testing.assert_allclose(base.data.cam_xpos[wrist] - ee, offset, atol=1e-6)
+    np.testing.assert_array_equal(base.data.cam_xpos[front], front_pos)
+    frame = obs["pixels_wrist"].astype(int)
+    magenta = (frame[..., 0] > 150) & (frame[..., 1] < 100) & (frame[..., 2] > 150)
+    assert magenta.sum() >= 30, f"{embodiment}: the block shows in {magenta.sum()} wrist pixels"
+    assert magenta.sum() > 3 * ((obs["pixels"][..., 0] > 150) & (obs["pixels"][..., 1] < 100) & (obs["pixels"][..., 2] > 150)).sum()
     env.close()
 
 

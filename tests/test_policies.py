@@ -5,6 +5,7 @@ the state is a 2-D position, the frame draws it as a bright square, success is r
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -502,3 +503,80 @@ def test_evaluate_unknown_env(encoder, dataset):
     policy = train_bc(BCConfig(steps=1, hidden=(8,)), dataset, progress=False).policy
     with pytest.raises(ValueError, match="could not be made"):
         evaluate_policy(policy, "CartPole-v1", episodes=1, encoder=encoder, progress=False)
+
+
+# ------------------------------------------------------------------------------------ pixel policies: pooling, shifts, a second camera
+def test_random_shift_is_an_edge_padded_crop():
+    from vip_rl.policies.trainers import random_shift
+
+    frames = torch.randint(0, 256, (64, 12, 10, 3), dtype=torch.uint8)
+    assert random_shift(frames, 0) is frames
+    out = random_shift(frames, 2, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.uint8 and out.shape == frames.shape
+    used = set()
+    for b in range(len(frames)):
+        padded = np.pad(frames[b].numpy(), ((2, 2), (2, 2), (0, 0)), mode="edge")  # plain transcription of DrQ's shift
+        crops = {(dy, dx) for dy in range(5) for dx in range(5) if np.array_equal(padded[dy:dy + 12, dx:dx + 10], out[b].numpy())}
+        assert crops, f"frame {b} is not a crop of its edge-padded frame"
+        used |= crops
+    assert len(used) >= 10  # offsets vary per frame
+    again = random_shift(frames, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # seeded
+
+
+def test_pixel_pool_sees_the_average_pooled_frame(tmp_path):
+    cfg = PolicyConfig(arch="cnn", state_dim=2, image_size=SIZE, hidden=(16,), cnn_channels=(8, 8), pixel_pool=2)
+    pooled = Policy(cfg)
+    plain = Policy(dataclasses.replace(cfg, image_size=SIZE // 2, pixel_pool=1))
+    plain.load_state_dict(pooled.state_dict())  # same weights: the conv stack sees 16 px either way
+    frames = torch.randint(0, 256, (3, SIZE, SIZE, 3), dtype=torch.uint8)
+    small = torch.nn.functional.avg_pool2d(frames.permute(0, 3, 1, 2).float(), 2).permute(0, 2, 3, 1)
+    state = torch.zeros(3, 2)
+    # the plain policy's input is the pooled frame, so feed its trunk the same float image
+    x = small.permute(0, 3, 1, 2) / 255.0 - 0.5
+    expected = plain.net(torch.cat([plain.pixel_trunk.convs(x).flatten(1), state], -1))
+    torch.testing.assert_close(pooled(state, pixels=frames)[0], torch.tanh(expected))
+    save_policy(pooled, tmp_path / "p")
+    assert load_policy(tmp_path / "p").config.pixel_pool == 2
+    for kwargs, match in (({"pixel_pool": 0}, "pixel_pool must be"), ({"pixel_pool": 3}, "must divide"),
+                          ({"pixel_pool": 4}, ">= 16 px")):
+        with pytest.raises(ValueError, match=match):
+            dataclasses.replace(cfg, **kwargs)
+    with pytest.raises(ValueError, match="random_shift"):
+        BCConfig(random_shift=-1)
+
+
+def _two_camera_episodes(episodes):
+    """The point env's episodes with a second camera, 'wrist', whose frames are the front frames inverted."""
+    return [dataclasses.replace(ep, frames={"front": ep.frames["front"], "wrist": 255 - ep.frames["front"]}) for ep in episodes]
+
+
+def test_frames_from_another_camera(tmp_path, encoder, expert_episodes, capsys):
+    episodes = _two_camera_episodes(expert_episodes[:4])
+    front = PolicyDataset.from_episodes(episodes, encoder, keep_frames=True)
+    wrist = PolicyDataset.from_episodes(episodes, encoder, keep_frames=True, frames_camera="wrist")
+    np.testing.assert_array_equal(wrist.frames, 255 - front.frames)  # the policy's frames come from the wrist ...
+    np.testing.assert_array_equal(wrist.rewards, front.rewards)     # ... the rewards still from the front camera
+    np.testing.assert_array_equal(wrist.embeddings, front.embeddings)
+    assert wrist.metadata["frames_camera"] == "wrist" and wrist.metadata["camera"] == "front"
+    result = train_bc(BCConfig(arch="cnn", steps=3, batch_size=8, hidden=(8,), cnn_channels=(8, 8), random_shift=2), wrist,
+                      progress=False)
+    assert result.policy.config.camera == "wrist" and math.isfinite(result.history[-1]["train/loss"])
+    with pytest.raises(ValueError, match="frames_camera='left' not found .* cameras \\['front', 'wrist'\\]"):
+        PolicyDataset.from_episodes(episodes, encoder, keep_frames=True, frames_camera="left")
+    # from a file, through the CLI
+    from vip_rl.policies.cli import train_cli
+
+    data = tmp_path / "demos.h5"
+    write_episodes(data, episodes, env_id=ENV_ID, cameras=["front", "wrist"], image_size=SIZE)
+    out = tmp_path / "cnn"
+    rc = train_cli(["bc", "--data", str(data), "--encoder", "random", "--out", str(out), "--arch", "cnn", "--policy-camera",
+                    "wrist", "--pixel-pool", "2", "--random-shift", "2", "--steps", "3", "--hidden", "8", "--state", "all",
+                    "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0
+    saved = json.loads((out / "policy.json").read_text())
+    assert saved["config"]["camera"] == "wrist" and saved["config"]["pixel_pool"] == 2
+    assert saved["metadata"]["train_config"]["random_shift"] == 2
+    rc = train_cli(["bc", "--data", str(data), "--encoder", "random", "--out", str(tmp_path / "mlp"), "--random-shift", "2"])
+    assert rc == 2 and "--random-shift only apply to --arch cnn" in capsys.readouterr().err
+    assert not (tmp_path / "mlp").exists()

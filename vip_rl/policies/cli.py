@@ -68,7 +68,7 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--encoder", default="td-sim", help="td-sim (default) | vip-sim | liv-sim | random | checkpoint path")
     parser.add_argument("--encoder-seed", type=int, default=0, help="seed of --encoder random")
     parser.add_argument("--out", required=True, help="output directory (policy.safetensors, policy.json, train_log.csv)")
-    parser.add_argument("--camera", default="front")
+    parser.add_argument("--camera", default="front", help="camera the encoder embeds (rewards, and the MLP policy's input)")
     parser.add_argument("--goal", default="success",
                         help="success (mean final frame of the successful demos, default) | final (each demo's own "
                              "final frame) | instruction (each demo's own, needs a text encoder) | goal file "
@@ -86,6 +86,13 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hidden", default="256,256", help="comma-separated hidden widths")
     parser.add_argument("--head", default="deterministic", choices=("deterministic", "gaussian"))
     parser.add_argument("--arch", default="mlp", choices=("mlp", "cnn"))
+    parser.add_argument("--policy-camera", default=None,
+                        help="--arch cnn: the camera the CNN policy sees (default --camera), e.g. wrist; rewards still "
+                             "come from --camera")
+    parser.add_argument("--pixel-pool", type=int, default=1,
+                        help="--arch cnn: average-pool frames by this factor first (2: 96 px seen at 48 px)")
+    parser.add_argument("--random-shift", type=int, default=0,
+                        help="--arch cnn: shift training frames by up to this many pixels (DrQ augmentation; 0 = off)")
     parser.add_argument("--state", default="proprio", choices=("proprio", "all", "none"),
                         help="state fed to the policy: proprio (vip_envs end-effector + fingers, default), all "
                              "(includes privileged object state), none (embeddings only)")
@@ -162,9 +169,16 @@ def train_cli(argv: list[str]) -> int:
     from .trainers import PROPRIO_INDICES, BCConfig, RWRConfig, config_to_dict, train_bc, train_rwr
 
     hidden = _parse_hidden(args.hidden)
+    if args.arch != "cnn":
+        given = [flag for flag, value, default in (("--policy-camera", args.policy_camera, None),
+                                                   ("--pixel-pool", args.pixel_pool, 1), ("--random-shift", args.random_shift, 0))
+                 if value != default]
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply to --arch cnn (the MLP policy sees --camera's embedding)")
     common = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=hidden, head=args.head,
                   arch=args.arch, use_state=args.state != "none",
-                  state_indices=PROPRIO_INDICES if args.state == "proprio" else None)
+                  state_indices=PROPRIO_INDICES if args.state == "proprio" else None,
+                  pixel_pool=args.pixel_pool, random_shift=args.random_shift)
     if args.algo == "bc":
         config: BCConfig = BCConfig(**common)
     else:
@@ -181,7 +195,7 @@ def train_cli(argv: list[str]) -> int:
     mode = "progress" if args.reward == "true" else args.reward
     dataset = PolicyDataset.from_file(
         args.data, encoder, camera=args.camera, goal=goal, mode=mode,
-        cache_dir=args.cache_dir or _default_cache_dir(), keep_frames=args.arch == "cnn",
+        cache_dir=args.cache_dir or _default_cache_dir(), keep_frames=args.arch == "cnn", frames_camera=args.policy_camera,
     )
     if env_action_dim is not None:
         dataset.check_action_dim(env_action_dim, env_id=args.env)

@@ -282,6 +282,7 @@ class PolicyDataset:
         mode: RewardMode = "progress",
         cache_dir: str | os.PathLike[str] | None = None,
         keep_frames: bool = False,
+        frames_camera: str | None = None,
         image_size: int | None = None,
         batch_size: int = 256,
         progress: bool = True,
@@ -297,6 +298,8 @@ class PolicyDataset:
             mode: ``"progress" | "distance" | "true"``.
             cache_dir: where embeddings are cached (``None``: no cache).
             keep_frames: keep uint8 frames ``[N, H, W, 3]`` (for ``arch="cnn"``).
+            frames_camera: whose frames ``keep_frames`` keeps (default: ``camera``), e.g. ``"wrist"`` for a
+                pixel policy on the wrist view whose rewards come from the front view's embedding.
             image_size: if given, the frame side the consumer expects; other sizes raise.
             batch_size: encoder batch size.
             progress: show a progress bar while embedding.
@@ -306,13 +309,14 @@ class PolicyDataset:
             wrong image size, NaN rewards, inconsistent actions.
         """
         source = Path(path)
-        episodes = read_demo_file(source, camera=camera)
+        second = keep_frames and frames_camera is not None and frames_camera != camera
+        episodes = read_demo_file(source, camera=None if second else camera)
         cache_file = None
         if cache_dir is not None and encoder is not None:
             cache_file = _cache_file(Path(cache_dir), source, camera, encoder_fingerprint(encoder))
         dataset = cls.from_episodes(
-            episodes, encoder, camera=camera, goal=goal, mode=mode, keep_frames=keep_frames, image_size=image_size,
-            batch_size=batch_size, progress=progress, cache_file=cache_file, source=str(source),
+            episodes, encoder, camera=camera, goal=goal, mode=mode, keep_frames=keep_frames, frames_camera=frames_camera,
+            image_size=image_size, batch_size=batch_size, progress=progress, cache_file=cache_file, source=str(source),
         )
         return dataset
 
@@ -326,6 +330,7 @@ class PolicyDataset:
         goal: Any = "final",
         mode: RewardMode = "progress",
         keep_frames: bool = False,
+        frames_camera: str | None = None,
         image_size: int | None = None,
         batch_size: int = 256,
         progress: bool = False,
@@ -334,8 +339,9 @@ class PolicyDataset:
     ) -> "PolicyDataset":
         """Build from in-memory episodes (``vip_rl.data.Episode`` or anything with the same fields).
 
-        Each episode needs ``frames[camera]`` uint8 ``[T+1, H, W, 3]``, ``states [T+1, S]``,
-        ``actions [T, A]``, ``rewards [T]`` and ``attrs`` (``success``, ``instruction``, ``env_id``).
+        Each episode needs ``frames[camera]`` uint8 ``[T+1, H, W, 3]`` (and ``frames[frames_camera]`` when
+        frames are kept from another camera), ``states [T+1, S]``, ``actions [T, A]``, ``rewards [T]`` and
+        ``attrs`` (``success``, ``instruction``, ``env_id``).
         See :meth:`from_file` for the other arguments and the errors.
         """
         if mode not in REWARD_MODES:
@@ -345,22 +351,35 @@ class PolicyDataset:
         episodes = list(episodes)
         if not episodes:
             raise ValueError(f"dataset {source!r} is empty: no episodes")
+        frames_camera = camera if frames_camera is None else frames_camera
+        cameras = [camera] if not keep_frames or frames_camera == camera else [camera, frames_camera]
         frames_list: list[np.ndarray] = []
+        kept_list: list[np.ndarray] = []
         lengths: list[int] = []
         action_dim: int | None = None
         state_dim: int | None = None
         frame_shape: tuple[int, ...] | None = None
         for index, ep in enumerate(episodes):
             frames_by_cam = getattr(ep, "frames", None)
-            if not isinstance(frames_by_cam, dict) or camera not in frames_by_cam:
-                available = sorted(frames_by_cam) if isinstance(frames_by_cam, dict) else []
-                raise ValueError(
-                    f"camera={camera!r} not found in episode {index} of {source!r}; the dataset has cameras {available}"
-                )
+            for cam in cameras:
+                if not isinstance(frames_by_cam, dict) or cam not in frames_by_cam:
+                    available = sorted(frames_by_cam) if isinstance(frames_by_cam, dict) else []
+                    flag = "camera" if cam == camera else "frames_camera"
+                    raise ValueError(
+                        f"{flag}={cam!r} not found in episode {index} of {source!r}; the dataset has cameras {available}"
+                    )
+                frames = np.asarray(frames_by_cam[cam])
+                if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+                    raise ValueError(f"episode {index} frames[{cam!r}] must be uint8 [T+1, H, W, 3], got {frames.dtype} {list(frames.shape)}")
+                if cam != camera:
+                    if frames.shape[0] != np.asarray(frames_by_cam[camera]).shape[0]:
+                        raise ValueError(f"episode {index} of {source!r}: frames[{cam!r}] and frames[{camera!r}] differ in length")
+                    if kept_list and frames.shape[1:] != kept_list[0].shape[1:]:
+                        raise ValueError(f"episode {index} of {source!r} has {cam!r} frames {list(frames.shape[1:])}, "
+                                         f"earlier episodes have {list(kept_list[0].shape[1:])}")
+                    kept_list.append(frames)
             frames = np.asarray(frames_by_cam[camera])
             actions = np.asarray(ep.actions)
-            if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-                raise ValueError(f"episode {index} frames[{camera!r}] must be uint8 [T+1, H, W, 3], got {frames.dtype} {list(frames.shape)}")
             if actions.ndim != 2 or actions.shape[0] < 1:
                 raise ValueError(f"episode {index} of {source!r}: actions must be [T, A] with T >= 1, got {list(actions.shape)}")
             if frames.shape[0] != actions.shape[0] + 1:
@@ -387,9 +406,12 @@ class PolicyDataset:
             frames_list.append(frames)
             lengths.append(frames.shape[0])
         assert frame_shape is not None and action_dim is not None and state_dim is not None
-        if image_size is not None and tuple(frame_shape[:2]) != (image_size, image_size):
+        if not kept_list:
+            kept_list = frames_list
+        kept_shape = kept_list[0].shape[1:] if keep_frames else frame_shape
+        if image_size is not None and tuple(kept_shape[:2]) != (image_size, image_size):
             raise ValueError(
-                f"dataset {source!r} has {camera!r} frames of size {frame_shape[0]}x{frame_shape[1]}, "
+                f"dataset {source!r} has {frames_camera if keep_frames else camera!r} frames of size {kept_shape[0]}x{kept_shape[1]}, "
                 f"expected {image_size}x{image_size} (re-collect with --size {image_size} or train a policy for this size)"
             )
         trained_camera = None if encoder is None else getattr(encoder, "config", {}).get("camera")
@@ -451,11 +473,12 @@ class PolicyDataset:
             episode_ids=np.concatenate([np.full(n - 1, i, np.int64) for i, n in enumerate(lengths)]),
             timesteps=np.concatenate([np.arange(n - 1, dtype=np.int64) for n in lengths]),
             episode_success=np.asarray([bool(getattr(ep, "attrs", {}).get("success", False)) for ep in episodes]),
-            frames=np.concatenate([f[:-1] for f in frames_list]) if keep_frames else None,
+            frames=np.concatenate([f[:-1] for f in kept_list]) if keep_frames else None,
             metadata={
                 "source": source,
                 "camera": camera,
-                "image_size": int(frame_shape[0]),
+                "frames_camera": frames_camera if keep_frames else None,
+                "image_size": int(kept_shape[0]),
                 "env_id": attrs0.get("env_id"),
                 "task": attrs0.get("task"),
                 "mode": mode,

@@ -57,6 +57,10 @@ class BCConfig:
         grad_clip: max global gradient norm (0 disables clipping).
         log_every: steps between CSV log rows / progress-bar updates.
         cnn_channels: conv stage widths for ``arch="cnn"``.
+        pixel_pool: ``arch="cnn"``: average-pool the frames by this factor before the CNN (2: 96 px seen at 48 px).
+        random_shift: ``arch="cnn"``: shift each training frame by up to this many pixels in x and y, edges
+            repeated (the pad-and-crop augmentation of DrQ, Kostrikov et al. 2021); 0 = off. With few demos it
+            is what lets a pixel policy generalise over object positions (``benchmarks/few_shot_wrist.py``).
     """
 
     steps: int = 2000
@@ -71,9 +75,11 @@ class BCConfig:
     grad_clip: float = 10.0
     log_every: int = 100
     cnn_channels: tuple[int, ...] = (32, 64, 64, 64)
+    pixel_pool: int = 1
+    random_shift: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every"):
+        for name in ("steps", "batch_size", "log_every", "pixel_pool"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -83,6 +89,8 @@ class BCConfig:
             raise ValueError(f"weight_decay must be a finite float >= 0, got {self.weight_decay!r}")
         if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
             raise ValueError(f"grad_clip must be a finite float >= 0 (0 = off), got {self.grad_clip!r}")
+        if isinstance(self.random_shift, bool) or not isinstance(self.random_shift, int) or self.random_shift < 0:
+            raise ValueError(f"random_shift must be an int >= 0 (pixels; 0 = off), got {self.random_shift!r}")
         if self.head not in ("deterministic", "gaussian"):
             raise ValueError(f"head must be 'deterministic' or 'gaussian', got {self.head!r}")
         if self.arch not in ("mlp", "cnn"):
@@ -205,10 +213,29 @@ def policy_config_for(config: BCConfig, dataset: PolicyDataset, *, encoder: str 
         hidden=config.hidden,
         image_size=int(dataset.metadata.get("image_size", 96)),
         cnn_channels=config.cnn_channels,
-        camera=str(dataset.metadata.get("camera", "front")),
+        pixel_pool=config.pixel_pool,
+        camera=str(dataset.metadata.get("frames_camera" if config.arch == "cnn" else "camera")
+                   or dataset.metadata.get("camera", "front")),
         encoder=encoder,
         encoder_fingerprint=dataset.metadata.get("encoder_fingerprint") if config.arch == "mlp" else None,
     )
+
+
+def random_shift(frames: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift each uint8 frame ``[B, H, W, C]`` by its own random offset in ``[-pad, pad]`` pixels along y and x.
+
+    The pixels shifted in repeat the edge row / column, as padding by ``pad`` with edge values and cropping
+    back to ``H x W`` at a random place does (DrQ's augmentation). Offsets are drawn on the CPU from
+    ``generator``; ``pad=0`` returns ``frames`` and draws nothing.
+    """
+    if pad == 0:
+        return frames
+    batch, height, width = frames.shape[:3]
+    offsets = torch.randint(-pad, pad + 1, (2, batch, 1), generator=generator).to(frames.device)
+    rows = (torch.arange(height, device=frames.device)[None] + offsets[0]).clamp_(0, height - 1)
+    cols = (torch.arange(width, device=frames.device)[None] + offsets[1]).clamp_(0, width - 1)
+    index = torch.arange(batch, device=frames.device)[:, None, None]
+    return frames[index, rows[:, :, None], cols[:, None, :]]
 
 
 def _standardized_returns(config: RWRConfig, dataset: PolicyDataset) -> np.ndarray:
@@ -282,7 +309,7 @@ def _train(
             actions[index],
             states[index] if use_state else None,
             embedding=embeddings[index] if use_embed else None,
-            pixels=frames[index] if frames is not None else None,
+            pixels=random_shift(frames[index], config.random_shift, generator) if frames is not None else None,
         )
         if returns_t is None:
             loss = per_sample.mean()
