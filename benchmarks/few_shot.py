@@ -81,7 +81,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -149,19 +149,23 @@ def mix_text(mix: str, num_demos: int, failed: str = "cut") -> str:
 
 
 def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, mix: str = "A",
-                  failed: str = "cut") -> tuple[Path, np.ndarray, dict[str, Any]]:
+                  failed: str = "cut", cameras: Sequence[str] = ("front",)) -> tuple[Path, np.ndarray, dict[str, Any]]:
     """Collect (or reuse) ``num_demos`` demos of mix ``mix`` + one goal demo; returns (h5 path, goal image, info).
 
     ``failed="cut"``: failed demos are noisy-expert rollouts (noise 0.45) cut before their first success;
     ``failed="play"``: failed demos are ``vip_envs.play_policy`` episodes (smooth random exploration).
     Kinds shared by the mixes use the same collection seeds, so e.g. mix A's and mix B's experts are the
     same episodes; the j-th wrong-task demo runs the expert of ``wrong_task_choices(task)[j % 5]``.
+    ``cameras`` only adds recorded views (``few_shot_wrist.py``: front + wrist): the episodes do not depend on
+    them, and the goal image is always the front camera's.
     """
     from vip_rl.collect import collect
     from vip_rl.data import read_episodes, write_episodes
 
     # the collection seed is in the names: a run over a subset of tasks seeds a task by its place in --tasks
+    cameras = list(cameras)
     name = f"{task}_{num_demos}_s{seed}" + ("" if mix == "A" else f"_mix{mix}") + ("" if failed == "cut" else f"_{failed}")
+    name += "" if cameras == ["front"] else "_" + "-".join(cameras)
     out = data_dir / f"{name}.h5"
     goal_file = data_dir / f"{task}_goal_s{seed}.npy"
     kinds = mix_kinds(mix, num_demos, failed)
@@ -182,13 +186,13 @@ def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, mix: 
                 for j in range(count):
                     tmp = data_dir / f".{task}_{kind}_{j}.h5"
                     collect(task, episodes=1, policy="expert", expert_task=others[j % len(others)], out=tmp,
-                            seed=seed * 100 + 10 + j, image_size=IMAGE_SIZE, progress=False)
+                            seed=seed * 100 + 10 + j, image_size=IMAGE_SIZE, cameras=cameras, progress=False)
                     parts[kind] += read_episodes(tmp)
                     tmp.unlink()
                 continue
             tmp = data_dir / f".{task}_{kind}.h5"
             offset = KIND_SEED_OFFSET["failed" if kind == "failed-play" else kind]
-            collect(task, episodes=count, out=tmp, seed=seed * 100 + offset, image_size=IMAGE_SIZE,
+            collect(task, episodes=count, out=tmp, seed=seed * 100 + offset, image_size=IMAGE_SIZE, cameras=cameras,
                     progress=False, **settings[kind])
             parts[kind] = read_episodes(tmp)
             tmp.unlink()
@@ -199,7 +203,7 @@ def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, mix: 
             episode.attrs["bench_kind"] = kind
             ordered.append(episode)
             taken[kind] += 1
-        write_episodes(out, ordered, env_id=f"vip_envs/{task}-v0", cameras=["front"], image_size=IMAGE_SIZE)
+        write_episodes(out, ordered, env_id=f"vip_envs/{task}-v0", cameras=cameras, image_size=IMAGE_SIZE)
         if not goal_file.exists():
             tmp = data_dir / f".{task}_goal.h5"
             for attempt in range(5):

@@ -45,6 +45,7 @@ TITLES = {
     "mppi_ablations": "MPPI planning: ablations and findings",
     "latent_mppi": "MPPI over a learned latent model (no simulator in the loop)",
     "few_shot": "Few-shot policies (BC vs RWR)",
+    "few_shot_wrist": "Few-shot block tasks with a wrist camera (end-to-end CNN policy)",
     "clip_speed": "CLIP RN50 / official LIV: CPU speed",
     "dynamics_backends": "MPPI dynamics backends on any MuJoCo env (actuator, mocap, step)",
     "foreign_envs": "Planning on envs outside the suite (Pusher, Meta-World, FrankaKitchen; in-domain pretraining)",
