@@ -8,6 +8,8 @@ which object matters, its initial-state distribution, success predicate and prog
 API:
     gym.make("vip_envs/<Task>-v0", render_mode=None | "rgb_array", obs_mode="state" | "pixels",
              cameras=("front",), image_size=96, embodiment="gripper" | "hand", ...)
+        cameras from CAMERAS: front, left, right, close (fixed) and wrist (on the effector, behind the
+        fingers, looking forward and down: the block's offset from the fingers, as few-shot policies need it)
     vip_envs.expert(env, noise=0.0, seed=None) -> policy(obs) -> float32 [4]
     vip_envs.play_policy(env, seed=None) -> policy(obs) -> float32 [4]
     vip_envs.instructions(task, split="train" | "heldout" | "all") -> list[str]

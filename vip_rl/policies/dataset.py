@@ -9,7 +9,9 @@
     true_rewards float32 [N]     the env reward stored in the file (may hold NaN; checked when used)
     episode_ids int64   [N]      index of the episode each transition came from
     timesteps   int64   [N]      t within its episode
-    frames      uint8   [N, H, W, 3] (only with ``keep_frames=True``; the end-to-end CNN policy)
+    frames      uint8   [N, H, W, 3] (only with ``keep_frames=True``; the end-to-end CNN policy), from
+                                 ``frames_camera`` (default: the embedded camera; e.g. the wrist view for
+                                 the policy while the rewards come from the front view's embedding)
 
 Reward modes (same definitions as :mod:`vip_rl.wrappers`, ``d = encoder.distance``):
 
