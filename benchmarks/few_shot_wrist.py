@@ -30,6 +30,8 @@ Protocol:
 Usage:
     python benchmarks/few_shot_wrist.py                  # PushBlock, PickPlace x 5 columns x 3 seeds (~30 min)
     python benchmarks/few_shot_wrist.py --quick          # smoke sizes
+    python benchmarks/few_shot_wrist.py --tasks PushBlock --methods "BC, front CNN" "RWR(td), front CNN" \
+        --cnn-channels 32 32 32 32 --cnn-strides 2 1 2 1 --out benchmarks/results/few_shot_wrist_fine  # finer map
 """
 from __future__ import annotations
 
@@ -106,7 +108,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         timesteps=arrays["timesteps"], episode_success=arrays["episode_success"], frames=arrays[f"frames_{camera}"],
         metadata=meta,
     )
-    common = dict(POLICY, steps=job["steps"], batch_size=job["batch_size"])
+    common = dict(job["policy"], steps=job["steps"], batch_size=job["batch_size"])
     start = time.perf_counter()
     if weighting == "BC":
         result = train_bc(BCConfig(**common), dataset, seed=job["seed"], progress=False)
@@ -152,14 +154,22 @@ def front_reference() -> dict[str, dict[str, float]]:
     return out
 
 
+def describe_cnn(policy: dict[str, Any]) -> str:
+    """``conv 32-64-64-64, strides 2-2-2-2`` from a run's recorded policy config."""
+    channels = policy["cnn_channels"]
+    strides = policy.get("cnn_strides") or [2] * len(channels)
+    return f"conv {'-'.join(map(str, channels))}, strides {'-'.join(map(str, strides))}"
+
+
 def markdown(report: dict[str, Any]) -> str:
     cfg = report["config"]
     lines = ["# Few-shot block tasks with a wrist camera (end-to-end CNN policy)", "",
              _report.generated_by(report["provenance"]), "",
              f"Success rate (%) over {cfg['eval_episodes']} held-out reset seeds per policy, mean ± std over "
              f"{len(cfg['seeds'])} training seeds. Demos: few_shot.py's mix B (the same episodes: "
-             f"{fs.mix_text('B', 20)}), recorded with the front and the wrist camera. Policy: CNN on the **wrist** "
-             f"frame (96 px average-pooled to 48 px, random shifts of up to {POLICY['random_shift']} px) + proprio state "
+             f"{fs.mix_text('B', 20)}), recorded with the front and the wrist camera. Policy: CNN "
+             f"({describe_cnn(cfg['policy'])}) on the **wrist** frame (96 px average-pooled to "
+             f"{96 // cfg['policy']['pixel_pool']} px, random shifts of up to {cfg['policy']['random_shift']} px) + proprio state "
              f"(effector position / velocity, fingers; no object state), {cfg['steps']} steps, batch {cfg['batch_size']}. "
              "Rewards as in few_shot.py: vip-sim / td-sim progress on the **front** frames toward the same goal image, "
              "or the env reward; R = episode return, T 0.5. `BC, front CNN`: the same CNN on the front camera.", ""]
@@ -193,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 task, 1 seed, 5 eval episodes, 50 steps (smoke)")
     parser.add_argument("--tasks", nargs="+", default=["PushBlock", "PickPlace"], choices=FEW_SHOT_TASKS)
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS)
+    parser.add_argument("--cnn-channels", type=int, nargs="+", default=list(POLICY["cnn_channels"]),
+                        help="conv stage widths of the policy CNN (every column)")
+    parser.add_argument("--cnn-strides", type=int, nargs="+", default=None,
+                        help="their strides (default 2 each); e.g. 2 1 2 1 keeps a 12 x 12 map at 48 px")
     parser.add_argument("--merge", default=None, type=Path,
                         help="an earlier results file of this script: its columns this run does not measure are kept")
     parser.add_argument("--seeds", type=int, default=3)
@@ -212,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.render_only:
         return _report.render_only(args.out, markdown, update=update_notes)
+    policy = dict(POLICY, cnn_channels=tuple(args.cnn_channels),
+                  cnn_strides=None if args.cnn_strides is None else tuple(args.cnn_strides))
     if args.quick:
         args.tasks, args.seeds, args.eval_episodes, args.steps = args.tasks[:1], 1, 5, 50
     start = time.perf_counter()
@@ -238,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     methods = list(args.methods)
     if args.merge is not None:
         earlier = _report.read(args.merge)
+        earlier["config"]["policy"].setdefault("cnn_strides", None)  # a run from before the option
         same = {k: earlier["config"][k] for k in ("tasks", "seeds", "eval_episodes", "steps", "batch_size", "policy", "rwr")}
         ours = {"tasks": args.tasks, "seeds": list(range(args.seeds)), "eval_episodes": args.eval_episodes, "steps": args.steps,
-                "batch_size": args.batch_size, "policy": POLICY, "rwr": dict(fs.RWR_SETTINGS["B"], max_weight=20.0)}
+                "batch_size": args.batch_size, "policy": policy, "rwr": dict(fs.RWR_SETTINGS["B"], max_weight=20.0)}
         if same != json.loads(json.dumps(ours)):
             parser.error(f"--merge {args.merge}: its config differs from this run's, the columns cannot share a table")
         earlier_rows = [r for r in earlier["rows"] if r["method"] not in args.methods]
@@ -248,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         for method in kept:
             _report.add_part(provenance, f"column {method}", earlier["provenance"])
         methods = [m for m in METHODS if m in kept or m in args.methods]
-    jobs = [dict(task=t, method=m, seed=s, steps=args.steps, batch_size=args.batch_size, eval_episodes=args.eval_episodes,
+    jobs = [dict(task=t, method=m, seed=s, policy=policy, steps=args.steps, batch_size=args.batch_size, eval_episodes=args.eval_episodes,
                  arrays=str(arrays[t])) for t in args.tasks for m in args.methods for s in range(args.seeds)]
     print(f"[jobs] {len(jobs)} train+eval jobs on {args.workers} workers", flush=True)
     rows: list[dict[str, Any]] = list(earlier_rows)
@@ -259,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "few_shot_wrist",
             "status": "complete" if final else f"PARTIAL: {len(rows) - len(earlier_rows)}/{len(jobs)} jobs done",
             "config": {"tasks": args.tasks, "seeds": list(range(args.seeds)), "eval_episodes": args.eval_episodes,
-                       "steps": args.steps, "batch_size": args.batch_size, "workers": args.workers, "policy": POLICY,
+                       "steps": args.steps, "batch_size": args.batch_size, "workers": args.workers, "policy": policy,
                        "rwr": dict(fs.RWR_SETTINGS["B"], max_weight=20.0), "suite_fingerprint": fingerprint},
             "methods": methods,
             "data": data_info,

@@ -544,6 +544,14 @@ def test_pixel_pool_sees_the_average_pooled_frame(tmp_path):
             dataclasses.replace(cfg, **kwargs)
     with pytest.raises(ValueError, match="random_shift"):
         BCConfig(random_shift=-1)
+    # stride-1 stages keep a finer map: 32 px pooled to 16, then stride 2 (8 x 8) and stride 1 (8 x 8)
+    fine = Policy(dataclasses.replace(cfg, cnn_strides=(2, 1)))
+    assert fine.pixel_trunk.out_dim == 8 * 8 * 8 and pooled.pixel_trunk.out_dim == 8 * 4 * 4
+    assert fine(state, pixels=frames)[0].shape == (3, 4)
+    save_policy(fine, tmp_path / "fine")
+    assert load_policy(tmp_path / "fine").config.cnn_strides == (2, 1)
+    with pytest.raises(ValueError, match="cnn_strides must be None or one positive stride per conv stage"):
+        dataclasses.replace(cfg, cnn_strides=(2,))
 
 
 def _two_camera_episodes(episodes):

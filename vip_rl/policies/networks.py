@@ -48,7 +48,9 @@ class PolicyConfig:
         action_dim: action size A (the suite uses 4).
         hidden: widths of the hidden layers of the MLP trunk / head.
         image_size: side of the square uint8 frames (``"cnn"`` input, and the frames evaluation renders).
-        cnn_channels: output channels of the CNN's stride-2 conv stages.
+        cnn_channels: output channels of the CNN's conv stages.
+        cnn_strides: the stride of each conv stage (``None``: 2 for every stage). Stride-1 stages keep a finer
+            feature map: a front-view policy must see the block *and* its target precisely.
         pixel_pool: the CNN first averages ``pixel_pool x pixel_pool`` blocks of the frame (2: a 96 px frame is
             seen at 48 px, about 4x cheaper to train); ``image_size`` must be a multiple of it.
         camera: the camera the training frames came from (evaluation renders the same one).
@@ -67,6 +69,7 @@ class PolicyConfig:
     hidden: tuple[int, ...] = (256, 256)
     image_size: int = 96
     cnn_channels: tuple[int, ...] = (32, 64, 64, 64)
+    cnn_strides: tuple[int, ...] | None = None
     pixel_pool: int = 1
     camera: str = "front"
     encoder: str | None = None
@@ -108,6 +111,11 @@ class PolicyConfig:
             raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
         if not self.cnn_channels or any(c <= 0 for c in self.cnn_channels):
             raise ValueError(f"cnn_channels must be a non-empty sequence of positive ints, got {self.cnn_channels!r}")
+        if self.cnn_strides is not None:
+            object.__setattr__(self, "cnn_strides", tuple(int(x) for x in self.cnn_strides))
+            if len(self.cnn_strides) != len(self.cnn_channels) or any(x < 1 for x in self.cnn_strides):
+                raise ValueError(f"cnn_strides must be None or one positive stride per conv stage "
+                                 f"({len(self.cnn_channels)}), got {self.cnn_strides!r}")
         if not self.min_log_std < self.max_log_std:
             raise ValueError(f"min_log_std must be < max_log_std, got {self.min_log_std} >= {self.max_log_std}")
 
@@ -129,7 +137,7 @@ class PolicyConfig:
         if unknown:
             raise ValueError(f"policy config has unknown fields {unknown}; expected a subset of {sorted(names)}")
         kwargs = dict(data)
-        for key in ("hidden", "cnn_channels", "state_indices"):
+        for key in ("hidden", "cnn_channels", "cnn_strides", "state_indices"):
             if kwargs.get(key) is not None:
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
@@ -145,17 +153,17 @@ def _mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
 
 
 class _PixelTrunk(nn.Module):
-    """uint8 ``[B, H, W, 3]`` -> ``[B, F]``: optional ``pool x pool`` average pooling, then stride-2 conv +
-    GroupNorm + ReLU stages."""
+    """uint8 ``[B, H, W, 3]`` -> ``[B, F]``: optional ``pool x pool`` average pooling, then 3x3 conv (stride 2
+    unless ``strides`` says otherwise) + GroupNorm + ReLU stages."""
 
-    def __init__(self, image_size: int, channels: Sequence[int], pool: int = 1) -> None:
+    def __init__(self, image_size: int, channels: Sequence[int], pool: int = 1, strides: Sequence[int] | None = None) -> None:
         super().__init__()
         self.pool = int(pool)
         layers: list[nn.Module] = []
         in_ch, side = 3, image_size // self.pool
-        for out_ch in channels:
-            layers += [nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1), nn.GroupNorm(min(8, out_ch), out_ch), nn.ReLU()]
-            in_ch, side = out_ch, (side + 1) // 2
+        for out_ch, stride in zip(channels, strides or [2] * len(channels)):
+            layers += [nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1), nn.GroupNorm(min(8, out_ch), out_ch), nn.ReLU()]
+            in_ch, side = out_ch, (side - 1) // stride + 1
         self.convs = nn.Sequential(*layers)
         self.out_dim = in_ch * side * side
 
@@ -184,7 +192,8 @@ class Policy(nn.Module):
         self.config = config
         out_dim = config.action_dim * (2 if config.head == "gaussian" else 1)
         if config.arch == "cnn":
-            self.pixel_trunk: _PixelTrunk | None = _PixelTrunk(config.image_size, config.cnn_channels, config.pixel_pool)
+            self.pixel_trunk: _PixelTrunk | None = _PixelTrunk(config.image_size, config.cnn_channels, config.pixel_pool,
+                                                                      config.cnn_strides)
             in_dim = self.pixel_trunk.out_dim + config.input_state_dim
         else:
             self.pixel_trunk = None

@@ -57,6 +57,7 @@ class BCConfig:
         grad_clip: max global gradient norm (0 disables clipping).
         log_every: steps between CSV log rows / progress-bar updates.
         cnn_channels: conv stage widths for ``arch="cnn"``.
+        cnn_strides: their strides (``None``: 2 each; :class:`~vip_rl.policies.PolicyConfig`).
         pixel_pool: ``arch="cnn"``: average-pool the frames by this factor before the CNN (2: 96 px seen at 48 px).
         random_shift: ``arch="cnn"``: shift each training frame by up to this many pixels in x and y, edges
             repeated (the pad-and-crop augmentation of DrQ, Kostrikov et al. 2021); 0 = off. With few demos it
@@ -75,6 +76,7 @@ class BCConfig:
     grad_clip: float = 10.0
     log_every: int = 100
     cnn_channels: tuple[int, ...] = (32, 64, 64, 64)
+    cnn_strides: tuple[int, ...] | None = None
     pixel_pool: int = 1
     random_shift: int = 0
 
@@ -97,6 +99,8 @@ class BCConfig:
             raise ValueError(f"arch must be 'mlp' or 'cnn', got {self.arch!r}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "cnn_channels", tuple(int(c) for c in self.cnn_channels))
+        if self.cnn_strides is not None:
+            object.__setattr__(self, "cnn_strides", tuple(int(x) for x in self.cnn_strides))
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
         if self.state_indices is not None:
@@ -213,6 +217,7 @@ def policy_config_for(config: BCConfig, dataset: PolicyDataset, *, encoder: str 
         hidden=config.hidden,
         image_size=int(dataset.metadata.get("image_size", 96)),
         cnn_channels=config.cnn_channels,
+        cnn_strides=config.cnn_strides,
         pixel_pool=config.pixel_pool,
         camera=str(dataset.metadata.get("frames_camera" if config.arch == "cnn" else "camera")
                    or dataset.metadata.get("camera", "front")),
