@@ -172,7 +172,7 @@ def markdown(report: dict[str, Any]) -> str:
              f"{96 // cfg['policy']['pixel_pool']} px, random shifts of up to {cfg['policy']['random_shift']} px) + proprio state "
              f"(effector position / velocity, fingers; no object state), {cfg['steps']} steps, batch {cfg['batch_size']}. "
              "Rewards as in few_shot.py: vip-sim / td-sim progress on the **front** frames toward the same goal image, "
-             "or the env reward; R = episode return, T 0.5. `BC, front CNN`: the same CNN on the front camera.", ""]
+             "or the env reward; R = episode return, T 0.5. Columns ending in `front CNN`: the same CNN on the front camera.", ""]
     methods, summary, ref = report["methods"], report["summary"], report.get("front_reference", {})
     header = ["task", *methods, "best in few_shot.md (front embedding MLP)"]
     rows = []
