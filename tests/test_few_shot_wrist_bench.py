@@ -24,7 +24,7 @@ def test_target_needs_every_task_above_30_percent(wrist_bench):
 
 
 @pytest.mark.slow  # collects 40 episodes and trains five tiny policies: make test runs it, make test-fast skips it
-def test_quick_run_uses_few_shots_episodes_with_both_cameras(wrist_bench, benchmark_module, tmp_path):
+def test_quick_run_uses_few_shots_episodes_with_both_cameras(wrist_bench, benchmark_module, tmp_path, capsys):
     first, out = tmp_path / "first", tmp_path / "res"
     common = ["--quick", "--work-dir", str(tmp_path), "--workers", "1"]
     assert wrist_bench.main([*common, "--out", str(first), "--methods", "BC"]) == 0
@@ -36,8 +36,9 @@ def test_quick_run_uses_few_shots_episodes_with_both_cameras(wrist_bench, benchm
     assert [p["part"] for p in report["provenance"]["parts"]] == ["column BC"]
     text = out.with_suffix(".md").read_text()
     assert "--quick" in text and "column BC: measured by" in text
-    with pytest.raises(SystemExit):  # another config cannot share the table
+    with pytest.raises(SystemExit, match="^2$"):  # argparse usage error: another config cannot share the table
         wrist_bench.main([*common, "--batch-size", "32", "--out", str(tmp_path / "x"), "--merge", str(first.with_suffix(".json"))])
+    assert "its config differs from this run's" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
     (arrays_file,) = tmp_path.glob("wrist-arrays-*/PushBlock_20_s6_mixB_front-wrist.npz")
     with np.load(arrays_file) as data:
         frames_front, frames_wrist, actions = data["frames_front"], data["frames_wrist"], data["actions"]
