@@ -113,6 +113,8 @@ RWR_SETTINGS = {  # per mix, shared by every RWR column of that mix; how they we
     "B": {"returns": "return", "temperature": 0.5},
 }
 METHODS = ("BC", "RWR(vip)", "RWR(td)", "RWR(true)", "RWR(random)")
+#: the default --tasks, in order: a task's demo collection seed is its place here + 1 (few_shot_wrist.py reuses them)
+DEFAULT_TASKS = ("OpenDrawer", "CloseDrawer", "SlideDoor", "PressButton", "FlipSwitch", "PushBlock", "PickPlace")
 EVAL_SEED = 100_000
 IMAGE_SIZE = 96
 
@@ -541,8 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 tasks, 1 seed, 10 eval episodes, short training")
     parser.add_argument("--mixes", nargs="+", default=list(MIXES), choices=list(MIXES),
                         help="demo mixes to run (module docstring); default: all")
-    parser.add_argument("--tasks", nargs="+", default=["OpenDrawer", "CloseDrawer", "SlideDoor", "PressButton", "FlipSwitch",
-                                                       "PushBlock", "PickPlace"])
+    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--num-demos", type=int, default=20)
     parser.add_argument("--eval-episodes", type=int, default=20)

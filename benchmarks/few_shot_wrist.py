@@ -50,8 +50,6 @@ import _report
 import few_shot as fs
 
 ROOT = Path(__file__).resolve().parents[1]
-#: few_shot.py's default task order: a task's collection seed is its place there + 1 (the same episodes).
-FEW_SHOT_TASKS = ("OpenDrawer", "CloseDrawer", "SlideDoor", "PressButton", "FlipSwitch", "PushBlock", "PickPlace")
 WEIGHTINGS = ("BC", "RWR(vip)", "RWR(td)", "RWR(true)")
 #: a column = a weighting x the camera the CNN sees: "<weighting>" (wrist) or "<weighting>, front CNN"
 METHODS = WEIGHTINGS + tuple(f"{w}, front CNN" for w in WEIGHTINGS)
@@ -59,13 +57,14 @@ DEFAULT_METHODS = WEIGHTINGS + ("BC, front CNN",)
 TARGET = 30.0  # % success, issue 17: "PushBlock and PickPlace above 30% for at least one method"
 POLICY = dict(arch="cnn", pixel_pool=2, random_shift=3, hidden=(256, 256), cnn_channels=(32, 64, 64, 64),
               head="deterministic", lr=1e-3, state_indices=(0, 1, 2, 3, 4, 5, 6, 7))
+RWR = dict(fs.RWR_SETTINGS["B"], max_weight=20.0)  # few_shot.py's mix-B weighting (gamma 0.99 is unused by R = return)
 
 
 def task_arrays(task: str, data_dir: Path, cache_dir: Path, encoders: dict[str, Any], out_dir: Path) -> tuple[Path, dict[str, Any]]:
     """Collect (or reuse) the task's mix-B demos with both cameras; save both cameras' frames and every reward."""
     from vip_rl.policies import PolicyDataset
 
-    path, goal, info = fs.collect_demos(task, 20, data_dir, seed=FEW_SHOT_TASKS.index(task) + 1, mix="B",
+    path, goal, info = fs.collect_demos(task, 20, data_dir, seed=fs.DEFAULT_TASKS.index(task) + 1, mix="B",
                                         cameras=("front", "wrist"))
     arrays: dict[str, Any] = {}
     for name, encoder in encoders.items():
@@ -113,7 +112,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if weighting == "BC":
         result = train_bc(BCConfig(**common), dataset, seed=job["seed"], progress=False)
     else:
-        rwr = dict(fs.RWR_SETTINGS["B"], max_weight=20.0, gamma=0.99, reward_source="true" if weighting == "RWR(true)" else "relabelled")
+        rwr = dict(RWR, gamma=0.99, reward_source="true" if weighting == "RWR(true)" else "relabelled")
         result = train_rwr(RWRConfig(**common, **rwr), dataset, seed=job["seed"], progress=False)
     train_s = time.perf_counter() - start
     start = time.perf_counter()
@@ -201,7 +200,7 @@ NOTES_FILE = Path(__file__).resolve().parent / "notes" / "few_shot_wrist.md"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 task, 1 seed, 5 eval episodes, 50 steps (smoke)")
-    parser.add_argument("--tasks", nargs="+", default=["PushBlock", "PickPlace"], choices=FEW_SHOT_TASKS)
+    parser.add_argument("--tasks", nargs="+", default=["PushBlock", "PickPlace"], choices=fs.DEFAULT_TASKS)
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS)
     parser.add_argument("--cnn-channels", type=int, nargs="+", default=list(POLICY["cnn_channels"]),
                         help="conv stage widths of the policy CNN (every column)")
@@ -257,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         earlier["config"]["policy"].setdefault("cnn_strides", None)  # a run from before the option
         same = {k: earlier["config"][k] for k in ("tasks", "seeds", "eval_episodes", "steps", "batch_size", "policy", "rwr")}
         ours = {"tasks": args.tasks, "seeds": list(range(args.seeds)), "eval_episodes": args.eval_episodes, "steps": args.steps,
-                "batch_size": args.batch_size, "policy": policy, "rwr": dict(fs.RWR_SETTINGS["B"], max_weight=20.0)}
+                "batch_size": args.batch_size, "policy": policy, "rwr": RWR}
         if same != json.loads(json.dumps(ours)):
             parser.error(f"--merge {args.merge}: its config differs from this run's, the columns cannot share a table")
         earlier_rows = [r for r in earlier["rows"] if r["method"] not in args.methods]
@@ -277,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             "status": "complete" if final else f"PARTIAL: {len(rows) - len(earlier_rows)}/{len(jobs)} jobs done",
             "config": {"tasks": args.tasks, "seeds": list(range(args.seeds)), "eval_episodes": args.eval_episodes,
                        "steps": args.steps, "batch_size": args.batch_size, "workers": args.workers, "policy": policy,
-                       "rwr": dict(fs.RWR_SETTINGS["B"], max_weight=20.0), "suite_fingerprint": fingerprint},
+                       "rwr": RWR, "suite_fingerprint": fingerprint},
             "methods": methods,
             "data": data_info,
             "summary": summarise(rows, args.tasks, methods),
