@@ -351,8 +351,10 @@ def test_entry_point_prints_one_line_without_the_ffmpeg_banner(inputs: Path, tmp
 
 def _collect_until_writing(folder: Path) -> subprocess.Popen:
     """A long collect (with previews) into ``folder``, returned once its temporary HDF5 file exists."""
+    # SIGINT back to its default in the child: a test run started as a background job of a non-interactive shell
+    # (`make test &`) passes on SIGINT ignored, and an ignored Ctrl-C rightly does not stop a collect
     process = _vip_rl("collect", "OpenDrawer", "--episodes", "500", "--size", "32", "--out", "d.h5", "--preview", "previews",
-                      "--no-progress", cwd=folder)
+                      "--no-progress", cwd=folder, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(folder.glob(".d.h5.*.tmp.h5")):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
