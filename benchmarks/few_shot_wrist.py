@@ -68,10 +68,11 @@ def task_arrays(task: str, data_dir: Path, cache_dir: Path, encoders: dict[str, 
                                         cameras=("front", "wrist"))
     arrays: dict[str, Any] = {}
     for name, encoder in encoders.items():
+        first = "frames_wrist" not in arrays  # the frames and the rest are the same for every encoder: keep them once
         data = PolicyDataset.from_file(path, encoder, camera="front", goal=goal, mode="progress", cache_dir=cache_dir,
-                                       keep_frames=True, frames_camera="wrist", progress=False)
+                                       keep_frames=first, frames_camera="wrist" if first else None, progress=False)
         arrays[f"rewards_{name}"] = data.rewards
-        if "frames_wrist" not in arrays:
+        if first:
             arrays["frames_wrist"] = data.frames
             arrays.update({k: getattr(data, k) for k in ("states", "actions", "true_rewards", "episode_ids", "timesteps",
                                                           "episode_success")})

@@ -363,6 +363,7 @@ class PolicyDataset:
         frame_shape: tuple[int, ...] | None = None
         for index, ep in enumerate(episodes):
             frames_by_cam = getattr(ep, "frames", None)
+            views = []  # the embedded camera's frames, then the kept camera's when it is another one
             for cam in cameras:
                 if not isinstance(frames_by_cam, dict) or cam not in frames_by_cam:
                     available = sorted(frames_by_cam) if isinstance(frames_by_cam, dict) else []
@@ -370,17 +371,19 @@ class PolicyDataset:
                     raise ValueError(
                         f"{flag}={cam!r} not found in episode {index} of {source!r}; the dataset has cameras {available}"
                     )
-                frames = np.asarray(frames_by_cam[cam])
-                if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-                    raise ValueError(f"episode {index} frames[{cam!r}] must be uint8 [T+1, H, W, 3], got {frames.dtype} {list(frames.shape)}")
-                if cam != camera:
-                    if frames.shape[0] != np.asarray(frames_by_cam[camera]).shape[0]:
-                        raise ValueError(f"episode {index} of {source!r}: frames[{cam!r}] and frames[{camera!r}] differ in length")
-                    if kept_list and frames.shape[1:] != kept_list[0].shape[1:]:
-                        raise ValueError(f"episode {index} of {source!r} has {cam!r} frames {list(frames.shape[1:])}, "
-                                         f"earlier episodes have {list(kept_list[0].shape[1:])}")
-                    kept_list.append(frames)
-            frames = np.asarray(frames_by_cam[camera])
+                view = np.asarray(frames_by_cam[cam])
+                if view.dtype != np.uint8 or view.ndim != 4 or view.shape[-1] != 3:
+                    raise ValueError(f"episode {index} frames[{cam!r}] must be uint8 [T+1, H, W, 3], got {view.dtype} {list(view.shape)}")
+                views.append(view)
+            frames = views[0]
+            if len(views) > 1:
+                kept = views[1]
+                if kept.shape[0] != frames.shape[0]:
+                    raise ValueError(f"episode {index} of {source!r}: frames[{frames_camera!r}] and frames[{camera!r}] differ in length")
+                if kept_list and kept.shape[1:] != kept_list[0].shape[1:]:
+                    raise ValueError(f"episode {index} of {source!r} has {frames_camera!r} frames {list(kept.shape[1:])}, "
+                                     f"earlier episodes have {list(kept_list[0].shape[1:])}")
+                kept_list.append(kept)
             actions = np.asarray(ep.actions)
             if actions.ndim != 2 or actions.shape[0] < 1:
                 raise ValueError(f"episode {index} of {source!r}: actions must be [T, A] with T >= 1, got {list(actions.shape)}")
