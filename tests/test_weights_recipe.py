@@ -43,11 +43,13 @@ def test_finetune_stages_are_valid_configs():
     for name, stages in wr.FINETUNES.items():
         for stage in stages:
             config = dataclasses.replace(wr.CONFIGS[name], **stage.overrides)  # raises on an unknown field
-            assert config.steps < wr.CONFIGS[name].steps and config.lr < wr.CONFIGS[name].lr
+            assert config.steps < wr.CONFIGS[name].steps and config.lr <= wr.CONFIGS[name].lr
             assert set(stage.kinds) <= set(wr.KINDS) | {wr.HIGH_DETOUR, wr.PLANNER_DETOUR}
-    second, *dagger = wr.FINETUNES["td-sim"]
+    second, *dagger, consolidation = wr.FINETUNES["td-sim"]
     assert wr.HIGH_DETOUR in second.kinds and wr.PLANNER_DETOUR not in second.kinds and second.planner_round == 0
     assert [stage.planner_round for stage in dagger] == [1, 2]
+    # stage 5: no new round, every round so far
+    assert consolidation.planner_round == 0 and wr.PLANNER_DETOUR in consolidation.kinds
     assert all({wr.HIGH_DETOUR, wr.PLANNER_DETOUR} <= set(stage.kinds) for stage in dagger)
 
 
@@ -74,9 +76,10 @@ def test_negative_episode_count_is_refused():
         dataclasses.replace(wr.DATA, high_detour_episodes=-1)
 
 
-def test_main_trains_td_sim_in_four_stages(tmp_path, monkeypatch):
+def test_main_trains_td_sim_in_five_stages(tmp_path, monkeypatch):
     """`--only td-sim --steps N`: stage 2 starts from stage 1's encoder with the FINETUNES overrides; stages 3 and 4
-    each start from the previous one's after collecting a round of planner detours with it; N steps each."""
+    each start from the previous one's after collecting a round of planner detours with it; stage 5 from stage 4's on
+    every round; N steps each."""
     calls = []
     videos = wr.TrainingVideos(videos=[None] * 3, groups=["a"] * 3, final_goal_ok=[True] * 3,
                                kinds=["expert", "noisy", wr.HIGH_DETOUR])
@@ -93,11 +96,11 @@ def test_main_trains_td_sim_in_four_stages(tmp_path, monkeypatch):
     fits = []
     monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data: fits.append((name, encoder, data)) or {"train_seconds": 1.0})
     assert wr.main(["--only", "td-sim", "--steps", "3", "--no-export", "--out", str(tmp_path)]) == 0
-    assert fits == [("td-sim", encoders[3], with_detours)]  # the text tower of the last stage's encoder, on its videos
+    assert fits == [("td-sim", encoders[4], with_detours)]  # the text tower of the last stage's encoder, on its videos
     # round 1 with stage 2's encoder, round 2 with stage 3's; each stage trains on every round so far
     assert collected == [(tmp_path / "data", encoders[1], 1), (tmp_path / "data", encoders[2], 2)]
     assert loads[1:] == [[tmp_path / "base.h5", tmp_path / "pd1.h5"], [tmp_path / "base.h5", tmp_path / "pd1.h5", tmp_path / "pd2.h5"]]
-    (_, first), (_, second), (third_data, third), (_, fourth) = calls
+    (_, first), (_, second), (third_data, third), (_, fourth), (fifth_data, fifth) = calls
     assert first["out_dir"] == tmp_path / "td-sim" and first.get("init_from") is None and first["config"].steps == 3
     assert second["out_dir"] == tmp_path / "td-sim-ft" and second["init_from"] == tmp_path / "td-sim" / "encoder"
     assert second["config"].steps == 3 and second["config"].lr == wr.FINETUNES["td-sim"][0].overrides["lr"]
@@ -105,15 +108,18 @@ def test_main_trains_td_sim_in_four_stages(tmp_path, monkeypatch):
     assert third["out_dir"] == tmp_path / "td-sim-ft2" and third["init_from"] == tmp_path / "td-sim-ft" / "encoder"
     assert third["kinds"] == wr.FINETUNES["td-sim"][1].kinds and third_data is with_detours
     assert fourth["out_dir"] == tmp_path / "td-sim-ft3" and fourth["init_from"] == tmp_path / "td-sim-ft2" / "encoder"
+    assert fifth["out_dir"] == tmp_path / "td-sim-ft4" and fifth["init_from"] == tmp_path / "td-sim-ft3" / "encoder"
+    assert fifth_data is with_detours and fifth["config"].lr == wr.FINETUNES["td-sim"][3].overrides["lr"] and len(loads) == 3
 
 
 def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(tmp_path, monkeypatch):
     import vip_rl.encoders
 
+    record = {"pretrain_config": wr.CONFIGS["td-sim"].to_dict(), "videos_used": {"expert": 3}}
+
     class Bundled:
         config = {"training": {"stages": [
-            {"pretrain_config": wr.CONFIGS["td-sim"].to_dict(), "videos_used": {"expert": 3}, "train_seconds": 10.0},
-            {"pretrain_config": wr.CONFIGS["td-sim"].to_dict(), "videos_used": {"expert": 3}, "train_seconds": 5.0},
+            *({**record, "train_seconds": float(10 - k)} for k in range(5)),
             {"text_fit_config": {}, "train_seconds": 7.0}]}}  # an earlier text fit is replaced, not kept
 
     videos = wr.TrainingVideos(videos=[None], groups=["a"], final_goal_ok=[True], kinds=["expert"])
@@ -125,14 +131,56 @@ def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(t
     exported = []
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
     detours = [p for r in (1, 2) for p in wr.planner_detour_paths(tmp_path / "data", r)]
-    with pytest.raises(SystemExit, match="needs the planner detours its last stage trained on"):
+    with pytest.raises(SystemExit, match="needs the planner detours the earlier stages trained on"):
         wr.main(["--only", "td-sim", "--text-fit-only", "--out", str(tmp_path)])
     detours[0].parent.mkdir(parents=True, exist_ok=True)
     for path in detours:
         path.touch()
     assert wr.main(["--only", "td-sim", "--text-fit-only", "--out", str(tmp_path)]) == 0
     (kwargs,) = exported
-    assert [s["train_seconds"] for s in kwargs["stages"]] == [10.0, 5.0, 2.0] and kwargs["seconds"] == 17.0
+    assert [s["train_seconds"] for s in kwargs["stages"]] == [10.0, 9.0, 8.0, 7.0, 6.0, 2.0] and kwargs["seconds"] == 42.0
     assert "--text-fit-only" in kwargs["stages"][-1]["command"] and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim"
     with pytest.raises(SystemExit, match="2"):  # no text-fit stage: a usage error (argparse exits with 2)
         wr.main(["--only", "vip-sim", "--text-fit-only", "--out", str(tmp_path)])
+
+
+def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, monkeypatch, capsys):
+    """`--from-stage 5`: stage 5 starts from the bundled weights (stages 1-4 keep their records), on the base videos and
+    both planner rounds, then the text fit; the export records every stage and the summed time."""
+    import vip_rl.encoders
+
+    record = {"pretrain_config": wr.CONFIGS["td-sim"].to_dict(), "videos_used": {"expert": 3}}
+
+    class Bundled:
+        config = {"training": {"stages": [*({**record, "train_seconds": 10.0} for _ in range(4)),
+                                          {"text_fit_config": {}, "train_seconds": 7.0}]}}
+
+    videos = wr.TrainingVideos(videos=[None], groups=["a"], final_goal_ok=[True], kinds=["expert"])
+    loads, calls, exported = [], [], []
+    monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
+    monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: loads.append(list(paths)) or videos)
+    monkeypatch.setattr(vip_rl.encoders, "load_encoder", lambda name: Bundled())
+    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda *args: pytest.fail("stage 5 collects no planner round"))
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append(kwargs) or "stage-5 encoder")
+    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data: {"text_fit_config": {}, "train_seconds": 2.0, "on": encoder})
+    monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append((encoder, kwargs)) or tmp_path / "x")
+    detours = [p for r in (1, 2) for p in wr.planner_detour_paths(tmp_path / "data", r)]
+    detours[0].parent.mkdir(parents=True, exist_ok=True)
+    for path in detours:
+        path.touch()
+    assert wr.main(["--only", "td-sim", "--from-stage", "5", "--steps", "3", "--out", str(tmp_path)]) == 0
+    (call,) = calls
+    assert call["init_from"] == "td-sim" and call["out_dir"] == tmp_path / "td-sim-ft4" and call["config"].steps == 3
+    assert call["config"].lr == wr.FINETUNES["td-sim"][3].overrides["lr"] and call["kinds"] == wr.FINETUNES["td-sim"][3].kinds
+    assert loads[-1] == [tmp_path / "base.h5", *detours]
+    ((encoder, kwargs),) = exported
+    assert encoder == "stage-5 encoder" and kwargs["stages"][-1]["on"] == "stage-5 encoder"
+    assert [s.get("command", "") for s in kwargs["stages"][4:]] == ["python -m vip_rl.weights_recipe --only td-sim --from-stage 5"] * 2
+    assert kwargs["stages"][4]["init_from"] == "stage 4" and len(kwargs["stages"]) == 6
+    # bad stage numbers and combinations are usage errors (argparse exits with 2)
+    for argv in (["--from-stage", "1"], ["--from-stage", "6"], ["--from-stage", "5", "--text-fit-only"]):
+        with pytest.raises(SystemExit, match="2"):
+            wr.main(["--only", "td-sim", *argv, "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="2"):
+        wr.main(["--from-stage", "5", "--out", str(tmp_path)])
+    assert "--from-stage" in capsys.readouterr().err

@@ -23,12 +23,13 @@ Candidate recipes (never exported; the default command is unchanged):
    process; small CNN at 64 px, cosine lr): goals are the final frames of successful episodes
    half of the time (``final_goal_prob``), swapped for another successful episode's final frame
    of the same task half of those times (:data:`GOAL_SWAP_PROB`), 3 shuffled negatives.
-   ``td-sim`` is trained in three stages (:data:`FINETUNES`): the temporal-distance config on the
+   ``td-sim`` is trained in five stages (:data:`FINETUNES`): the temporal-distance config on the
    five kinds above, then a short fine-tune at a lower rate with the high detours added (issue 17:
-   MPPI exploited the value in those unvisited states), then planner detours are collected with that
-   encoder (MPPI for a few dozen steps, then the expert: :func:`collect_planner_detours`) and a second
-   short fine-tune adds them (one DAgger round). Its last stage refits the text tower onto the final image
-   tower (:data:`TEXT_FITS`), on vectors.
+   MPPI exploited the value in those unvisited states), then twice: planner detours are collected with
+   the encoder so far (MPPI for a few dozen steps, then the expert: :func:`collect_planner_detours`) and a
+   short fine-tune adds them (a DAgger round), then a longer fine-tune at the first stage's rate on all of
+   it. Its last step refits the text tower onto the final image tower (:data:`TEXT_FITS`), on vectors.
+   ``--from-stage K`` runs stages K.. on the bundled weights (which stand for stages 1..K-1).
 3. Export ``vip_rl/weights/<name>.safetensors`` + ``<name>.json`` with ``save_encoder``;
    the JSON's ``training`` entry records the command, data recipe, config and training time.
 
@@ -203,11 +204,15 @@ class FineTune:
 #: 1500 steps at lr 1e-4 on every video, twice. Dev check on seeds 100-119 (not the benchmark's), image goal,
 #: stage 2 / 3 / 4: SlideDoor 0.15 / 0.50 / 0.90, OpenDrawer 0.45 / 0.50 / 0.45; stage 3's 1500 steps without the
 #: planner detours: 0.25 and 0.50 (benchmarks/notes/temporal_distance.md).
+#: td-sim stage 5 (session 10, consolidation): 4000 more steps at stage 1's rate (3e-4) on every video of stage 4, no
+#: new data. Dev check (K=32, H=10, image goal, seeds 100-139), stage 4 / + 1500 steps at 1e-4 / stage 5: OpenDrawer
+#: 17/40 / 7/20 / 32/40; SlideDoor (100-119) 0.90 / - / 0.95 (benchmarks/notes/temporal_distance.md).
 _DAGGER = {"steps": 1500, "lr": 1e-4, "warmup_steps": 100}
 FINETUNES: dict[str, tuple[FineTune, ...]] = {
     "td-sim": (FineTune({"steps": 3000, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR,)),
                FineTune(_DAGGER, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), planner_round=1),
-               FineTune(_DAGGER, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), planner_round=2)),
+               FineTune(_DAGGER, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), planner_round=2),
+               FineTune({"steps": 4000, "lr": 3e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR, PLANNER_DETOUR))),
 }
 #: Bundled encoders whose text tower is fitted last, onto the final image tower (stage 3,
 #: :func:`vip_rl.pretrain.fit_text_tower`, on the last stage's videos). td-sim: during training the text head chased the
@@ -604,35 +609,76 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
     return path
 
 
-def _text_fit_only(names: Sequence[str], data: TrainingVideos, *, export_weights: bool, data_dir: Path,
-                   paths: Sequence[Path]) -> int:
-    """``--text-fit-only``: refit the bundled encoders' text towers on their bundled image towers and re-export, keeping
-    the earlier stages' records (a text fit starts afresh, so this gives what the full recipe's last stage gives)."""
+def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVideos, *, first: int, init_from: Any,
+               out: Path, data_dir: Path, paths: Sequence[Path], detours: Sequence[Path] = (), steps: int | None,
+               progress: bool) -> tuple[Any, PretrainConfig, TrainingVideos, list[dict[str, Any]]]:
+    """Stages ``first``, ``first + 1``, ... of ``name``'s :data:`FINETUNES` (stage 2 = the first fine-tune), the first
+    one started from ``init_from`` (``encoder``'s weights: a run directory's encoder or a bundled name), each later one
+    from the stage before. A stage with a planner round first collects it with the previous stage's encoder and then
+    trains on ``paths``, the earlier rounds' ``detours`` and this round's.
+
+    Returns the last encoder and config, the videos the last stage trained on and one record per stage.
+    """
+    records = []
+    for index in range(first - 2, len(FINETUNES.get(name, ()))):
+        stage = FINETUNES[name][index]
+        start = time.perf_counter()
+        collect_seconds = 0.0
+        if stage.planner_round:
+            detours = [*detours, *collect_all_planner_detours(data_dir, encoder, stage.planner_round)]
+            data = load_training_videos([*paths, *detours], camera=DATA.camera)
+            collect_seconds = time.perf_counter() - start
+            print(f"{name}: planner detours round {stage.planner_round} with stage {index + 1}'s encoder: "
+                  f"{data.kinds.count(PLANNER_DETOUR)} videos of all rounds, in {collect_seconds:.0f} s", flush=True)
+        config = dataclasses.replace(config, **{**stage.overrides, **({} if steps is None else {"steps": steps})})
+        encoder = train(name, data, out_dir=_stage_dir(out, name, index + 2), config=config, progress=progress,
+                        kinds=stage.kinds, init_from=init_from)
+        init_from = _stage_dir(out, name, index + 2) / "encoder"
+        stage_seconds = time.perf_counter() - start
+        record = {"pretrain_config": config.to_dict(), "videos_used": {kind: data.kinds.count(kind) for kind in stage.kinds},
+                  "train_seconds": round(stage_seconds, 1), "init_from": f"stage {index + 1}"}
+        if collect_seconds:
+            record["collect_seconds"] = round(collect_seconds, 1)  # included in train_seconds: it needs the encoder
+        records.append(record)
+        print(f"{name}: stage {index + 2}: fine-tuned {config.steps} steps in {stage_seconds:.0f} s", flush=True)
+    return encoder, config, data, records
+
+
+def _later_stages(names: Sequence[str], first: int, data: TrainingVideos, *, export_weights: bool, out: Path,
+                  data_dir: Path, paths: Sequence[Path], steps: int | None, progress: bool, flag: str) -> int:
+    """``--from-stage K`` (``--text-fit-only``: K = the text fit): the recipe's stages K, K + 1, ... of each encoder,
+    started from its bundled weights, which stand for stages 1 .. K - 1 (their records are kept in the export). A stage
+    is added to the bundled weights this way without rerunning the ones before it; the full recipe runs them all."""
     from vip_rl.encoders import load_encoder
 
     for name in names:
         encoder = load_encoder(name)
         training = dict(encoder.config.get("training") or {})
-        earlier = [stage for stage in training.get("stages") or [] if "text_fit_config" not in stage]
-        if not earlier:
-            raise SystemExit(f"{name}: the bundled weights record no training stages; run the full recipe (--only {name})")
+        earlier = [stage for stage in training.get("stages") or [] if "text_fit_config" not in stage][: first - 1]
+        if len(earlier) < first - 1:
+            raise SystemExit(f"{name}: the bundled weights record {len(earlier)} training stage(s), {flag} needs stages "
+                             f"1-{first - 1}; run the full recipe (--only {name})")
+        rounds = [stage.planner_round for stage in FINETUNES.get(name, ())[: first - 2] if stage.planner_round]
         videos = data
-        rounds = [stage.planner_round for stage in FINETUNES.get(name, ()) if stage.planner_round]
-        if rounds:  # written by the full recipe's later stages
-            detours = [path for r in rounds for path in planner_detour_paths(data_dir, r)]
+        detours = [path for r in rounds for path in planner_detour_paths(data_dir, r)]
+        if detours:  # written by the full recipe's earlier stages
             missing = [str(p) for p in detours if not p.is_file()]
             if missing:
-                raise SystemExit(f"{name}: --text-fit-only needs the planner detours its last stage trained on, missing "
+                raise SystemExit(f"{name}: {flag} needs the planner detours the earlier stages trained on, missing "
                                  f"{missing[0]} (+{len(missing) - 1} more); run the full recipe (--only {name})")
             videos = load_training_videos([*paths, *detours], camera=DATA.camera)
-        stage = {**fit_text(name, encoder, videos), "command": f"python -m vip_rl.weights_recipe --only {name} --text-fit-only"}
-        stages = [*earlier, stage]
-        seconds = sum(s["train_seconds"] for s in stages)
+        config = PretrainConfig.from_dict(earlier[-1]["pretrain_config"])
+        encoder, config, videos, records = _fine_tune(name, encoder, config, videos, first=first, init_from=name, out=out,
+                                                      data_dir=data_dir, paths=paths, detours=detours, steps=steps,
+                                                      progress=progress)
+        if name in TEXT_FITS:
+            records.append(fit_text(name, encoder, videos))
+        command = f"python -m vip_rl.weights_recipe --only {name}"
+        stages = [*earlier, *({**record, "command": f"{command} {flag}"} for record in records)]
         if export_weights:
-            config = PretrainConfig.from_dict(earlier[-1]["pretrain_config"])
-            path = export(name, encoder, config=config, counts=earlier[-1]["videos_used"], seconds=seconds,
-                          command=f"python -m vip_rl.weights_recipe --only {name}", stages=stages)
-            print(f"{name}: wrote {path} (stages 1-{len(earlier)} as bundled, text fit {stage['train_seconds']:.0f} s)", flush=True)
+            path = export(name, encoder, config=config, counts=stages[-2 if name in TEXT_FITS else -1]["videos_used"],
+                          seconds=sum(s["train_seconds"] for s in stages), command=command, stages=stages)
+            print(f"{name}: wrote {path} (stages 1-{first - 1} as bundled)", flush=True)
     return 0
 
 
@@ -654,9 +700,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--text-fit-only", action="store_true",
                         help="only the last stage (TEXT_FITS) of the --only encoders, on their bundled weights of the earlier "
                              "stages (the text tower is refitted from a seeded fresh start), then export")
+    parser.add_argument("--from-stage", type=int, default=None, metavar="K",
+                        help="only stages K.. of the --only encoders (FINETUNES; 2 = the first fine-tune), started from their "
+                             "bundled weights, which stand for stages 1..K-1, then the text fit and the export")
     args = parser.parse_args(argv)
     if args.text_fit_only and not (args.only and all(name in TEXT_FITS for name in args.only)):
         parser.error(f"--text-fit-only needs --only with encoders that have a text-fit stage ({sorted(TEXT_FITS)}), got {args.only!r}")
+    if args.from_stage is not None:
+        if args.text_fit_only:
+            parser.error("--from-stage and --text-fit-only are exclusive (--text-fit-only runs the text fit alone)")
+        bad = [name for name in args.only or [] if not 2 <= args.from_stage <= len(FINETUNES.get(name, ())) + 1]
+        if not args.only or bad:
+            parser.error(f"--from-stage {args.from_stage} needs --only with encoders that have stages 2..K "
+                         f"({ {n: len(f) + 1 for n, f in FINETUNES.items()} } stages), got {args.only!r}")
     if args.variant and args.only:
         parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
     default_mujoco_gl()
@@ -674,8 +730,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{variant}: trained {config.steps} steps in {time.perf_counter() - start:.0f} s -> {out / variant / 'encoder'}", flush=True)
     if args.variant:
         return 0
-    if args.text_fit_only:
-        return _text_fit_only(args.only, data, export_weights=not args.no_export, data_dir=data_dir, paths=paths)
+    if args.text_fit_only or args.from_stage is not None:
+        first = args.from_stage if args.from_stage is not None else len(FINETUNES.get(args.only[0], ())) + 2
+        flag = f"--from-stage {first}" if args.from_stage is not None else "--text-fit-only"
+        if args.text_fit_only and len({len(FINETUNES.get(name, ())) for name in args.only}) > 1:
+            parser.error("--text-fit-only: the --only encoders have different numbers of stages; give one at a time")
+        return _later_stages(args.only, first, data, export_weights=not args.no_export, out=out, data_dir=data_dir,
+                             paths=paths, steps=args.steps, progress=not args.no_progress, flag=flag)
     for name in args.only or sorted(CONFIGS, reverse=True):
         config = CONFIGS[name] if args.steps is None else dataclasses.replace(CONFIGS[name], steps=args.steps)
         start = time.perf_counter()
@@ -684,31 +745,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
         stages = None
-        detours: list[Path] = []
-        for index, stage in enumerate(FINETUNES.get(name, ())):
-            if stages is None:
-                stages = [{"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(seconds, 1)}]
-            start = time.perf_counter()
-            collect_seconds = 0.0
-            if stage.planner_round:
-                detours += collect_all_planner_detours(data_dir, encoder, stage.planner_round)
-                data = load_training_videos([*paths, *detours], camera=DATA.camera)
-                collect_seconds = time.perf_counter() - start
-                print(f"{name}: planner detours round {stage.planner_round} with stage {index + 1}'s encoder: "
-                      f"{data.kinds.count(PLANNER_DETOUR)} videos of all rounds, in "
-                      f"{collect_seconds:.0f} s", flush=True)
-            config = dataclasses.replace(config, **{**stage.overrides, **({} if args.steps is None else {"steps": args.steps})})
-            encoder = train(name, data, out_dir=_stage_dir(out, name, index + 2), config=config, progress=not args.no_progress,
-                            kinds=stage.kinds, init_from=_stage_dir(out, name, index + 1) / "encoder")
-            stage_seconds = time.perf_counter() - start
-            counts = {kind: data.kinds.count(kind) for kind in stage.kinds}
-            record = {"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(stage_seconds, 1),
-                      "init_from": f"stage {index + 1}"}
-            if collect_seconds:
-                record["collect_seconds"] = round(collect_seconds, 1)  # included in train_seconds: it needs the encoder
-            stages.append(record)
-            seconds += stage_seconds
-            print(f"{name}: stage {index + 2}: fine-tuned {config.steps} steps in {stage_seconds:.0f} s", flush=True)
+        if name in FINETUNES:
+            first_record = {"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(seconds, 1)}
+            encoder, config, data, records = _fine_tune(
+                name, encoder, config, data, first=2, init_from=_stage_dir(out, name, 1) / "encoder", out=out,
+                data_dir=data_dir, paths=paths, steps=args.steps, progress=not args.no_progress)
+            stages = [first_record, *records]
+            counts = records[-1]["videos_used"]
+            seconds += sum(record["train_seconds"] for record in records)
         if name in TEXT_FITS:
             stages = stages if stages is not None else [{"pretrain_config": config.to_dict(), "videos_used": counts,
                                                         "train_seconds": round(seconds, 1)}]
