@@ -453,7 +453,7 @@ NOTES = [
     "(reproduce with `--mixes A --failed play --returns reward_to_go --out-name few_shot_play_failures`).",
     "PushBlock and PickPlace stay low here because the policy sees a frozen embedding of the front camera: ten good "
     "demos do not teach an MLP where the block is relative to the gripper. On the same mix-B demos, an end-to-end CNN "
-    "on the suite's wrist camera gets PickPlace 72% with RWR(td) (PushBlock 13%): `few_shot_wrist.md`.",
+    "on the suite's wrist camera gets PickPlace 53-63% with every weighting (PushBlock at most 13%): `few_shot_wrist.md`.",
 ]
 
 

@@ -645,14 +645,17 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
     return encoder, config, data, records
 
 
-def _later_stages(names: Sequence[str], first: int, data: TrainingVideos, *, export_weights: bool, out: Path,
-                  data_dir: Path, paths: Sequence[Path], steps: int | None, progress: bool, flag: str) -> int:
-    """``--from-stage K`` (``--text-fit-only``: K = the text fit): the recipe's stages K, K + 1, ... of each encoder,
-    started from its bundled weights, which stand for stages 1 .. K - 1 (their records are kept in the export). A stage
-    is added to the bundled weights this way without rerunning the ones before it; the full recipe runs them all."""
+def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVideos, *, export_weights: bool, out: Path,
+                  data_dir: Path, paths: Sequence[Path], steps: int | None, progress: bool) -> int:
+    """``--from-stage K``: the recipe's stages K, K + 1, ... of each encoder, started from its bundled weights, which
+    stand for stages 1 .. K - 1 (their records are kept in the export); ``from_stage=None`` (``--text-fit-only``): only
+    the text fit, after each encoder's last stage. A stage is added to the bundled weights this way without rerunning
+    the ones before it; the full recipe runs them all."""
     from vip_rl.encoders import load_encoder
 
     for name in names:
+        first = len(FINETUNES.get(name, ())) + 2 if from_stage is None else from_stage
+        flag = "--text-fit-only" if from_stage is None else f"--from-stage {first}"
         encoder = load_encoder(name)
         training = dict(encoder.config.get("training") or {})
         earlier = [stage for stage in training.get("stages") or [] if "text_fit_config" not in stage][: first - 1]
@@ -732,12 +735,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.variant:
         return 0
     if args.text_fit_only or args.from_stage is not None:
-        first = args.from_stage if args.from_stage is not None else len(FINETUNES.get(args.only[0], ())) + 2
-        flag = f"--from-stage {first}" if args.from_stage is not None else "--text-fit-only"
-        if args.text_fit_only and len({len(FINETUNES.get(name, ())) for name in args.only}) > 1:
-            parser.error("--text-fit-only: the --only encoders have different numbers of stages; give one at a time")
-        return _later_stages(args.only, first, data, export_weights=not args.no_export, out=out, data_dir=data_dir,
-                             paths=paths, steps=args.steps, progress=not args.no_progress, flag=flag)
+        return _later_stages(args.only, args.from_stage, data, export_weights=not args.no_export, out=out, data_dir=data_dir,
+                             paths=paths, steps=args.steps, progress=not args.no_progress)
     for name in args.only or sorted(CONFIGS, reverse=True):
         config = CONFIGS[name] if args.steps is None else dataclasses.replace(CONFIGS[name], steps=args.steps)
         start = time.perf_counter()
