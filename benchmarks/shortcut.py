@@ -92,9 +92,10 @@ def _ridge(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, alpha: 
 
 
 # ------------------------------------------------------------------------------------------ probe
-def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: int) -> dict[str, Any]:
+def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: int, extra: dict[str, str] | None = None) -> dict[str, Any]:
     """Per :data:`PROBE_JOINTS` task: held-out R^2 of the object joints read by the vip-sim CNN trained supervised
-    from scratch (``steps`` steps) and by ridge regression on each bundled (and a random) encoder's embedding."""
+    from scratch (``steps`` steps) and by ridge regression on each bundled (and a random) encoder's embedding, and on
+    each ``extra`` encoder's (column name -> bundled name or checkpoint path)."""
     import torch.nn.functional as F
     import vip_envs
     from vip_rl.encoders import load_encoder
@@ -105,6 +106,7 @@ def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: i
     except FileNotFoundError:  # weights not built yet (make weights)
         pass
     encoders["random (vip-sim architecture)"] = V.random_twin(encoders["vip-sim"])
+    encoders.update({name: load_encoder(path) for name, path in (extra or {}).items()})
     ref = encoders["vip-sim"]
     out: dict[str, Any] = {}
     for task, joints in PROBE_JOINTS.items():
@@ -455,6 +457,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--camera-steps", type=int, default=4000)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extra-encoder", action="append", default=[], metavar="NAME=PATH",
+                   help="probe: also read the joints from this encoder's embedding (bundled name or checkpoint path; repeatable)")
     p.add_argument("--note", action="append", default=[])
     _report.add_output_args(p, "shortcut")
     args = p.parse_args(argv)
@@ -463,6 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     import vip_envs
 
+    extra = dict(spec.split("=", 1) for spec in args.extra_encoder if "=" in spec)
+    if len(extra) != len(args.extra_encoder):
+        p.error(f"--extra-encoder: expected NAME=PATH, got {[s for s in args.extra_encoder if '=' not in s]}")
     sections = set(args.sections.split(","))
     unknown = sections - {"probe", "fit", "decoy", "oversample", "contrast", "camera"}
     if unknown:
@@ -489,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) if jobs and args.workers > 1 else None
     futures = [pool.submit(_train, job) for job in jobs] if pool else []
     if "probe" in sections:
-        res["probe"] = probe(data_dir, eval_eps, steps=args.probe_steps, seed=args.seed)
+        res["probe"] = probe(data_dir, eval_eps, steps=args.probe_steps, seed=args.seed, extra=extra)
     if "fit" in sections:
         res["fit"] = fit(data_dir)
         try:

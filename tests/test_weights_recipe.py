@@ -95,7 +95,13 @@ def test_main_trains_td_sim_in_five_stages(tmp_path, monkeypatch):
     monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append((data, kwargs)) or encoders.append(object()) or encoders[-1])
     fits = []
     monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data: fits.append((name, encoder, data)) or {"train_seconds": 1.0})
+    exported = []
+    monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append((name, encoder, kwargs)) or tmp_path / "x")
     assert wr.main(["--only", "td-sim", "--steps", "3", "--no-export", "--out", str(tmp_path)]) == 0
+    # --no-export: the final encoder and its record go to OUT/final, not to the bundled weights
+    ((name, encoder, kwargs),) = exported
+    assert name == "td-sim" and encoder is encoders[4] and kwargs["to"] == tmp_path / "final"
+    assert len(kwargs["stages"]) == 6 and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim"
     assert fits == [("td-sim", encoders[4], with_detours)]  # the text tower of the last stage's encoder, on its videos
     # round 1 with stage 2's encoder, round 2 with stage 3's; each stage trains on every round so far
     assert collected == [(tmp_path / "data", encoders[1], 1), (tmp_path / "data", encoders[2], 2)]
@@ -184,3 +190,25 @@ def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, mon
     with pytest.raises(SystemExit, match="2"):
         wr.main(["--from-stage", "5", "--out", str(tmp_path)])
     assert "--from-stage" in capsys.readouterr().err
+
+
+def test_export_to_another_directory_leaves_the_bundled_weights_alone(tmp_path, monkeypatch):
+    """``export(..., to=DIR)`` (``--no-export``) writes ``DIR/<name>.safetensors`` + its recipe record, loadable by path;
+    the bundled weights directory is not touched."""
+    from vip_rl.encoders import build_encoder, load_encoder
+    import torch
+    from vip_rl.encoders import checkpoint
+
+    bundled = tmp_path / "bundled"
+    bundled.mkdir()
+    monkeypatch.setattr(checkpoint, "weights_dir", lambda: bundled)
+    encoder = build_encoder("cnn", metric="l2", embed_dim=8, image_size=32, cnn_channels=(4, 4, 4, 4), seed=0)
+    stages = [{"pretrain_config": wr.CONFIGS["td-sim"].to_dict(), "train_seconds": 1.0}]
+    path = wr.export("td-sim", encoder, config=wr.CONFIGS["td-sim"], counts={"expert": 3}, seconds=1.0,
+                     command="python -m vip_rl.weights_recipe --only td-sim", stages=stages, to=tmp_path / "out" / "final")
+    assert path == tmp_path / "out" / "final" / "td-sim.safetensors" and path.with_suffix(".json").is_file()
+    assert list(bundled.iterdir()) == []
+    loaded = load_encoder(path)
+    assert loaded.config["training"]["stages"] == stages and loaded.config["training"]["command"].endswith("--only td-sim")
+    x = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
+    assert torch.equal(loaded.encode_images(x), encoder.encode_images(x))

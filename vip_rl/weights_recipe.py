@@ -1,7 +1,8 @@
 """The recipe of the bundled encoders ``td-sim``, ``vip-sim`` and ``liv-sim`` (``make weights``).
 
 ``python -m vip_rl.weights_recipe [--out runs/weights] [--only td-sim|vip-sim|liv-sim] [--steps N] [--no-export]``
-(collected files and finished or interrupted runs under ``--out`` are reused: a rerun resumes).
+(collected files and finished or interrupted runs under ``--out`` are reused: a rerun resumes; ``--no-export`` writes
+``OUT/final/<name>.safetensors`` instead of the bundled file, to compare a fresh run with it).
 
 Candidate recipes (never exported; the default command is unchanged):
 ``python -m vip_rl.weights_recipe --variant NAME [--data runs/weights/data] --out DIR`` trains the
@@ -582,11 +583,12 @@ def fit_text(name: str, encoder: Any, data: TrainingVideos) -> dict[str, Any]:
 
 
 def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str, int], seconds: float, command: str,
-           stages: list[dict[str, Any]] | None = None) -> Path:
+           stages: list[dict[str, Any]] | None = None, to: str | os.PathLike[str] | None = None) -> Path:
     """Write ``vip_rl/weights/<name>.safetensors`` + ``.json`` (the JSON records the recipe).
 
     ``counts``: training videos per kind (after the held-out filter); ``stages``: for a recipe of several stages, each
-    stage's config, video counts and seconds (``config`` is then the last stage's).
+    stage's config, video counts and seconds (``config`` is then the last stage's); ``to``: another directory than
+    the bundled weights' (``--no-export`` writes ``OUT/final``: a fresh run to compare with the bundled one).
     """
     from vip_rl.encoders import save_encoder
     from vip_rl.encoders.checkpoint import weights_dir
@@ -604,7 +606,9 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
     }
     if stages is not None:
         training["stages"] = stages
-    path = save_encoder(encoder, weights_dir() / f"{name}.safetensors", training=training)
+    target = weights_dir() if to is None else Path(to)
+    target.mkdir(parents=True, exist_ok=True)
+    path = save_encoder(encoder, target / f"{name}.safetensors", training=training)
     for written in (path, path.with_suffix(".json")):
         os.chmod(written, 0o644)  # package data: readable by everyone, whatever the umask
     return path
@@ -645,7 +649,7 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
     return encoder, config, data, records
 
 
-def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVideos, *, export_weights: bool, out: Path,
+def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVideos, *, export_to: Path | None, out: Path,
                   data_dir: Path, paths: Sequence[Path], steps: int | None, progress: bool) -> int:
     """``--from-stage K``: the recipe's stages K, K + 1, ... of each encoder, started from its bundled weights, which
     stand for stages 1 .. K - 1 (their records are kept in the export); ``from_stage=None`` (``--text-fit-only``): only
@@ -679,10 +683,9 @@ def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVi
             records.append(fit_text(name, encoder, videos))
         command = f"python -m vip_rl.weights_recipe --only {name}"
         stages = [*earlier, *({**record, "command": f"{command} {flag}"} for record in records)]
-        if export_weights:
-            path = export(name, encoder, config=config, counts=stages[-2 if name in TEXT_FITS else -1]["videos_used"],
-                          seconds=sum(s["train_seconds"] for s in stages), command=command, stages=stages)
-            print(f"{name}: wrote {path} (stages 1-{first - 1} as bundled)", flush=True)
+        path = export(name, encoder, config=config, counts=stages[-2 if name in TEXT_FITS else -1]["videos_used"],
+                      seconds=sum(s["train_seconds"] for s in stages), command=command, stages=stages, to=export_to)
+        print(f"{name}: wrote {path} (stages 1-{first - 1} as bundled)", flush=True)
     return 0
 
 
@@ -696,7 +699,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/weights", help="work directory for data and training runs")
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append", help="train only this encoder (repeatable)")
     parser.add_argument("--steps", type=int, default=None, help="override the number of steps (quick checks)")
-    parser.add_argument("--no-export", action="store_true", help="do not write vip_rl/weights/")
+    parser.add_argument("--no-export", action="store_true",
+                        help="write the weights to OUT/final/ instead of vip_rl/weights/ (a fresh run beside the bundled one)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--variant", choices=sorted(VARIANTS), action="append",
                         help="train this candidate recipe (VARIANTS) into OUT/NAME instead of the bundled ones; never exported (repeatable)")
@@ -722,6 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     default_mujoco_gl()
     out = Path(args.out)
     data_dir = out / "data" if args.data is None else Path(args.data)
+    export_to = out / "final" if args.no_export else None
     paths = collect_data(data_dir, progress=not args.no_progress)
     data = load_training_videos(paths, camera=DATA.camera)
     print(f"training videos: {len(data.videos)} ({ {k: data.kinds.count(k) for k in KINDS + (HIGH_DETOUR,)} })", flush=True)
@@ -735,7 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.variant:
         return 0
     if args.text_fit_only or args.from_stage is not None:
-        return _later_stages(args.only, args.from_stage, data, export_weights=not args.no_export, out=out, data_dir=data_dir,
+        return _later_stages(args.only, args.from_stage, data, export_to=export_to, out=out, data_dir=data_dir,
                              paths=paths, steps=args.steps, progress=not args.no_progress)
     for name in args.only or sorted(CONFIGS, reverse=True):
         config = CONFIGS[name] if args.steps is None else dataclasses.replace(CONFIGS[name], steps=args.steps)
@@ -759,10 +764,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             fit = fit_text(name, encoder, data)
             stages.append(fit)
             seconds += fit["train_seconds"]
-        if not args.no_export:
-            command = "python -m vip_rl.weights_recipe" + (f" --only {name}" if args.only else "")
-            path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command, stages=stages)
-            print(f"{name}: wrote {path}", flush=True)
+        command = "python -m vip_rl.weights_recipe" + (f" --only {name}" if args.only else "")
+        path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command, stages=stages, to=export_to)
+        print(f"{name}: wrote {path}", flush=True)
     return 0
 
 
