@@ -118,6 +118,11 @@ def generated_by(prov: dict[str, Any]) -> str:
     return "\n".join([line, *provenance_lines(prov)])
 
 
+#: Part kinds that are nouns ("column oracle"): several of one kind read "columns a; b". Others (a section name such as
+#: "mppi Pusher-v5") read "mppi a; b".
+_PART_NOUNS = ("column", "row", "section", "cell")
+
+
 def provenance_lines(prov: dict[str, Any]) -> list[str]:
     """The parts of a merged results file kept from earlier runs, grouped by the run that measured them:
     ``- <part>, <part>: measured by `<command>` (<date>; <note>)`` (no lines when nothing was merged)."""
@@ -129,7 +134,8 @@ def provenance_lines(prov: dict[str, Any]) -> list[str]:
         when = "; ".join(x for x in (date, note) if x)
         kinds = {name.split(" ", 1)[0] for name in names}
         if len(names) > 1 and len(kinds) == 1 and all(" " in name for name in names):  # "columns a; b" for "column a", "column b"
-            what = f"{kinds.pop()}s " + "; ".join(name.split(" ", 1)[1] for name in names)
+            kind = kinds.pop()
+            what = f"{kind + 's' if kind in _PART_NOUNS else kind} " + "; ".join(name.split(" ", 1)[1] for name in names)
         else:
             what = "; ".join(names)
         lines.append(f"- {what}: measured by `{command}`" + (f" ({when})" if when else ""))

@@ -311,6 +311,31 @@ def measure_in_domain(*, episodes: int, steps: int, stride: int, voc_episodes: i
 
 
 # -- report ----------------------------------------------------------------------------------------
+def keep_cell_parts(env: str, cells: Any, prov: dict[str, Any], earlier_prov: dict[str, Any]) -> None:
+    """Name in ``prov`` the run that measured each of ``env``'s MPPI ``cells`` kept from a results file with
+    provenance ``earlier_prov``: its part ``"mppi ENV: CELL"`` if it has one, else its part for the whole env (files
+    written before cells were named one by one), else its command."""
+    whole_env = next((part for part in earlier_prov.get("parts", []) if part["part"] == f"mppi {env}"), {})
+    source = {**earlier_prov, **{k: v for k, v in whole_env.items() if k != "part"}}
+    for name in cells:
+        _report.add_part(prov, f"mppi {env}: {name}", source)
+
+
+def merge_cells(env: str, measured: dict[str, Any], earlier: dict[str, Any] | None, prov: dict[str, Any],
+                earlier_prov: dict[str, Any]) -> dict[str, Any]:
+    """``measured`` (one env's MPPI entry) with the cells of the ``earlier`` entry that this run did not measure, when
+    both ran the same episodes and planner, in the earlier column order; each kept cell is named in ``prov``
+    (:func:`keep_cell_parts`)."""
+    kept = (earlier or {}).get("cells", {})
+    if not kept or any(earlier.get(k) != measured[k] for k in ("episodes", "max_steps", "K", "H")):
+        return measured
+    old_cells = {name: cell for name, cell in kept.items() if name not in measured["cells"]}
+    keep_cell_parts(env, old_cells, prov, earlier_prov)
+    order = [*kept, *(name for name in measured["cells"] if name not in kept)]  # the earlier file's column order
+    cells = {**old_cells, **measured["cells"]}
+    return {**measured, "cells": {name: cells[name] for name in order}}
+
+
 def _num(value: Any, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
@@ -428,11 +453,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         {"in-domain"} if "in-domain" in sections else set())
     if res.get("provenance"):  # name the runs behind the parts kept from the earlier file
         earlier = res["provenance"]
-        kept = [f"checks {n}" for n in res.get("checks", {})] + [f"mppi {n}" for n in res.get("mppi", {})]
-        kept += ["in-domain"] if res.get("in_domain") else []
+        kept = [f"checks {n}" for n in res.get("checks", {})] + (["in-domain"] if res.get("in_domain") else [])
         for part in kept:
             if part not in measured_now:
                 _report.add_part(prov, part, earlier)
+        for env, entry in res.get("mppi", {}).items():  # an env this run does not plan on: each cell keeps its run
+            if f"mppi {env}" not in measured_now:
+                keep_cell_parts(env, (entry or {}).get("cells", {}), prov, earlier)
+    earlier_prov = res.get("provenance") or {}
     res["provenance"] = prov
     cpu = torch.device("cpu")
     bundled = {n: resolve_encoder(n, device=cpu, seed=args.seed) for n in args.encoders.split(",") if n and has_encoder(n)}
@@ -476,11 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 encoders = {"in-domain": resolve_encoder(in_domain_path, device=cpu), **encoders}
             measured = measure_mppi(case, encoders, seed=args.seed, num_samples=args.samples, horizon=args.horizon,
                                     episodes=args.episodes, max_steps=args.max_steps, oracle=not args.no_oracle)
-            kept = (mppi.get(case.name) or {}).get("cells", {}) if args.merge else {}
-            same = all(kept and mppi[case.name].get(k) == measured[k] for k in ("episodes", "max_steps", "K", "H"))
-            if kept and same:  # cells this run did not measure stay (same episodes and planner)
-                measured["cells"] = {**{n: c for n, c in kept.items() if n not in measured["cells"]}, **measured["cells"]}
-            mppi[case.name] = measured
+            mppi[case.name] = merge_cells(case.name, measured, mppi.get(case.name) if args.merge else None, prov, earlier_prov)
             save()
     save()
     print(f"wrote {Path(args.out).with_suffix('.json')} and .md", flush=True)
