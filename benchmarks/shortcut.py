@@ -467,9 +467,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     import vip_envs
 
-    extra = dict(spec.split("=", 1) for spec in args.extra_encoder if "=" in spec)
+    bad = [spec for spec in args.extra_encoder if "=" not in spec or not spec.split("=", 1)[0]]
+    if bad:
+        p.error(f"--extra-encoder: expected NAME=PATH, got {bad}")
+    extra = dict(spec.split("=", 1) for spec in args.extra_encoder)
     if len(extra) != len(args.extra_encoder):
-        p.error(f"--extra-encoder: expected NAME=PATH, got {[s for s in args.extra_encoder if '=' not in s]}")
+        p.error(f"--extra-encoder: a NAME given twice in {args.extra_encoder}")
     sections = set(args.sections.split(","))
     unknown = sections - {"probe", "fit", "decoy", "oversample", "contrast", "camera"}
     if unknown:

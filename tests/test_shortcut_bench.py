@@ -1,0 +1,21 @@
+"""Tests for benchmarks/shortcut.py's command line (refused before any data is read)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+
+@pytest.mark.parametrize(("specs", "message"), [
+    (["foo"], "expected NAME=PATH, got \\['foo'\\]"),
+    (["=x"], "expected NAME=PATH, got \\['=x'\\]"),
+    (["a=x", "a=y"], "a NAME given twice"),
+])
+def test_bad_extra_encoder_is_a_usage_error(benchmark_module, capsys, tmp_path, specs, message):
+    shortcut = benchmark_module("shortcut")
+    argv = [a for spec in specs for a in ("--extra-encoder", spec)] + ["--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as err:
+        shortcut.main(argv)
+    assert err.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not list(tmp_path.iterdir())  # nothing written
