@@ -451,16 +451,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     prov = _report.provenance(__file__, argv, quick=args.quick)
     measured_now = {f"{section} {cases[k].name}" for section in sections for k in keys} | (
         {"in-domain"} if "in-domain" in sections else set())
-    if res.get("provenance"):  # name the runs behind the parts kept from the earlier file
-        earlier = res["provenance"]
+    earlier_prov = res.get("provenance") or {}
+    if earlier_prov:  # name the runs behind the parts kept from the earlier file
         kept = [f"checks {n}" for n in res.get("checks", {})] + (["in-domain"] if res.get("in_domain") else [])
         for part in kept:
             if part not in measured_now:
-                _report.add_part(prov, part, earlier)
+                _report.add_part(prov, part, earlier_prov)
         for env, entry in res.get("mppi", {}).items():  # an env this run does not plan on: each cell keeps its run
             if f"mppi {env}" not in measured_now:
-                keep_cell_parts(env, (entry or {}).get("cells", {}), prov, earlier)
-    earlier_prov = res.get("provenance") or {}
+                keep_cell_parts(env, (entry or {}).get("cells", {}), prov, earlier_prov)
     res["provenance"] = prov
     cpu = torch.device("cpu")
     bundled = {n: resolve_encoder(n, device=cpu, seed=args.seed) for n in args.encoders.split(",") if n and has_encoder(n)}

@@ -195,9 +195,9 @@ def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, mon
 def test_export_to_another_directory_leaves_the_bundled_weights_alone(tmp_path, monkeypatch):
     """``export(..., to=DIR)`` (``--no-export``) writes ``DIR/<name>.safetensors`` + its recipe record, loadable by path;
     the bundled weights directory is not touched."""
-    from vip_rl.encoders import build_encoder, load_encoder
     import torch
-    from vip_rl.encoders import checkpoint
+
+    from vip_rl.encoders import build_encoder, checkpoint, load_encoder
 
     bundled = tmp_path / "bundled"
     bundled.mkdir()
