@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import _report
 from _common import GOAL_SEED_OFFSET, expert_goal, resolve_encoder, run_episode, summarise_episodes
 from vip_rl.planning import (
     MPPI,
@@ -184,11 +185,14 @@ def load_encoders(names: set[str], specs: dict[str, str], encoders: dict[str, An
 
 
 def extra_encoders(spec: str, seed: int) -> tuple[dict[str, Any], dict[str, str], dict[str, str | None]]:
-    """``name=path[@camera],...`` -> (loaded encoders, name -> path for the workers, name -> camera or None)."""
+    """``name=path[@camera],...`` -> (loaded encoders, name -> path for the workers, name -> camera or None).
+
+    Raises:
+        ValueError / FileNotFoundError: a malformed item (``_report.name_value_pairs``) or an encoder that does not load.
+    """
     encoders, paths, cameras = {}, {}, {}
-    for item in filter(None, spec.split(",")):
-        name, _, path = item.partition("=")
-        path, _, camera = path.partition("@")
+    for name, value in _report.name_value_pairs(filter(None, spec.split(",")), "--extra-encoders", value="PATH[@CAMERA]").items():
+        path, _, camera = value.partition("@")
         encoders[name] = resolve_encoder(path, device=torch.device("cpu"), seed=seed)
         paths[name] = path
         cameras[name] = camera or None

@@ -213,6 +213,28 @@ def read(out: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(Path(out).with_suffix(".json").read_text())
 
 
+def name_value_pairs(items: Iterable[str], flag: str, *, value: str = "VALUE", names: Iterable[str] | None = None) -> dict[str, str]:
+    """``["NAME=VALUE", ...]`` (a repeatable flag's list, or the items of a comma list) -> ``{NAME: VALUE}``.
+
+    The one parser of the benchmarks' ``NAME=VALUE`` options (``--extra-encoders``, ``--extra-encoder``,
+    ``--train-log``, ``--area-args``). Raises ``ValueError`` naming ``flag`` and the item for a missing ``=``, an
+    empty NAME or VALUE, a NAME outside ``names`` (when given) or a NAME given twice; the scripts turn it into a
+    usage error (exit status 2) before anything is measured or written.
+    """
+    known = None if names is None else list(names)
+    pairs: dict[str, str] = {}
+    for item in items:
+        name, sep, rest = item.partition("=")
+        if not sep or not name or not rest:
+            raise ValueError(f"{flag}: expected NAME={value}, got {item!r}")
+        if known is not None and name not in known:
+            raise ValueError(f"{flag}: unknown NAME {name!r} in {item!r}; known: {known}")
+        if name in pairs:
+            raise ValueError(f"{flag}: the NAME {name!r} is given twice")
+        pairs[name] = rest
+    return pairs
+
+
 def add_output_args(parser: argparse.ArgumentParser, name: str) -> None:
     """``--out`` (stem, default ``benchmarks/results/<name>``) and ``--render-only``."""
     parser.add_argument("--out", type=Path, default=RESULTS / name,

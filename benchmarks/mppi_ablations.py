@@ -164,7 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.render_only:  # the render picks up edits to the notes file
         return _report.render_only(args.out, render, update=lambda res: update_notes(res, args.notes))
     torch.set_num_threads(args.torch_threads)
-    encoders, encoder_specs, cameras = extra_encoders(args.extra_encoders, args.seed)
+    try:
+        encoders, encoder_specs, cameras = extra_encoders(args.extra_encoders, args.seed)
+    except (ValueError, FileNotFoundError) as exc:
+        p.error(str(exc))
     for name, camera in cameras.items():
         ABLATIONS.update(encoder_ablations(name, camera))
     names = {"all": list(ABLATIONS), "default": list(DEFAULT_ABLATIONS)}.get(args.ablations) or args.ablations.split(";")

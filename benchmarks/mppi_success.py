@@ -163,7 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.render_only:
         return _report.render_only(args.out, render)
     torch.set_num_threads(args.torch_threads)
-    encoders, encoder_specs, cameras = extra_encoders(args.extra_encoders, args.seed)
+    try:
+        encoders, encoder_specs, cameras = extra_encoders(args.extra_encoders, args.seed)
+    except (ValueError, FileNotFoundError) as exc:
+        p.error(str(exc))
     for name, camera in cameras.items():
         cam = {"camera": camera} if camera else {}
         METHODS[f"{name} image"] = dict(kind="image", encoder=name, **cam)

@@ -342,6 +342,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.render_only:
         return _report.render_only(args.out, render)
+    try:
+        train_logs = _report.name_value_pairs(args.train_log, "--train-log", value="LOG_CSV")
+    except ValueError as exc:
+        parser.error(str(exc))
+    missing = [path for path in train_logs.values() if not Path(path).is_file()]
+    if missing:
+        parser.error(f"--train-log: no such file {missing[0]!r}")
     import vip_envs
     from vip_rl.encoders import load_encoder
     from vip_rl.weights_recipe import CONFIGS, HELD_OUT_TASK
@@ -473,8 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["throughput"][name] = throughput(CONFIGS[name], videos, steps=steps, workdir=cache / f"throughput_{name}")
             share = result["throughput"][name]["data_time_share"]
             targets.append({"metric": f"data-time share of a training step ({name} config)", "encoder": name, "value": share, "target": "<= 0.10", "status": _ok(share, 0.1, at_most=True)})
-    for item in args.train_log:
-        name, _, path = item.partition("=")
+    for name, path in train_logs.items():
         import csv
 
         with open(path) as handle:

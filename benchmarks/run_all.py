@@ -144,12 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import shlex
 
-    extra: dict[str, list[str]] = {}
-    for item in args.area_args:
-        area, sep, rest = item.partition("=")
-        if not sep or area not in AREAS:
-            parser.error(f"--area-args must be AREA=ARGS with AREA in {list(AREAS)}, got {item!r}")
-        extra[area] = shlex.split(rest)
+    try:
+        extra = {area: shlex.split(rest) for area, rest in
+                 _report.name_value_pairs(args.area_args, "--area-args", value="ARGS", names=AREAS).items()}
+    except ValueError as exc:
+        parser.error(str(exc))
     failures = []
     if args.render_only:
         for area in args.only or AREAS:

@@ -467,12 +467,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     import vip_envs
 
-    bad = [spec for spec in args.extra_encoder if "=" not in spec or not spec.split("=", 1)[0]]
-    if bad:
-        p.error(f"--extra-encoder: expected NAME=PATH, got {bad}")
-    extra = dict(spec.split("=", 1) for spec in args.extra_encoder)
-    if len(extra) != len(args.extra_encoder):
-        p.error(f"--extra-encoder: a NAME given twice in {args.extra_encoder}")
+    try:
+        extra = _report.name_value_pairs(args.extra_encoder, "--extra-encoder", value="PATH")
+    except ValueError as exc:
+        p.error(str(exc))
     sections = set(args.sections.split(","))
     unknown = sections - {"probe", "fit", "decoy", "oversample", "contrast", "camera"}
     if unknown:

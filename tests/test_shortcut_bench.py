@@ -7,9 +7,10 @@ import pytest
 
 
 @pytest.mark.parametrize(("specs", "message"), [
-    (["foo"], "expected NAME=PATH, got \\['foo'\\]"),
-    (["=x"], "expected NAME=PATH, got \\['=x'\\]"),
-    (["a=x", "a=y"], "a NAME given twice"),
+    (["foo"], "--extra-encoder: expected NAME=PATH, got 'foo'"),
+    (["=x"], "--extra-encoder: expected NAME=PATH, got '=x'"),
+    (["a="], "--extra-encoder: expected NAME=PATH, got 'a='"),
+    (["a=x", "a=y"], "--extra-encoder: the NAME 'a' is given twice"),
 ])
 def test_bad_extra_encoder_is_a_usage_error(benchmark_module, capsys, tmp_path, specs, message):
     shortcut = benchmark_module("shortcut")
