@@ -63,6 +63,10 @@ def describe_encoder(config: dict[str, Any], *, name: str | None = None) -> str:
     its pretraining config's ``steps`` (a run that finished: the recipe writes the weights at the end).
     """
     training = config.get("training") or {}
+    if config.get("arch") == "ensemble":  # vip_rl.encoders.ensemble: describe each member
+        members = "; ".join(f"[{describe_encoder(member)}]" for member in config.get("members") or [])
+        note = training.get("note") or (f"made by ({training['command']})" if training.get("command") else "")
+        return f"ensemble of {len(config.get('members') or [])} (RMS of distances): {members}" + (f"; {note}" if note else "")
     steps = training.get("steps_done") or (training.get("pretrain_config") or {}).get("steps")
     if (name or config.get("name")) == "random":
         trained = f"untrained (random init, seed {config.get('seed', 0)})"

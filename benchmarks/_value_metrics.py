@@ -309,10 +309,13 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
 
 
 def random_twin(encoder: Any) -> Any:
-    """A randomly initialised encoder with the same architecture / metric / text tower."""
-    from vip_rl.encoders import build_encoder
+    """A randomly initialised encoder with the same architecture / metric / text tower (an ensemble: of each member)."""
+    from vip_rl.encoders import build_encoder, encoder_from_config
 
     cfg = encoder.config
+    if cfg.get("arch") == "ensemble":
+        members = [{**member, "seed": 12345 + index} for index, member in enumerate(cfg["members"])]
+        return encoder_from_config({**cfg, "members": members, "name": "random"}, device=encoder.device)
     return build_encoder(cfg["arch"], metric=cfg["metric"], embed_dim=cfg["embed_dim"], image_size=cfg["image_size"],
                          text=cfg.get("text"), seed=12345, normalisation=cfg.get("normalisation"),
                          cnn_channels=cfg.get("cnn_channels"), text_hidden=cfg.get("text_hidden"), head_hidden=cfg.get("head_hidden"))

@@ -1,7 +1,8 @@
 """Build randomly initialised encoders and rebuild them from their JSON config.
 
 Besides the archs of :func:`build_encoder`, :func:`encoder_from_config` rebuilds ``arch="clip"``: a CLIP ResNet
-(:mod:`.clip`, the official LIV model) whose dimensions are stored under ``config["clip"]`` (see :func:`clip_config`).
+(:mod:`.clip`, the official LIV model) whose dimensions are stored under ``config["clip"]`` (see :func:`clip_config`),
+and ``arch="ensemble"``: several L2 encoders whose distances are averaged (:mod:`.ensemble`, ``config["members"]``).
 """
 from __future__ import annotations
 
@@ -188,6 +189,10 @@ def encoder_from_config(config: dict[str, Any], *, device: str | torch.device = 
     arch = config["arch"]
     if arch == "clip":
         return _clip_from_config(config, device)
+    if arch == "ensemble":
+        from .ensemble import ensemble_from_config
+
+        return ensemble_from_config(config, device)
     if arch not in ARCHS:
         raise ValueError(f"config['arch'] must be one of {ARCHS}, got {arch!r}")
     normalisation = config["normalisation"]
