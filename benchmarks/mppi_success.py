@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke run: 2 tasks, 1 episode, K=8, H=4, 10 steps)")
     p.add_argument("--tasks", default=",".join(TASKS))
     p.add_argument("--methods", default=DEFAULT_METHODS,
-                   help=f"comma-separated columns from {list(METHODS)} (+ '<name> image' / '<name> subgoals' for --extra-encoders)")
+                   help=f"comma-separated columns from {list(METHODS)} (+ '<name> image' / '<name> subgoals' / '<name> text' for --extra-encoders; text: encoders with a text tower)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--embed-episodes", type=int, default=None, help="episodes for the embedding methods (default --episodes)")
     p.add_argument("--method-episodes", default="", help="per-column episode counts, e.g. 'random image=5'")
@@ -171,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cam = {"camera": camera} if camera else {}
         METHODS[f"{name} image"] = dict(kind="image", encoder=name, **cam)
         METHODS[f"{name} subgoals"] = dict(kind="image-subgoals", encoder=name, lookahead=10, **cam)
+        if encoders[name].has_text:
+            METHODS[f"{name} text"] = dict(kind="text", encoder=name, **cam)
     unknown = [m for m in args.methods.split(",") if m not in METHODS]
     if unknown:
         p.error(f"--methods: unknown {unknown}; known: {list(METHODS)}")

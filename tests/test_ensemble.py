@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vip_rl.encoders import Encoder, build_encoder, load_encoder, save_encoder
-from vip_rl.encoders.ensemble import ensemble_encoder
+from vip_rl.encoders import ensemble_encoder
 
 
 def _images(n: int, seed: int = 0) -> np.ndarray:

@@ -11,7 +11,7 @@ cure for a planner that exploits one value's idiosyncratic errors (deep ensemble
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -74,15 +74,14 @@ def check_members(configs: Sequence[dict[str, Any]], *, source: str = "ensemble"
         raise ValueError(f"{source}: either every member has a text tower or none does, got text={[c.get('text') for c in configs]}")
 
 
-def ensemble_from_config(config: dict[str, Any], device: torch.device) -> Encoder:
-    """Rebuild an ``arch="ensemble"`` config's (randomly initialised) members and wrap them."""
-    from .factory import encoder_from_config
-
+def ensemble_from_config(config: dict[str, Any], device: torch.device, *, build: Callable[..., Encoder]) -> Encoder:
+    """Rebuild an ``arch="ensemble"`` config's (randomly initialised) members with ``build`` (the factory's
+    ``encoder_from_config``, passed in so that this module does not import the factory) and wrap them."""
     members = config.get("members")
     if not isinstance(members, list):
         raise ValueError(f"config['members'] must be a list of member configs, got {type(members).__name__}")
     check_members(members)
-    built = [encoder_from_config(member, device=device) for member in members]
+    built = [build(member, device=device) for member in members]
     return _wrap(built, dict(config))
 
 

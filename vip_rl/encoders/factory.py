@@ -13,6 +13,7 @@ import torch
 
 from .backbones import DEFAULT_CNN_CHANNELS, ResNet, SmallCNN
 from .base import Encoder, Metric
+from .ensemble import ensemble_from_config
 from .text import build_text_tower
 
 CONFIG_VERSION = 1
@@ -190,9 +191,7 @@ def encoder_from_config(config: dict[str, Any], *, device: str | torch.device = 
     if arch == "clip":
         return _clip_from_config(config, device)
     if arch == "ensemble":
-        from .ensemble import ensemble_from_config
-
-        return ensemble_from_config(config, device)
+        return ensemble_from_config(config, device, build=encoder_from_config)
     if arch not in ARCHS:
         raise ValueError(f"config['arch'] must be one of {ARCHS}, got {arch!r}")
     normalisation = config["normalisation"]
