@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -102,9 +103,15 @@ def test_stop_after_time_slices(tmp_path: Path) -> None:
     config = tiny_config(lr_schedule="cosine", warmup_steps=3)
     straight = pretrain(config, videos, out_dir=tmp_path / "a", progress=False)
     pretrain(config, videos, out_dir=tmp_path / "b", progress=False, stop_after=5)
+    first_slice = float(torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=True)["train_seconds"])
     sliced = pretrain(config, videos, out_dir=tmp_path / "b", progress=False)
     for key, value in _weights(straight).items():
         assert torch.equal(value, sliced.state_dict()[key]), key
+    # the run's recorded seconds count both calls: the resumed one adds to what the first slice recorded
+    final = float(torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=True)["train_seconds"])
+    recorded = json.loads((tmp_path / "b" / "encoder" / "config.json").read_text())["training"]["train_seconds"]
+    assert 0 < first_slice < final and recorded == pytest.approx(final, abs=0.1)
+    assert sliced.config["training"]["train_seconds"] == recorded
 
 
 def _free_port() -> int:

@@ -523,7 +523,7 @@ def _initial_encoder(config: PretrainConfig, init_from: str | os.PathLike[str] |
 # checkpoints + logs
 # --------------------------------------------------------------------------------------------
 def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Optimizer, step: int, config: PretrainConfig, sampler: TupleSampler, init_from: str | None,
-                     target: nn.Module | None = None) -> None:
+                     target: nn.Module | None = None, train_seconds: float = 0.0) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": __version__,
@@ -535,6 +535,7 @@ def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Opt
         "sampler": json.dumps({**sampler.state_dict(), "next_step": int(step), "data_fingerprint": sampler.fingerprint()}),
         "torch_rng": _loss_generator(config.seed, step, torch.device("cpu")).get_state(),
         "init_from": init_from or "",
+        "train_seconds": float(train_seconds),  # wall seconds of every call that trained this run so far
     }
     if target is not None:
         state["target"] = {k: v.detach().cpu().clone() for k, v in target.state_dict().items()}
@@ -661,6 +662,7 @@ def pretrain(
     if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after <= 0):
         raise ValueError(f"stop_after must be None or a positive int, got {stop_after!r}")
     device = check_device(device)
+    call_start = time.perf_counter()
     dist, device = _setup_distributed(device)
     out = Path(out_dir)
     try:
@@ -701,6 +703,7 @@ def pretrain(
         params = [p for p in encoder.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay) if config.weight_decay else torch.optim.Adam(params, lr=config.lr)
         start_step = 0
+        seconds_before = 0.0  # wall seconds of the earlier calls that trained this run (a resumed run)
         ckpt_path = out / CHECKPOINT_FILE
         if resume and ckpt_path.is_file():
             state = _load_checkpoint(ckpt_path)
@@ -724,6 +727,7 @@ def pretrain(
                     raise ValueError(f"{ckpt_path}: a tdist checkpoint must hold the target network ('target'), it has keys {sorted(state)}")
                 target.load_state_dict(state["target"])
             start_step = int(state["step"])
+            seconds_before = float(state.get("train_seconds", 0.0))  # absent in checkpoints of older versions
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
         model: nn.Module = _TrainModule(encoder)
@@ -788,7 +792,8 @@ def pretrain(
                 encoder.train()
             if (config.ckpt_every and step % config.ckpt_every == 0) or step == end_step:
                 if dist.is_main:
-                    _save_checkpoint(ckpt_path, encoder=encoder, optimizer=optimizer, step=step, config=config, sampler=sampler, init_from=None if init_from is None else str(init_from), target=target)
+                    _save_checkpoint(ckpt_path, encoder=encoder, optimizer=optimizer, step=step, config=config, sampler=sampler, init_from=None if init_from is None else str(init_from), target=target,
+                                     train_seconds=seconds_before + time.perf_counter() - call_start)
                 dist.barrier()
         batches.close()
         if bar is not None:
@@ -796,8 +801,13 @@ def pretrain(
         logger.close()
         encoder.eval()
         if dist.is_main and step == config.steps:
-            save_encoder(encoder, out / "encoder", training={"pretrain_config": config.to_dict(), "steps": step, "init_from": None if init_from is None else str(init_from),
-                                                            "eval_on_training_videos": eval_on_training, "version": __version__})
+            # train_seconds: every call that trained this run, resumed slices included (a finished run called again adds
+            # only this call's setup); also left in encoder.config["training"] for the caller (weights_recipe's records)
+            training = {"pretrain_config": config.to_dict(), "steps": step, "init_from": None if init_from is None else str(init_from),
+                        "eval_on_training_videos": eval_on_training, "version": __version__,
+                        "train_seconds": round(seconds_before + time.perf_counter() - call_start, 1)}
+            save_encoder(encoder, out / "encoder", training=training)
+            encoder.config["training"] = training
         dist.barrier()
         return encoder
     finally:
