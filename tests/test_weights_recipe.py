@@ -76,6 +76,15 @@ def test_negative_episode_count_is_refused():
         dataclasses.replace(wr.DATA, high_detour_episodes=-1)
 
 
+def test_stage_seconds_come_from_the_run_record() -> None:
+    """A resumed stage counts the seconds of its earlier slices (pretrain's record), not only the resumed call's."""
+    class Trained:
+        config = {"training": {"train_seconds": 1234.5}}
+
+    assert wr._trained_seconds(Trained(), wall=7.0) == 1234.5
+    assert wr._trained_seconds(object(), wall=7.0) == 7.0  # no record (older checkpoints): this call's wall time
+
+
 def test_main_trains_td_sim_in_five_stages(tmp_path, monkeypatch):
     """`--only td-sim --steps N`: stage 2 starts from stage 1's encoder with the FINETUNES overrides; stages 3 and 4
     each start from the previous one's after collecting a round of planner detours with it; stage 5 from stage 4's on

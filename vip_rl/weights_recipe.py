@@ -569,6 +569,13 @@ def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], c
     )
 
 
+def _trained_seconds(encoder: Any, wall: float) -> float:
+    """Seconds ``pretrain`` recorded for the run that made ``encoder`` (every call that trained it: a run resumed after
+    an interruption counts its earlier slices), else ``wall`` (this call's wall time; checkpoints of older versions)."""
+    recorded = ((getattr(encoder, "config", None) or {}).get("training") or {}).get("train_seconds")
+    return wall if recorded is None else float(recorded)
+
+
 def fit_text(name: str, encoder: Any, data: TrainingVideos) -> dict[str, Any]:
     """Stage 3 of ``name`` (:data:`TEXT_FITS`): fit the text tower onto ``encoder``'s frames of the last stage's
     successful videos, in place; returns the stage's record for the exported JSON."""
@@ -643,7 +650,7 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
         encoder = train(name, data, out_dir=_stage_dir(out, name, index + 2), config=config, progress=progress,
                         kinds=stage.kinds, init_from=init_from)
         init_from = _stage_dir(out, name, index + 2) / "encoder"
-        stage_seconds = time.perf_counter() - start
+        stage_seconds = collect_seconds + _trained_seconds(encoder, time.perf_counter() - start - collect_seconds)
         record = {"pretrain_config": config.to_dict(), "videos_used": {kind: data.kinds.count(kind) for kind in stage.kinds},
                   "train_seconds": round(stage_seconds, 1), "init_from": f"stage {index + 1}"}
         if collect_seconds:
@@ -750,7 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = CONFIGS[name] if args.steps is None else dataclasses.replace(CONFIGS[name], steps=args.steps)
         start = time.perf_counter()
         encoder = train(name, data, out_dir=out / name, config=config, progress=not args.no_progress)
-        seconds = time.perf_counter() - start
+        seconds = _trained_seconds(encoder, time.perf_counter() - start)
         print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
         stages = None
