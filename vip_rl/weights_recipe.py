@@ -37,7 +37,7 @@ Candidate recipes (never exported; the default command is unchanged):
 Everything is seeded (two 60-step runs of td-sim's first stage agree bit for bit). The bundled td-sim's stages 1-4
 were trained by earlier versions of this module (sessions 4-6: the sampler and config gained options since, with the
 old behaviour as default), so a full run today is another draw of the same recipe (the same one every time: two full
-runs agreed to the last digit of every benchmark figure), not the bundled weights bit for bit:
+runs collected the same planner videos and gave the same representation and dev-MPPI figures), not the bundled weights bit for bit:
 session 11's draw planned OpenDrawer 0.70 at K=32, H=10 against the bundled 0.80 (``benchmarks/notes/temporal_distance.md``).
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
