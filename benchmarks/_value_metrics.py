@@ -314,7 +314,8 @@ def random_twin(encoder: Any) -> Any:
 
     cfg = encoder.config
     if cfg.get("arch") == "ensemble":
-        members = [{**member, "seed": 12345 + index} for index, member in enumerate(cfg["members"])]
+        members = [{**{k: v for k, v in member.items() if k not in ("training", "name")}, "seed": 12345 + index}
+                   for index, member in enumerate(cfg["members"])]  # untrained: no member's training record
         return encoder_from_config({**cfg, "members": members, "name": "random"}, device=encoder.device)
     return build_encoder(cfg["arch"], metric=cfg["metric"], embed_dim=cfg["embed_dim"], image_size=cfg["image_size"],
                          text=cfg.get("text"), seed=12345, normalisation=cfg.get("normalisation"),

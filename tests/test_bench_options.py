@@ -42,3 +42,13 @@ def test_scripts_refuse_bad_pairs(benchmark_module, capsys, tmp_path, script, ar
         module.main([*argv, *(["--out", str(tmp_path / "out")] if script != "run_all" else [])])
     assert re.search(message, capsys.readouterr().err)
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_extra_encoder_text_column_only_with_a_text_tower(benchmark_module, capsys, tmp_path) -> None:
+    """``<name> text`` is a column for an extra encoder with a text tower (td-sim), not for one without (vip-sim)."""
+    module = benchmark_module("mppi_success")
+    with pytest.raises(SystemExit, match="^2$"):
+        module.main(["--extra-encoders", "a=td-sim,b=vip-sim", "--methods", "b text", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert "--methods: unknown ['b text']" in err and "'a text'" in err and "'b image'" in err
+    assert not list(tmp_path.iterdir())

@@ -81,3 +81,15 @@ def test_corrupt_ensemble_config_is_named(tmp_path: Path) -> None:
     path.with_suffix(".json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"config\['members'\] must be a list"):
         load_encoder(path)
+
+
+def test_random_twin_of_an_ensemble_is_untrained_member_by_member(benchmark_module) -> None:
+    metrics = benchmark_module("_value_metrics")
+    trained = [_member(0), _member(1)]
+    for member in trained:
+        member.config["training"] = {"command": "python -m vip_rl.weights_recipe"}
+    twin = metrics.random_twin(ensemble_encoder(trained))
+    assert twin.config["arch"] == "ensemble" and [m["seed"] for m in twin.config["members"]] == [12345, 12346]
+    assert all("training" not in m for m in twin.config["members"])
+    x = _images(2)
+    assert not torch.equal(twin.encode_images(x), ensemble_encoder(trained).encode_images(x))
