@@ -85,6 +85,26 @@ def test_stage_seconds_come_from_the_run_record() -> None:
     assert wr._trained_seconds(object(), wall=7.0) == 7.0  # no record (older checkpoints): this call's wall time
 
 
+def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys):
+    """`--seed N` adds N to the seed of every training stage and of the text fit, and the export records it."""
+    videos = wr.TrainingVideos(videos=[None] * 2, groups=["a"] * 2, final_goal_ok=[True] * 2, kinds=["expert", wr.HIGH_DETOUR])
+    monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
+    monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: videos)
+    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda data_dir, encoder, round: [tmp_path / f"pd{round}.h5"])
+    seeds = []
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: seeds.append(kwargs["config"].seed) or object())
+    text_seeds = []
+    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, seed=0: text_seeds.append(seed) or {"train_seconds": 1.0})
+    exported = []
+    monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
+    assert wr.main(["--only", "td-sim", "--steps", "2", "--no-export", "--seed", "3", "--out", str(tmp_path)]) == 0
+    assert seeds == [wr.CONFIGS["td-sim"].seed + 3] * (1 + len(wr.FINETUNES["td-sim"])) and text_seeds == [3]
+    assert exported[0]["command"] == "python -m vip_rl.weights_recipe --only td-sim --seed 3"
+    with pytest.raises(SystemExit, match="^2$"):
+        wr.main(["--only", "td-sim", "--seed", "-1", "--out", str(tmp_path)])
+    assert "--seed must be >= 0, got -1" in capsys.readouterr().err
+
+
 def test_main_trains_td_sim_in_five_stages(tmp_path, monkeypatch):
     """`--only td-sim --steps N`: stage 2 starts from stage 1's encoder with the FINETUNES overrides; stages 3 and 4
     each start from the previous one's after collecting a round of planner detours with it; stage 5 from stage 4's on
@@ -103,7 +123,7 @@ def test_main_trains_td_sim_in_five_stages(tmp_path, monkeypatch):
     encoders = []
     monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append((data, kwargs)) or encoders.append(object()) or encoders[-1])
     fits = []
-    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data: fits.append((name, encoder, data)) or {"train_seconds": 1.0})
+    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, **kw: fits.append((name, encoder, data)) or {"train_seconds": 1.0})
     exported = []
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append((name, encoder, kwargs)) or tmp_path / "x")
     assert wr.main(["--only", "td-sim", "--steps", "3", "--no-export", "--out", str(tmp_path)]) == 0
@@ -142,7 +162,7 @@ def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(t
     monkeypatch.setattr(wr, "load_training_videos", lambda *args, **kwargs: videos)
     monkeypatch.setattr(vip_rl.encoders, "load_encoder", lambda name: Bundled())
     monkeypatch.setattr(wr, "train", lambda *args, **kwargs: pytest.fail("--text-fit-only must not train"))
-    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data: {"text_fit_config": {}, "train_seconds": 2.0})
+    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, **kw: {"text_fit_config": {}, "train_seconds": 2.0})
     exported = []
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
     detours = [p for r in (1, 2) for p in wr.planner_detour_paths(tmp_path / "data", r)]
@@ -177,7 +197,7 @@ def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, mon
     monkeypatch.setattr(vip_rl.encoders, "load_encoder", lambda name: Bundled())
     monkeypatch.setattr(wr, "collect_all_planner_detours", lambda *args: pytest.fail("stage 5 collects no planner round"))
     monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append(kwargs) or "stage-5 encoder")
-    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data: {"text_fit_config": {}, "train_seconds": 2.0, "on": encoder})
+    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, **kw: {"text_fit_config": {}, "train_seconds": 2.0, "on": encoder})
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append((encoder, kwargs)) or tmp_path / "x")
     detours = [p for r in (1, 2) for p in wr.planner_detour_paths(tmp_path / "data", r)]
     detours[0].parent.mkdir(parents=True, exist_ok=True)
@@ -221,3 +241,17 @@ def test_export_to_another_directory_leaves_the_bundled_weights_alone(tmp_path, 
     assert loaded.config["training"]["stages"] == stages and loaded.config["training"]["command"].endswith("--only td-sim")
     x = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
     assert torch.equal(loaded.encode_images(x), encoder.encode_images(x))
+
+
+def test_fit_text_adds_the_seed_offset(monkeypatch):
+    import vip_rl.pretrain as pretrain_module
+
+    fitted = []
+    stats = dict.fromkeys(("pairs", "goal_pairs", "instructions", "seconds", "loss_before", "loss_after",
+                           "goal_distance_before", "goal_distance_after"), 0.0)
+    monkeypatch.setattr(pretrain_module, "fit_text_tower", lambda encoder, videos, **kw: fitted.append(kw["config"].seed) or stats)
+    videos = wr.TrainingVideos(videos=[None], groups=["a"], final_goal_ok=[True], kinds=["expert"])
+    record = wr.fit_text("td-sim", object(), videos, seed=5)
+    assert fitted == [wr.TEXT_FITS["td-sim"].seed + 5] and record["text_fit_config"]["seed"] == wr.TEXT_FITS["td-sim"].seed + 5
+    wr.fit_text("td-sim", object(), videos)
+    assert fitted[-1] == wr.TEXT_FITS["td-sim"].seed  # no offset: the recipe's own seed

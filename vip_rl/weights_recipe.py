@@ -1,6 +1,6 @@
 """The recipe of the bundled encoders ``td-sim``, ``vip-sim`` and ``liv-sim`` (``make weights``).
 
-``python -m vip_rl.weights_recipe [--out runs/weights] [--only td-sim|vip-sim|liv-sim] [--steps N] [--no-export]``
+``python -m vip_rl.weights_recipe [--out runs/weights] [--only td-sim|vip-sim|liv-sim] [--steps N] [--no-export] [--seed N]``
 (collected files and finished or interrupted runs under ``--out`` are reused: a rerun resumes; ``--no-export`` writes
 ``OUT/final/<name>.safetensors`` instead of the bundled file, to compare a fresh run with it).
 
@@ -577,12 +577,13 @@ def _trained_seconds(encoder: Any, wall: float) -> float:
     return wall if recorded is None else float(recorded)
 
 
-def fit_text(name: str, encoder: Any, data: TrainingVideos) -> dict[str, Any]:
+def fit_text(name: str, encoder: Any, data: TrainingVideos, *, seed: int = 0) -> dict[str, Any]:
     """Stage 3 of ``name`` (:data:`TEXT_FITS`): fit the text tower onto ``encoder``'s frames of the last stage's
-    successful videos, in place; returns the stage's record for the exported JSON."""
+    successful videos, in place; returns the stage's record for the exported JSON. ``seed`` is added to the config's
+    seed (``--seed``: another draw)."""
     from vip_rl.pretrain import fit_text_tower
 
-    config = TEXT_FITS[name]
+    config = dataclasses.replace(TEXT_FITS[name], seed=TEXT_FITS[name].seed + seed)
     kinds = FINETUNES[name][-1].kinds if name in FINETUNES else TRAIN_KINDS[name]
     videos = data.select(kinds)
     stats = fit_text_tower(encoder, videos.videos, final_goal_ok=videos.final_goal_ok, config=config)
@@ -662,7 +663,7 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
 
 
 def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVideos, *, export_to: Path | None, out: Path,
-                  data_dir: Path, paths: Sequence[Path], steps: int | None, progress: bool) -> int:
+                  data_dir: Path, paths: Sequence[Path], steps: int | None, progress: bool, seed: int = 0) -> int:
     """``--from-stage K``: the recipe's stages K, K + 1, ... of each encoder, started from its bundled weights, which
     stand for stages 1 .. K - 1 (their records are kept in the export); ``from_stage=None`` (``--text-fit-only``): only
     the text fit, after each encoder's last stage. A stage is added to the bundled weights this way without rerunning
@@ -688,12 +689,13 @@ def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVi
                                  f"{missing[0]} (+{len(missing) - 1} more); run the full recipe (--only {name})")
             videos = load_training_videos([*paths, *detours], camera=DATA.camera)
         config = PretrainConfig.from_dict(earlier[-1]["pretrain_config"])
+        config = dataclasses.replace(config, seed=config.seed + seed)
         encoder, config, videos, records = _fine_tune(name, encoder, config, videos, first=first, init_from=name, out=out,
                                                       data_dir=data_dir, paths=paths, detours=detours, steps=steps,
                                                       progress=progress)
         if name in TEXT_FITS:
-            records.append(fit_text(name, encoder, videos))
-        command = f"python -m vip_rl.weights_recipe --only {name}"
+            records.append(fit_text(name, encoder, videos, seed=seed))
+        command = f"python -m vip_rl.weights_recipe --only {name}" + (f" --seed {seed}" if seed else "")
         stages = [*earlier, *({**record, "command": f"{command} {flag}"} for record in records)]
         path = export(name, encoder, config=config, counts=stages[-2 if name in TEXT_FITS else -1]["videos_used"],
                       seconds=sum(s["train_seconds"] for s in stages), command=command, stages=stages, to=export_to)
@@ -720,6 +722,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--text-fit-only", action="store_true",
                         help="only the last stage (TEXT_FITS) of the --only encoders, on their bundled weights of the earlier "
                              "stages (the text tower is refitted from a seeded fresh start), then export")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="added to the seed of every training stage and of the text fit: another draw of the recipe "
+                             "(0, the default: the recipe's own draw; the videos are the same). Use another --out: a run "
+                             "directory of another seed is refused, not resumed")
     parser.add_argument("--from-stage", type=int, default=None, metavar="K",
                         help="only stages K.. of the --only encoders (FINETUNES; 2 = the first fine-tune), started from their "
                              "bundled weights, which stand for stages 1..K-1, then the text fit and the export")
@@ -733,6 +739,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.only or bad:
             parser.error(f"--from-stage {args.from_stage} needs --only with encoders that have stages 2..K "
                          f"({ {n: len(f) + 1 for n, f in FINETUNES.items()} } stages), got {args.only!r}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.variant and args.only:
         parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
     default_mujoco_gl()
@@ -745,6 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for variant in args.variant or []:
         base, overrides, kinds = VARIANTS[variant]
         config = dataclasses.replace(CONFIGS[base], **overrides, **({} if args.steps is None else {"steps": args.steps}))
+        config = dataclasses.replace(config, seed=config.seed + args.seed)
         start = time.perf_counter()
         train(base, data, out_dir=out / variant, config=config, progress=not args.no_progress, kinds=kinds,
               goal_swap_prob=GOAL_SWAP.get(variant, GOAL_SWAP_PROB))
@@ -753,9 +762,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.text_fit_only or args.from_stage is not None:
         return _later_stages(args.only, args.from_stage, data, export_to=export_to, out=out, data_dir=data_dir,
-                             paths=paths, steps=args.steps, progress=not args.no_progress)
+                             paths=paths, steps=args.steps, progress=not args.no_progress, seed=args.seed)
     for name in args.only or sorted(CONFIGS, reverse=True):
-        config = CONFIGS[name] if args.steps is None else dataclasses.replace(CONFIGS[name], steps=args.steps)
+        config = dataclasses.replace(CONFIGS[name], seed=CONFIGS[name].seed + args.seed,
+                                     **({} if args.steps is None else {"steps": args.steps}))
         start = time.perf_counter()
         encoder = train(name, data, out_dir=out / name, config=config, progress=not args.no_progress)
         seconds = _trained_seconds(encoder, time.perf_counter() - start)
@@ -773,10 +783,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in TEXT_FITS:
             stages = stages if stages is not None else [{"pretrain_config": config.to_dict(), "videos_used": counts,
                                                         "train_seconds": round(seconds, 1)}]
-            fit = fit_text(name, encoder, data)
+            fit = fit_text(name, encoder, data, seed=args.seed)
             stages.append(fit)
             seconds += fit["train_seconds"]
-        command = "python -m vip_rl.weights_recipe" + (f" --only {name}" if args.only else "")
+        command = "python -m vip_rl.weights_recipe" + (f" --only {name}" if args.only else "") + (f" --seed {args.seed}" if args.seed else "")
         path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command, stages=stages, to=export_to)
         print(f"{name}: wrote {path}", flush=True)
     return 0
