@@ -572,7 +572,7 @@ def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], c
 
 def _trained_seconds(encoder: Any, wall: float) -> float:
     """Seconds ``pretrain`` recorded for the run that made ``encoder`` (every call that trained it: a run resumed after
-    an interruption counts its earlier slices), else ``wall`` (this call's wall time; checkpoints of older versions)."""
+    an interruption counts its earlier slices), else ``wall`` (this call's wall time: an encoder without that record)."""
     recorded = ((getattr(encoder, "config", None) or {}).get("training") or {}).get("train_seconds")
     return wall if recorded is None else float(recorded)
 

@@ -20,8 +20,8 @@ from .base import Encoder
 
 __all__ = ["EnsembleText", "EnsembleVision", "ensemble_encoder"]
 
-#: Config keys every member must share (the ensemble preprocesses once for all of them).
-_SHARED = ("metric", "image_size", "normalisation")
+#: Config keys every member must share (the ensemble preprocesses once for all of them; the metric is L2 for each).
+_SHARED = ("image_size", "normalisation")
 
 
 class EnsembleVision(nn.Module):
@@ -53,25 +53,25 @@ def _member_config(config: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if key != "embed_dim_out"}
 
 
-def check_members(configs: Sequence[dict[str, Any]], *, source: str = "ensemble") -> None:
+def check_members(configs: Sequence[dict[str, Any]]) -> None:
     """Raise ``ValueError`` naming the problem unless ``configs`` can form an ensemble (see :func:`ensemble_encoder`)."""
     if len(configs) < 2:
-        raise ValueError(f"{source}: an ensemble needs at least 2 members, got {len(configs)}")
+        raise ValueError(f"ensemble: an ensemble needs at least 2 members, got {len(configs)}")
     for index, config in enumerate(configs):
         if not isinstance(config, dict):
-            raise ValueError(f"{source}: member {index} config must be a JSON object, got {type(config).__name__}")
+            raise ValueError(f"ensemble: member {index} config must be a JSON object, got {type(config).__name__}")
         if config.get("arch") == "ensemble":
-            raise ValueError(f"{source}: member {index} is itself an ensemble; list its members instead")
+            raise ValueError(f"ensemble: member {index} is itself an ensemble; list its members instead")
         if config.get("metric") != "l2":
-            raise ValueError(f"{source}: member {index} has metric {config.get('metric')!r}; only L2 encoders can be "
+            raise ValueError(f"ensemble: member {index} has metric {config.get('metric')!r}; only L2 encoders can be "
                              "ensembled (the ensemble's distance is the RMS of the members' L2 distances)")
         for key in _SHARED:
             if config.get(key) != configs[0].get(key):
-                raise ValueError(f"{source}: members disagree on {key}: member 0 has {configs[0].get(key)!r}, member "
+                raise ValueError(f"ensemble: members disagree on {key}: member 0 has {configs[0].get(key)!r}, member "
                                  f"{index} has {config.get(key)!r}")
     has_text = [config.get("text") is not None for config in configs]
     if any(has_text) and not all(has_text):
-        raise ValueError(f"{source}: either every member has a text tower or none does, got text={[c.get('text') for c in configs]}")
+        raise ValueError(f"ensemble: either every member has a text tower or none does, got text={[c.get('text') for c in configs]}")
 
 
 def ensemble_from_config(config: dict[str, Any], device: torch.device, *, build: Callable[..., Encoder]) -> Encoder:
