@@ -174,7 +174,7 @@ def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(t
     assert wr.main(["--only", "td-sim", "--text-fit-only", "--out", str(tmp_path)]) == 0
     (kwargs,) = exported
     assert [s["train_seconds"] for s in kwargs["stages"]] == [10.0, 9.0, 8.0, 7.0, 6.0, 2.0] and kwargs["seconds"] == 42.0
-    assert "--text-fit-only" in kwargs["stages"][-1]["command"] and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim"
+    assert "--text-fit-only" in kwargs["stages"][-1]["command"] and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim --text-fit-only"
     with pytest.raises(SystemExit, match="2"):  # no text-fit stage: a usage error (argparse exits with 2)
         wr.main(["--only", "vip-sim", "--text-fit-only", "--out", str(tmp_path)])
 
@@ -211,6 +211,7 @@ def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, mon
     ((encoder, kwargs),) = exported
     assert encoder == "stage-5 encoder" and kwargs["stages"][-1]["on"] == "stage-5 encoder"
     assert [s.get("command", "") for s in kwargs["stages"][4:]] == ["python -m vip_rl.weights_recipe --only td-sim --from-stage 5"] * 2
+    assert kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim --from-stage 5"  # not the full recipe's
     assert kwargs["stages"][4]["init_from"] == "stage 4" and len(kwargs["stages"]) == 6
     # bad stage numbers and combinations are usage errors (argparse exits with 2)
     for argv in (["--from-stage", "1"], ["--from-stage", "6"], ["--from-stage", "5", "--text-fit-only"]):

@@ -695,8 +695,9 @@ def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVi
                                                       progress=progress)
         if name in TEXT_FITS:
             records.append(fit_text(name, encoder, videos, seed=seed))
-        command = f"python -m vip_rl.weights_recipe --only {name}" + (f" --seed {seed}" if seed else "")
-        stages = [*earlier, *({**record, "command": f"{command} {flag}"} for record in records)]
+        # the flag belongs to the top-level command too: the full recipe with this seed would redraw stages 1 .. K - 1
+        command = f"python -m vip_rl.weights_recipe --only {name}" + (f" --seed {seed}" if seed else "") + f" {flag}"
+        stages = [*earlier, *({**record, "command": command} for record in records)]
         path = export(name, encoder, config=config, counts=stages[-2 if name in TEXT_FITS else -1]["videos_used"],
                       seconds=sum(s["train_seconds"] for s in stages), command=command, stages=stages, to=export_to)
         print(f"{name}: wrote {path} (stages 1-{first - 1} as bundled)", flush=True)
