@@ -132,14 +132,14 @@ def throughput(config: Any, videos: list[Any], *, steps: int, workdir: Path) -> 
 
 
 def train_hand_encoder(steps: int, *, cache: Path, quick: bool = False, recipe_name: str = "vip-sim",
-                       channel_shuffle_prob: float = 0.0) -> tuple[str, float, int]:
+                       channel_shuffle_prob: float = 0.0) -> tuple[str, float, int, bool]:
     """Collect hand-embodiment videos (the recipe's kinds, fewer episodes) and pretrain an encoder on them with the
     bundled ``recipe_name`` config (``vip-sim``: VIP; ``td-sim``: temporal distance, image tower only), optionally with
     the colour augmentation ``channel_shuffle_prob`` (``PretrainConfig.channel_shuffle_prob``).
 
     Resumes (or returns at once) when ``cache/hand_run`` (``hand_run_td-sim`` for td-sim, ``..._shuffle<P>`` with
     the augmentation) already holds the run.
-    Returns ``(encoder path, seconds, number of videos)``.
+    Returns ``(encoder path, seconds, number of videos, whether a finished run was reused)``.
     """
     from vip_rl.pretrain import pretrain
     from vip_rl.weights_recipe import CONFIGS, DATA, GOAL_SWAP_PROB, collect_data, load_training_videos
@@ -158,10 +158,11 @@ def train_hand_encoder(steps: int, *, cache: Path, quick: bool = False, recipe_n
     run = cache / ("hand_run" if recipe_name == "vip-sim" else f"hand_run_{recipe_name}")
     if channel_shuffle_prob:
         run = run.with_name(f"{run.name}_shuffle{channel_shuffle_prob:g}")
+    reused = (run / "encoder").is_dir()  # pretrain writes it when the run finishes
     tic = time.perf_counter()
     pretrain(cfg, data.videos, out_dir=run, groups=data.groups, final_goal_ok=data.final_goal_ok,
              goal_swap_prob=GOAL_SWAP_PROB, progress=False)
-    return str(run / "encoder"), time.perf_counter() - tic, len(data.videos)
+    return str(run / "encoder"), time.perf_counter() - tic, len(data.videos), reused
 
 
 #: task -> (object joint, change that undoes the task from a typical goal state)
@@ -445,12 +446,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for recipe_name, steps, key, what in (("vip-sim", args.hand_steps, "hand_vip", "VIP encoder (vip-sim config)"),
                                           ("td-sim", args.hand_td_steps, "hand_td", "td-sim encoder (stage-1 config, image tower)")):
         for shuffle in shuffles if steps > 0 else []:
-            path, seconds, num_videos = train_hand_encoder(steps, cache=cache, quick=args.quick, recipe_name=recipe_name,
+            path, seconds, num_videos, reused = train_hand_encoder(steps, cache=cache, quick=args.quick, recipe_name=recipe_name,
                                                            channel_shuffle_prob=shuffle)
             label = f" + channel shuffle {shuffle:g}" if shuffle else ""
             result["notes"].append(f"hand-only {what}{label}: {steps} steps on {num_videos} hand videos (expert, noisy, play, "
-                                   f"detour; held-out task excluded){', channel_shuffle_prob=%g' % shuffle if shuffle else ''}; this "
-                                   f"call took {seconds:.0f} s (a finished run in {Path(path).parent} is reused)")
+                                   f"detour; held-out task excluded){', channel_shuffle_prob=%g' % shuffle if shuffle else ''}; "
+                                   + (f"the finished run in {Path(path).parent} was reused ({seconds:.0f} s)" if reused else
+                                      f"trained in this call in {seconds:.0f} s (to {Path(path).parent})"))
             hand_row(path, key + ("_shuffle" if shuffle else ""),
                      f"hand-pretrained {recipe_name} recipe{' (stage 1)' if recipe_name == 'td-sim' else ''}{label} on gripper, "
                      f"VOC other-episode goal (mean)")

@@ -213,7 +213,9 @@ class FineTune:
 #: td-sim stage 5 (session 10, consolidation): 4000 more steps at stage 1's rate (3e-4) on every video of stage 4, no
 #: new data. Dev check (K=32, H=10, image goal, seeds 100-139), stage 4 / + 1500 steps at 1e-4 / a scratch run of
 #: stage 5 / the recipe's (shipped): OpenDrawer 17/40 / 7/20 / 32/40 / 26/40; SlideDoor (100-119) 0.90 / - / 0.95 /
-#: 0.95. It costs a little elsewhere (benchmarks/notes/temporal_distance.md).
+#: 0.95. It costs a little elsewhere (benchmarks/notes/temporal_distance.md). The shipped stage 5 is the draw
+#: ``--from-stage 5 --seed 4`` on the bundled stages 1-4 (session 13), chosen among seeds 0-4 on the dev seeds:
+#: OpenDrawer 26 / 38 / 37 / 34 / 38 of 40 (benchmarks/results/dev_stage5_draws/README.md).
 _DAGGER = {"steps": 1500, "lr": 1e-4, "warmup_steps": 100}
 FINETUNES: dict[str, tuple[FineTune, ...]] = {
     "td-sim": (FineTune({"steps": 3000, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR,)),
