@@ -446,8 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for recipe_name, steps, key, what in (("vip-sim", args.hand_steps, "hand_vip", "VIP encoder (vip-sim config)"),
                                           ("td-sim", args.hand_td_steps, "hand_td", "td-sim encoder (stage-1 config, image tower)")):
         for shuffle in shuffles if steps > 0 else []:
-            path, seconds, num_videos, reused = train_hand_encoder(steps, cache=cache, quick=args.quick, recipe_name=recipe_name,
-                                                           channel_shuffle_prob=shuffle)
+            path, seconds, num_videos, reused = train_hand_encoder(steps, cache=cache, quick=args.quick,
+                                                                   recipe_name=recipe_name, channel_shuffle_prob=shuffle)
             label = f" + channel shuffle {shuffle:g}" if shuffle else ""
             result["notes"].append(f"hand-only {what}{label}: {steps} steps on {num_videos} hand videos (expert, noisy, play, "
                                    f"detour; held-out task excluded){', channel_shuffle_prob=%g' % shuffle if shuffle else ''}; "
