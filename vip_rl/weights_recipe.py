@@ -38,7 +38,8 @@ Everything is seeded (two 60-step runs of td-sim's first stage agree bit for bit
 were trained by earlier versions of this module (sessions 4-6: the sampler and config gained options since, with the
 old behaviour as default), so a full run today is another draw of the same recipe (the same one every time: two full
 runs collected the same planner videos and gave the same representation and dev-MPPI figures), not the bundled weights bit for bit:
-session 11's draw planned OpenDrawer 0.70 at K=32, H=10 against the bundled 0.80 (``benchmarks/notes/temporal_distance.md``).
+session 11's draw planned OpenDrawer 0.70 at K=32, H=10 against the then-bundled 0.80. The bundled stage 5 is now the
+draw ``--from-stage 5 --seed 4`` (0.95), chosen among five on the dev seeds (``benchmarks/notes/temporal_distance.md``).
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
 from __future__ import annotations
