@@ -665,6 +665,13 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
     return encoder, config, data, records
 
 
+def _recipe_command(only: str | None, seed: int, flag: str = "") -> str:
+    """The command an export records: ``--only`` (when given), ``--seed`` (when not 0), then a stage flag
+    (``--from-stage K`` / ``--text-fit-only``: the full recipe with that seed would redraw the earlier stages too)."""
+    return " ".join(["python -m vip_rl.weights_recipe", *([f"--only {only}"] if only else []),
+                     *([f"--seed {seed}"] if seed else []), *([flag] if flag else [])])
+
+
 def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVideos, *, export_to: Path | None, out: Path,
                   data_dir: Path, paths: Sequence[Path], steps: int | None, progress: bool, seed: int = 0) -> int:
     """``--from-stage K``: the recipe's stages K, K + 1, ... of each encoder, started from its bundled weights, which
@@ -698,8 +705,7 @@ def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVi
                                                       progress=progress)
         if name in TEXT_FITS:
             records.append(fit_text(name, encoder, videos, seed=seed))
-        # the flag belongs to the top-level command too: the full recipe with this seed would redraw stages 1 .. K - 1
-        command = f"python -m vip_rl.weights_recipe --only {name}" + (f" --seed {seed}" if seed else "") + f" {flag}"
+        command = _recipe_command(name, seed, flag)
         stages = [*earlier, *({**record, "command": command} for record in records)]
         path = export(name, encoder, config=config, counts=stages[-2 if name in TEXT_FITS else -1]["videos_used"],
                       seconds=sum(s["train_seconds"] for s in stages), command=command, stages=stages, to=export_to)
@@ -790,7 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fit = fit_text(name, encoder, data, seed=args.seed)
             stages.append(fit)
             seconds += fit["train_seconds"]
-        command = "python -m vip_rl.weights_recipe" + (f" --only {name}" if args.only else "") + (f" --seed {args.seed}" if args.seed else "")
+        command = _recipe_command(name if args.only else None, args.seed)
         path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command, stages=stages, to=export_to)
         print(f"{name}: wrote {path}", flush=True)
     return 0
