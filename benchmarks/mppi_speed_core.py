@@ -27,20 +27,24 @@ from vip_rl.planning import MPPI, ActionPenalty, MPPIConfig, StateCost, TorchDyn
 TARGET_SPEEDUP = 1.5
 
 
-def bench_speed_core(*, num_samples: int, horizon: int, commands: int, seed: int) -> dict[str, Any]:
-    """Median / min ms per command of both planners over ``commands`` interleaved commands (3 warm-up)."""
+def bench_speed_core(*, num_samples: int, horizon: int, commands: int, seed: int,
+                     device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Median / min ms per command of both planners over ``commands`` interleaved commands (3 warm-up), both
+    on ``device`` (on CUDA each command ends with a synchronise, so the time is the command's own)."""
     import pytorch_mppi
 
+    device = torch.device(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     dt = 0.05
-    goal = torch.tensor([1.0, -1.0])
+    goal = torch.tensor([1.0, -1.0], device=device)
     weight = 0.01
 
     def step(state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:  # double integrator [x, y, vx, vy]
         vel = state[..., 2:] + dt * action
         return torch.cat([state[..., :2] + dt * vel, vel], -1)
 
-    target = torch.tensor([1.0, -1.0, 0.0, 0.0])
-    state_weights = torch.tensor([1.0, 1.0, 0.1, 0.1])
+    target = torch.tensor([1.0, -1.0, 0.0, 0.0], device=device)
+    state_weights = torch.tensor([1.0, 1.0, 0.1, 0.1], device=device)
 
     def state_cost(state: torch.Tensor) -> torch.Tensor:  # |pos - goal|^2 + 0.1 |vel|^2
         return ((state - target).square_() * state_weights).sum(-1)
@@ -55,18 +59,23 @@ def bench_speed_core(*, num_samples: int, horizon: int, commands: int, seed: int
         TorchDynamics(step),
         StateCost(state_cost) + ActionPenalty(weight),
         seed=seed,
+        device=device,
     )
     torch.manual_seed(seed)  # pytorch_mppi samples from the global RNG
-    theirs = pytorch_mppi.MPPI(step, running_cost, 4, noise_sigma=sigma**2 * torch.eye(2), num_samples=num_samples,
-                               horizon=horizon, lambda_=lam, u_min=torch.full((2,), -2.0), u_max=torch.full((2,), 2.0))
-    results: dict[str, Any] = {"K": num_samples, "H": horizon, "commands": commands, "torch_threads": torch.get_num_threads()}
+    theirs = pytorch_mppi.MPPI(step, running_cost, 4, noise_sigma=sigma**2 * torch.eye(2, device=device),
+                               num_samples=num_samples, horizon=horizon, lambda_=lam, device=device,
+                               u_min=torch.full((2,), -2.0, device=device), u_max=torch.full((2,), 2.0, device=device))
+    results: dict[str, Any] = {"K": num_samples, "H": horizon, "commands": commands, "torch_threads": torch.get_num_threads(),
+                               "device": str(device)}
     planners = {"vip_rl MPPI": ours.command, "pytorch_mppi": theirs.command}
-    states = {name: torch.zeros(4) for name in planners}
+    states = {name: torch.zeros(4, device=device) for name in planners}
     times: dict[str, list[float]] = {name: [] for name in planners}
     for i in range(commands + 3):  # interleaved, so both see the same machine load
         for name, fn in planners.items():
+            sync()
             t0 = time.perf_counter()
             action = fn(states[name])
+            sync()
             if i >= 3:
                 times[name].append(time.perf_counter() - t0)
             states[name] = step(states[name][None], action.reshape(1, 2))[0]
