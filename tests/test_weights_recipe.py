@@ -45,11 +45,13 @@ def test_finetune_stages_are_valid_configs():
             config = dataclasses.replace(wr.CONFIGS[name], **stage.overrides)  # raises on an unknown field
             assert config.steps < wr.CONFIGS[name].steps and config.lr <= wr.CONFIGS[name].lr
             assert set(stage.kinds) <= set(wr.KINDS) | {wr.HIGH_DETOUR, wr.PLANNER_DETOUR}
-    second, *dagger, consolidation = wr.FINETUNES["td-sim"]
+    second, *dagger, consolidation, again = wr.FINETUNES["td-sim"]
     assert wr.HIGH_DETOUR in second.kinds and wr.PLANNER_DETOUR not in second.kinds and second.planner_round == 0
     assert [stage.planner_round for stage in dagger] == [1, 2]
-    # stage 5: no new round, every round so far
-    assert consolidation.planner_round == 0 and wr.PLANNER_DETOUR in consolidation.kinds
+    # stages 5 and 6: no new round, every round so far; the same consolidation, stage 6 with its chosen draw
+    for stage in (consolidation, again):
+        assert stage.planner_round == 0 and wr.PLANNER_DETOUR in stage.kinds
+    assert again.overrides == consolidation.overrides and (consolidation.seed_offset, again.seed_offset) == (0, 4)
     assert all({wr.HIGH_DETOUR, wr.PLANNER_DETOUR} <= set(stage.kinds) for stage in dagger)
 
 
@@ -98,17 +100,18 @@ def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys):
     exported = []
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
     assert wr.main(["--only", "td-sim", "--steps", "2", "--no-export", "--seed", "3", "--out", str(tmp_path)]) == 0
-    assert seeds == [wr.CONFIGS["td-sim"].seed + 3] * (1 + len(wr.FINETUNES["td-sim"])) and text_seeds == [3]
+    base = wr.CONFIGS["td-sim"].seed + 3
+    assert seeds == [base] * len(wr.FINETUNES["td-sim"]) + [base + 4] and text_seeds == [3]  # stage 6: its draw, + N
     assert exported[0]["command"] == "python -m vip_rl.weights_recipe --only td-sim --seed 3"
     with pytest.raises(SystemExit, match="^2$"):
         wr.main(["--only", "td-sim", "--seed", "-1", "--out", str(tmp_path)])
     assert "--seed must be >= 0, got -1" in capsys.readouterr().err
 
 
-def test_main_trains_td_sim_in_five_stages(tmp_path, monkeypatch):
+def test_main_trains_td_sim_in_six_stages(tmp_path, monkeypatch):
     """`--only td-sim --steps N`: stage 2 starts from stage 1's encoder with the FINETUNES overrides; stages 3 and 4
-    each start from the previous one's after collecting a round of planner detours with it; stage 5 from stage 4's on
-    every round; N steps each."""
+    each start from the previous one's after collecting a round of planner detours with it; stages 5 and 6 each from
+    the one before on every round; N steps each."""
     calls = []
     videos = wr.TrainingVideos(videos=[None] * 3, groups=["a"] * 3, final_goal_ok=[True] * 3,
                                kinds=["expert", "noisy", wr.HIGH_DETOUR])
@@ -129,13 +132,13 @@ def test_main_trains_td_sim_in_five_stages(tmp_path, monkeypatch):
     assert wr.main(["--only", "td-sim", "--steps", "3", "--no-export", "--out", str(tmp_path)]) == 0
     # --no-export: the final encoder and its record go to OUT/final, not to the bundled weights
     ((name, encoder, kwargs),) = exported
-    assert name == "td-sim" and encoder is encoders[4] and kwargs["to"] == tmp_path / "final"
-    assert len(kwargs["stages"]) == 6 and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim"
-    assert fits == [("td-sim", encoders[4], with_detours)]  # the text tower of the last stage's encoder, on its videos
+    assert name == "td-sim" and encoder is encoders[5] and kwargs["to"] == tmp_path / "final"
+    assert len(kwargs["stages"]) == 7 and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim"
+    assert fits == [("td-sim", encoders[5], with_detours)]  # the text tower of the last stage's encoder, on its videos
     # round 1 with stage 2's encoder, round 2 with stage 3's; each stage trains on every round so far
     assert collected == [(tmp_path / "data", encoders[1], 1), (tmp_path / "data", encoders[2], 2)]
     assert loads[1:] == [[tmp_path / "base.h5", tmp_path / "pd1.h5"], [tmp_path / "base.h5", tmp_path / "pd1.h5", tmp_path / "pd2.h5"]]
-    (_, first), (_, second), (third_data, third), (_, fourth), (fifth_data, fifth) = calls
+    (_, first), (_, second), (third_data, third), (_, fourth), (fifth_data, fifth), (sixth_data, sixth) = calls
     assert first["out_dir"] == tmp_path / "td-sim" and first.get("init_from") is None and first["config"].steps == 3
     assert second["out_dir"] == tmp_path / "td-sim-ft" and second["init_from"] == tmp_path / "td-sim" / "encoder"
     assert second["config"].steps == 3 and second["config"].lr == wr.FINETUNES["td-sim"][0].overrides["lr"]
@@ -145,6 +148,8 @@ def test_main_trains_td_sim_in_five_stages(tmp_path, monkeypatch):
     assert fourth["out_dir"] == tmp_path / "td-sim-ft3" and fourth["init_from"] == tmp_path / "td-sim-ft2" / "encoder"
     assert fifth["out_dir"] == tmp_path / "td-sim-ft4" and fifth["init_from"] == tmp_path / "td-sim-ft3" / "encoder"
     assert fifth_data is with_detours and fifth["config"].lr == wr.FINETUNES["td-sim"][3].overrides["lr"] and len(loads) == 3
+    assert sixth["out_dir"] == tmp_path / "td-sim-ft5" and sixth["init_from"] == tmp_path / "td-sim-ft4" / "encoder"
+    assert sixth_data is with_detours and sixth["config"].seed == fifth["config"].seed + 4
 
 
 def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(tmp_path, monkeypatch):
@@ -154,7 +159,7 @@ def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(t
 
     class Bundled:
         config = {"training": {"stages": [
-            *({**record, "train_seconds": float(10 - k)} for k in range(5)),
+            *({**record, "train_seconds": float(10 - k)} for k in range(6)),
             {"text_fit_config": {}, "train_seconds": 7.0}]}}  # an earlier text fit is replaced, not kept
 
     videos = wr.TrainingVideos(videos=[None], groups=["a"], final_goal_ok=[True], kinds=["expert"])
@@ -173,15 +178,16 @@ def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(t
         path.touch()
     assert wr.main(["--only", "td-sim", "--text-fit-only", "--out", str(tmp_path)]) == 0
     (kwargs,) = exported
-    assert [s["train_seconds"] for s in kwargs["stages"]] == [10.0, 9.0, 8.0, 7.0, 6.0, 2.0] and kwargs["seconds"] == 42.0
+    assert [s["train_seconds"] for s in kwargs["stages"]] == [10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 2.0] and kwargs["seconds"] == 47.0
     assert "--text-fit-only" in kwargs["stages"][-1]["command"] and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim --text-fit-only"
     with pytest.raises(SystemExit, match="2"):  # no text-fit stage: a usage error (argparse exits with 2)
         wr.main(["--only", "vip-sim", "--text-fit-only", "--out", str(tmp_path)])
 
 
 def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, monkeypatch, capsys):
-    """`--from-stage 5`: stage 5 starts from the bundled weights (stages 1-4 keep their records), on the base videos and
-    both planner rounds, then the text fit; the export records every stage and the summed time."""
+    """`--from-stage 5`: stage 5 starts from the bundled weights (stages 1-4 keep their records), then stage 6 from
+    stage 5's, on the base videos and both planner rounds, then the text fit; the export records every stage and the
+    summed time."""
     import vip_rl.encoders
 
     record = {"pretrain_config": wr.CONFIGS["td-sim"].to_dict(), "videos_used": {"expert": 3}}
@@ -196,7 +202,7 @@ def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, mon
     monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: loads.append(list(paths)) or videos)
     monkeypatch.setattr(vip_rl.encoders, "load_encoder", lambda name: Bundled())
     monkeypatch.setattr(wr, "collect_all_planner_detours", lambda *args: pytest.fail("stage 5 collects no planner round"))
-    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append(kwargs) or "stage-5 encoder")
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append(kwargs) or f"stage-{len(calls) + 4} encoder")
     monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, **kw: {"text_fit_config": {}, "train_seconds": 2.0, "on": encoder})
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append((encoder, kwargs)) or tmp_path / "x")
     detours = [p for r in (1, 2) for p in wr.planner_detour_paths(tmp_path / "data", r)]
@@ -204,17 +210,24 @@ def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, mon
     for path in detours:
         path.touch()
     assert wr.main(["--only", "td-sim", "--from-stage", "5", "--steps", "3", "--out", str(tmp_path)]) == 0
-    (call,) = calls
+    call, again = calls
     assert call["init_from"] == "td-sim" and call["out_dir"] == tmp_path / "td-sim-ft4" and call["config"].steps == 3
     assert call["config"].lr == wr.FINETUNES["td-sim"][3].overrides["lr"] and call["kinds"] == wr.FINETUNES["td-sim"][3].kinds
+    assert again["init_from"] == tmp_path / "td-sim-ft4" / "encoder" and again["config"].seed == call["config"].seed + 4
     assert loads[-1] == [tmp_path / "base.h5", *detours]
     ((encoder, kwargs),) = exported
-    assert encoder == "stage-5 encoder" and kwargs["stages"][-1]["on"] == "stage-5 encoder"
-    assert [s.get("command", "") for s in kwargs["stages"][4:]] == ["python -m vip_rl.weights_recipe --only td-sim --from-stage 5"] * 2
+    assert encoder == "stage-6 encoder" and kwargs["stages"][-1]["on"] == "stage-6 encoder"
+    assert [s.get("command", "") for s in kwargs["stages"][4:]] == ["python -m vip_rl.weights_recipe --only td-sim --from-stage 5"] * 3
     assert kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim --from-stage 5"  # not the full recipe's
-    assert kwargs["stages"][4]["init_from"] == "stage 4" and len(kwargs["stages"]) == 6
+    assert [s["init_from"] for s in kwargs["stages"][4:6]] == ["stage 4", "stage 5"] and len(kwargs["stages"]) == 7
+    # weights that hold stage 5 already stand for stages 1-5: --from-stage 5 on them would train stage 5 twice
+    Bundled.config["training"]["stages"].insert(4, {**record, "train_seconds": 10.0})
+    with pytest.raises(SystemExit, match=r"td-sim: the bundled weights record 5 training stage\(s\), --from-stage 5 needs "
+                                         r"weights of stages 1-4 exactly; stage 5 would be trained a second time on top of itself"):
+        wr.main(["--only", "td-sim", "--from-stage", "5", "--out", str(tmp_path)])
+    assert len(calls) == 2  # refused before training
     # bad stage numbers and combinations are usage errors (argparse exits with 2)
-    for argv in (["--from-stage", "1"], ["--from-stage", "6"], ["--from-stage", "5", "--text-fit-only"]):
+    for argv in (["--from-stage", "1"], ["--from-stage", "7"], ["--from-stage", "5", "--text-fit-only"]):
         with pytest.raises(SystemExit, match="2"):
             wr.main(["--only", "td-sim", *argv, "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="2"):

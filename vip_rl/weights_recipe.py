@@ -24,13 +24,14 @@ Candidate recipes (never exported; the default command is unchanged):
    process; small CNN at 64 px, cosine lr): goals are the final frames of successful episodes
    half of the time (``final_goal_prob``), swapped for another successful episode's final frame
    of the same task half of those times (:data:`GOAL_SWAP_PROB`), 3 shuffled negatives.
-   ``td-sim`` is trained in five stages (:data:`FINETUNES`): the temporal-distance config on the
+   ``td-sim`` is trained in six stages (:data:`FINETUNES`): the temporal-distance config on the
    five kinds above, then a short fine-tune at a lower rate with the high detours added (issue 17:
    MPPI exploited the value in those unvisited states), then twice: planner detours are collected with
    the encoder so far (MPPI for a few dozen steps, then the expert: :func:`collect_planner_detours`) and a
-   short fine-tune adds them (a DAgger round), then a longer fine-tune at the first stage's rate on all of
+   short fine-tune adds them (a DAgger round), then twice a longer fine-tune at the first stage's rate on all of
    it. Its last step refits the text tower onto the final image tower (:data:`TEXT_FITS`), on vectors.
-   ``--from-stage K`` runs stages K.. on the bundled weights (which stand for stages 1..K-1).
+   ``--from-stage K`` runs stages K.. on the bundled weights, which must record stages 1..K-1 and no more (weights
+   that hold stage K already would be trained through it twice).
 3. Export ``vip_rl/weights/<name>.safetensors`` + ``<name>.json`` with ``save_encoder``;
    the JSON's ``training`` entry records the command, data recipe, config and training time.
 
@@ -38,8 +39,9 @@ Everything is seeded (two 60-step runs of td-sim's first stage agree bit for bit
 were trained by earlier versions of this module (sessions 4-6: the sampler and config gained options since, with the
 old behaviour as default), so a full run today is another draw of the same recipe (the same one every time: two full
 runs collected the same planner videos and gave the same representation and dev-MPPI figures), not the bundled weights bit for bit:
-session 11's draw planned OpenDrawer 0.70 at K=32, H=10 against the then-bundled 0.80. The bundled stage 5 is now the
-draw ``--from-stage 5 --seed 4`` (0.95), chosen among five on the dev seeds (``benchmarks/notes/temporal_distance.md``).
+session 11's draw planned OpenDrawer 0.70 at K=32, H=10 against the then-bundled 0.80. The bundled stages 5 and 6
+are the consolidation of session 10 (seed 0) and a second one with seed 4 (0.95), chosen among four on the dev seeds
+(``benchmarks/notes/temporal_distance.md``).
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
 from __future__ import annotations
@@ -199,6 +201,8 @@ class FineTune:
     overrides: dict[str, Any]
     kinds: tuple[str, ...]
     planner_round: int = 0
+    seed_offset: int = 0
+    """Added to the previous stage's seed (a stage chosen among draws keeps its draw; ``--seed N`` still adds N)."""
 
 
 #: Bundled encoders trained in more than one stage (stage 2 starts from stage 1's encoder, written to OUT/NAME-ft;
@@ -213,16 +217,21 @@ class FineTune:
 #: planner detours: 0.25 and 0.50 (benchmarks/notes/temporal_distance.md).
 #: td-sim stage 5 (session 10, consolidation): 4000 more steps at stage 1's rate (3e-4) on every video of stage 4, no
 #: new data. Dev check (K=32, H=10, image goal, seeds 100-139), stage 4 / + 1500 steps at 1e-4 / a scratch run of
-#: stage 5 / the recipe's (shipped): OpenDrawer 17/40 / 7/20 / 32/40 / 26/40; SlideDoor (100-119) 0.90 / - / 0.95 /
-#: 0.95. It costs a little elsewhere (benchmarks/notes/temporal_distance.md). The shipped stage 5 is the draw
-#: ``--from-stage 5 --seed 4`` on the bundled stages 1-4 (session 13), chosen among seeds 0-4 on the dev seeds:
-#: OpenDrawer 26 / 38 / 37 / 34 / 38 of 40 (benchmarks/results/dev_stage5_draws/README.md).
+#: stage 5 / the recipe's (bundled until session 13): OpenDrawer 17/40 / 7/20 / 32/40 / 26/40; SlideDoor (100-119)
+#: 0.90 / - / 0.95 / 0.95. It costs a little elsewhere (benchmarks/notes/temporal_distance.md).
+#: td-sim stage 6 (session 13, recorded in session 14): the same consolidation again, with seed offset 4. Session 13
+#: meant to redraw stage 5 on stages 1-4 (``--from-stage 5 --seed N``), but the bundled weights it started from held
+#: stage 5 already, so each draw was a second consolidation. Dev check (K=32, H=10, image goal, seeds 100-139), one
+#: consolidation (seed 0) vs a second one with seed 1 / 2 / 3 / 4: OpenDrawer 26 vs 38 / 37 / 34 / 38 of 40; the shipped
+#: one is seed 4 (benchmarks/results/dev_stage5_draws/README.md).
 _DAGGER = {"steps": 1500, "lr": 1e-4, "warmup_steps": 100}
+_CONSOLIDATE = {"steps": 4000, "lr": 3e-4, "warmup_steps": 100}
 FINETUNES: dict[str, tuple[FineTune, ...]] = {
     "td-sim": (FineTune({"steps": 3000, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR,)),
                FineTune(_DAGGER, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), planner_round=1),
                FineTune(_DAGGER, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), planner_round=2),
-               FineTune({"steps": 4000, "lr": 3e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR, PLANNER_DETOUR))),
+               FineTune(_CONSOLIDATE, KINDS + (HIGH_DETOUR, PLANNER_DETOUR)),
+               FineTune(_CONSOLIDATE, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), seed_offset=4)),
 }
 #: Bundled encoders whose text tower is fitted last, onto the final image tower (stage 3,
 #: :func:`vip_rl.pretrain.fit_text_tower`, on the last stage's videos). td-sim: during training the text head chased the
@@ -232,7 +241,7 @@ FINETUNES: dict[str, tuple[FineTune, ...]] = {
 #: adding the steps-to-success regression on every 2nd frame of the successful videos (session 6) gave 0.80 and 0.90
 #: in a dev run with the same seeds, and 0.70 on OpenDrawer with goal_weight 2 (benchmarks/notes/temporal_distance.md).
 TEXT_FITS: dict[str, TextFitConfig] = {
-    "td-sim": TextFitConfig(steps=4000, lr=1e-3, batch_size=1024, seed=0, goal_weight=1.0, value_weight=1.0,
+    "td-sim": TextFitConfig(steps=4000, lr=1e-3, batch_size=1024, seed=4, goal_weight=1.0, value_weight=1.0,
                             gamma=0.99, expectile=0.7, frame_stride=2),
 }
 #: Goal-swap probability of the variants whose sampler differs from :data:`GOAL_SWAP_PROB` (see :func:`train`): the
@@ -651,7 +660,8 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
             collect_seconds = time.perf_counter() - start
             print(f"{name}: planner detours round {stage.planner_round} with stage {index + 1}'s encoder: "
                   f"{data.kinds.count(PLANNER_DETOUR)} videos of all rounds, in {collect_seconds:.0f} s", flush=True)
-        config = dataclasses.replace(config, **{**stage.overrides, **({} if steps is None else {"steps": steps})})
+        config = dataclasses.replace(config, **{**stage.overrides, **({} if steps is None else {"steps": steps})},
+                                     seed=config.seed + stage.seed_offset)
         encoder = train(name, data, out_dir=_stage_dir(out, name, index + 2), config=config, progress=progress,
                         kinds=stage.kinds, init_from=init_from)
         init_from = _stage_dir(out, name, index + 2) / "encoder"
@@ -675,9 +685,9 @@ def _recipe_command(only: str | None, seed: int, flag: str = "") -> str:
 def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVideos, *, export_to: Path | None, out: Path,
                   data_dir: Path, paths: Sequence[Path], steps: int | None, progress: bool, seed: int = 0) -> int:
     """``--from-stage K``: the recipe's stages K, K + 1, ... of each encoder, started from its bundled weights, which
-    stand for stages 1 .. K - 1 (their records are kept in the export); ``from_stage=None`` (``--text-fit-only``): only
-    the text fit, after each encoder's last stage. A stage is added to the bundled weights this way without rerunning
-    the ones before it; the full recipe runs them all."""
+    must record exactly stages 1 .. K - 1 (their records are kept in the export); ``from_stage=None``
+    (``--text-fit-only``): only the text fit, after each encoder's last stage. A stage is added to the bundled weights
+    this way without rerunning the ones before it; redrawing a stage the weights hold already takes the full recipe."""
     from vip_rl.encoders import load_encoder
 
     for name in names:
@@ -685,10 +695,12 @@ def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVi
         flag = "--text-fit-only" if from_stage is None else f"--from-stage {first}"
         encoder = load_encoder(name)
         training = dict(encoder.config.get("training") or {})
-        earlier = [stage for stage in training.get("stages") or [] if "text_fit_config" not in stage][: first - 1]
-        if len(earlier) < first - 1:
-            raise SystemExit(f"{name}: the bundled weights record {len(earlier)} training stage(s), {flag} needs stages "
-                             f"1-{first - 1}; run the full recipe (--only {name})")
+        earlier = [stage for stage in training.get("stages") or [] if "text_fit_config" not in stage]
+        if len(earlier) != first - 1:  # the weights stand for every stage they record, not for the first K - 1
+            again = f"stage {first}" if len(earlier) == first else f"stages {first}-{len(earlier)}"
+            more = f"; {again} would be trained a second time on top of itself" if len(earlier) > first - 1 else ""
+            raise SystemExit(f"{name}: the bundled weights record {len(earlier)} training stage(s), {flag} needs weights of "
+                             f"stages 1-{first - 1} exactly{more}; run the full recipe (--only {name})")
         rounds = [stage.planner_round for stage in FINETUNES.get(name, ())[: first - 2] if stage.planner_round]
         videos = data
         detours = [path for r in rounds for path in planner_detour_paths(data_dir, r)]
@@ -738,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "directory of another seed is refused, not resumed")
     parser.add_argument("--from-stage", type=int, default=None, metavar="K",
                         help="only stages K.. of the --only encoders (FINETUNES; 2 = the first fine-tune), started from their "
-                             "bundled weights, which stand for stages 1..K-1, then the text fit and the export")
+                             "bundled weights, which must record stages 1..K-1 and no more, then the text fit and the export")
     args = parser.parse_args(argv)
     if args.text_fit_only and not (args.only and all(name in TEXT_FITS for name in args.only)):
         parser.error(f"--text-fit-only needs --only with encoders that have a text-fit stage ({sorted(TEXT_FITS)}), got {args.only!r}")
