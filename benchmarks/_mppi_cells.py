@@ -3,7 +3,8 @@ seeded MPPI episodes with one cost, summarised by ``_common.summarise_episodes``
 
 A *method* is a dict: ``kind`` (``oracle``, ``image``, ``text``, ``image-subgoals``, ``goalstate``,
 ``goalstate-objects``, ``goalstate-subgoals``) and its options (``encoder``, ``when``, ``lookahead``,
-``same_seed_goal``, ``camera``, ``cost``, ``discount``, ``final_weight``, ``key``, ``decompose``). ``decompose``
+``same_seed_goal``, ``camera``, ``cost``, ``discount``, ``final_weight``, ``key``, ``decompose``, ``split``: the
+instruction set a ``text`` goal comes from, ``"train"`` by default or ``"heldout"``; its first one). ``decompose``
 (``image-subgoals`` only): ``decompose_demo`` keyword arguments (``min_interval``, ``smooth``); the demo's UVD
 subgoal frames are the only targets and ``lookahead`` counts subgoals (the match is still over every demo frame);
 the cell then reports ``subgoals_per_demo``, the mean demo length ``demo_frames``, the ``decompose`` settings and
@@ -133,7 +134,8 @@ def make_cost(env: Any, task: str, method: dict[str, Any], *, goal_seed: int, en
         raise ValueError(f"method kind must be one of oracle, image, text, image-subgoals, goalstate, goalstate-objects, "
                          f"goalstate-subgoals; got {kind!r}")
     encoder = encoders[method["encoder"]]
-    goal: Any = vip_envs.instructions(task, "train")[0] if kind == "text" else expert_goal(env_id, seed=goal_seed, env_kwargs=env_kwargs)
+    goal: Any = (vip_envs.instructions(task, method.get("split", "train"))[0] if kind == "text"
+                 else expert_goal(env_id, seed=goal_seed, env_kwargs=env_kwargs))
     if method.get("cost") == "progress":
         return EmbeddingProgressCost(encoder, goal, discount=method.get("discount", 1.0))
     return EmbeddingGoalCost(encoder, goal, when=method.get("when", "final"), discount=method.get("discount", 1.0))

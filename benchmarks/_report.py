@@ -262,3 +262,21 @@ def read_notes(path: str | os.PathLike[str] | None) -> list[str] | None:
     if path is None or not Path(path).exists():
         return None
     return Path(path).read_text().splitlines()
+
+
+def notes_section(notes: list[str] | None) -> list[str]:
+    """A report's ``## Notes`` section: the findings file's lines as they are (none: no section)."""
+    return ["## Notes", "", *notes, ""] if notes else []
+
+
+def render_only_with_notes(out: str | os.PathLike[str], render: Callable[[dict[str, Any]], str],
+                           notes_path: str | os.PathLike[str] | None) -> int:
+    """:func:`render_only` that first re-reads the findings file into ``result["notes"]`` (the JSON is rewritten only
+    when they changed)."""
+    def update(result: dict[str, Any]) -> bool:
+        notes = read_notes(notes_path)
+        changed = notes != result.get("notes")
+        result["notes"] = notes
+        return changed
+
+    return render_only(out, render, update=update)

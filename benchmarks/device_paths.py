@@ -30,6 +30,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -220,9 +221,7 @@ def render(res: dict[str, Any]) -> str:
         lines += _report.table(["run", "CPU samples/s", "CUDA samples/s", "CUDA / CPU", "CPU first loss", "CUDA first loss",
                                 "losses", "CPU data share", "CUDA data share"], rows)
         lines.append("")
-    notes = res.get("notes")
-    if notes:
-        lines += ["## Notes", "", *notes, ""]
+    lines += _report.notes_section(res.get("notes"))
     return "\n".join(lines)
 
 
@@ -233,15 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=4, help="PressButton episodes per device")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--torch-threads", type=int, default=None, help="CPU torch threads (default: torch's own)")
-    p.add_argument("--notes", default=None, help="a markdown file whose lines go under '## Notes'")
+    p.add_argument("--notes", default=str(Path(__file__).resolve().parent / "notes" / "device_paths.md"),
+                   help="findings shown under '## Notes' (read at every write)")
     _report.add_output_args(p, "device_paths")
     args = p.parse_args(argv)
     if args.render_only:
-        def update(res: dict[str, Any]) -> bool:
-            res["notes"] = _report.read_notes(args.notes)
-            return True
-
-        return _report.render_only(args.out, render, update=update)
+        return _report.render_only_with_notes(args.out, render, args.notes)
     sections = [s for s in args.sections.split(",") if s]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:

@@ -185,8 +185,7 @@ def markdown(report: dict[str, Any]) -> str:
     best = ", ".join(f"{t} {b['success']:.0f} ({b['method']})" for t, b in summary["best"].items() if b)
     lines += ["Target (issue 17, few-shot):", "",
               _report.target_line("best method per task", best, target["what"], met=target["met"]), ""]
-    if report.get("notes"):
-        lines += ["## Notes", "", *report["notes"], ""]
+    lines += _report.notes_section(report.get("notes"))
     t = report["timing"]
     lines += ["## Cost", "",
               f"- total {t['total_s']:.0f} s on {cfg['workers']} worker process(es) (1 torch thread each); data {t['data_s']:.0f} s; "
@@ -218,14 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     _report.add_output_args(parser, "few_shot_wrist")
     args = parser.parse_args(argv)
 
-    def update_notes(result: dict[str, Any]) -> bool:
-        notes = _report.read_notes(NOTES_FILE)
-        changed = notes != result.get("notes")
-        result["notes"] = notes
-        return changed
-
     if args.render_only:
-        return _report.render_only(args.out, markdown, update=update_notes)
+        return _report.render_only_with_notes(args.out, markdown, NOTES_FILE)
     policy = dict(POLICY, cnn_channels=tuple(args.cnn_channels),
                   cnn_strides=None if args.cnn_strides is None else tuple(args.cnn_strides))
     if args.quick:

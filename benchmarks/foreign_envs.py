@@ -396,9 +396,7 @@ def render(res: dict[str, Any]) -> str:
         lines += _report.table(["task", *names, "expert success"],
                                [[t, *(f"{v[n]:.3f}" for n in names), f"{v['expert_success']:.2f}"] for t, v in dom["voc"].items()])
         lines += ["", "Encoders: " + "; ".join(f"{k}: {v}" for k, v in dom["encoders"].items()), ""]
-    notes = res.get("notes")
-    if notes:
-        lines += ["## Notes", "", *notes, ""]
+    lines += _report.notes_section(res.get("notes"))
     return "\n".join(lines)
 
 
@@ -431,10 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _report.add_output_args(p, "foreign_envs")
     args = p.parse_args(argv)
     if args.render_only:
-        def update(res: dict[str, Any]) -> bool:
-            res["notes"] = _report.read_notes(args.notes)
-            return True
-        return _report.render_only(args.out, render, update=update)
+        return _report.render_only_with_notes(args.out, render, args.notes)
     torch.set_num_threads(args.torch_threads)
     if args.quick:
         args.sections = "checks,mppi" if args.sections == "checks,in-domain,mppi" else args.sections

@@ -12,7 +12,8 @@ Sections:
   regressed from frames (a) by the vip-sim architecture trained from scratch, supervised: what
   the pixels and the architecture allow; (b) linearly from each bundled encoder's frozen
   embedding: what its objective kept; (c) linearly from a random encoder of the same
-  architecture. R^2 on the held-out episodes.
+  architecture; (d) by a small MLP on each frozen embedding (:func:`_mlp_readout`): whether a joint
+  that reads badly linearly is lost or only curved. R^2 on the held-out episodes.
 * ``fit``: on the *training* videos, the distance vip-sim gives a goal-pose-detour frame (the end
   effector at the goal's pose, the task not done) to its own final frame, against the VIP target
   ``(1 - gamma^n) / (1 - gamma)`` for its ``n`` steps left; expert frames with the same steps left
@@ -91,11 +92,34 @@ def _ridge(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, alpha: 
     return np.c_[(test_x - mu) / sd, np.ones(len(test_x))] @ w
 
 
+def _mlp_readout(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, *, seed: int, steps: int = 3000) -> np.ndarray:
+    """A 2x256 ReLU MLP regressing standardised targets from standardised features (Adam 1e-3, weight decay 1e-4,
+    batch 256): the nonlinear counterpart of :func:`_ridge`."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
+    ymu, ysd = train_y.mean(0), train_y.std(0) + 1e-6
+    x = torch.from_numpy((train_x - mu) / sd).float()
+    y = torch.from_numpy((train_y - ymu) / ysd).float()
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, y.shape[1]))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    for _ in range(steps):
+        idx = torch.from_numpy(rng.integers(len(x), size=256))
+        loss = ((net(x[idx]) - y[idx]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return net(torch.from_numpy((test_x - mu) / sd).float()).numpy() * ysd + ymu
+
+
 # ------------------------------------------------------------------------------------------ probe
-def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: int, extra: dict[str, str] | None = None) -> dict[str, Any]:
+def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: int, extra: dict[str, str] | None = None,
+          mlp_steps: int = 3000) -> dict[str, Any]:
     """Per :data:`PROBE_JOINTS` task: held-out R^2 of the object joints read by the vip-sim CNN trained supervised
-    from scratch (``steps`` steps) and by ridge regression on each bundled (and a random) encoder's embedding, and on
-    each ``extra`` encoder's (column name -> bundled name or checkpoint path)."""
+    from scratch (``steps`` steps) and by ridge regression and a small MLP (``mlp_steps`` steps) on each bundled (and a
+    random) encoder's embedding, and on each ``extra`` encoder's (column name -> bundled name or checkpoint path)."""
     import torch.nn.functional as F
     import vip_envs
     from vip_rl.encoders import load_encoder
@@ -141,6 +165,7 @@ def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: i
                 z = enc.encode_images(x[sub]).cpu().numpy()
                 ez = enc.encode_images(ex).cpu().numpy()
             row[f"linear_r2 {name}"] = _r2(_ridge(z, y[sub], ez), ey)
+            row[f"mlp_r2 {name}"] = _r2(_mlp_readout(z, y[sub], ez, seed=seed, steps=mlp_steps), ey)
         out[task] = row
         print(f"[probe] {task}: supervised CNN R2 {row['supervised_cnn_r2']:.3f}, linear on vip-sim {row['linear_r2 vip-sim']:.3f}", flush=True)
     return out
@@ -396,6 +421,14 @@ def to_markdown(res: dict[str, Any]) -> str:
             lines.append(f"| {task} | {', '.join(row['joints'])} | {_f(row['supervised_cnn_r2'])} ({row['supervised_cnn_mae_cm']:.2f} cm) | "
                          + " | ".join(_f(row[n]) for n in names) + " |")
         lines.append("")
+        mlp = [n for n in names if f"mlp_r2 {n[10:]}" in next(iter(res["probe"].values()))]
+        if mlp:
+            lines += ["Lost or curved? The same frozen embeddings read by a small MLP (2 x 256 ReLU) instead of a linear map, "
+                      "same frames; a joint the MLP reads well and the linear map does not is kept, on a curved manifold.", "",
+                      "| task | " + " | ".join(f"linear / MLP on {n[10:]}" for n in mlp) + " |", "|---" * (1 + len(mlp)) + "|"]
+            for task, row in res["probe"].items():
+                lines.append(f"| {task} | " + " | ".join(f"{_f(row[n])} / {_f(row['mlp_r2 ' + n[10:]])}" for n in mlp) + " |")
+            lines.append("")
     if "fit" in res:
         lines += ["## Does vip-sim fit its own training videos? (goal-pose detour frames vs expert frames)", "",
                   "Distance from a training frame to its own final frame divided by the VIP target (1-gamma^n)/(1-gamma), n = steps left. "
@@ -497,7 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) if jobs and args.workers > 1 else None
     futures = [pool.submit(_train, job) for job in jobs] if pool else []
     if "probe" in sections:
-        res["probe"] = probe(data_dir, eval_eps, steps=args.probe_steps, seed=args.seed, extra=extra)
+        res["probe"] = probe(data_dir, eval_eps, steps=args.probe_steps, seed=args.seed, extra=extra,
+                             mlp_steps=20 if args.quick else 3000)
     if "fit" in sections:
         res["fit"] = fit(data_dir)
         try:
