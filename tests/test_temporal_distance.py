@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from pathlib import Path
 
@@ -218,7 +220,8 @@ def test_tdist_with_text_tower_trains_the_projection_only_from_goal_frames(tmp_p
 @pytest.mark.parametrize(
     "kwargs,match",
     [({"expectile": 0.2}, "expectile"), ({"value_heads": 3}, "value_heads"), ({"target_tau": 0.0}, "target_tau"),
-     ({"random_goal_prob": 1.5}, "random_goal_prob"), ({"head_hidden": (16,), "arch": "resnet18"}, "head_hidden")],
+     ({"random_goal_prob": 1.5}, "random_goal_prob"), ({"head_hidden": (16,), "arch": "resnet18"}, "head_hidden"),
+     ({"recon_weight": -1.0}, "recon_weight must be >= 0"), ({"recon_weight": 1.0, "objective": "vip"}, "needs objective='tdist'")],
 )
 def test_tdist_config_is_checked(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -262,3 +265,54 @@ def test_geometric_sampler_swaps_final_goals_within_a_group_and_marks_next_is_go
     np.testing.assert_array_equal(nig, expect)
     assert sampler.batch(3).next_is_goal is not None
     assert TupleSampler(videos, batch_size=8, image_size=8).batch(0).next_is_goal is None  # VIP modes: not defined
+
+
+def test_recon_loss_matches_plain_transcription() -> None:
+    from vip_rl.pretrain import recon_loss
+
+    g = torch.Generator().manual_seed(0)
+    decoded, pixels = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 8, 8, generator=g)
+    total = 0.0
+    for b in range(2):
+        for c in range(3):
+            for i in range(4):
+                for j in range(4):
+                    block = pixels[b, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean()
+                    total += float(decoded[b, c, i, j] - block) ** 2
+    assert recon_loss(decoded, pixels).item() == pytest.approx(total / (2 * 3 * 4 * 4), rel=1e-5)
+
+
+def test_tdist_recon_trains_its_decoder_and_exports_the_encoder_alone(tmp_path: Path) -> None:
+    import csv
+
+    from vip_rl.encoders import load_encoder
+
+    videos = _synthetic()
+    config = _tiny_tdist(recon_weight=1.0, image_size=32, steps=40, log_every=10, eval_every=0, ckpt_every=0)
+    encoder = pretrain(config, videos, out_dir=tmp_path, progress=False)
+    with open(tmp_path / "log.csv") as handle:
+        recon = [float(r["value"]) for r in csv.DictReader(handle) if r["tag"] == "train/recon_loss"]
+    assert len(recon) == 4 and recon[-1] < 0.7 * recon[0]
+    state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    assert "decoder" in state and not any(k.startswith("decoder") for k in state["model"])
+    assert load_encoder(tmp_path / "encoder").state_dict().keys() == encoder.state_dict().keys()
+    with pytest.raises(ValueError, match="recon_weight needs an image_size divisible by 16, got 24"):
+        pretrain(_tiny_tdist(recon_weight=1.0), videos, out_dir=tmp_path / "bad", progress=False)
+
+
+@pytest.mark.slow  # three short training runs (uninterrupted, interrupted, resumed)
+def test_tdist_recon_resumes_exactly(tmp_path: Path) -> None:
+    videos = _synthetic()
+    config = _tiny_tdist(recon_weight=1.0, image_size=32)
+    straight = pretrain(config, videos, out_dir=tmp_path / "straight", progress=False)
+    pretrain(config, videos, out_dir=tmp_path / "sliced", progress=False, stop_after=4)
+    resumed = pretrain(config, videos, out_dir=tmp_path / "sliced", progress=False)
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    a = torch.load(tmp_path / "straight" / CHECKPOINT_FILE, weights_only=True)["decoder"]
+    b = torch.load(tmp_path / "sliced" / CHECKPOINT_FILE, weights_only=True)
+    assert all(torch.equal(v, b["decoder"][k]) for k, v in a.items())
+    del b["decoder"]  # a recon checkpoint without its decoder is refused by name
+    torch.save(b, tmp_path / "sliced" / CHECKPOINT_FILE)
+    with pytest.raises(ValueError, match="must hold the decoder"):
+        pretrain(dataclasses.replace(config, steps=12), videos, out_dir=tmp_path / "sliced", progress=False)

@@ -54,6 +54,7 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vip_rl import __version__
@@ -164,6 +165,10 @@ class PretrainConfig:
     random_goal_prob: float = 0.375
     """tdist: share of goals drawn from any frame of any video (HILP: 0.375); the rest are geometric
     (``p = 1 - gamma``) future frames of the same video."""
+    recon_weight: float = 0.0
+    """tdist: weight of an auxiliary pixel objective, 0 = off. A small decoder (:class:`ReconDecoder`, trained with
+    the encoder, never exported) reconstructs each ``s`` frame at half the input side from its embedding; the mean
+    squared error of the preprocessed pixels is added to the loss, so the embedding keeps what the frame shows."""
     seed: int = 0
     """Seed of the initialisation, the data stream and the negatives."""
 
@@ -215,6 +220,9 @@ class PretrainConfig:
             raise ValueError(f"target_tau must be in (0, 1], got {self.target_tau!r}")
         if not 0.0 <= float(self.random_goal_prob) <= 1.0:
             raise ValueError(f"random_goal_prob must be in [0, 1], got {self.random_goal_prob!r}")
+        if float(self.recon_weight) < 0 or (float(self.recon_weight) > 0 and self.objective != "tdist"):
+            raise ValueError(f"recon_weight must be >= 0 and needs objective='tdist' when > 0, got {self.recon_weight!r} "
+                             f"with objective={self.objective!r}")
         if self.cnn_channels is not None and (not self.cnn_channels or any(int(c) <= 0 for c in self.cnn_channels)):
             raise ValueError(f"cnn_channels must be None or positive ints, got {self.cnn_channels!r}")
 
@@ -388,17 +396,46 @@ def evaluate(encoder: Encoder, videos: Sequence[Any], *, groups: Sequence[Any] |
 # --------------------------------------------------------------------------------------------
 # model + loss
 # --------------------------------------------------------------------------------------------
-class _TrainModule(nn.Module):
-    """What DDP wraps: images (and texts) -> embeddings in one forward, so DDP sees every used parameter."""
+class ReconDecoder(nn.Module):
+    """The auxiliary pixel decoder of ``recon_weight``: embedding ``[B, D]`` -> frame ``[B, 3, S/2, S/2]`` (preprocessed
+    pixel space), a linear map to 64 x S/16 x S/16 and three stride-2 transposed convolutions."""
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, embed_dim: int, image_size: int) -> None:
+        super().__init__()
+        if image_size % 16:
+            raise ValueError(f"recon_weight needs an image_size divisible by 16, got {image_size}")
+        self.side = image_size // 16
+        self.fc = nn.Linear(embed_dim, 64 * self.side * self.side)
+        self.net = nn.Sequential(
+            nn.ReLU(), nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1),
+            nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
+            nn.ReLU(), nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.fc(z).view(len(z), 64, self.side, self.side))
+
+
+def recon_loss(decoded: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between ``decoded`` ``[B, 3, S/2, S/2]`` and ``pixels`` ``[B, 3, S, S]`` average-pooled 2x2."""
+    return ((decoded - F.avg_pool2d(pixels, 2)) ** 2).mean()
+
+
+class _TrainModule(nn.Module):
+    """What DDP wraps: images (and texts) -> embeddings in one forward, so DDP sees every used parameter; with a
+    ``decoder``, also the reconstruction of the first ``recon`` images from their embeddings."""
+
+    def __init__(self, encoder: Encoder, decoder: nn.Module | None = None) -> None:
         super().__init__()
         self.encoder = encoder
+        self.decoder = decoder
 
-    def forward(self, pixels: torch.Tensor, texts: list[str] | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, pixels: torch.Tensor, texts: list[str] | None,
+                recon: int = 0) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         images = self.encoder(pixels)
         text = self.encoder.text(texts) if texts is not None else None
-        return images, text
+        decoded = self.decoder(images[:recon]) if recon and self.decoder is not None else None
+        return images, text, decoded
 
 
 def _loss_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
@@ -417,7 +454,8 @@ def _tdist_loss(
     parts = [batch.current, batch.goal]
     pixels = encoder.preprocess(torch.cat(parts, 0))
     with_text = encoder.has_text and batch.text is not None and batch.text_frame is not None
-    images, text = model(pixels, batch.text if with_text else None)
+    recon = len(batch.current) if config.recon_weight > 0 else 0
+    images, text, decoded = model(pixels, batch.text if with_text else None, recon)
     with torch.no_grad():
         extra = [batch.next] + ([batch.text_frame] if with_text else [])
         target_out = target(torch.cat([pixels, encoder.preprocess(torch.cat(extra, 0))], 0))
@@ -436,6 +474,11 @@ def _tdist_loss(
         text_loss = (sq * ok).sum() / ok.sum().clamp(min=1.0)
         loss = loss + config.text_weight * text_loss
         metrics["text_loss"] = text_loss.detach()
+        metrics["loss"] = loss.detach()
+    if decoded is not None:  # this rank's frames: a per-rank mean, which DDP averages like the other terms' gradients
+        pixel_loss = recon_loss(decoded, pixels[:recon])
+        loss = loss + config.recon_weight * pixel_loss
+        metrics["recon_loss"] = pixel_loss.detach()
         metrics["loss"] = loss.detach()
     return loss, metrics
 
@@ -456,7 +499,7 @@ def _compute_loss(
         parts.append(batch.text_frame)
     pixels = encoder.preprocess(torch.cat(parts, 0))
     texts = batch.text if config.objective == "liv" else None
-    images, text = model(pixels, texts)
+    images, text, _ = model(pixels, texts)
     chunks = [dist.gather(c) for c in images.chunk(len(parts), 0)]
     is_goal = dist.gather(batch.is_goal.to(device))
     generator = _loss_generator(config.seed, batch.step, device)
@@ -523,7 +566,7 @@ def _initial_encoder(config: PretrainConfig, init_from: str | os.PathLike[str] |
 # checkpoints + logs
 # --------------------------------------------------------------------------------------------
 def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Optimizer, step: int, config: PretrainConfig, sampler: TupleSampler, init_from: str | None,
-                     target: nn.Module | None = None, train_seconds: float = 0.0) -> None:
+                     target: nn.Module | None = None, decoder: nn.Module | None = None, train_seconds: float = 0.0) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": __version__,
@@ -539,6 +582,8 @@ def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Opt
     }
     if target is not None:
         state["target"] = {k: v.detach().cpu().clone() for k, v in target.state_dict().items()}
+    if decoder is not None:
+        state["decoder"] = {k: v.detach().cpu().clone() for k, v in decoder.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -700,7 +745,12 @@ def pretrain(
             import copy
 
             target = copy.deepcopy(encoder.vision).requires_grad_(False)
-        params = [p for p in encoder.parameters() if p.requires_grad]
+        decoder: nn.Module | None = None
+        if config.recon_weight > 0:
+            with torch.random.fork_rng(devices=[]):  # seeded, and the global stream stays as it was
+                torch.manual_seed(config.seed)
+                decoder = ReconDecoder(encoder.embed_dim, encoder.image_size).to(device)
+        params = [p for p in encoder.parameters() if p.requires_grad] + (list(decoder.parameters()) if decoder is not None else [])
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay) if config.weight_decay else torch.optim.Adam(params, lr=config.lr)
         start_step = 0
         seconds_before = 0.0  # wall seconds of the earlier calls that trained this run (a resumed run)
@@ -726,11 +776,15 @@ def pretrain(
                 if "target" not in state:
                     raise ValueError(f"{ckpt_path}: a tdist checkpoint must hold the target network ('target'), it has keys {sorted(state)}")
                 target.load_state_dict(state["target"])
+            if decoder is not None:
+                if "decoder" not in state:
+                    raise ValueError(f"{ckpt_path}: a recon_weight > 0 checkpoint must hold the decoder ('decoder'), it has keys {sorted(state)}")
+                decoder.load_state_dict(state["decoder"])
             start_step = int(state["step"])
             seconds_before = float(state.get("train_seconds", 0.0))  # absent in checkpoints of older versions
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
-        model: nn.Module = _TrainModule(encoder)
+        model: nn.Module = _TrainModule(encoder, decoder)
         if dist.world_size > 1:
             model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         logger = _Logger(out, start_step=start_step, enabled=dist.is_main)
@@ -793,7 +847,7 @@ def pretrain(
             if (config.ckpt_every and step % config.ckpt_every == 0) or step == end_step:
                 if dist.is_main:
                     _save_checkpoint(ckpt_path, encoder=encoder, optimizer=optimizer, step=step, config=config, sampler=sampler, init_from=None if init_from is None else str(init_from), target=target,
-                                     train_seconds=seconds_before + time.perf_counter() - call_start)
+                                     decoder=decoder, train_seconds=seconds_before + time.perf_counter() - call_start)
                 dist.barrier()
         batches.close()
         if bar is not None:
@@ -1025,6 +1079,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--value-heads", type=int, default=defaults.value_heads, help="tdist: value heads")
     parser.add_argument("--target-tau", type=float, default=defaults.target_tau, help="tdist: Polyak rate of the target network")
     parser.add_argument("--random-goal-prob", type=float, default=defaults.random_goal_prob, help="tdist: share of goals from any video")
+    parser.add_argument("--recon-weight", type=float, default=defaults.recon_weight,
+                        help="tdist: weight of the auxiliary reconstruction of each frame from its embedding (0: off)")
     parser.add_argument("--text", choices=("auto", "minilm", "hashing", "none"), default=defaults.text)
     parser.add_argument("--freeze-text", action="store_true", help="freeze the text tower (LIV's grad_text=False)")
     parser.add_argument("--train-blocks", type=int, default=defaults.train_blocks,
@@ -1064,7 +1120,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
             objective=args.objective, arch=args.arch, embed_dim=args.embed_dim, image_size=args.image_size,
             cnn_channels=None if args.cnn_channels is None else tuple(int(c) for c in args.cnn_channels.split(",")),
             head_hidden=() if args.head_hidden is None else tuple(int(c) for c in args.head_hidden.split(",")),
-            expectile=args.expectile, value_heads=args.value_heads, target_tau=args.target_tau, random_goal_prob=args.random_goal_prob,
+            expectile=args.expectile, value_heads=args.value_heads, target_tau=args.target_tau, random_goal_prob=args.random_goal_prob, recon_weight=args.recon_weight,
             text=args.text, freeze_text=args.freeze_text, train_blocks=args.train_blocks, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, steps=args.steps,
             lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
             gamma=args.gamma, num_negatives=args.num_negatives, l1_weight=args.l1_weight, l2_weight=args.l2_weight,
