@@ -39,6 +39,7 @@ def test_refuses_a_full_run_without_cuda(device_paths, capsys, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # three short pretraining runs end to end
 def test_quick_pretrain_section_runs_each_objective(device_paths, tmp_path):
     assert device_paths.main(["--quick", "--sections", "pretrain", "--out", str(tmp_path / "dp")]) == 0
     res = json.loads((tmp_path / "dp.json").read_text())
