@@ -222,8 +222,9 @@ class FineTune:
 #: td-sim stage 6 (session 13, recorded in session 14): the same consolidation again, with seed offset 4. Session 13
 #: meant to redraw stage 5 on stages 1-4 (``--from-stage 5 --seed N``), but the bundled weights it started from held
 #: stage 5 already, so each draw was a second consolidation. Dev check (K=32, H=10, image goal, seeds 100-139), one
-#: consolidation (seed 0) vs a second one with seed 1 / 2 / 3 / 4: OpenDrawer 26 vs 38 / 37 / 34 / 38 of 40; the shipped
-#: one is seed 4 (benchmarks/results/dev_stage5_draws/README.md).
+#: consolidation (seed 0) vs a second one with seed 1 / 2 / 3 / 4, on the bundled stages 1-5: OpenDrawer 26 vs 38 / 37 /
+#: 34 / 38 of 40; the shipped one is seed 4. On a fresh run's stages 1-5 it gained little: 17 -> 19 of 40
+#: (benchmarks/results/dev_stage5_draws/README.md).
 _DAGGER = {"steps": 1500, "lr": 1e-4, "warmup_steps": 100}
 _CONSOLIDATE = {"steps": 4000, "lr": 3e-4, "warmup_steps": 100}
 FINETUNES: dict[str, tuple[FineTune, ...]] = {
