@@ -143,8 +143,9 @@ def make_cost(env: Any, task: str, method: dict[str, Any], *, goal_seed: int, en
 
 def run_method(task: str, method: dict[str, Any], *, episodes: int, cfg: MPPIConfig, seed: int,
                encoders: dict[str, Any], max_steps: int | None, render_every: int | None = None,
-               camera: str | None = None) -> dict[str, Any]:
-    """``episodes`` seeded MPPI episodes of ``method`` on ``task`` -> one summarised cell."""
+               camera: str | None = None, device: str | torch.device = "cpu", nthread: int = 2) -> dict[str, Any]:
+    """``episodes`` seeded MPPI episodes of ``method`` on ``task`` -> one summarised cell. The planner runs on
+    ``device`` (``encoders`` must live there too); ``nthread`` simulator threads roll the samples out."""
     import gymnasium as gym
 
     import vip_envs  # noqa: F401  (registers the vip_envs/* ids)
@@ -154,7 +155,7 @@ def run_method(task: str, method: dict[str, Any], *, episodes: int, cfg: MPPICon
     env = gym.make(f"vip_envs/{task}-v0", render_mode="rgb_array", **env_kwargs)
     rows, subgoals, demo_frames = [], [], []
     t_start = time.perf_counter()
-    with MujocoDynamics(env, nthread=2, render_every=render_every) as dyn:
+    with MujocoDynamics(env, nthread=nthread, render_every=render_every) as dyn:
         for ep in range(episodes):
             ep_seed = seed + ep
             goal_seed = ep_seed if method.get("same_seed_goal") else ep_seed + GOAL_SEED_OFFSET
@@ -162,7 +163,7 @@ def run_method(task: str, method: dict[str, Any], *, episodes: int, cfg: MPPICon
             if method.get("decompose") is not None:
                 subgoals.append(cost.tracker.subgoals.tolist())
                 demo_frames.append(cost.tracker.demo.shape[0])
-            planner = MPPI(cfg, dyn, cost, seed=ep_seed)
+            planner = MPPI(cfg, dyn, cost, seed=ep_seed, device=device)
             rows.append(run_episode(env, planner, dyn, seed=ep_seed, max_steps=max_steps, record=False))
     env.close()
     cell = summarise_episodes(rows, seconds=time.perf_counter() - t_start)

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 import _report
-from _common import GOAL_SEED_OFFSET, expert_goal, resolve_encoder, run_episode
+from _common import GOAL_SEED_OFFSET, expert_goal, resolve_encoder
+from _mppi_cells import run_method
 from mppi_speed_core import bench_speed_core
 
 SECTIONS = ("core", "sim", "pretrain")
@@ -73,11 +74,12 @@ def bench_sim(*, devices: Sequence[str], task: str, sizes: Sequence[int], horizo
     out: dict[str, Any] = {"task": task, "H": horizon, "commands": commands, "nthread": nthread, "timings": {},
                            "episode_task": episode_task, "episodes": {}}
     goal_image = expert_goal(f"vip_envs/{task}-v0", seed=seed + GOAL_SEED_OFFSET)
+    encoders = {name: resolve_encoder("vip-sim", device=torch.device(name)) for name in devices}
     for k in sizes:
         cfg = MPPIConfig(action_dim=4, num_samples=k, horizon=horizon, noise_beta=0.5, temperature=0.1)
         for name in devices:
             device = torch.device(name)
-            encoder = resolve_encoder("vip-sim", device=device)
+            encoder = encoders[name]
             env = gym.make(f"vip_envs/{task}-v0", render_mode="rgb_array")
             env.reset(seed=seed)
             with MujocoDynamics(env, nthread=nthread) as dyn:
@@ -97,20 +99,11 @@ def bench_sim(*, devices: Sequence[str], task: str, sizes: Sequence[int], horizo
             out["timings"][f"K={k} {name}"] = {key: 1000 * v / commands for key, v in sums.items()}
             print(f"[sim] K={k} {name}: {out['timings'][f'K={k} {name}']['wall']:.1f} ms/command", flush=True)
     cfg = MPPIConfig(action_dim=4, num_samples=32, horizon=10, noise_sigma=0.5, temperature=0.05, noise_beta=0.5)
-    for name in devices:
-        device = torch.device(name)
-        encoder = resolve_encoder("vip-sim", device=device)
-        rows = []
-        for ep in range(episodes):
-            env = gym.make(f"vip_envs/{episode_task}-v0", render_mode="rgb_array")
-            goal = expert_goal(f"vip_envs/{episode_task}-v0", seed=seed + ep + GOAL_SEED_OFFSET)
-            with MujocoDynamics(env, nthread=nthread) as dyn:
-                planner = MPPI(cfg, dyn, EmbeddingGoalCost(encoder, goal, when="final"), seed=seed + ep, device=device)
-                row = run_episode(env, planner, dyn, seed=seed + ep, record=False)
-            env.close()
-            rows.append({key: row[key] for key in ("seed", "success", "steps", "task_progress", "seconds_per_command")})
-        out["episodes"][name] = rows
-        print(f"[sim] {episode_task} episodes on {name}: {sum(r['success'] for r in rows)}/{episodes}", flush=True)
+    for name in devices:  # the MPPI tables' cell: an expert's final frame from seed + episode + 10000 as the goal
+        cell = run_method(episode_task, dict(kind="image", encoder="vip-sim"), episodes=episodes, cfg=cfg, seed=seed,
+                          encoders={"vip-sim": encoders[name]}, max_steps=None, device=name, nthread=nthread)
+        out["episodes"][name] = cell
+        print(f"[sim] {episode_task} episodes on {name}: success {cell['success_rate']:.2f} of {episodes}", flush=True)
     return out
 
 
@@ -198,9 +191,8 @@ def render(res: dict[str, Any]) -> str:
         if eps:
             lines += ["", f"{sim['episode_task']} episodes toward an expert's final frame (K=32, H=10, the same seeds on each device):", ""]
             lines += _report.table(["device", "successes", "mean steps", "mean task progress", "s / command"],
-                                   [[name, f"{sum(r['success'] for r in rows)}/{len(rows)}",
-                                     f"{np.mean([r['steps'] for r in rows]):.1f}", f"{np.mean([r['task_progress'] for r in rows]):.2f}",
-                                     f"{np.mean([r['seconds_per_command'] for r in rows]):.3f}"] for name, rows in eps.items()])
+                                   [[name, f"{round(c['success_rate'] * c['episodes'])}/{c['episodes']}", f"{c['mean_steps']:.1f}",
+                                     f"{c['mean_progress']:.2f}", f"{c['ms_per_command'] / 1000:.3f}"] for name, c in eps.items()])
         lines.append("")
     pre = res.get("pretrain")
     if pre:
