@@ -100,8 +100,11 @@ def describe_machine(info: dict[str, Any]) -> str:
 
 
 def provenance(script: str | os.PathLike[str], argv: Sequence[str] | None, **extra: Any) -> dict[str, Any]:
-    """The ``provenance`` block of a results file: ``command``, ``date`` (UTC), ``machine`` and ``extra``."""
-    return {"command": command_line(script, argv), "date": utc_now(), "machine": machine(), **extra}
+    """The ``provenance`` block of a results file: ``command``, ``date`` (UTC), ``machine``, ``code`` (the sources'
+    digest and git commit: ``vip_rl._provenance.code_version``) and ``extra``."""
+    from vip_rl._provenance import code_version
+
+    return {"command": command_line(script, argv), "date": utc_now(), "machine": machine(), "code": code_version(), **extra}
 
 
 def generated_by(prov: dict[str, Any]) -> str:

@@ -253,6 +253,9 @@ def test_export_to_another_directory_leaves_the_bundled_weights_alone(tmp_path, 
     assert list(bundled.iterdir()) == []
     loaded = load_encoder(path)
     assert loaded.config["training"]["stages"] == stages and loaded.config["training"]["command"].endswith("--only td-sim")
+    from vip_rl._provenance import code_version
+
+    assert loaded.config["training"]["code"] == code_version()  # the code of the export (the stages record their own)
     x = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
     assert torch.equal(loaded.encode_images(x), encoder.encode_images(x))
 

@@ -59,6 +59,7 @@ from torch import nn
 
 from vip_rl import __version__
 from vip_rl._io import atomic_path, atomic_write_text
+from vip_rl._provenance import code_version
 from vip_rl.cli import ArgumentParser, check_output_dir, command, one_line, resolve_device
 from vip_rl.data.samplers import TupleBatch, TupleSampler
 from vip_rl.encoders.base import Encoder
@@ -858,7 +859,7 @@ def pretrain(
             # train_seconds: every call that trained this run, resumed slices included (a finished run called again adds
             # only this call's setup); also left in encoder.config["training"] for the caller (weights_recipe's records)
             training = {"pretrain_config": config.to_dict(), "steps": step, "init_from": None if init_from is None else str(init_from),
-                        "eval_on_training_videos": eval_on_training, "version": __version__,
+                        "eval_on_training_videos": eval_on_training, "version": __version__, "code": code_version(),
                         "train_seconds": round(seconds_before + time.perf_counter() - call_start, 1)}
             save_encoder(encoder, out / "encoder", training=training)
             encoder.config["training"] = training

@@ -33,7 +33,8 @@ Candidate recipes (never exported; the default command is unchanged):
    ``--from-stage K`` runs stages K.. on the bundled weights, which must record stages 1..K-1 and no more (weights
    that hold stage K already would be trained through it twice).
 3. Export ``vip_rl/weights/<name>.safetensors`` + ``<name>.json`` with ``save_encoder``;
-   the JSON's ``training`` entry records the command, data recipe, config and training time.
+   the JSON's ``training`` entry records the command, data recipe, config and training time, and for the export
+   and each stage the code that ran it (``vip_rl._provenance.code_version``: a digest of the sources, the git commit).
 
 Everything is seeded (two 60-step runs of td-sim's first stage agree bit for bit). The bundled td-sim's stages 1-4
 were trained by earlier versions of this module (sessions 4-6: the sampler and config gained options since, with the
@@ -58,6 +59,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vip_rl._gl import default_mujoco_gl
+from vip_rl._provenance import code_version
 from vip_rl.pretrain import PretrainConfig, TextFitConfig
 
 #: The suite task kept out of the bundled encoders' training data (zero-shot transfer test).
@@ -605,7 +607,7 @@ def fit_text(name: str, encoder: Any, data: TrainingVideos, *, seed: int = 0) ->
           f"to the goal frames {stats['goal_distance_before']:.3f} -> {stats['goal_distance_after']:.3f})", flush=True)
     return {"text_fit_config": dataclasses.asdict(config), "videos_used": {k: videos.kinds.count(k) for k in kinds},
             "train_seconds": round(stats["seconds"], 1), "init_from": "previous stage",
-            "text_fit": {k: v for k, v in stats.items() if k != "seconds"}}
+            "text_fit": {k: v for k, v in stats.items() if k != "seconds"}, "code": code_version()}
 
 
 def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str, int], seconds: float, command: str,
@@ -629,6 +631,7 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
         "goal_swap_prob": GOAL_SWAP_PROB,
         "pretrain_config": config.to_dict(),
         "train_seconds": round(seconds, 1),
+        "code": code_version(),  # the code of this export; each stage records its own (stages of --from-stage differ)
     }
     if stages is not None:
         training["stages"] = stages
@@ -668,7 +671,7 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
         init_from = _stage_dir(out, name, index + 2) / "encoder"
         stage_seconds = collect_seconds + _trained_seconds(encoder, time.perf_counter() - start - collect_seconds)
         record = {"pretrain_config": config.to_dict(), "videos_used": {kind: data.kinds.count(kind) for kind in stage.kinds},
-                  "train_seconds": round(stage_seconds, 1), "init_from": f"stage {index + 1}"}
+                  "train_seconds": round(stage_seconds, 1), "init_from": f"stage {index + 1}", "code": code_version()}
         if collect_seconds:
             record["collect_seconds"] = round(collect_seconds, 1)  # included in train_seconds: it needs the encoder
         records.append(record)
@@ -796,7 +799,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
         stages = None
         if name in FINETUNES:
-            first_record = {"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(seconds, 1)}
+            first_record = {"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(seconds, 1),
+                            "code": code_version()}
             encoder, config, data, records = _fine_tune(
                 name, encoder, config, data, first=2, init_from=_stage_dir(out, name, 1) / "encoder", out=out,
                 data_dir=data_dir, paths=paths, steps=args.steps, progress=not args.no_progress)
@@ -805,7 +809,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds += sum(record["train_seconds"] for record in records)
         if name in TEXT_FITS:
             stages = stages if stages is not None else [{"pretrain_config": config.to_dict(), "videos_used": counts,
-                                                        "train_seconds": round(seconds, 1)}]
+                                                        "train_seconds": round(seconds, 1), "code": code_version()}]
             fit = fit_text(name, encoder, data, seed=args.seed)
             stages.append(fit)
             seconds += fit["train_seconds"]

@@ -1,0 +1,81 @@
+"""vip_rl._provenance: the code a training record names (sources digest + git commit)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vip_rl import _provenance as prov
+
+
+def _package(root: Path) -> Path:
+    pkg = root / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("x = 1\n")
+    (pkg / "sub" / "scene.xml").write_text("<mujoco/>\n")
+    (pkg / "notes.txt").write_text("not code\n")
+    return pkg
+
+
+def test_source_digest_follows_code_and_only_code(tmp_path: Path) -> None:
+    pkg = _package(tmp_path)
+    first = prov.source_digest([pkg])
+    assert len(first) == 16 and first == prov.source_digest([pkg])
+    (pkg / "notes.txt").write_text("edited, but not a source\n")
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "cached.py").write_text("stale = True\n")
+    assert prov.source_digest([pkg]) == first
+    (pkg / "sub" / "scene.xml").write_text("<mujoco model='b'/>\n")  # a scene is code: it makes the data
+    second = prov.source_digest([pkg])
+    assert second != first
+    (pkg / "sub" / "scene.xml").rename(pkg / "scene.xml")  # the same bytes under another name
+    assert prov.source_digest([pkg]) not in (first, second)
+    with pytest.raises(ValueError, match=r"source_digest: .*missing is not a directory"):
+        prov.source_digest([tmp_path / "missing"])
+
+
+def test_git_state_outside_a_checkout_is_unknown(tmp_path: Path) -> None:
+    assert prov.git_state(_package(tmp_path)) == (None, None)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_state_names_the_commit_and_a_dirty_tree(tmp_path: Path) -> None:
+    pkg = _package(tmp_path)
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True).stdout.strip()
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    head = git("rev-parse", "HEAD")
+    assert prov.git_state(pkg, [pkg]) == (head, False)
+    (pkg / "__init__.py").write_text("x = 2\n")
+    assert prov.git_state(pkg, [pkg]) == (head, True)
+    git("checkout", "-q", "--", ".")
+    (pkg / "new.py").write_text("y = 1\n")  # untracked code changes what runs as much as an edit does
+    assert prov.git_state(pkg, [pkg]) == (head, True)
+
+
+def test_code_version_describes_this_checkout() -> None:
+    version = prov.code_version()
+    assert set(version) == {"sources_sha256", "git_commit", "git_dirty"}
+    assert version["sources_sha256"] == prov.source_digest(prov.package_dirs())
+    assert [d.name for d in prov.package_dirs()][0] == "vip_rl"
+
+
+def test_pretrain_and_the_recipe_record_the_code(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    import vip_rl.pretrain as pretrain_module
+    import vip_rl.weights_recipe as wr
+    from test_pretrain import synthetic_videos, tiny_config
+
+    pretrain_module.pretrain(tiny_config(steps=2, eval_every=2, ckpt_every=2), synthetic_videos(5), out_dir=tmp_path, progress=False)
+    training = json.loads((tmp_path / "encoder" / "config.json").read_text())["training"]
+    assert training["code"] == prov.code_version()
+    stats = dict.fromkeys(("pairs", "goal_pairs", "instructions", "seconds", "loss_before", "loss_after",
+                           "goal_distance_before", "goal_distance_after"), 0.0)
+    monkeypatch.setattr(pretrain_module, "fit_text_tower", lambda encoder, videos, **kw: stats)
+    record = wr.fit_text("td-sim", object(), wr.TrainingVideos([None], ["a"], [True], ["expert"]))
+    assert record["code"] == prov.code_version()
