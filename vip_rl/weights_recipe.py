@@ -42,7 +42,9 @@ old behaviour as default), so a full run today is another draw of the same recip
 runs collected the same planner videos and gave the same representation and dev-MPPI figures), not the bundled weights bit for bit:
 session 11's draw planned OpenDrawer 0.70 at K=32, H=10 against the then-bundled 0.80. The bundled stages 5 and 6
 are the consolidation of session 10 (seed 0) and a second one with seed 4 (0.95), chosen among four on the dev seeds
-(``benchmarks/notes/temporal_distance.md``).
+(``benchmarks/notes/temporal_distance.md``). Full draws on today's code spread widely: on the dev seeds 100-139 they
+plan OpenDrawer in 19, 33 and 30 of 40 episodes for ``--seed`` 0, 1 and 2, the shipped weights in 38
+(``benchmarks/results/dev_stage5_draws/README.md``).
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
 from __future__ import annotations
