@@ -158,7 +158,10 @@ def add_part(prov: dict[str, Any], part: str, earlier: dict[str, Any]) -> None:
         if inner["part"] == part:
             parts.append(dict(inner))
             return
-    parts.append({"part": part, "command": earlier["command"], "date": earlier.get("date")})
+    kept = {"part": part, "command": earlier["command"], "date": earlier.get("date")}
+    if earlier.get("code") is not None:  # the code that measured it (results files written since session 15 have it)
+        kept["code"] = earlier["code"]
+    parts.append(kept)
 
 
 # ------------------------------------------------------------------------------------------------ formatting

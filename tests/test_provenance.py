@@ -79,3 +79,14 @@ def test_pretrain_and_the_recipe_record_the_code(tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr(pretrain_module, "fit_text_tower", lambda encoder, videos, **kw: stats)
     record = wr.fit_text("td-sim", object(), wr.TrainingVideos([None], ["a"], [True], ["expert"]))
     assert record["code"] == prov.code_version()
+
+
+def test_benchmark_results_name_their_code_and_merged_parts_keep_theirs(benchmark_module) -> None:
+    report = benchmark_module("_report")
+    block = report.provenance("benchmarks/x.py", ["--quick"])
+    assert block["code"] == prov.code_version() and block["command"] == "python benchmarks/x.py --quick"
+    earlier = {"command": "old", "date": "d", "code": {"sources_sha256": "abc", "git_commit": None, "git_dirty": None}}
+    report.add_part(block, "column a", earlier)
+    report.add_part(block, "column b", {"command": "older", "date": "e"})  # written before results named their code
+    assert block["parts"] == [{"part": "column a", "command": "old", "date": "d", "code": earlier["code"]},
+                             {"part": "column b", "command": "older", "date": "e"}]
