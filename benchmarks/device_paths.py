@@ -39,17 +39,12 @@ import torch
 import _report
 from _common import GOAL_SEED_OFFSET, expert_goal, resolve_encoder
 from _mppi_cells import run_method
-from mppi_speed_core import bench_speed_core
+from mppi_speed_core import bench_speed_core, sync
 
 SECTIONS = ("core", "sim", "pretrain")
 #: the first step's loss (same initial weights, same batch) must agree across devices to this relative
 #: tolerance: float32 with different kernels, and cuDNN convolutions in TF32 by PyTorch's default
 LOSS_RTOL = 1e-2
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def bench_core(*, devices: Sequence[str], sizes: Sequence[int], horizon: int, commands: int, seed: int) -> dict[str, Any]:
@@ -88,10 +83,10 @@ def bench_sim(*, devices: Sequence[str], task: str, sizes: Sequence[int], horizo
                 planner.plan(state)  # warm-up: renderer, CUDA context, kernels
                 sums: dict[str, float] = {}
                 for _ in range(commands):
-                    _sync(device)
+                    sync(device)
                     t0 = time.perf_counter()
                     result = planner.plan(state)
-                    _sync(device)
+                    sync(device)
                     sums["wall"] = sums.get("wall", 0.0) + time.perf_counter() - t0
                     for key in ("rollout", "render", "encode", "cost", "update"):
                         sums[key] = sums.get(key, 0.0) + result.timings.get(key, 0.0)

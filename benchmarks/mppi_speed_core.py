@@ -27,6 +27,12 @@ from vip_rl.planning import MPPI, ActionPenalty, MPPIConfig, StateCost, TorchDyn
 TARGET_SPEEDUP = 1.5
 
 
+def sync(device: torch.device) -> None:
+    """Wait for ``device``'s queued kernels (CUDA); nothing on the CPU. Timed code is bracketed by it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def bench_speed_core(*, num_samples: int, horizon: int, commands: int, seed: int,
                      device: str | torch.device = "cpu") -> dict[str, Any]:
     """Median / min ms per command of both planners over ``commands`` interleaved commands (3 warm-up), both
@@ -34,7 +40,6 @@ def bench_speed_core(*, num_samples: int, horizon: int, commands: int, seed: int
     import pytorch_mppi
 
     device = torch.device(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     dt = 0.05
     goal = torch.tensor([1.0, -1.0], device=device)
     weight = 0.01
@@ -72,10 +77,10 @@ def bench_speed_core(*, num_samples: int, horizon: int, commands: int, seed: int
     times: dict[str, list[float]] = {name: [] for name in planners}
     for i in range(commands + 3):  # interleaved, so both see the same machine load
         for name, fn in planners.items():
-            sync()
+            sync(device)
             t0 = time.perf_counter()
             action = fn(states[name])
-            sync()
+            sync(device)
             if i >= 3:
                 times[name].append(time.perf_counter() - t0)
             states[name] = step(states[name][None], action.reshape(1, 2))[0]

@@ -413,21 +413,22 @@ def to_markdown(res: dict[str, Any]) -> str:
              _report.generated_by(res["provenance"]), "", "Held-out episodes: the representation benchmark's (12 expert episodes per task, new seeds). "
              "See the module docstring for each section.", ""]
     if "probe" in res:
-        names = [k for k in next(iter(res["probe"].values())) if k.startswith("linear_r2 ")]
+        first = next(iter(res["probe"].values()))
+        names = [k.removeprefix("linear_r2 ") for k in first if k.startswith("linear_r2 ")]  # encoder column names
         lines += ["## Can the CNN see object state? (R^2 of the object's joints on held-out frames)", "",
-                  "| task | joints | vip-sim CNN trained supervised, from scratch | " + " | ".join(f"linear on {n[10:]}" for n in names) + " |",
+                  "| task | joints | vip-sim CNN trained supervised, from scratch | " + " | ".join(f"linear on {n}" for n in names) + " |",
                   "|---" * (3 + len(names)) + "|"]
         for task, row in res["probe"].items():
             lines.append(f"| {task} | {', '.join(row['joints'])} | {_f(row['supervised_cnn_r2'])} ({row['supervised_cnn_mae_cm']:.2f} cm) | "
-                         + " | ".join(_f(row[n]) for n in names) + " |")
+                         + " | ".join(_f(row[f"linear_r2 {n}"]) for n in names) + " |")
         lines.append("")
-        mlp = [n for n in names if f"mlp_r2 {n[10:]}" in next(iter(res["probe"].values()))]
+        mlp = [n for n in names if f"mlp_r2 {n}" in first]
         if mlp:
             lines += ["Lost or curved? The same frozen embeddings read by a small MLP (2 x 256 ReLU) instead of a linear map, "
                       "same frames; a joint the MLP reads well and the linear map does not is kept, on a curved manifold.", "",
-                      "| task | " + " | ".join(f"linear / MLP on {n[10:]}" for n in mlp) + " |", "|---" * (1 + len(mlp)) + "|"]
+                      "| task | " + " | ".join(f"linear / MLP on {n}" for n in mlp) + " |", "|---" * (1 + len(mlp)) + "|"]
             for task, row in res["probe"].items():
-                lines.append(f"| {task} | " + " | ".join(f"{_f(row[n])} / {_f(row['mlp_r2 ' + n[10:]])}" for n in mlp) + " |")
+                lines.append(f"| {task} | " + " | ".join(f"{_f(row[f'linear_r2 {n}'])} / {_f(row[f'mlp_r2 {n}'])}" for n in mlp) + " |")
             lines.append("")
     if "fit" in res:
         lines += ["## Does vip-sim fit its own training videos? (goal-pose detour frames vs expert frames)", "",

@@ -645,6 +645,13 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
     return path
 
 
+def _stage_record(config: PretrainConfig, videos_used: dict[str, int], seconds: float, **extra: Any) -> dict[str, Any]:
+    """One training stage's record in the exported JSON: its config, videos per kind, seconds, ``extra`` (e.g.
+    ``init_from``) and the code that ran it."""
+    return {"pretrain_config": config.to_dict(), "videos_used": videos_used, "train_seconds": round(seconds, 1), **extra,
+            "code": code_version()}
+
+
 def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVideos, *, first: int, init_from: Any,
                out: Path, data_dir: Path, paths: Sequence[Path], detours: Sequence[Path] = (), steps: int | None,
                progress: bool) -> tuple[Any, PretrainConfig, TrainingVideos, list[dict[str, Any]]]:
@@ -672,8 +679,8 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
                         kinds=stage.kinds, init_from=init_from)
         init_from = _stage_dir(out, name, index + 2) / "encoder"
         stage_seconds = collect_seconds + _trained_seconds(encoder, time.perf_counter() - start - collect_seconds)
-        record = {"pretrain_config": config.to_dict(), "videos_used": {kind: data.kinds.count(kind) for kind in stage.kinds},
-                  "train_seconds": round(stage_seconds, 1), "init_from": f"stage {index + 1}", "code": code_version()}
+        record = _stage_record(config, {kind: data.kinds.count(kind) for kind in stage.kinds}, stage_seconds,
+                               init_from=f"stage {index + 1}")
         if collect_seconds:
             record["collect_seconds"] = round(collect_seconds, 1)  # included in train_seconds: it needs the encoder
         records.append(record)
@@ -800,9 +807,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
         stages = None
+        first_record = _stage_record(config, counts, seconds)
         if name in FINETUNES:
-            first_record = {"pretrain_config": config.to_dict(), "videos_used": counts, "train_seconds": round(seconds, 1),
-                            "code": code_version()}
             encoder, config, data, records = _fine_tune(
                 name, encoder, config, data, first=2, init_from=_stage_dir(out, name, 1) / "encoder", out=out,
                 data_dir=data_dir, paths=paths, steps=args.steps, progress=not args.no_progress)
@@ -810,8 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts = records[-1]["videos_used"]
             seconds += sum(record["train_seconds"] for record in records)
         if name in TEXT_FITS:
-            stages = stages if stages is not None else [{"pretrain_config": config.to_dict(), "videos_used": counts,
-                                                        "train_seconds": round(seconds, 1), "code": code_version()}]
+            stages = stages if stages is not None else [first_record]
             fit = fit_text(name, encoder, data, seed=args.seed)
             stages.append(fit)
             seconds += fit["train_seconds"]
