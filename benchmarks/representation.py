@@ -142,7 +142,7 @@ def train_hand_encoder(steps: int, *, cache: Path, quick: bool = False, recipe_n
     Returns ``(encoder path, seconds, number of videos, whether a finished run was reused)``.
     """
     from vip_rl.pretrain import pretrain
-    from vip_rl.weights_recipe import CONFIGS, DATA, GOAL_SWAP_PROB, collect_data, load_training_videos
+    from vip_rl.weights_recipe import DATA, GOAL_SWAP_PROB, RECIPES, collect_data, load_training_videos
 
     # stage 1 of the recipes only: no goal-pose or high detours for the hand (td-sim's fine-tune stage is not run here)
     counts = dict(expert_episodes=10, noisy_episodes=10, play_episodes=5, detour_episodes=10, goal_pose_detour_episodes=0,
@@ -152,8 +152,9 @@ def train_hand_encoder(steps: int, *, cache: Path, quick: bool = False, recipe_n
     recipe = dataclasses.replace(DATA, embodiment="hand", **counts)
     paths = collect_data(cache / "hand_data", recipe, progress=False)
     data = load_training_videos(paths)
-    extra = {"text": "none"} if CONFIGS[recipe_name].objective == "tdist" else {}
-    cfg = dataclasses.replace(CONFIGS[recipe_name], steps=steps, eval_every=0, ckpt_every=max(steps // 5, 1),
+    extra = {"text": "none"} if RECIPES[recipe_name].objective == "tdist" else {}
+    # the recipe at draw 0 (what this transfer test has measured since session 8), not the bundled encoder's draw
+    cfg = dataclasses.replace(RECIPES[recipe_name], steps=steps, eval_every=0, ckpt_every=max(steps // 5, 1),
                               channel_shuffle_prob=channel_shuffle_prob, **extra)
     run = cache / ("hand_run" if recipe_name == "vip-sim" else f"hand_run_{recipe_name}")
     if channel_shuffle_prob:

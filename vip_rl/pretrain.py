@@ -40,6 +40,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import io
@@ -50,7 +51,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -928,6 +929,20 @@ class TextFitConfig:
             raise ValueError(f"expectile must be in (0, 1), got {self.expectile!r}")
 
 
+@contextlib.contextmanager
+def _deterministic_kernels() -> Iterator[None]:
+    """PyTorch's deterministic kernels for the block, then the caller's setting back. The text fit needs them to be
+    reproducible: without them two fits of one seed on one machine drifted apart (1e-6 in a weight after 300 steps,
+    0.2 after 4000), so ``make weights`` gave another text tower every time. ``warn_only``: an op with no deterministic
+    kernel (some CUDA ones) warns instead of failing. Bit for bit needs the same thread count too."""
+    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 def fit_text_tower(
     encoder: Encoder,
     videos: Sequence[Any],
@@ -1027,13 +1042,14 @@ def fit_text_tower(
 
     loss_before, goal_before = evaluate()
     encoder.text.train()
-    for _ in range(config.steps):
-        index = torch.randint(len(texts), (config.batch_size,), generator=generator).to(device)
-        predicted = encoder.encode_text(instructions, grad=True)[which[index]]
-        loss = loss_of(encoder.distance(predicted, frame[index]), index)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    with _deterministic_kernels():
+        for _ in range(config.steps):
+            index = torch.randint(len(texts), (config.batch_size,), generator=generator).to(device)
+            predicted = encoder.encode_text(instructions, grad=True)[which[index]]
+            loss = loss_of(encoder.distance(predicted, frame[index]), index)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
     encoder.train(was_training)
     loss_after, goal_after = evaluate()
     return {"pairs": len(texts), "goal_pairs": int(goal_mask.sum()), "instructions": len(instructions),
