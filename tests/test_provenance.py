@@ -81,6 +81,44 @@ def test_pretrain_and_the_recipe_record_the_code(tmp_path: Path, monkeypatch) ->
     assert record["code"] == prov.code_version()
 
 
+def test_a_resumed_run_names_the_code_that_trained_it(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    import torch
+
+    import vip_rl.pretrain as pretrain_module
+    import vip_rl.weights_recipe as wr
+    from test_pretrain import synthetic_videos, tiny_config
+
+    def training(run: Path) -> dict:
+        return json.loads((run / "encoder" / "config.json").read_text())["training"]
+
+    old = {"sources_sha256": "0ld", "git_commit": "c0ffee", "git_dirty": False}
+    new = {"sources_sha256": "n3w", "git_commit": "beef", "git_dirty": True}
+    videos = synthetic_videos(5)
+    monkeypatch.setattr(pretrain_module, "code_version", lambda: old)
+    pretrain_module.pretrain(tiny_config(steps=4, eval_every=0, ckpt_every=2), videos, out_dir=tmp_path / "a", progress=False, stop_after=2)
+    monkeypatch.setattr(pretrain_module, "code_version", lambda: new)
+    encoder = pretrain_module.pretrain(tiny_config(steps=4, eval_every=0, ckpt_every=2), videos, out_dir=tmp_path / "a", progress=False)
+    assert training(tmp_path / "a")["code"] == new and training(tmp_path / "a")["code_earlier"] == [old]
+    record = wr._stage_record(tiny_config(), {"expert": 5}, 1.0, encoder=encoder)  # the recipe's record keeps both
+    assert record["code"] == new and record["code_earlier"] == [old]
+
+    monkeypatch.setattr(pretrain_module, "code_version", lambda: old)  # a finished run called again trains nothing
+    pretrain_module.pretrain(tiny_config(steps=2, eval_every=0, ckpt_every=2), videos, out_dir=tmp_path / "b", progress=False)
+    monkeypatch.setattr(pretrain_module, "code_version", lambda: new)
+    pretrain_module.pretrain(tiny_config(steps=2, eval_every=0, ckpt_every=2), videos, out_dir=tmp_path / "b", progress=False)
+    assert training(tmp_path / "b")["code"] == old and "code_earlier" not in training(tmp_path / "b")
+
+    ckpt = tmp_path / "b" / pretrain_module.CHECKPOINT_FILE  # a checkpoint from before checkpoints named their code
+    state = torch.load(ckpt, weights_only=False)
+    del state["code"]
+    torch.save(state, ckpt)
+    pretrain_module.pretrain(tiny_config(steps=2, eval_every=0, ckpt_every=2), videos, out_dir=tmp_path / "b", progress=False)
+    assert training(tmp_path / "b")["code"] == pretrain_module.UNKNOWN_CODE
+    assert wr._stage_record(tiny_config(), {}, 1.0, encoder=object())["code"] == prov.code_version()  # no record: this call's
+
+
 def test_benchmark_results_name_their_code_and_merged_parts_keep_theirs(benchmark_module) -> None:
     report = benchmark_module("_report")
     block = report.provenance("benchmarks/x.py", ["--quick"])

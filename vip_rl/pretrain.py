@@ -568,7 +568,8 @@ def _initial_encoder(config: PretrainConfig, init_from: str | os.PathLike[str] |
 # checkpoints + logs
 # --------------------------------------------------------------------------------------------
 def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Optimizer, step: int, config: PretrainConfig, sampler: TupleSampler, init_from: str | None,
-                     target: nn.Module | None = None, decoder: nn.Module | None = None, train_seconds: float = 0.0) -> None:
+                     target: nn.Module | None = None, decoder: nn.Module | None = None, train_seconds: float = 0.0,
+                     code: Sequence[dict[str, Any]] = ()) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
         "version": __version__,
@@ -581,6 +582,7 @@ def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Opt
         "torch_rng": _loss_generator(config.seed, step, torch.device("cpu")).get_state(),
         "init_from": init_from or "",
         "train_seconds": float(train_seconds),  # wall seconds of every call that trained this run so far
+        "code": list(code),  # the code of each call that trained steps of this run (_code_history)
     }
     if target is not None:
         state["target"] = {k: v.detach().cpu().clone() for k, v in target.state_dict().items()}
@@ -588,6 +590,18 @@ def _save_checkpoint(path: Path, *, encoder: Encoder, optimizer: torch.optim.Opt
         state["decoder"] = {k: v.detach().cpu().clone() for k, v in decoder.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+#: Stands in the code history for the steps of a checkpoint written before checkpoints recorded their code.
+UNKNOWN_CODE: dict[str, Any] = {"sources_sha256": None, "git_commit": None, "git_dirty": None}
+
+
+def _code_history(before: Sequence[dict[str, Any]], trained: bool) -> list[dict[str, Any]]:
+    """The code of every call that trained steps of a run, oldest first: ``before`` (the resumed checkpoint's), then
+    this call's when it trained (``trained``) and differs from the last. A finished run called again trains nothing
+    and names the code that trained it, not the code that called it."""
+    now = code_version()
+    return [*before, now] if trained and (not before or before[-1] != now) else list(before)
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
@@ -756,6 +770,7 @@ def pretrain(
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay) if config.weight_decay else torch.optim.Adam(params, lr=config.lr)
         start_step = 0
         seconds_before = 0.0  # wall seconds of the earlier calls that trained this run (a resumed run)
+        code_before: list[dict[str, Any]] = []  # the code of the earlier calls that trained it (_code_history)
         ckpt_path = out / CHECKPOINT_FILE
         if resume and ckpt_path.is_file():
             state = _load_checkpoint(ckpt_path)
@@ -784,6 +799,7 @@ def pretrain(
                 decoder.load_state_dict(state["decoder"])
             start_step = int(state["step"])
             seconds_before = float(state.get("train_seconds", 0.0))  # absent in checkpoints of older versions
+            code_before = list(state.get("code") or ([UNKNOWN_CODE] if start_step else []))
         if dist.is_main:
             out.mkdir(parents=True, exist_ok=True)
         model: nn.Module = _TrainModule(encoder, decoder)
@@ -849,7 +865,8 @@ def pretrain(
             if (config.ckpt_every and step % config.ckpt_every == 0) or step == end_step:
                 if dist.is_main:
                     _save_checkpoint(ckpt_path, encoder=encoder, optimizer=optimizer, step=step, config=config, sampler=sampler, init_from=None if init_from is None else str(init_from), target=target,
-                                     decoder=decoder, train_seconds=seconds_before + time.perf_counter() - call_start)
+                                     decoder=decoder, train_seconds=seconds_before + time.perf_counter() - call_start,
+                                     code=_code_history(code_before, step > start_step))
                 dist.barrier()
         batches.close()
         if bar is not None:
@@ -859,8 +876,11 @@ def pretrain(
         if dist.is_main and step == config.steps:
             # train_seconds: every call that trained this run, resumed slices included (a finished run called again adds
             # only this call's setup); also left in encoder.config["training"] for the caller (weights_recipe's records)
+            # code: the code that trained the last steps; code_earlier: that of earlier calls, where they differ
+            codes = _code_history(code_before, step > start_step) or [UNKNOWN_CODE]
             training = {"pretrain_config": config.to_dict(), "steps": step, "init_from": None if init_from is None else str(init_from),
-                        "eval_on_training_videos": eval_on_training, "version": __version__, "code": code_version(),
+                        "eval_on_training_videos": eval_on_training, "version": __version__, "code": codes[-1],
+                        **({"code_earlier": codes[:-1]} if len(codes) > 1 else {}),
                         "train_seconds": round(seconds_before + time.perf_counter() - call_start, 1)}
             save_encoder(encoder, out / "encoder", training=training)
             encoder.config["training"] = training

@@ -656,11 +656,16 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
     return path
 
 
-def _stage_record(config: PretrainConfig, videos_used: dict[str, int], seconds: float, **extra: Any) -> dict[str, Any]:
+def _stage_record(config: PretrainConfig, videos_used: dict[str, int], seconds: float, *, encoder: Any = None,
+                  **extra: Any) -> dict[str, Any]:
     """One training stage's record in the exported JSON: its config, videos per kind, seconds, ``extra`` (e.g.
-    ``init_from``) and the code that ran it."""
+    ``init_from``) and the code that trained it: what ``pretrain`` recorded for ``encoder``'s run (``code``, and
+    ``code_earlier`` for a run several codes trained), so that a finished stage resumed by a later export keeps the code
+    that trained it; this call's code for an encoder without that record."""
+    training = (getattr(encoder, "config", None) or {}).get("training") or {}
+    code = {key: training[key] for key in ("code", "code_earlier") if key in training} or {"code": code_version()}
     return {"pretrain_config": config.to_dict(), "videos_used": videos_used, "train_seconds": round(seconds, 1), **extra,
-            "code": code_version()}
+            **code}
 
 
 def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVideos, *, first: int, init_from: Any,
@@ -690,7 +695,7 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
                         kinds=stage.kinds, init_from=init_from)
         init_from = _stage_dir(out, name, index + 2) / "encoder"
         stage_seconds = collect_seconds + _trained_seconds(encoder, time.perf_counter() - start - collect_seconds)
-        record = _stage_record(config, {kind: data.kinds.count(kind) for kind in stage.kinds}, stage_seconds,
+        record = _stage_record(config, {kind: data.kinds.count(kind) for kind in stage.kinds}, stage_seconds, encoder=encoder,
                                init_from=f"stage {index + 1}")
         if collect_seconds:
             record["collect_seconds"] = round(collect_seconds, 1)  # included in train_seconds: it needs the encoder
@@ -818,7 +823,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
         stages = None
-        first_record = _stage_record(config, counts, seconds)
+        first_record = _stage_record(config, counts, seconds, encoder=encoder)
         if name in FINETUNES:
             encoder, config, data, records = _fine_tune(
                 name, encoder, config, data, first=2, init_from=_stage_dir(out, name, 1) / "encoder", out=out,
