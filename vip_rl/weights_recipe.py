@@ -36,15 +36,15 @@ Candidate recipes (never exported; the default command is unchanged):
    the JSON's ``training`` entry records the command, data recipe, config and training time, and for the export
    and each stage the code that ran it (``vip_rl._provenance.code_version``: a digest of the sources, the git commit).
 
-Everything is seeded (two 60-step runs of td-sim's first stage agree bit for bit). The bundled td-sim's stages 1-4
-were trained by earlier versions of this module (sessions 4-6: the sampler and config gained options since, with the
-old behaviour as default), so a full run today is another draw of the same recipe (the same one every time: two full
-runs collected the same planner videos and gave the same representation and dev-MPPI figures), not the bundled weights bit for bit:
-session 11's draw planned OpenDrawer 0.70 at K=32, H=10 against the then-bundled 0.80. The bundled stages 5 and 6
-are the consolidation of session 10 (seed 0) and a second one with seed 4 (0.95), chosen among four on the dev seeds
-(``benchmarks/notes/temporal_distance.md``). Full draws on today's code spread widely: on the dev seeds 100-139 they
-plan OpenDrawer in 19, 33 and 30 of 40 episodes for ``--seed`` 0, 1 and 2, the shipped weights in 38
-(``benchmarks/results/dev_stage5_draws/README.md``).
+Everything is seeded, and each bundled encoder's draw is part of its recipe (:data:`DRAWS`), so the default command
+trains td-sim's bundled weights bit for bit on the same machine (the same torch thread count; vip-sim and liv-sim were
+trained by older versions of this module and were not checked against today's): two 200-step runs of
+td-sim's first stage agree bit for bit, two full runs collected the same planner videos, and the text fit runs on
+PyTorch's deterministic kernels (without them two fits of one seed drifted to 0.2 in a weight). td-sim ships draw 1
+(session 16). Until then it shipped weights whose stages 1-4 came from older code (sessions 4-6), which no command
+reproduced; on the dev seeds 100-139 they planned OpenDrawer in 38 of 40 episodes, today's full draws 0, 1 and 2 in
+19, 33 and 30 (``benchmarks/results/dev_stage5_draws/README.md``), and the held-out benchmark cost of the switch is in
+``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw: another one.
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
 from __future__ import annotations
