@@ -87,6 +87,15 @@ def test_stage_seconds_come_from_the_run_record() -> None:
     assert wr._trained_seconds(object(), wall=7.0) == 7.0  # no record (older checkpoints): this call's wall time
 
 
+def test_the_bundled_draw_is_part_of_the_recipe():
+    """Each bundled encoder's draw (DRAWS) is in its first stage's and its text fit's seed, so the default command is
+    that draw; the variants start from the recipe at draw 0, what they were measured with."""
+    for name, recipe in wr.RECIPES.items():
+        assert wr.CONFIGS[name] == dataclasses.replace(recipe, seed=recipe.seed + wr.DRAWS[name])
+    assert wr.DRAWS["td-sim"] == 1 and wr.TEXT_FITS["td-sim"].seed == 4 + wr.DRAWS["td-sim"]
+    assert all(wr.RECIPES[base].seed == 0 for base, _, _ in wr.VARIANTS.values())
+
+
 def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys):
     """`--seed N` adds N to the seed of every training stage and of the text fit, and the export records it."""
     videos = wr.TrainingVideos(videos=[None] * 2, groups=["a"] * 2, final_goal_ok=[True] * 2, kinds=["expert", wr.HIGH_DETOUR])
