@@ -96,6 +96,18 @@ def test_the_bundled_draw_is_part_of_the_recipe():
     assert all(wr.RECIPES[base].seed == 0 for base, _, _ in wr.VARIANTS.values())
 
 
+def test_the_recipe_trains_on_its_own_thread_count(monkeypatch):
+    """Another torch thread count rounds sums differently and parts the runs, so main pins RECIPE_THREADS while it
+    runs and gives the caller's count back."""
+    import torch
+
+    seen = []
+    monkeypatch.setattr(wr, "_run", lambda args: seen.append(torch.get_num_threads()) or 0)
+    before = torch.get_num_threads()
+    assert wr.main(["--only", "td-sim"]) == 0
+    assert seen == [wr.RECIPE_THREADS] == [1] and torch.get_num_threads() == before
+
+
 def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys):
     """`--seed N` adds N to the seed of every training stage and of the text fit, and the export records it."""
     videos = wr.TrainingVideos(videos=[None] * 2, groups=["a"] * 2, final_goal_ok=[True] * 2, kinds=["expert", wr.HIGH_DETOUR])

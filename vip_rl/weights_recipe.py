@@ -36,14 +36,16 @@ Candidate recipes (never exported; the default command is unchanged):
    the JSON's ``training`` entry records the command, data recipe, config and training time, and for the export
    and each stage the code that ran it (``vip_rl._provenance.code_version``: a digest of the sources, the git commit).
 
-Everything is seeded, and each bundled encoder's draw is part of its recipe (:data:`DRAWS`), so the default command
-trains td-sim's bundled weights bit for bit on the same machine (the same torch thread count; vip-sim and liv-sim were
-trained by older versions of this module and were not checked against today's): two 200-step runs of
-td-sim's first stage agree bit for bit, two full runs collected the same planner videos, and the text fit runs on
-PyTorch's deterministic kernels (without them two fits of one seed drifted to 0.2 in a weight). td-sim ships draw 1
-(session 16). Until then it shipped weights whose stages 1-4 came from older code (sessions 4-6), which no command
-reproduced; on the dev seeds 100-139 they planned OpenDrawer in 38 of 40 episodes, today's full draws 0, 1 and 2 in
-19, 33 and 30 (``benchmarks/results/dev_stage5_draws/README.md``), and the held-out benchmark cost of the switch is in
+Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`DRAWS`), and the recipe trains on
+one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so the default
+command trains td-sim's bundled weights bit for bit (vip-sim and liv-sim were trained by older versions of this module
+and were not checked against today's). The evidence: 200-step runs of td-sim's first stage agree bit for bit across
+processes at one thread count, and with one thread they follow the shipped run's logged loss to the last digit; two
+full runs collected the same planner videos (session 12); the text fit runs on PyTorch's deterministic kernels
+(without them two fits of one seed drifted to 0.2 in a weight). td-sim ships draw 1 (session 16). Until then it
+shipped weights whose stages 1-4 came from older code (sessions 4-6), which no command reproduced; on the dev seeds
+100-139 they planned OpenDrawer in 38 of 40 episodes, today's full draws 0, 1 and 2 in 19, 33 and 30
+(``benchmarks/results/dev_stage5_draws/README.md``); what the switch cost on the benchmarks is in
 ``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw: another one.
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
@@ -163,6 +165,11 @@ _TDIST = dict(objective="tdist", arch="cnn", embed_dim=64, image_size=64, cnn_ch
 #: on today's code (0, 1, 2), draw 1 planned OpenDrawer best on the dev seeds 100-139 (19 / 33 / 30 of 40;
 #: benchmarks/results/dev_stage5_draws/README.md). ``--seed N`` adds N on top: another draw.
 DRAWS: dict[str, int] = {"vip-sim": 0, "liv-sim": 0, "td-sim": 1}
+#: Torch threads the recipe trains with (``main`` sets them). Floating-point sums split over another number of threads
+#: round differently, and over 12000 steps the runs part: td-sim's first stage with 2 threads ended up to 0.24 from
+#: the same seed with 1 in a weight (its loss differed from step 20). One thread is what the shipped draw was trained
+#: with, and it gives the same weights on any machine with the same CPU kernels.
+RECIPE_THREADS = 1
 
 #: Each bundled encoder's recipe at draw 0 (the :data:`VARIANTS` start from these: the draw they were measured with).
 RECIPES: dict[str, PretrainConfig] = {
@@ -644,6 +651,7 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
         "goal_swap_prob": GOAL_SWAP_PROB,
         "pretrain_config": config.to_dict(),
         "train_seconds": round(seconds, 1),
+        "torch_threads": RECIPE_THREADS,
         "code": code_version(),  # the code of this export; each stage records its own (stages of --from-stage differ)
     }
     if stages is not None:
@@ -795,6 +803,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.variant and args.only:
         parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
     default_mujoco_gl()
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(RECIPE_THREADS)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``main`` after its checks, with the recipe's thread count set."""
     out = Path(args.out)
     data_dir = out / "data" if args.data is None else Path(args.data)
     export_to = out / "final" if args.no_export else None
