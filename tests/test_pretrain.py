@@ -277,8 +277,11 @@ def test_fit_text_tower_fits_only_the_text_head_deterministically(tmp_path: Path
     distance = first.distance
     first.distance = lambda *a, **kw: modes.append(torch.are_deterministic_algorithms_enabled()) or distance(*a, **kw)
     assert not torch.are_deterministic_algorithms_enabled()
+    cleared = []  # and embeds the instructions afresh: a cached embedding carries the bits of the batch it came in
+    first.text.clear_cache = lambda: cleared.append(True)
     stats = fit_text_tower(first, videos, final_goal_ok=ok, config=config)
-    del first.distance
+    del first.distance, first.text.clear_cache
+    assert cleared == [True]
     assert True in modes and not torch.are_deterministic_algorithms_enabled()
     fit_text_tower(second, videos, final_goal_ok=ok, config=config)
     # 4 ok videos x ceil(0.05 * 14) = 1 goal frame each; two instructions

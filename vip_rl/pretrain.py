@@ -1009,6 +1009,8 @@ def fit_text_tower(
     is_goal: list[np.ndarray] = []
     was_training = encoder.training
     encoder.eval()
+    if hasattr(encoder.text, "clear_cache"):  # embed the instructions afresh, in the fit's own batches (bit for bit)
+        encoder.text.clear_cache()
     for video, ok in zip(videos, final_goal_ok):
         text = getattr(video, "text", None)
         if not ok or not text:

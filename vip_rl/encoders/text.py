@@ -84,6 +84,11 @@ class MiniLMTextTower(nn.Module):
         self._cache.clear()
         return self
 
+    def clear_cache(self) -> None:
+        """Forget the cached sentence embeddings. A string's embedding depends in the last float bits on the batch it
+        was padded in, so a fit that must be reproducible starts from an empty cache (``fit_text_tower``)."""
+        self._cache.clear()
+
     @torch.no_grad()
     def sentence_embeddings(self, texts: Sequence[str], *, batch_size: int = 64) -> torch.Tensor:
         """Frozen, L2-normalised sentence embeddings ``[B, 384]`` (cached per string)."""
