@@ -877,7 +877,7 @@ def pretrain(
             # train_seconds: every call that trained this run, resumed slices included (a finished run called again adds
             # only this call's setup); also left in encoder.config["training"] for the caller (weights_recipe's records)
             # code: the code that trained the last steps; code_earlier: that of earlier calls, where they differ
-            codes = _code_history(code_before, step > start_step) or [UNKNOWN_CODE]
+            codes = _code_history(code_before, step > start_step)  # never empty: steps >= 1, a resumed run has its own
             training = {"pretrain_config": config.to_dict(), "steps": step, "init_from": None if init_from is None else str(init_from),
                         "eval_on_training_videos": eval_on_training, "version": __version__, "code": codes[-1],
                         **({"code_earlier": codes[:-1]} if len(codes) > 1 else {}),

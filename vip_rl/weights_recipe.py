@@ -41,11 +41,11 @@ one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differentl
 command trains td-sim's bundled weights bit for bit (vip-sim and liv-sim were trained by older versions of this module
 and were not checked against today's). A fresh run of the default command (session 16) gave all six image stages
 of the shipped td-sim bit for bit, with the same planner videos; the text fit runs on PyTorch's deterministic kernels
-from an empty sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a weight). td-sim ships draw 1 (session 16). Until then it
-shipped weights whose stages 1-4 came from older code (sessions 4-6), which no command reproduced; on the dev seeds
-100-139 they planned OpenDrawer in 38 of 40 episodes, today's full draws 0, 1 and 2 in 19, 33 and 30
-(``benchmarks/results/dev_stage5_draws/README.md``); what the switch cost on the benchmarks is in
-``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw: another one.
+from an empty sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a weight). td-sim ships
+draw 1 (session 16). Until then it shipped weights whose stages 1-4 came from older code (sessions 4-6), which no
+command reproduced; on the dev seeds 100-139 they planned OpenDrawer in 38 of 40 episodes, today's full draws 0, 1
+and 2 in 19, 33 and 30 (``benchmarks/results/dev_stage5_draws/README.md``); what the switch cost on the benchmarks is
+in ``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw: another one.
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
 from __future__ import annotations

@@ -81,7 +81,7 @@ class MiniLMTextTower(nn.Module):
     def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> "MiniLMTextTower":  # type: ignore[override]
         super()._apply(fn, recurse)
         self._frozen[0]._apply(fn, recurse)
-        self._cache.clear()
+        self.clear_cache()  # the embeddings were made on the old device / dtype
         return self
 
     def clear_cache(self) -> None:
