@@ -9,6 +9,8 @@ and rollout frames agree. Flip both or neither.
 """
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -185,6 +187,59 @@ def test_render_check_skips_what_it_cannot_compare():
     with MujocoDynamics(env, nthread=0) as dyn:
         assert dyn.check.render_diff is None and "render_mode" in dyn.check.render_note
     env.close()
+
+
+def test_a_viewer_the_garbage_collector_frees_mid_render_does_not_blank_the_reference_frame(monkeypatch):
+    """Freeing any EGL context releases the current one (eglReleaseThread), and gymnasium's viewer then reads
+    back a black frame. A dropped env caught in a reference cycle is freed whenever the collector runs; here
+    it runs inside env.render(), as it did in a CI run (the check then saw a mean difference of 104/255)."""
+    env = make_pusher()
+    env.render()  # the env's viewer exists, so env.render() does not make its context current again
+    other = make_pusher()
+    other.render()  # its viewer holds another EGL context
+    cycle: list = [other]
+    cycle.append(cycle)
+    renderer = env.unwrapped.mujoco_renderer
+    original = renderer.render
+
+    def render_after_a_collection(*args, **kwargs):
+        gc.collect()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(renderer, "render", render_after_a_collection)
+    was_enabled = gc.isenabled()
+    gc.disable()  # keep the dropped env pending until a collection we choose
+    try:
+        del other, cycle
+        with MujocoDynamics(env, nthread=0) as dyn:
+            assert dyn.check.render_diff is not None and dyn.check.render_diff < 1.0
+    finally:
+        if was_enabled:
+            gc.enable()
+        _close(env)
+
+
+def test_an_all_black_env_frame_is_rendered_once_more_then_named(monkeypatch):
+    env = make_pusher()
+    try:
+        env.render()
+        renderer = env.unwrapped.mujoco_renderer
+        original = renderer.render
+        calls: list[int] = []
+
+        def black_the_first_time(*args, **kwargs):
+            calls.append(1)
+            frame = original(*args, **kwargs)
+            return frame * 0 if len(calls) == 1 else frame
+
+        monkeypatch.setattr(renderer, "render", black_the_first_time)
+        with MujocoDynamics(env, nthread=0) as dyn:
+            assert len(calls) == 2 and dyn.check.render_diff is not None and dyn.check.render_diff < 1.0
+        monkeypatch.setattr(renderer, "render", lambda *args, **kwargs: original(*args, **kwargs) * 0)
+        with pytest.raises(ValueError, match="all-black 48x48 frame, twice"):
+            MujocoDynamics(env, nthread=0)
+    finally:
+        _close(env)
 
 
 def test_named_cameras_render_at_the_env_size_and_unknown_names_are_refused():

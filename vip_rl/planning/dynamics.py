@@ -15,6 +15,7 @@ frames), batched over the E environments and K samples:
 from __future__ import annotations
 
 import copy
+import gc
 import time
 import types
 import warnings
@@ -677,7 +678,12 @@ class MujocoDynamics:
         """``env.render()`` now (the outer env, or the MuJoCo layer when the outer one wants a reset first)."""
         if image_size is not None and self.render_hook is None:
             return None, f"image_size={image_size} asks for another size than env.render()"
-        self._give_back_gl_context()  # another env's viewer closing leaves no context current (gymnasium)
+        # Freeing any EGL context (a dropped env's viewer, a closed renderer) calls eglReleaseThread, which
+        # leaves no context current, and gymnasium's viewer then reads back a black frame. A dropped viewer
+        # caught in a reference cycle is freed whenever the garbage collector next runs, which may be in the
+        # middle of env.render() below: collect that garbage now, then make the env's context current.
+        gc.collect()
+        self._give_back_gl_context()
         for target in (self.envs[0], self.unwrapped[0]):
             if getattr(target, "render_mode", "rgb_array") != "rgb_array":
                 return None, f"the env's render_mode is {getattr(target, 'render_mode', None)!r}, not 'rgb_array'"
@@ -688,6 +694,9 @@ class MujocoDynamics:
                 continue
             if frame is None:
                 return None, "env.render() returned None"
+            if not np.any(frame):  # all black: read back with no GL context current; once more with the env's
+                self._give_back_gl_context()
+                frame = target.render()
             return np.asarray(frame), ""
         return None, note
 
@@ -709,6 +718,13 @@ class MujocoDynamics:
                 self.close()
                 layer = self.unwrapped[0]
                 env_camera = {k: getattr(layer, k) for k in ("camera_name", "camera_id", "cameras") if getattr(layer, k, None) is not None}
+                if not np.any(frame) and np.any(ours):
+                    raise ValueError(
+                        f"env.render() gives an all-black {frame.shape[0]}x{frame.shape[1]} frame, twice, while rollouts "
+                        f"render {view}: the env's renderer drew with no GL context current (freeing another "
+                        "renderer's context releases the current one). Render the env once after closing other envs, "
+                        "or pass pixel_tolerance=float('inf') to skip this check"
+                    )
                 raise ValueError(
                     f"rollout frames differ from env.render() by a mean of {diff:.2f}/255 (pixel_tolerance {tolerance:g}): "
                     f"rollouts render {view}; the env's render() uses {env_camera or 'a camera this backend cannot read'} "
