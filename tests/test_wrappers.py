@@ -777,3 +777,43 @@ def test_franka_kitchen_when_installed():
     _, reward, *_, info = wrapped.step(wrapped.action_space.sample())
     assert np.isfinite(reward) and "env_reward" in info
     wrapped.close()
+
+
+def test_closing_another_mujoco_env_does_not_blank_the_wrapped_frames():
+    """Gymnasium's MuJoCo viewer makes its GL context current only when created, and closing any other env
+    frees a context and leaves none current: bare env.render() then returns black frames for good."""
+    encoder = make_encoder()
+    env = make_pusher()
+    wrapped = GoalReward(env, encoder, np.zeros((32, 32, 3), np.uint8))
+    embedded = EmbeddingObservation(make_pusher(), encoder)
+    vector = GoalRewardVector(SyncVectorEnv([make_pusher, make_pusher]), encoder, np.zeros((32, 32, 3), np.uint8))
+    try:
+        wrapped.reset(seed=0)
+        embedded.reset(seed=0)
+        vector.reset(seed=0)
+        other = make_pusher()
+        other.reset(seed=0)
+        other.render()
+        other.close()
+        assert not env.unwrapped.render().any()  # the hazard: the bare render is black now
+        _, _, _, _, info = wrapped.step(np.zeros(7, np.float32))
+        frame = env.render()  # GoalReward made the env's context current again
+        assert frame.mean() > 5
+        expected = float(encoder.distance(encoder.encode_images(frame[None]), wrapped.goal_embedding[None])[0])
+        assert info["goal_distance"] == pytest.approx(expected, rel=1e-5)
+        other = make_pusher()
+        other.reset(seed=0)
+        other.render()
+        other.close()
+        obs, *_ = embedded.step(np.zeros(7, np.float32))
+        torch.testing.assert_close(torch.as_tensor(obs["embedding"]), encoder.encode_images(embedded.env.render()[None])[0])
+        assert embedded.env.render().mean() > 5
+        other = make_pusher()
+        other.reset(seed=0)
+        other.render()
+        other.close()
+        vector.step(np.zeros((2, 7), np.float32))
+        assert all(frame.mean() > 5 for frame in vector.env.render())
+    finally:
+        for closing in (wrapped, embedded, vector):
+            closing.close()

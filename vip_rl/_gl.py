@@ -13,6 +13,12 @@ this module (it is independent of ``vip_rl``), and this module cannot import ``v
 imports ``mujoco``), so both spell the rule out; ``tests/test_envs.py::test_one_mujoco_gl_rule``
 checks that they agree.
 
+Gymnasium's MuJoCo envs (Pusher, Meta-World, Fetch, Kitchen) have a second GL hazard:
+their viewer makes its context current only when it is created, and freeing *any* EGL context
+(closing another env, a ``mujoco.Renderer``, the garbage collector dropping one) leaves none
+current, after which ``env.render()`` returns black frames for good. :func:`render_frame` makes
+the env's own context current first; the toolkit reads every ``render()`` frame through it.
+
 This module imports nothing heavy and does nothing when imported.
 
 Example:
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 #: The default back end on Linux when ``MUJOCO_GL`` is unset.
 DEFAULT_LINUX_BACKEND = "egl"
@@ -44,4 +51,27 @@ def default_mujoco_gl() -> str | None:
     return None if backend is None else backend.lower().strip()
 
 
-__all__ = ["DEFAULT_LINUX_BACKEND", "default_mujoco_gl"]
+def make_render_context_current(env: Any) -> bool:
+    """Make the GL context of ``env``'s gymnasium MuJoCo viewer current; True if there was one.
+
+    ``env`` may be wrapped, a bare MuJoCo env or a synchronous vector env (its first sub-env with a
+    viewer: gymnasium's sub-envs all draw in whichever context is current). Envs without gymnasium's
+    ``mujoco_renderer`` (the suite's own renderer makes its context current on every frame), async
+    vector envs (they render in their own processes) and envs not rendered yet are left alone.
+    """
+    for candidate in [env, *(getattr(env, "envs", None) or [])]:
+        unwrapped = getattr(candidate, "unwrapped", candidate)
+        viewer = getattr(getattr(unwrapped, "mujoco_renderer", None), "viewer", None)
+        if viewer is not None and hasattr(viewer, "make_context_current"):
+            viewer.make_context_current()
+            return True
+    return False
+
+
+def render_frame(env: Any) -> Any:
+    """``env.render()`` with the env's own GL context current (:func:`make_render_context_current`)."""
+    make_render_context_current(env)
+    return env.render()
+
+
+__all__ = ["DEFAULT_LINUX_BACKEND", "default_mujoco_gl", "make_render_context_current", "render_frame"]

@@ -478,7 +478,7 @@ def expert_rollout(
     """
     import gymnasium as gym
 
-    from vip_rl._gl import default_mujoco_gl
+    from vip_rl._gl import default_mujoco_gl, render_frame
 
     if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
         raise ValueError(f"max_steps must be None or a positive int, got {max_steps!r}")
@@ -501,20 +501,20 @@ def expert_rollout(
             policy = vip_envs.expert(env, noise=0.0, seed=seed)
         except TypeError as err:
             raise ValueError(f"env {env_id!r} has no scripted expert (envs with one: {known})") from err
-        frames = [np.asarray(env.render())] if record_frames else []
+        frames = [np.asarray(render_frame(env))] if record_frames else []
         states = [env.unwrapped.get_state()] if record_states else []
         success, steps = False, 0
         limit = max_steps or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
         for steps in range(1, limit + 1):
             obs, _, terminated, truncated, info = env.step(policy(obs))
             if record_frames:
-                frames.append(np.asarray(env.render()))
+                frames.append(np.asarray(render_frame(env)))
             if record_states:
                 states.append(env.unwrapped.get_state())
             success = bool(info.get("success", False))
             if success or terminated or truncated:
                 break
-        last = frames[-1] if record_frames else np.asarray(env.render())
+        last = frames[-1] if record_frames else np.asarray(render_frame(env))
         return ExpertRollout(
             final_frame=last,
             success=success,

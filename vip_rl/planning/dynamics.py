@@ -26,7 +26,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 import torch
 
-from vip_rl._gl import default_mujoco_gl
+from vip_rl._gl import default_mujoco_gl, make_render_context_current
 
 __all__ = ["BACKENDS", "Trajectories", "Dynamics", "DynamicsCheck", "MujocoDynamics", "TorchDynamics", "frame_steps_for"]
 
@@ -1050,9 +1050,7 @@ class MujocoDynamics:
         context is current (it makes its own current only at creation), so after our renderer it would draw
         into ours and ``env.render()`` would return a wrong image."""
         for layer in self.unwrapped:
-            viewer = getattr(getattr(layer, "mujoco_renderer", None), "viewer", None)
-            if viewer is not None and hasattr(viewer, "make_context_current"):
-                viewer.make_context_current()
+            make_render_context_current(layer)
 
     def evaluate_states(self, full_states: np.ndarray) -> dict[str, np.ndarray]:
         """The env's ``evaluate_states`` hook on FULLPHYSICS states ``[E, ..., full_size]`` -> dict of ``[E, ...]``.

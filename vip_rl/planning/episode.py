@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from vip_rl._gl import render_frame
 from vip_rl.planning.costs import (
     ActionPenalty,
     Cost,
@@ -315,7 +316,7 @@ def run_episode(
     env.reset(seed=seed)
     planner.reset(seed=seed)
     limit = max_steps or getattr(getattr(env, "spec", None), "max_episode_steps", None) or 100
-    frames = [np.asarray(env.render())] if record else []
+    frames = [np.asarray(render_frame(env))] if record else []
     timings = {k: 0.0 for k in TIMING_KEYS}
     success, steps, info = False, 0, {}
     for steps in range(1, limit + 1):
@@ -324,7 +325,7 @@ def run_episode(
             timings[key] += result.timings.get(key, 0.0)
         _, _, terminated, truncated, info = env.step(result.action.cpu().numpy().astype(np.float32))
         if record:
-            frames.append(np.asarray(env.render()))
+            frames.append(np.asarray(render_frame(env)))
         success = success or bool(info.get("success", False))
         if (success and stop_on_success) or terminated or truncated:
             break

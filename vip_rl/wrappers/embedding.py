@@ -11,7 +11,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
 from vip_rl.encoders.base import Encoder
-from vip_rl.wrappers.frames import pick, resolve_frames, vector_autoreset_mode, vector_final_frames, vector_frames
+from vip_rl.wrappers.frames import env_frame, resolve_frames, vector_autoreset_mode, vector_final_frames, vector_frames
 
 __all__ = ["EmbeddingObservation", "EmbeddingObservationVector", "check_embedding_args", "embedding_observation_space",
            "with_embedding"]
@@ -107,8 +107,8 @@ class EmbeddingObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.observation_space = embedding_observation_space(env.observation_space, key, encoder.embed_dim)
 
     def _observation(self, obs: Any) -> dict[str, Any]:
-        frame = self.env.render() if self._source == "render" else pick(obs, self._key)
-        embedding = self.encoder.encode_images(np.asarray(frame)[None])[0].detach().float().cpu().numpy()
+        frame = env_frame(self.env, self._source, self._key, obs)
+        embedding = self.encoder.encode_images(frame[None])[0].detach().float().cpu().numpy()
         return with_embedding(obs, self.key, embedding, self._dict_obs)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:

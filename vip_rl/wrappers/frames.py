@@ -15,7 +15,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from vip_rl._gl import default_mujoco_gl
+from vip_rl._gl import default_mujoco_gl, render_frame
 
 __all__ = [
     "FinalFrameInfo", "check_pixel_space", "pick", "resolve_frames", "vector_autoreset_mode", "vector_final_frames",
@@ -117,7 +117,7 @@ class FinalFrameInfo(gym.Wrapper, gym.utils.RecordConstructorArgs):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated or truncated:
             info = dict(info)
-            info[self.final_frame_key] = np.asarray(self.env.render())
+            info[self.final_frame_key] = np.asarray(render_frame(self.env))
         return obs, reward, terminated, truncated, info
 
 
@@ -140,10 +140,16 @@ def vector_autoreset_mode(env: VectorEnv, source: str, final_frame_key: str) -> 
     return mode
 
 
+def env_frame(env: gym.Env, source: str, key: str | None, obs: Any) -> np.ndarray:
+    """uint8 ``[H, W, 3]``: the current frame of a single env, from ``render()`` (with the env's GL context
+    current: :func:`vip_rl._gl.render_frame`) or the observation."""
+    return np.asarray(render_frame(env) if source == "render" else pick(obs, key))
+
+
 def vector_frames(env: VectorEnv, source: str, key: str | None, obs: Any) -> np.ndarray:
     """uint8 ``[N, H, W, 3]``: the current frames of a Gymnasium vector env, from ``render()`` or the observation."""
     if source == "render":
-        return np.stack(env.render())
+        return np.stack(render_frame(env))
     return np.asarray(pick(obs, key))
 
 

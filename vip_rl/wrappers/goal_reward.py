@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from vip_rl.encoders.base import Encoder
-from vip_rl.wrappers.frames import pick, resolve_frames
+from vip_rl.wrappers.frames import env_frame, resolve_frames
 from vip_rl.wrappers.scorer import GoalReduce, GoalScorer, Mode
 
 __all__ = ["GoalReward"]
@@ -170,8 +170,7 @@ class GoalReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._last_distance = self._scorer.distance(self._last_embedding, self._scorer.goals)
 
     def _frame(self, obs: Any) -> np.ndarray:
-        frame = self.env.render() if self._source == "render" else pick(obs, self._key)
-        return np.asarray(frame)[None]
+        return env_frame(self.env, self._source, self._key, obs)[None]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         """Reset the env; ``options={"goal": ...}`` sets a new goal first (the key is not passed on)."""
