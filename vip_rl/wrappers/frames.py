@@ -18,8 +18,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from vip_rl._gl import default_mujoco_gl, render_frame
 
 __all__ = [
-    "FinalFrameInfo", "check_pixel_space", "env_frame", "pick", "resolve_frames", "vector_autoreset_mode", "vector_final_frames",
-    "vector_frames",
+    "FinalFrameInfo", "check_pixel_space", "env_frame", "pick", "resolve_frames", "vector_autoreset_mode",
+    "vector_final_frames", "vector_frames",
 ]
 
 
