@@ -1,0 +1,167 @@
+"""Does ``make weights`` reproduce the bundled encoders? A fresh recipe run's weights against ``vip_rl/weights``.
+
+The brief: what the toolkit ships pretrained comes with the command that reproduces it. This compares, tensor by
+tensor, the files a fresh run of the recipe wrote (``python -m vip_rl.weights_recipe --only NAME --no-export --out
+DIR`` writes ``DIR/final/NAME.safetensors`` + ``.json``) with the bundled ``NAME.safetensors``, and reports each
+bundled file's recorded command, code and thread count beside the fresh run's. Bit for bit is the target; a file
+that differs is a different draw of the recipe (or a different recipe), and its figures are not the bundled ones.
+
+It measures nothing else: what the difference costs is the other benchmarks' job (e.g. ``representation.py --vip
+DIR/final/vip-sim.safetensors``).
+
+Usage:
+  .venv/bin/python benchmarks/weights_reproduce.py --fresh vip-sim=runs/s17vip/final/vip-sim.safetensors \\
+      --fresh liv-sim=runs/s17liv/final/liv-sim.safetensors
+  .venv/bin/python benchmarks/weights_reproduce.py --render-only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import _report
+
+
+def _training(json_path: Path) -> dict[str, Any]:
+    """The ``training`` block of an encoder's JSON (empty when the file is missing or has none)."""
+    if not json_path.is_file():
+        return {}
+    try:
+        config = json.loads(json_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{json_path}: not a JSON file ({err})") from err
+    return config.get("training") or {}
+
+
+def _recorded(training: dict[str, Any]) -> dict[str, Any]:
+    """What a weight file says trained it: command, code (digest / git commit), torch threads, seconds."""
+    code = training.get("code") or {}
+    return {"command": training.get("command"), "code": code if isinstance(code, (dict, str)) else None,
+            "torch_threads": training.get("torch_threads"), "train_seconds": training.get("train_seconds")}
+
+
+def compare(bundled: Path, fresh: Path) -> dict[str, Any]:
+    """Tensor-by-tensor comparison of two ``.safetensors`` files (``bundled`` first).
+
+    Returns:
+        ``{"tensors", "same_keys", "only_bundled", "only_fresh", "shape_mismatch", "differing", "max_abs_diff",
+        "max_rel_diff", "worst_tensor", "bit_for_bit"}``; relative = max |diff| / max |bundled weight| per tensor.
+
+    Raises:
+        FileNotFoundError / ValueError: a missing or unreadable file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    tensors = {}
+    for label, path in (("bundled", bundled), ("fresh", fresh)):
+        if not path.is_file():
+            raise FileNotFoundError(f"{label} weights {path} not found")
+        try:
+            tensors[label] = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ValueError(f"{label} weights {path} are not a readable safetensors file ({err})") from err
+    a, b = tensors["bundled"], tensors["fresh"]
+    common = sorted(set(a) & set(b))
+    shape_mismatch = [k for k in common if a[k].shape != b[k].shape]
+    differing, worst, worst_rel, worst_key = 0, 0.0, 0.0, None
+    for key in common:
+        if key in shape_mismatch or a[key].size == 0:
+            continue
+        diff = float(np.abs(a[key].astype(np.float64) - b[key].astype(np.float64)).max())
+        if diff > 0:
+            differing += 1
+            scale = float(np.abs(a[key]).max())
+            worst_rel = max(worst_rel, diff / scale if scale > 0 else float("inf"))
+            if diff > worst:
+                worst, worst_key = diff, key
+    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    return {"tensors": len(a), "same_keys": not only_a and not only_b, "only_bundled": only_a, "only_fresh": only_b,
+            "shape_mismatch": shape_mismatch, "differing": differing, "max_abs_diff": worst, "max_rel_diff": worst_rel,
+            "worst_tensor": worst_key,
+            "bit_for_bit": not only_a and not only_b and not shape_mismatch and differing == 0}
+
+
+def measure(fresh: dict[str, str], bundled_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for name, path in fresh.items():
+        fresh_path = Path(path)
+        bundled_path = bundled_dir / f"{name}.safetensors"
+        row = {"name": name, "fresh": str(path), "bundled": str(bundled_path), **compare(bundled_path, fresh_path),
+               "bundled_recorded": _recorded(_training(bundled_path.with_suffix(".json"))),
+               "fresh_recorded": _recorded(_training(fresh_path.with_suffix(".json")))}
+        print(f"[weights_reproduce] {name}: bit for bit {row['bit_for_bit']}, {row['differing']} of {row['tensors']} "
+              f"tensors differ, max |diff| {row['max_abs_diff']:.3g}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def _code(recorded: dict[str, Any]) -> str:
+    code = recorded.get("code")
+    if isinstance(code, dict):
+        parts = [str(code.get("git_commit") or "")[:10] + (" (dirty)" if code.get("git_dirty") else ""),
+                 str(code.get("sources_sha256") or "")[:10]]
+        return " / ".join(p for p in parts if p) or "not recorded"
+    return str(code)[:20] if code else "not recorded"
+
+
+def render(res: dict[str, Any]) -> str:
+    lines = ["# Does `make weights` reproduce the bundled encoders?", "", _report.generated_by(res["provenance"]), "",
+             "Each row: the bundled `vip_rl/weights/NAME.safetensors` against the weights a fresh run of the recipe "
+             "wrote (`python -m vip_rl.weights_recipe --only NAME --no-export --out DIR`: `DIR/final/NAME.safetensors`). "
+             "Relative difference: max |diff| / max |bundled weight|, over the tensors.", ""]
+    rows = res["rows"]
+    lines += _report.table(
+        ["encoder", "tensors differing", "max abs diff", "max rel diff", "bundled: command / code / threads",
+         "fresh: code / threads", "bit for bit"],
+        [[r["name"], f"{r['differing']} of {r['tensors']}" + ("" if r["same_keys"] else " (keys differ)"),
+          f"{r['max_abs_diff']:.3g}", f"{r['max_rel_diff']:.3g}",
+          f"`{r['bundled_recorded'].get('command') or '-'}` / {_code(r['bundled_recorded'])} / "
+          f"{r['bundled_recorded'].get('torch_threads') or 'not recorded'}",
+          f"{_code(r['fresh_recorded'])} / {r['fresh_recorded'].get('torch_threads') or 'not recorded'}",
+          "yes" if r["bit_for_bit"] else "no"] for r in rows])
+    lines += [""]
+    for r in rows:
+        lines.append(_report.target_line(f"{r['name']}: the recipe reproduces the bundled weights",
+                                         "bit for bit" if r["bit_for_bit"] else f"max |diff| {r['max_abs_diff']:.3g}",
+                                         "bit for bit", met=r["bit_for_bit"]))
+    lines += _report.notes_section(res.get("notes"))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fresh", action="append", default=[], metavar="NAME=PATH",
+                        help="a bundled encoder's name and the .safetensors a fresh recipe run wrote (repeatable)")
+    parser.add_argument("--bundled-dir", type=Path, default=None, help="the bundled weights' folder (default vip_rl/weights)")
+    parser.add_argument("--notes", default=None, help="a markdown file of notes to append to the report")
+    _report.add_output_args(parser, "weights_reproduce")
+    args = parser.parse_args(argv)
+    if args.render_only:
+        return _report.render_only(args.out, render)
+    if not args.fresh:
+        parser.error("give at least one --fresh NAME=PATH")
+    try:
+        fresh = _report.name_value_pairs(args.fresh, "--fresh", value="PATH")
+    except ValueError as err:
+        parser.error(str(err))
+    from vip_rl.encoders.checkpoint import weights_dir
+
+    bundled_dir = args.bundled_dir if args.bundled_dir is not None else weights_dir()
+    try:
+        rows = measure(fresh, bundled_dir)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"weights_reproduce: {err}", file=sys.stderr)
+        return 2
+    res = {"provenance": _report.provenance(__file__, argv), "rows": rows, "notes": _report.read_notes(args.notes)}
+    _report.write(args.out, res, render(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""benchmarks/weights_reproduce.py: a fresh recipe run's weights against the bundled ones, tensor by tensor."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+
+def _write(folder, name, tensors, training=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / f"{name}.safetensors"))
+    (folder / f"{name}.json").write_text(json.dumps({"training": training or {}}))
+    return folder / f"{name}.safetensors"
+
+
+def test_identical_weights_are_bit_for_bit_and_a_changed_tensor_is_named(benchmark_module, tmp_path):
+    bench = benchmark_module("weights_reproduce")
+    weights = {"a.weight": np.arange(6, dtype=np.float32).reshape(2, 3), "b.bias": np.ones(3, np.float32)}
+    bundled = _write(tmp_path / "bundled", "enc", weights, {"command": "make it", "torch_threads": 1})
+    same = _write(tmp_path / "same", "enc", {k: v.copy() for k, v in weights.items()})
+    changed = dict(weights, **{"b.bias": np.array([1.0, 1.5, 1.0], np.float32)})
+    other = _write(tmp_path / "other", "enc", changed)
+
+    row = bench.compare(bundled, same)
+    assert row["bit_for_bit"] and row["differing"] == 0 and row["max_abs_diff"] == 0.0
+    row = bench.compare(bundled, other)
+    assert not row["bit_for_bit"] and row["differing"] == 1 and row["worst_tensor"] == "b.bias"
+    assert row["max_abs_diff"] == pytest.approx(0.5) and row["max_rel_diff"] == pytest.approx(0.5)
+    extra = _write(tmp_path / "extra", "enc", dict(weights, **{"c": np.zeros(1, np.float32)}))
+    row = bench.compare(bundled, extra)
+    assert not row["bit_for_bit"] and row["only_fresh"] == ["c"] and row["differing"] == 0
+
+    out = tmp_path / "report"
+    assert bench.main(["--fresh", f"enc={other}", "--bundled-dir", str(tmp_path / "bundled"), "--out", str(out)]) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["rows"][0]["bundled_recorded"]["command"] == "make it"
+    markdown = out.with_suffix(".md").read_text()
+    assert "| enc | 1 of 2 | 0.5 |" in markdown and "**missed**" in markdown
+
+
+def test_missing_or_corrupt_weights_are_named_and_nothing_is_written(benchmark_module, tmp_path, capsys):
+    bench = benchmark_module("weights_reproduce")
+    _write(tmp_path / "bundled", "enc", {"a": np.ones(2, np.float32)})
+    corrupt = tmp_path / "fresh" / "enc.safetensors"
+    corrupt.parent.mkdir()
+    corrupt.write_bytes(b"not a safetensors file")
+    out = tmp_path / "report"
+    for fresh, message in ((tmp_path / "nope.safetensors", "fresh weights .*nope.safetensors not found"),
+                           (corrupt, "fresh weights .*enc.safetensors are not a readable safetensors file")):
+        assert bench.main(["--fresh", f"enc={fresh}", "--bundled-dir", str(tmp_path / "bundled"), "--out", str(out)]) == 2
+        assert re.search(message, capsys.readouterr().err)
+    assert not out.with_suffix(".json").exists() and not out.with_suffix(".md").exists()
+    with pytest.raises(SystemExit, match="2"):
+        bench.main(["--out", str(out)])
+    assert "give at least one --fresh NAME=PATH" in capsys.readouterr().err
