@@ -189,6 +189,7 @@ def test_render_check_skips_what_it_cannot_compare():
     env.close()
 
 
+@pytest.mark.slow  # two Pusher envs: make test runs it, make test-fast skips it
 def test_a_viewer_the_garbage_collector_frees_mid_render_does_not_blank_the_reference_frame(monkeypatch):
     """Freeing any EGL context releases the current one (eglReleaseThread), and gymnasium's viewer then reads
     back a black frame. A dropped env caught in a reference cycle is freed whenever the collector runs; here
@@ -219,6 +220,7 @@ def test_a_viewer_the_garbage_collector_frees_mid_render_does_not_blank_the_refe
         _close(env)
 
 
+@pytest.mark.slow  # two render checks: make test runs it, make test-fast skips it
 def test_an_all_black_env_frame_is_rendered_once_more_then_named(monkeypatch):
     env = make_pusher()
     try:

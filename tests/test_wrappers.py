@@ -779,6 +779,7 @@ def test_franka_kitchen_when_installed():
     wrapped.close()
 
 
+@pytest.mark.slow  # six Pusher envs: make test runs it, make test-fast skips it
 def test_closing_another_mujoco_env_does_not_blank_the_wrapped_frames():
     """Gymnasium's MuJoCo viewer makes its GL context current only when created, and closing any other env
     frees a context and leaves none current: bare env.render() then returns black frames for good."""
