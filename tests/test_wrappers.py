@@ -787,7 +787,10 @@ def test_closing_another_mujoco_env_does_not_blank_the_wrapped_frames():
     env = make_pusher()
     wrapped = GoalReward(env, encoder, np.zeros((32, 32, 3), np.uint8))
     embedded = EmbeddingObservation(make_pusher(), encoder)
-    vector = GoalRewardVector(SyncVectorEnv([make_pusher, make_pusher]), encoder, np.zeros((32, 32, 3), np.uint8))
+    from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+    vector = GoalRewardVector(RecordEpisodeStatistics(SyncVectorEnv([make_pusher, make_pusher])), encoder,
+                              np.zeros((32, 32, 3), np.uint8))  # a vector wrapper between: .envs is on the unwrapped env
     try:
         wrapped.reset(seed=0)
         embedded.reset(seed=0)

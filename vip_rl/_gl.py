@@ -54,12 +54,13 @@ def default_mujoco_gl() -> str | None:
 def make_render_context_current(env: Any) -> bool:
     """Make the GL context of ``env``'s gymnasium MuJoCo viewer current; True if there was one.
 
-    ``env`` may be wrapped, a bare MuJoCo env or a synchronous vector env (its first sub-env with a
+    ``env`` may be a (wrapped) MuJoCo env or a (wrapped) synchronous vector env (its first sub-env with a
     viewer: gymnasium's sub-envs all draw in whichever context is current). Envs without gymnasium's
     ``mujoco_renderer`` (the suite's own renderer makes its context current on every frame), async
     vector envs (they render in their own processes) and envs not rendered yet are left alone.
     """
-    for candidate in [env, *(getattr(env, "envs", None) or [])]:
+    base = getattr(env, "unwrapped", env)  # a vector env's wrappers unwrap to the vector env, which holds .envs
+    for candidate in [base, *(getattr(base, "envs", None) or [])]:
         unwrapped = getattr(candidate, "unwrapped", candidate)
         viewer = getattr(getattr(unwrapped, "mujoco_renderer", None), "viewer", None)
         if viewer is not None and hasattr(viewer, "make_context_current"):
