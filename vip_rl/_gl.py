@@ -17,7 +17,7 @@ Gymnasium's MuJoCo envs (Pusher, Meta-World, Fetch, Kitchen) have a second GL ha
 their viewer makes its context current only when it is created, and freeing *any* EGL context
 (closing another env, a ``mujoco.Renderer``, the garbage collector dropping one) leaves none
 current, after which ``env.render()`` returns black frames for good. :func:`render_frame` makes
-the env's own context current first; the toolkit reads every ``render()`` frame through it.
+the env's own context current first; the wrappers, the planner's recorders and expert goals read frames through it.
 
 This module imports nothing heavy and does nothing when imported.
 

@@ -38,9 +38,9 @@ Candidate recipes (never exported; the default command is unchanged):
 
 Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`DRAWS`), and the recipe trains on
 one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so the default
-command trains td-sim's bundled weights bit for bit (vip-sim and liv-sim were trained by older versions of this module
-and were not checked against today's). A fresh run of the default command (session 16) gave all six image stages
-of the shipped td-sim bit for bit, with the same planner videos; the text fit runs on PyTorch's deterministic kernels
+command trains td-sim's bundled weights bit for bit (vip-sim and liv-sim were trained by the module of 2026-11-25,
+and today's gives another draw of each: ``benchmarks/results/weights_reproduce.md``). A fresh run of the default
+command (session 16) gave all six image stages of the shipped td-sim bit for bit, with the same planner videos; the text fit runs on PyTorch's deterministic kernels
 from an empty sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a weight). td-sim ships
 draw 1 (session 16). Until then it shipped weights whose stages 1-4 came from older code (sessions 4-6), which no
 command reproduced; on the dev seeds 100-139 they planned OpenDrawer in 38 of 40 episodes, today's full draws 0, 1
