@@ -17,7 +17,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,13 +28,11 @@ import _report
 
 def _training(json_path: Path) -> dict[str, Any]:
     """The ``training`` block of an encoder's JSON (empty when the file is missing or has none)."""
+    from vip_rl.encoders.checkpoint import _read_json  # the loader's own check: valid JSON, and an object
+
     if not json_path.is_file():
         return {}
-    try:
-        config = json.loads(json_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{json_path}: not a JSON file ({err})") from err
-    return config.get("training") or {}
+    return _read_json(json_path).get("training") or {}
 
 
 def _recorded(training: dict[str, Any]) -> dict[str, Any]:
