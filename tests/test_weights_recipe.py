@@ -293,3 +293,77 @@ def test_fit_text_adds_the_seed_offset(monkeypatch):
     assert fitted == [wr.TEXT_FITS["td-sim"].seed + 5] and record["text_fit_config"]["seed"] == wr.TEXT_FITS["td-sim"].seed + 5
     wr.fit_text("td-sim", object(), videos)
     assert fitted[-1] == wr.TEXT_FITS["td-sim"].seed  # no offset: the recipe's own seed
+
+
+def _tiny_config(**overrides):
+    return dataclasses.replace(wr.RECIPES["td-sim"], image_size=32, cnn_channels=(4, 8), embed_dim=8, head_hidden=(16,), text="none",
+                               **overrides)
+
+
+def test_trunk_start_copies_the_conv_trunk_and_keeps_a_fresh_seeded_head(tmp_path):
+    """The first stage of --trunk-from: conv layers from the source, the MLP head as the config's seed builds it."""
+    import torch
+    from vip_rl.encoders import build_encoder, load_encoder
+
+    config = _tiny_config(seed=5)
+    source = build_encoder("cnn", embed_dim=8, image_size=32, cnn_channels=(4, 8), head_hidden=(16,), seed=99)
+    fresh = build_encoder("cnn", embed_dim=8, image_size=32, cnn_channels=(4, 8), head_hidden=(16,), seed=5)
+    start = load_encoder(wr.trunk_start(config, source, tmp_path / "start")).state_dict()
+    for key, value in start.items():
+        expected = source.state_dict()[key] if key.startswith("vision.convs.") else fresh.state_dict()[key]
+        assert torch.equal(value, expected), key
+    assert any(key.startswith("vision.convs.") for key in start) and any(key.startswith("vision.head.") for key in start)
+    other = build_encoder("cnn", embed_dim=8, image_size=32, cnn_channels=(4, 16), head_hidden=(16,), seed=0)
+    with pytest.raises(ValueError, match=r"conv trunk \(\d+ tensors\) does not fit cnn_channels=\[4, 8\]"):
+        wr.trunk_start(config, other, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_with_text_tower_adds_a_text_tower_and_keeps_the_image_tower():
+    import torch
+    from vip_rl.encoders import build_encoder
+
+    encoder = build_encoder("cnn", embed_dim=8, image_size=32, cnn_channels=(4, 8), head_hidden=(16,), seed=3)
+    encoder.config["training"] = {"stages": [1]}
+    wider = wr.with_text_tower(encoder, "hashing")
+    assert wider.has_text and not encoder.has_text and wider.config["training"] == {"stages": [1]}
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    assert torch.equal(wider.encode_images(frames), encoder.encode_images(frames))
+
+
+def test_trunk_from_trains_the_source_first_then_the_stages_without_text(tmp_path, monkeypatch, capsys):
+    """`--only td-sim --trunk-from vip-sim`: vip-sim's own draw trains in OUT/vip-sim, td-sim's first stage starts from
+    its trunk with text none (so do the later stages), the text tower is attached before the text fit, and the
+    export records the flag."""
+    videos = wr.TrainingVideos(videos=[None] * 2, groups=["a"] * 2, final_goal_ok=[True] * 2, kinds=["expert", wr.HIGH_DETOUR])
+    monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
+    monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: videos)
+    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda data_dir, encoder, round: [tmp_path / f"pd{round}.h5"])
+
+    class Enc:
+        has_text = False
+
+    calls = []
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append((name, kwargs)) or Enc())
+    starts = []
+    monkeypatch.setattr(wr, "trunk_start", lambda config, source, out: starts.append((config, source, out)) or out)
+    attached = []
+    monkeypatch.setattr(wr, "with_text_tower", lambda encoder, text: attached.append(text) or encoder)
+    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, seed=0: {"train_seconds": 1.0})
+    exported = []
+    monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
+    assert wr.main(["--only", "td-sim", "--trunk-from", "vip-sim", "--seed", "2", "--no-export", "--out", str(tmp_path)]) == 0
+    (source_name, source_kwargs), (first_name, first), *later = calls
+    assert source_name == "vip-sim" and source_kwargs["out_dir"] == tmp_path / "vip-sim" and "config" not in source_kwargs
+    ((config, _, start_dir),) = starts
+    assert start_dir == tmp_path / "td-sim-trunk" and config.text == "none" and config.seed == wr.CONFIGS["td-sim"].seed + 2
+    assert first_name == "td-sim" and first["init_from"] == start_dir and first["config"] == config
+    assert len(later) == len(wr.FINETUNES["td-sim"]) and all(kwargs["config"].text == "none" for _, kwargs in later)
+    assert attached == [wr.RECIPES["td-sim"].text]
+    assert exported[0]["command"] == "python -m vip_rl.weights_recipe --only td-sim --seed 2 --trunk-from vip-sim"
+    assert exported[0]["stages"][0]["init_from"] == "conv trunk of vip-sim (draw 0)"
+    for argv in (["--trunk-from", "vip-sim"], ["--only", "vip-sim", "--trunk-from", "vip-sim"],
+                 ["--only", "td-sim", "--trunk-from", "vip-sim", "--from-stage", "3"]):
+        with pytest.raises(SystemExit, match="^2$"):
+            wr.main([*argv, "--out", str(tmp_path)])
+        assert "--trunk-from vip-sim needs --only with other encoders" in capsys.readouterr().err

@@ -4,6 +4,12 @@
 (collected files and finished or interrupted runs under ``--out`` are reused: a rerun resumes; ``--no-export`` writes
 ``OUT/final/<name>.safetensors`` instead of the bundled file, to compare a fresh run with it).
 
+The issue-17 candidate of sessions 18-19 (``--only td-sim --trunk-from vip-sim [--seed N]``): td-sim's first stage
+starts from the conv trunk of vip-sim's own draw (trained in ``OUT/vip-sim`` first when it is missing: ``make weights``
+trains vip-sim first anyway), with a fresh head (:func:`trunk_start`); its image stages train without a text tower (the
+text term sends no gradient to the image tower), which is attached for the text fit (:func:`with_text_tower`). The
+export records the flag. On the dev seeds it planned better than the bundled draw (benchmarks/notes/temporal_distance.md).
+
 Candidate recipes (never exported; the default command is unchanged):
 ``python -m vip_rl.weights_recipe --variant NAME [--data runs/weights/data] --out DIR`` trains the
 :data:`VARIANTS` entry ``NAME`` into ``DIR/NAME`` (``--data``: reuse videos collected elsewhere).
@@ -604,6 +610,57 @@ def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], c
     )
 
 
+def trunk_start(config: PretrainConfig, source: Any, out: str | os.PathLike[str]) -> Path:
+    """A first stage's starting encoder: ``config``'s architecture, initialised with ``config.seed``, its conv trunk
+    (``vision.convs.*``) copied from the encoder ``source`` and its MLP head and text tower (if any) left fresh; saved
+    to ``out`` (an encoder directory) for ``train(init_from=out)``. ``--trunk-from``: the issue-17 pilot of sessions
+    18-19, the temporal-distance stages on a VIP-trained trunk (benchmarks/notes/temporal_distance.md).
+
+    Raises:
+        ValueError: ``config`` builds no CNN, or ``source``'s trunk does not fit it (other channels).
+    """
+    from vip_rl.encoders import build_encoder, save_encoder
+
+    if config.arch != "cnn":
+        raise ValueError(f"trunk_start copies a CNN trunk, got arch={config.arch!r}")
+    encoder = build_encoder(config.arch, metric=config.metric, embed_dim=config.embed_dim, image_size=config.image_size,
+                            text=config.text_tower, seed=config.seed, cnn_channels=config.cnn_channels,
+                            head_hidden=config.head_hidden or None)
+    trunk = {key: value for key, value in source.state_dict().items() if key.startswith("vision.convs.")}
+    own = {key: value.shape for key, value in encoder.state_dict().items() if key.startswith("vision.convs.")}
+    shapes = {key: value.shape for key, value in trunk.items()}
+    if not trunk or shapes != own:
+        raise ValueError(f"the source encoder's conv trunk ({len(trunk)} tensors) does not fit cnn_channels="
+                         f"{list(config.cnn_channels)} at {config.image_size} px ({len(own)} tensors); give an encoder "
+                         "of the same CNN")
+    encoder.load_state_dict(trunk, strict=False)
+    return save_encoder(encoder, out)
+
+
+def _trunk_source(source: str, data: TrainingVideos, *, out: Path, progress: bool) -> Any:
+    """``--trunk-from SOURCE``: the encoder of bundled recipe ``SOURCE``'s first stage at its own draw, trained in
+    OUT/SOURCE (resumed, or returned as it is when that run is finished: ``make weights`` trains vip-sim first)."""
+    encoder = train(source, data, out_dir=out / source, progress=progress)
+    print(f"{source}: conv trunk source ready ({out / source / 'encoder'})", flush=True)
+    return encoder
+
+
+def with_text_tower(encoder: Any, text: str) -> Any:
+    """``encoder`` (no text tower) with a fresh ``text`` tower beside its image tower, for the text fit (which
+    starts the tower's trainable parameters afresh anyway): a recipe whose image stages trained without one."""
+    from vip_rl.encoders import build_encoder
+
+    config = encoder.config
+    wider = build_encoder(config["arch"], metric=config["metric"], embed_dim=config["embed_dim"], image_size=config["image_size"],
+                          text=text, seed=int(config.get("seed", 0)), cnn_channels=config.get("cnn_channels"),
+                          head_hidden=config.get("head_hidden") or None, normalisation=config.get("normalisation"))
+    missing, unexpected = wider.load_state_dict(encoder.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("text.") for key in missing):
+        raise ValueError(f"with_text_tower: the image towers differ (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    wider.config["training"] = config.get("training")
+    return wider
+
+
 def _trained_seconds(encoder: Any, wall: float) -> float:
     """Seconds ``pretrain`` recorded for the run that made ``encoder`` (every call that trained it: a run resumed after
     an interruption counts its earlier slices), else ``wall`` (this call's wall time: an encoder without that record)."""
@@ -784,6 +841,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="added to the seed of every training stage and of the text fit: another draw of the recipe "
                              "(0, the default: the recipe's own draw; the videos are the same). Use another --out: a run "
                              "directory of another seed is refused, not resumed")
+    parser.add_argument("--trunk-from", choices=sorted(name for name in CONFIGS if CONFIGS[name].objective != "tdist"), default=None,
+                        metavar="NAME",
+                        help="start the first stage of the --only encoders from the conv trunk of bundled recipe NAME's own draw "
+                             "(trained in OUT/NAME first when missing; the head fresh), train their image stages without a text "
+                             "tower and attach it at the text fit: the issue-17 candidate recipe (vip-sim), not the bundled one")
     parser.add_argument("--from-stage", type=int, default=None, metavar="K",
                         help="only stages K.. of the --only encoders (FINETUNES; 2 = the first fine-tune), started from their "
                              "bundled weights, which must record stages 1..K-1 and no more, then the text fit and the export")
@@ -799,6 +861,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"({ {n: len(f) + 1 for n, f in FINETUNES.items()} } stages), got {args.only!r}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
+    if args.trunk_from is not None and (not args.only or args.trunk_from in args.only or args.variant
+                                        or args.from_stage is not None or args.text_fit_only):
+        parser.error(f"--trunk-from {args.trunk_from} needs --only with other encoders and no --variant / --from-stage / "
+                     f"--text-fit-only (it changes their first stage), got --only {args.only!r}")
     if args.variant and args.only:
         parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
     default_mujoco_gl()
@@ -836,13 +902,19 @@ def _run(args: argparse.Namespace) -> int:
     for name in args.only or sorted(CONFIGS, reverse=True):
         config = dataclasses.replace(CONFIGS[name], seed=CONFIGS[name].seed + args.seed,
                                      **({} if args.steps is None else {"steps": args.steps}))
+        init_from = None
+        if args.trunk_from is not None:
+            source = _trunk_source(args.trunk_from, data, out=out, progress=not args.no_progress)
+            config = dataclasses.replace(config, text="none")
+            init_from = trunk_start(config, source, out / f"{name}-trunk")
         start = time.perf_counter()
-        encoder = train(name, data, out_dir=out / name, config=config, progress=not args.no_progress)
+        encoder = train(name, data, out_dir=out / name, config=config, progress=not args.no_progress, init_from=init_from)
         seconds = _trained_seconds(encoder, time.perf_counter() - start)
         print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
         stages = None
-        first_record = _stage_record(config, counts, seconds, encoder=encoder)
+        first_record = _stage_record(config, counts, seconds, encoder=encoder,
+                                     **({} if init_from is None else {"init_from": f"conv trunk of {args.trunk_from} (draw {DRAWS[args.trunk_from]})"}))
         if name in FINETUNES:
             encoder, config, data, records = _fine_tune(
                 name, encoder, config, data, first=2, init_from=_stage_dir(out, name, 1) / "encoder", out=out,
@@ -852,10 +924,13 @@ def _run(args: argparse.Namespace) -> int:
             seconds += sum(record["train_seconds"] for record in records)
         if name in TEXT_FITS:
             stages = stages if stages is not None else [first_record]
+            if args.trunk_from is not None:  # the image stages trained without a text tower
+                encoder = with_text_tower(encoder, RECIPES[name].text)
             fit = fit_text(name, encoder, data, seed=args.seed)
             stages.append(fit)
             seconds += fit["train_seconds"]
-        command = _recipe_command(name if args.only else None, args.seed)
+        command = _recipe_command(name if args.only else None, args.seed,
+                                  "" if args.trunk_from is None else f"--trunk-from {args.trunk_from}")
         path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command, stages=stages, to=export_to)
         print(f"{name}: wrote {path}", flush=True)
     return 0
