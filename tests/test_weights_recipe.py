@@ -317,6 +317,8 @@ def test_trunk_start_copies_the_conv_trunk_and_keeps_a_fresh_seeded_head(tmp_pat
     with pytest.raises(ValueError, match=r"conv trunk \(\d+ tensors\) does not fit cnn_channels=\[4, 8\]"):
         wr.trunk_start(config, other, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="trunk_start copies a CNN trunk, got arch='resnet18'"):
+        wr.trunk_start(dataclasses.replace(config, arch="resnet18", head_hidden=()), source, tmp_path / "resnet")
 
 
 def test_with_text_tower_adds_a_text_tower_and_keeps_the_image_tower():
