@@ -619,13 +619,14 @@ def trunk_start(config: PretrainConfig, source: Any, out: str | os.PathLike[str]
     Raises:
         ValueError: ``config`` builds no CNN, or ``source``'s trunk does not fit it (other channels).
     """
-    from vip_rl.encoders import build_encoder, save_encoder
+    import torch
+
+    from vip_rl.encoders import save_encoder
+    from vip_rl.pretrain import _initial_encoder  # what a first stage without init_from builds
 
     if config.arch != "cnn":
         raise ValueError(f"trunk_start copies a CNN trunk, got arch={config.arch!r}")
-    encoder = build_encoder(config.arch, metric=config.metric, embed_dim=config.embed_dim, image_size=config.image_size,
-                            text=config.text_tower, seed=config.seed, cnn_channels=config.cnn_channels,
-                            head_hidden=config.head_hidden or None)
+    encoder = _initial_encoder(config, None, torch.device("cpu"))
     trunk = {key: value for key, value in source.state_dict().items() if key.startswith("vision.convs.")}
     own = {key: value.shape for key, value in encoder.state_dict().items() if key.startswith("vision.convs.")}
     shapes = {key: value.shape for key, value in trunk.items()}
@@ -648,12 +649,10 @@ def _trunk_source(source: str, data: TrainingVideos, *, out: Path, progress: boo
 def with_text_tower(encoder: Any, text: str) -> Any:
     """``encoder`` (no text tower) with a fresh ``text`` tower beside its image tower, for the text fit (which
     starts the tower's trainable parameters afresh anyway): a recipe whose image stages trained without one."""
-    from vip_rl.encoders import build_encoder
+    from vip_rl.encoders.factory import encoder_from_config
 
     config = encoder.config
-    wider = build_encoder(config["arch"], metric=config["metric"], embed_dim=config["embed_dim"], image_size=config["image_size"],
-                          text=text, seed=int(config.get("seed", 0)), cnn_channels=config.get("cnn_channels"),
-                          head_hidden=config.get("head_hidden") or None, normalisation=config.get("normalisation"))
+    wider = encoder_from_config({**config, "text": text})
     missing, unexpected = wider.load_state_dict(encoder.state_dict(), strict=False)
     if unexpected or any(not key.startswith("text.") for key in missing):
         raise ValueError(f"with_text_tower: the image towers differ (missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -899,12 +898,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.text_fit_only or args.from_stage is not None:
         return _later_stages(args.only, args.from_stage, data, export_to=export_to, out=out, data_dir=data_dir,
                              paths=paths, steps=args.steps, progress=not args.no_progress, seed=args.seed)
+    source = None if args.trunk_from is None else _trunk_source(args.trunk_from, data, out=out, progress=not args.no_progress)
     for name in args.only or sorted(CONFIGS, reverse=True):
         config = dataclasses.replace(CONFIGS[name], seed=CONFIGS[name].seed + args.seed,
                                      **({} if args.steps is None else {"steps": args.steps}))
         init_from = None
-        if args.trunk_from is not None:
-            source = _trunk_source(args.trunk_from, data, out=out, progress=not args.no_progress)
+        if source is not None:
             config = dataclasses.replace(config, text="none")
             init_from = trunk_start(config, source, out / f"{name}-trunk")
         start = time.perf_counter()
