@@ -92,7 +92,8 @@ def test_the_bundled_draw_is_part_of_the_recipe():
     that draw; the variants start from the recipe at draw 0, what they were measured with."""
     for name, recipe in wr.RECIPES.items():
         assert wr.CONFIGS[name] == dataclasses.replace(recipe, seed=recipe.seed + wr.DRAWS[name])
-    assert wr.DRAWS["td-sim"] == 1 and wr.TEXT_FITS["td-sim"].seed == 4 + wr.DRAWS["td-sim"]
+    assert wr.DRAWS["td-sim"] == 3 and wr.TEXT_FITS["td-sim"].seed == 4 + wr.DRAWS["td-sim"]
+    assert wr.TRUNKS == {"td-sim": "vip-sim"} and all(source not in wr.TRUNKS for source in wr.TRUNKS.values())
     assert all(wr.RECIPES[base].seed == 0 for base, _, _ in wr.VARIANTS.values())
 
 
@@ -115,14 +116,17 @@ def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: videos)
     monkeypatch.setattr(wr, "collect_all_planner_detours", lambda data_dir, encoder, round: [tmp_path / f"pd{round}.h5"])
     seeds = []
-    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: seeds.append(kwargs["config"].seed) or object())
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: seeds.append(kwargs["config"].seed) or Encoder())
+    monkeypatch.setattr(wr, "trunk_start", lambda config, source, out: out)
+    monkeypatch.setattr(wr, "with_text_tower", lambda encoder, text: encoder)
     text_seeds = []
     monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, seed=0: text_seeds.append(seed) or {"train_seconds": 1.0})
     exported = []
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
     assert wr.main(["--only", "td-sim", "--steps", "2", "--no-export", "--seed", "3", "--out", str(tmp_path)]) == 0
     base = wr.CONFIGS["td-sim"].seed + 3
-    assert seeds == [base] * len(wr.FINETUNES["td-sim"]) + [base + 4] and text_seeds == [3]  # stage 6: its draw, + N
+    # the trunk source's draw too, then td-sim's stages (stage 6: its own seed offset, + N)
+    assert seeds == [wr.CONFIGS["vip-sim"].seed + 3] + [base] * len(wr.FINETUNES["td-sim"]) + [base + 4] and text_seeds == [3]
     assert exported[0]["command"] == "python -m vip_rl.weights_recipe --only td-sim --seed 3"
     with pytest.raises(SystemExit, match="^2$"):
         wr.main(["--only", "td-sim", "--seed", "-1", "--out", str(tmp_path)])
@@ -145,7 +149,9 @@ def test_main_trains_td_sim_in_six_stages(tmp_path, monkeypatch):
     monkeypatch.setattr(wr, "collect_all_planner_detours",
                         lambda data_dir, encoder, round: collected.append((data_dir, encoder, round)) or [tmp_path / f"pd{round}.h5"])
     encoders = []
-    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append((data, kwargs)) or encoders.append(object()) or encoders[-1])
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append((data, kwargs)) or encoders.append(Encoder()) or encoders[-1])
+    monkeypatch.setattr(wr, "trunk_start", lambda config, source, out: out)
+    monkeypatch.setattr(wr, "with_text_tower", lambda encoder, text: encoder)
     fits = []
     monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, **kw: fits.append((name, encoder, data)) or {"train_seconds": 1.0})
     exported = []
@@ -153,14 +159,15 @@ def test_main_trains_td_sim_in_six_stages(tmp_path, monkeypatch):
     assert wr.main(["--only", "td-sim", "--steps", "3", "--no-export", "--out", str(tmp_path)]) == 0
     # --no-export: the final encoder and its record go to OUT/final, not to the bundled weights
     ((name, encoder, kwargs),) = exported
-    assert name == "td-sim" and encoder is encoders[5] and kwargs["to"] == tmp_path / "final"
+    assert name == "td-sim" and encoder is encoders[6] and kwargs["to"] == tmp_path / "final"
     assert len(kwargs["stages"]) == 7 and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim"
-    assert fits == [("td-sim", encoders[5], with_detours)]  # the text tower of the last stage's encoder, on its videos
+    assert fits == [("td-sim", encoders[6], with_detours)]  # the text tower of the last stage's encoder, on its videos
     # round 1 with stage 2's encoder, round 2 with stage 3's; each stage trains on every round so far
-    assert collected == [(tmp_path / "data", encoders[1], 1), (tmp_path / "data", encoders[2], 2)]
+    assert collected == [(tmp_path / "data", encoders[2], 1), (tmp_path / "data", encoders[3], 2)]
     assert loads[1:] == [[tmp_path / "base.h5", tmp_path / "pd1.h5"], [tmp_path / "base.h5", tmp_path / "pd1.h5", tmp_path / "pd2.h5"]]
-    (_, first), (_, second), (third_data, third), (_, fourth), (fifth_data, fifth), (sixth_data, sixth) = calls
-    assert first["out_dir"] == tmp_path / "td-sim" and first.get("init_from") is None and first["config"].steps == 3
+    (_, source), (_, first), (_, second), (third_data, third), (_, fourth), (fifth_data, fifth), (sixth_data, sixth) = calls
+    assert source["out_dir"] == tmp_path / "vip-sim" and source["config"].steps == 3  # the trunk source (TRUNKS)
+    assert first["out_dir"] == tmp_path / "td-sim" and first["init_from"] == tmp_path / "td-sim-trunk" and first["config"].steps == 3
     assert second["out_dir"] == tmp_path / "td-sim-ft" and second["init_from"] == tmp_path / "td-sim" / "encoder"
     assert second["config"].steps == 3 and second["config"].lr == wr.FINETUNES["td-sim"][0].overrides["lr"]
     assert second["kinds"] == wr.FINETUNES["td-sim"][0].kinds
@@ -333,39 +340,46 @@ def test_with_text_tower_adds_a_text_tower_and_keeps_the_image_tower():
     assert torch.equal(wider.encode_images(frames), encoder.encode_images(frames))
 
 
-def test_trunk_from_trains_the_source_first_then_the_stages_without_text(tmp_path, monkeypatch, capsys):
-    """`--only td-sim --trunk-from vip-sim`: vip-sim's own draw trains in OUT/vip-sim, td-sim's first stage starts from
-    its trunk with text none (so do the later stages), the text tower is attached before the text fit, and the
-    export records the flag."""
+def test_td_sim_trains_on_vip_sims_trunk_without_text_until_the_text_fit(tmp_path, monkeypatch):
+    """TRUNKS: `--only td-sim` trains (or resumes) vip-sim's first stage in OUT/vip-sim at the same draw without
+    exporting it; td-sim's first stage starts from its trunk with text none (so do the later stages), the text tower is
+    attached before the text fit, and the first stage's record names the source. With both, the source trains first,
+    once, and is exported."""
     videos = wr.TrainingVideos(videos=[None] * 2, groups=["a"] * 2, final_goal_ok=[True] * 2, kinds=["expert", wr.HIGH_DETOUR])
     monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
     monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: videos)
     monkeypatch.setattr(wr, "collect_all_planner_detours", lambda data_dir, encoder, round: [tmp_path / f"pd{round}.h5"])
-
-    class Enc:
-        has_text = False
-
     calls = []
-    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append((name, kwargs)) or Enc())
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append((name, kwargs)) or Encoder(name))
     starts = []
     monkeypatch.setattr(wr, "trunk_start", lambda config, source, out: starts.append((config, source, out)) or out)
     attached = []
-    monkeypatch.setattr(wr, "with_text_tower", lambda encoder, text: attached.append(text) or encoder)
-    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, seed=0: {"train_seconds": 1.0})
+    monkeypatch.setattr(wr, "with_text_tower", lambda encoder, text: attached.append(text) or Encoder(encoder.name, True))
+    fitted = []
+    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, seed=0: fitted.append(encoder.has_text) or {"train_seconds": 1.0})
     exported = []
-    monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
-    assert wr.main(["--only", "td-sim", "--trunk-from", "vip-sim", "--seed", "2", "--no-export", "--out", str(tmp_path)]) == 0
+    monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append((name, kwargs)) or tmp_path / "x")
+    assert wr.main(["--only", "td-sim", "--seed", "2", "--no-export", "--out", str(tmp_path)]) == 0
     (source_name, source_kwargs), (first_name, first), *later = calls
-    assert source_name == "vip-sim" and source_kwargs["out_dir"] == tmp_path / "vip-sim" and "config" not in source_kwargs
-    ((config, _, start_dir),) = starts
-    assert start_dir == tmp_path / "td-sim-trunk" and config.text == "none" and config.seed == wr.CONFIGS["td-sim"].seed + 2
+    assert source_name == "vip-sim" and source_kwargs["out_dir"] == tmp_path / "vip-sim"
+    assert source_kwargs["config"] == dataclasses.replace(wr.CONFIGS["vip-sim"], seed=wr.CONFIGS["vip-sim"].seed + 2)
+    ((config, source, start_dir),) = starts
+    assert source.name == "vip-sim" and start_dir == tmp_path / "td-sim-trunk"
+    assert config.text == "none" and config.seed == wr.CONFIGS["td-sim"].seed + 2
     assert first_name == "td-sim" and first["init_from"] == start_dir and first["config"] == config
     assert len(later) == len(wr.FINETUNES["td-sim"]) and all(kwargs["config"].text == "none" for _, kwargs in later)
-    assert attached == [wr.RECIPES["td-sim"].text]
-    assert exported[0]["command"] == "python -m vip_rl.weights_recipe --only td-sim --seed 2 --trunk-from vip-sim"
-    assert exported[0]["stages"][0]["init_from"] == "conv trunk of vip-sim (draw 0)"
-    for argv in (["--trunk-from", "vip-sim"], ["--only", "vip-sim", "--trunk-from", "vip-sim"],
-                 ["--only", "td-sim", "--trunk-from", "vip-sim", "--from-stage", "3"]):
-        with pytest.raises(SystemExit, match="^2$"):
-            wr.main([*argv, "--out", str(tmp_path)])
-        assert "--trunk-from vip-sim needs --only with other encoders" in capsys.readouterr().err
+    assert attached == [wr.RECIPES["td-sim"].text] == ["minilm"] and fitted == [True]
+    ((name, kwargs),) = exported  # the source is not exported
+    assert name == "td-sim" and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim --seed 2"
+    assert kwargs["stages"][0]["init_from"] == "conv trunk of vip-sim (draw 2)"
+    calls.clear(), starts.clear(), exported.clear()
+    assert wr.main(["--only", "td-sim", "--only", "vip-sim", "--no-export", "--out", str(tmp_path)]) == 0
+    assert [name for name, _ in calls[:2]] == ["vip-sim", "td-sim"] and starts[0][1].name == "vip-sim"
+    assert [name for name, _ in exported] == ["vip-sim", "td-sim"]
+
+
+class Encoder:
+    """What the mocked ``train`` returns: an encoder of ``name`` with or without a text tower."""
+
+    def __init__(self, name: str = "", has_text: bool = False) -> None:
+        self.name, self.has_text = name, has_text

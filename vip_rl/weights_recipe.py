@@ -4,11 +4,12 @@
 (collected files and finished or interrupted runs under ``--out`` are reused: a rerun resumes; ``--no-export`` writes
 ``OUT/final/<name>.safetensors`` instead of the bundled file, to compare a fresh run with it).
 
-The issue-17 candidate of sessions 18-19 (``--only td-sim --trunk-from vip-sim [--seed N]``): td-sim's first stage
-starts from the conv trunk of vip-sim's own draw (trained in ``OUT/vip-sim`` first when it is missing: ``make weights``
-trains vip-sim first anyway), with a fresh head (:func:`trunk_start`); its image stages train without a text tower (the
-text term sends no gradient to the image tower), which is attached for the text fit (:func:`with_text_tower`). The
-export records the flag. On the dev seeds it planned better than the bundled draw (benchmarks/notes/temporal_distance.md).
+td-sim starts from a VIP-trained trunk (:data:`TRUNKS`, session 20): its first stage starts from the conv trunk of
+vip-sim's first stage at the same draw (trained in ``OUT/vip-sim`` first: ``--only td-sim`` trains or resumes it there
+without exporting it), with a fresh head (:func:`trunk_start`); its image stages train without a text tower (the text
+term sends no gradient to the image tower), which is attached for the text fit (:func:`with_text_tower`). The trunk
+comes from today's vip-sim draw 0 (what ``make weights`` exports as vip-sim), not from the bundled vip-sim (the module
+of 2026-11-25's draw).
 
 Candidate recipes (never exported; the default command is unchanged):
 ``python -m vip_rl.weights_recipe --variant NAME [--data runs/weights/data] --out DIR`` trains the
@@ -44,14 +45,15 @@ Candidate recipes (never exported; the default command is unchanged):
 
 Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`DRAWS`), and the recipe trains on
 one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so the default
-command trains td-sim's bundled weights bit for bit (vip-sim and liv-sim were trained by the module of 2026-11-25,
-and today's gives another draw of each: ``benchmarks/results/weights_reproduce.md``). A fresh run of the default
-command (session 16) gave all six image stages of the shipped td-sim bit for bit, with the same planner videos; the text fit runs on PyTorch's deterministic kernels
-from an empty sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a weight). td-sim ships
-draw 1 (session 16). Until then it shipped weights whose stages 1-4 came from older code (sessions 4-6), which no
-command reproduced; on the dev seeds 100-139 they planned OpenDrawer in 38 of 40 episodes, today's full draws 0, 1
-and 2 in 19, 33 and 30 (``benchmarks/results/dev_stage5_draws/README.md``); what the switch cost on the benchmarks is
-in ``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw: another one.
+command trains td-sim's bundled weights (vip-sim and liv-sim were trained by the module of 2026-11-25, and today's
+gives another draw of each: ``benchmarks/results/weights_reproduce.md``; today's vip-sim draw 0 came out bit for bit
+in sessions 17 and 19). The text fit runs on PyTorch's deterministic kernels from an empty sentence-embedding cache
+(without them two fits of one seed drifted to 0.2 in a weight). td-sim ships draw 3 on vip-sim's trunk (session 20;
+sessions 16-19 shipped draw 1 without it, whose six image stages a fresh run reproduced bit for bit with the same
+planner videos in session 16): on the dev seeds 100-139 it planned 157 of 200 image-goal episodes, draw 1 148
+(``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on the benchmarks is in
+``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw of every stage, the trunk source's included:
+another one.
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
 from __future__ import annotations
@@ -165,11 +167,17 @@ _TDIST = dict(objective="tdist", arch="cnn", embed_dim=64, image_size=64, cnn_ch
               ckpt_every=500, seed=0)
 
 #: The draw of each bundled encoder's recipe: added to its first stage's seed (the later stages' seeds follow from it)
-#: and its text fit's, so that ``make weights`` trains exactly the bundled weights. td-sim ships draw 1 (session 16):
-#: the bundle of sessions 13-15 came from stages 1-4 of older code and no command reproduced it; of the full draws
-#: on today's code (0, 1, 2), draw 1 planned OpenDrawer best on the dev seeds 100-139 (19 / 33 / 30 of 40;
-#: benchmarks/results/dev_stage5_draws/README.md). ``--seed N`` adds N on top: another draw.
-DRAWS: dict[str, int] = {"vip-sim": 0, "liv-sim": 0, "td-sim": 1}
+#: and its text fit's, so that ``make weights`` trains exactly the bundled weights. td-sim ships draw 3 on vip-sim's trunk
+#: (:data:`TRUNKS`, session 20): the session-18 pilot, chosen on the dev seeds 100-139 by OpenDrawer + PressButton (78 of
+#: 80; the draws 0-3 without the trunk: 56 / 68 / 69 / 60; benchmarks/results/dev_stage5_draws/README.md). Sessions 16-19
+#: shipped draw 1 without the trunk. ``--seed N`` adds N on top: another draw.
+DRAWS: dict[str, int] = {"vip-sim": 0, "liv-sim": 0, "td-sim": 3}
+#: Bundled encoders whose first stage starts from the conv trunk of another bundled recipe's first stage (at its draw,
+#: plus ``--seed``), with a fresh head (:func:`trunk_start`); their image stages train without a text tower (its term
+#: sends no gradient to the image tower) and the text tower is attached for the text fit (:func:`with_text_tower`).
+#: td-sim (session 20, issue 17): the temporal-distance stages on vip-sim's trunk planned 157 of 200 dev episodes
+#: against 148 for draw 1 without it (benchmarks/results/dev_stage5_draws/README.md).
+TRUNKS: dict[str, str] = {"td-sim": "vip-sim"}
 #: Torch threads the recipe trains with (``main`` sets them). Floating-point sums split over another number of threads
 #: round differently, and over 12000 steps the runs part: td-sim's first stage with 2 threads ended up to 0.24 from
 #: the same seed with 1 in a weight (its loss differed from step 20). One thread is what the shipped draw was trained
@@ -613,8 +621,8 @@ def train(name: str, data: TrainingVideos, *, out_dir: str | os.PathLike[str], c
 def trunk_start(config: PretrainConfig, source: Any, out: str | os.PathLike[str]) -> Path:
     """A first stage's starting encoder: ``config``'s architecture, initialised with ``config.seed``, its conv trunk
     (``vision.convs.*``) copied from the encoder ``source`` and its MLP head and text tower (if any) left fresh; saved
-    to ``out`` (an encoder directory) for ``train(init_from=out)``. ``--trunk-from``: the issue-17 pilot of sessions
-    18-19, the temporal-distance stages on a VIP-trained trunk (benchmarks/notes/temporal_distance.md).
+    to ``out`` (an encoder directory) for ``train(init_from=out)``: the first stage of a recipe in :data:`TRUNKS`
+    (td-sim: the temporal-distance stages on a VIP-trained trunk, benchmarks/notes/temporal_distance.md).
 
     Raises:
         ValueError: ``config`` builds no CNN, or ``source``'s trunk does not fit it (other channels).
@@ -638,12 +646,10 @@ def trunk_start(config: PretrainConfig, source: Any, out: str | os.PathLike[str]
     return save_encoder(encoder, out)
 
 
-def _trunk_source(source: str, data: TrainingVideos, *, out: Path, progress: bool) -> Any:
-    """``--trunk-from SOURCE``: the encoder of bundled recipe ``SOURCE``'s first stage at its own draw, trained in
-    OUT/SOURCE (resumed, or returned as it is when that run is finished: ``make weights`` trains vip-sim first)."""
-    encoder = train(source, data, out_dir=out / source, progress=progress)
-    print(f"{source}: conv trunk source ready ({out / source / 'encoder'})", flush=True)
-    return encoder
+def _first_config(name: str, args: argparse.Namespace) -> PretrainConfig:
+    """``name``'s first-stage config in this command: :data:`CONFIGS` with ``--seed`` added and ``--steps`` (if given)."""
+    return dataclasses.replace(CONFIGS[name], seed=CONFIGS[name].seed + args.seed,
+                               **({} if args.steps is None else {"steps": args.steps}))
 
 
 def with_text_tower(encoder: Any, text: str) -> Any:
@@ -840,11 +846,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="added to the seed of every training stage and of the text fit: another draw of the recipe "
                              "(0, the default: the recipe's own draw; the videos are the same). Use another --out: a run "
                              "directory of another seed is refused, not resumed")
-    parser.add_argument("--trunk-from", choices=sorted(name for name in CONFIGS if CONFIGS[name].objective != "tdist"), default=None,
-                        metavar="NAME",
-                        help="start the first stage of the --only encoders from the conv trunk of bundled recipe NAME's own draw "
-                             "(trained in OUT/NAME first when missing; the head fresh), train their image stages without a text "
-                             "tower and attach it at the text fit: the issue-17 candidate recipe (vip-sim), not the bundled one")
     parser.add_argument("--from-stage", type=int, default=None, metavar="K",
                         help="only stages K.. of the --only encoders (FINETUNES; 2 = the first fine-tune), started from their "
                              "bundled weights, which must record stages 1..K-1 and no more, then the text fit and the export")
@@ -860,10 +861,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"({ {n: len(f) + 1 for n, f in FINETUNES.items()} } stages), got {args.only!r}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
-    if args.trunk_from is not None and (not args.only or args.trunk_from in args.only or args.variant
-                                        or args.from_stage is not None or args.text_fit_only):
-        parser.error(f"--trunk-from {args.trunk_from} needs --only with other encoders and no --variant / --from-stage / "
-                     f"--text-fit-only (it changes their first stage), got --only {args.only!r}")
     if args.variant and args.only:
         parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
     default_mujoco_gl()
@@ -898,22 +895,27 @@ def _run(args: argparse.Namespace) -> int:
     if args.text_fit_only or args.from_stage is not None:
         return _later_stages(args.only, args.from_stage, data, export_to=export_to, out=out, data_dir=data_dir,
                              paths=paths, steps=args.steps, progress=not args.no_progress, seed=args.seed)
-    source = None if args.trunk_from is None else _trunk_source(args.trunk_from, data, out=out, progress=not args.no_progress)
-    for name in args.only or sorted(CONFIGS, reverse=True):
-        config = dataclasses.replace(CONFIGS[name], seed=CONFIGS[name].seed + args.seed,
-                                     **({} if args.steps is None else {"steps": args.steps}))
-        init_from = None
+    names = sorted(args.only or sorted(CONFIGS, reverse=True), key=lambda name: name in TRUNKS)  # trunk sources first
+    first_stages: dict[str, Any] = {}  # each trained first stage, a trunk source for the names after it
+    for name in names:
+        config = _first_config(name, args)
+        source, init_from = TRUNKS.get(name), None
         if source is not None:
+            if source not in first_stages:  # --only without it: trained (or resumed) in OUT/SOURCE, not exported
+                first_stages[source] = train(source, data, out_dir=out / source, config=_first_config(source, args),
+                                             progress=not args.no_progress)
+                print(f"{name}: conv trunk source {source} ready ({out / source / 'encoder'})", flush=True)
             config = dataclasses.replace(config, text="none")
-            init_from = trunk_start(config, source, out / f"{name}-trunk")
+            init_from = trunk_start(config, first_stages[source], out / f"{name}-trunk")
         start = time.perf_counter()
         encoder = train(name, data, out_dir=out / name, config=config, progress=not args.no_progress, init_from=init_from)
+        first_stages[name] = encoder
         seconds = _trained_seconds(encoder, time.perf_counter() - start)
         print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
         stages = None
         first_record = _stage_record(config, counts, seconds, encoder=encoder,
-                                     **({} if init_from is None else {"init_from": f"conv trunk of {args.trunk_from} (draw {DRAWS[args.trunk_from]})"}))
+                                     **({} if source is None else {"init_from": f"conv trunk of {source} (draw {DRAWS[source] + args.seed})"}))
         if name in FINETUNES:
             encoder, config, data, records = _fine_tune(
                 name, encoder, config, data, first=2, init_from=_stage_dir(out, name, 1) / "encoder", out=out,
@@ -923,13 +925,12 @@ def _run(args: argparse.Namespace) -> int:
             seconds += sum(record["train_seconds"] for record in records)
         if name in TEXT_FITS:
             stages = stages if stages is not None else [first_record]
-            if args.trunk_from is not None:  # the image stages trained without a text tower
+            if not encoder.has_text:  # the image stages trained without a text tower (TRUNKS)
                 encoder = with_text_tower(encoder, RECIPES[name].text)
             fit = fit_text(name, encoder, data, seed=args.seed)
             stages.append(fit)
             seconds += fit["train_seconds"]
-        command = _recipe_command(name if args.only else None, args.seed,
-                                  "" if args.trunk_from is None else f"--trunk-from {args.trunk_from}")
+        command = _recipe_command(name if args.only else None, args.seed)
         path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command, stages=stages, to=export_to)
         print(f"{name}: wrote {path}", flush=True)
     return 0
