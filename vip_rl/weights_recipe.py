@@ -190,8 +190,10 @@ RECIPES: dict[str, PretrainConfig] = {
     "liv-sim": PretrainConfig(objective="liv", **_ARCH, **_TRAIN, steps=6000, text="minilm", temperature=0.1),
     "td-sim": PretrainConfig(**_TDIST, steps=12000, text="minilm"),
 }
-#: The first stage's config of each bundled encoder: its recipe at its draw.
-CONFIGS: dict[str, PretrainConfig] = {name: dataclasses.replace(config, seed=config.seed + DRAWS[name])
+#: The first stage's config of each bundled encoder: its recipe at its draw (a recipe in :data:`TRUNKS` without its text
+#: tower, which the text fit attaches).
+CONFIGS: dict[str, PretrainConfig] = {name: dataclasses.replace(config, seed=config.seed + DRAWS[name],
+                                                                **({"text": "none"} if name in TRUNKS else {}))
                                       for name, config in RECIPES.items()}
 #: Video kinds each bundled encoder trains on.
 TRAIN_KINDS: dict[str, tuple[str, ...]] = {
@@ -905,7 +907,6 @@ def _run(args: argparse.Namespace) -> int:
                 first_stages[source] = train(source, data, out_dir=out / source, config=_first_config(source, args),
                                              progress=not args.no_progress)
                 print(f"{name}: conv trunk source {source} ready ({out / source / 'encoder'})", flush=True)
-            config = dataclasses.replace(config, text="none")
             init_from = trunk_start(config, first_stages[source], out / f"{name}-trunk")
         start = time.perf_counter()
         encoder = train(name, data, out_dir=out / name, config=config, progress=not args.no_progress, init_from=init_from)
