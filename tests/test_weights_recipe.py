@@ -309,7 +309,7 @@ def _tiny_config(**overrides):
 
 
 def test_trunk_start_copies_the_conv_trunk_and_keeps_a_fresh_seeded_head(tmp_path):
-    """The first stage of --trunk-from: conv layers from the source, the MLP head as the config's seed builds it."""
+    """The first stage of a recipe in TRUNKS: conv layers from the source, the MLP head as the config's seed builds it."""
     import torch
     from vip_rl.encoders import build_encoder, load_encoder
 
