@@ -57,7 +57,7 @@ def encoder_ablations(enc: str, camera: str | None = None) -> dict[str, Ablation
         f"{enc}, image goal, final step": (dict(kind="image", encoder=enc), {}, {}),
         f"{enc}, image goal, sum over horizon (render every 2)": (dict(kind="image", encoder=enc, when="sum"), {}, dict(render_every=2)),
         f"{enc}, image goal, H=20, 2 iterations": (dict(kind="image", encoder=enc), dict(horizon=20, iterations=2), {}),
-        # K=32 at H=20: the `vip-rl mppi` default since session 7, the compute of K=64 at H=10 spent on a longer horizon
+        # K=32 at H=20: the `vip-rl mppi` default of sessions 7-20, the compute of K=64 at H=10 spent on a longer horizon
         f"{enc}, image goal, H=20": (dict(kind="image", encoder=enc), dict(horizon=20), {}),
         f"{enc}, image goal, no warm start": (dict(kind="image", encoder=enc), dict(warm_start=False), {}),
         f"{enc}, image goal, K=128": (dict(kind="image", encoder=enc), dict(num_samples=128), {}),

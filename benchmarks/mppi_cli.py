@@ -5,8 +5,8 @@ Runs the command exactly as a user would, in a subprocess::
     vip-rl mppi --env vip_envs/OpenDrawer-v0 --goal expert --episodes 5 --out <tmp>
 
 (no ``--encoder``: the default td-sim; no planner flags: the defaults of ``vip_rl.planning.cli``), then the same command
-with each ``--variant`` (extra flags appended, e.g. the sample budget the command had before session 7,
-``--num-samples 64 --horizon 10``), and reads each run's ``results.json``. Target: at least 4 of the 5 episodes
+with each ``--variant`` (extra flags appended: by default the command's earlier budgets, H=20 of sessions 7-20,
+``--horizon 20``, and K=64, H=10 before session 7), and reads each run's ``results.json``. Target: at least 4 of the 5 episodes
 succeed with the defaults. Writes ``benchmarks/results/mppi_cli.json`` and ``.md``. About 1-3 minutes on 2 cores.
 
 Usage:
@@ -31,7 +31,8 @@ from _common import vip_rl_script
 
 HERE = Path(__file__).resolve().parent
 TARGET_SUCCESSES = 4
-DEFAULT_VARIANTS = ("K=64, H=10 (the default before session 7)=--num-samples 64 --horizon 10",)
+DEFAULT_VARIANTS = ("K=32, H=20 (the default of sessions 7-20)=--horizon 20",
+                    "K=64, H=10 (the default before session 7)=--num-samples 64 --horizon 10")
 
 
 def run_command(args: list[str], *, workdir: Path) -> dict[str, Any]:

@@ -95,5 +95,5 @@ def test_the_demo_plans_with_the_mppi_command_defaults() -> None:
     from vip_rl.planning.cli import DEFAULT_HORIZON, DEFAULT_NUM_SAMPLES, build_parser
 
     args = build_parser().parse_args(["--env", "vip_envs/OpenDrawer-v0", "--goal", "expert"])
-    assert (args.num_samples, args.horizon) == (DEFAULT_NUM_SAMPLES, DEFAULT_HORIZON) == (32, 20)
+    assert (args.num_samples, args.horizon) == (DEFAULT_NUM_SAMPLES, DEFAULT_HORIZON) == (32, 10)
     assert (DemoConfig().mppi_samples, DemoConfig().mppi_horizon) == (DEFAULT_NUM_SAMPLES, DEFAULT_HORIZON)

@@ -480,7 +480,7 @@ def test_cli_flags_are_the_config_fields_and_old_names_are_hidden_aliases(capsys
     old = parser.parse_args(["--env", "E", "--samples", "7", "--sigma", "0.3", "--beta", "0.2"])
     assert (new.num_samples, new.noise_sigma, new.noise_beta) == (old.num_samples, old.noise_sigma, old.noise_beta) == (7, 0.3, 0.2)
     defaults = parser.parse_args(["--env", "E"])
-    assert (defaults.num_samples, defaults.horizon, defaults.noise_sigma, defaults.noise_beta) == (32, 20, 0.5, 0.5)
+    assert (defaults.num_samples, defaults.horizon, defaults.noise_sigma, defaults.noise_beta) == (32, 10, 0.5, 0.5)
     for field in ("num_samples", "horizon", "iterations", "noise_sigma", "temperature", "noise_beta"):
         assert field in MPPIConfig.__dataclass_fields__ and hasattr(defaults, field)
     parser.print_help()

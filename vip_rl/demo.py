@@ -63,7 +63,7 @@ class DemoConfig:
     """MPPI episodes per task and goal kind."""
     mppi_samples: int = 32
     """MPPI samples K (``vip-rl mppi``'s default, ``vip_rl.planning.cli.DEFAULT_NUM_SAMPLES``)."""
-    mppi_horizon: int = 20
+    mppi_horizon: int = 10
     """MPPI horizon H (``vip-rl mppi``'s default, ``vip_rl.planning.cli.DEFAULT_HORIZON``)."""
     mppi_max_steps: int = 100
     """Step limit of one MPPI episode."""

@@ -55,7 +55,7 @@ def _as_float_tuple(value: float | Sequence[float], name: str) -> tuple[float, .
 class MPPIConfig:
     """Options of :class:`MPPI` (checked on construction).
 
-    ``vip-rl mppi`` plans with K=32, H=20 by default (``vip_rl.planning.cli.DEFAULT_NUM_SAMPLES`` /
+    ``vip-rl mppi`` plans with K=32, H=10 by default (``vip_rl.planning.cli.DEFAULT_NUM_SAMPLES`` /
     ``DEFAULT_HORIZON``, measured on the suite); the field defaults below are the generic ones.
 
     Example:
