@@ -12,6 +12,8 @@ DIR/final/vip-sim.safetensors``).
 Usage:
   .venv/bin/python benchmarks/weights_reproduce.py --fresh vip-sim=runs/s17vip/final/vip-sim.safetensors \\
       --fresh liv-sim=runs/s17liv/final/liv-sim.safetensors
+  .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors \\
+      --merge benchmarks/results/weights_reproduce.json     # one more row; the other encoders' rows are kept
   .venv/bin/python benchmarks/weights_reproduce.py --render-only
 """
 from __future__ import annotations
@@ -98,6 +100,20 @@ def measure(fresh: dict[str, str], bundled_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def merge(res: dict[str, Any], earlier: dict[str, Any]) -> None:
+    """Keep ``earlier``'s rows of the encoders this run did not compare (a fresh run of one encoder at a time), naming
+    the run that measured each; rows keep the order of ``earlier``, new encoders come after them."""
+    measured = {row["name"]: row for row in res["rows"]}
+    rows = []
+    for row in earlier.get("rows", []):
+        if row["name"] in measured:
+            rows.append(measured.pop(row["name"]))
+        else:
+            rows.append(row)
+            _report.add_part(res["provenance"], f"row {row['name']}", earlier["provenance"])
+    res["rows"] = rows + list(measured.values())
+
+
 def _code(recorded: dict[str, Any]) -> str:
     code = recorded.get("code")
     if isinstance(code, dict):
@@ -115,12 +131,13 @@ def render(res: dict[str, Any]) -> str:
     rows = res["rows"]
     lines += _report.table(
         ["encoder", "tensors differing", "max abs diff", "max rel diff", "bundled: command / code / threads",
-         "fresh: code / threads", "bit for bit"],
+         "fresh: code / threads / s", "bit for bit"],
         [[r["name"], f"{r['differing']} of {r['tensors']}" + ("" if r["same_keys"] else " (keys differ)"),
           f"{r['max_abs_diff']:.3g}", f"{r['max_rel_diff']:.3g}",
           f"`{r['bundled_recorded'].get('command') or '-'}` / {_code(r['bundled_recorded'])} / "
           f"{r['bundled_recorded'].get('torch_threads') or 'not recorded'}",
-          f"{_code(r['fresh_recorded'])} / {r['fresh_recorded'].get('torch_threads') or 'not recorded'}",
+          f"{_code(r['fresh_recorded'])} / {r['fresh_recorded'].get('torch_threads') or 'not recorded'} / "
+          f"{_report.fmt(r['fresh_recorded'].get('train_seconds'), '{:.0f}')}",
           "yes" if r["bit_for_bit"] else "no"] for r in rows])
     lines += [""]
     for r in rows:
@@ -137,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a bundled encoder's name and the .safetensors a fresh recipe run wrote (repeatable)")
     parser.add_argument("--bundled-dir", type=Path, default=None, help="the bundled weights' folder (default vip_rl/weights)")
     parser.add_argument("--notes", default=None, help="a markdown file of notes to append to the report")
+    parser.add_argument("--merge", type=Path, default=None,
+                        help="an earlier results file of this script whose rows of the other encoders are kept")
     _report.add_output_args(parser, "weights_reproduce")
     args = parser.parse_args(argv)
     if args.render_only:
@@ -149,6 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     from vip_rl.encoders.checkpoint import weights_dir
 
+    earlier = None
+    if args.merge is not None:
+        try:
+            earlier = _report.read(args.merge)
+        except (OSError, ValueError) as err:
+            parser.error(f"--merge {args.merge}: not a readable results file of this script ({err})")
+        if not isinstance(earlier, dict) or not isinstance(earlier.get("rows"), list) or "provenance" not in earlier:
+            parser.error(f"--merge {args.merge}: not a results file of this script (no rows / provenance)")
     bundled_dir = args.bundled_dir if args.bundled_dir is not None else weights_dir()
     try:
         rows = measure(fresh, bundled_dir)
@@ -156,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"weights_reproduce: {err}", file=sys.stderr)
         return 2
     res = {"provenance": _report.provenance(__file__, argv), "rows": rows, "notes": _report.read_notes(args.notes)}
+    if earlier is not None:
+        merge(res, earlier)
+        if res["notes"] is None:
+            res["notes"] = earlier.get("notes")
     _report.write(args.out, res, render(res))
     return 0
 

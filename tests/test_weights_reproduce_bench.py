@@ -56,3 +56,26 @@ def test_missing_or_corrupt_weights_are_named_and_nothing_is_written(benchmark_m
     with pytest.raises(SystemExit, match="2"):
         bench.main(["--out", str(out)])
     assert "give at least one --fresh NAME=PATH" in capsys.readouterr().err
+
+
+def test_merge_keeps_the_other_encoders_rows_and_names_their_run(benchmark_module, tmp_path, capsys):
+    bench = benchmark_module("weights_reproduce")
+    weights = {"a": np.ones(2, np.float32)}
+    bundled = tmp_path / "bundled"
+    for name in ("one", "two"):
+        _write(bundled, name, weights)
+    first = _write(tmp_path / "f1", "one", dict(a=np.full(2, 2.0, np.float32)))
+    second = _write(tmp_path / "f2", "two", weights, {"train_seconds": 3600.4, "torch_threads": 1})
+    early, late = tmp_path / "early", tmp_path / "late"
+    assert bench.main(["--fresh", f"one={first}", "--bundled-dir", str(bundled), "--out", str(early)]) == 0
+    args = ["--fresh", f"two={second}", "--bundled-dir", str(bundled), "--out", str(late)]
+    assert bench.main([*args, "--merge", str(early.with_suffix(".json"))]) == 0
+    result = json.loads(late.with_suffix(".json").read_text())
+    assert [(r["name"], r["bit_for_bit"]) for r in result["rows"]] == [("one", False), ("two", True)]
+    markdown = late.with_suffix(".md").read_text()
+    assert re.search(r"- row one: measured by `python benchmarks/weights_reproduce.py --fresh one=", markdown)
+    assert "| two | 0 of 1 |" in markdown and "/ 1 / 3600 | yes |" in markdown
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(SystemExit, match="2"):
+        bench.main([*args, "--merge", str(tmp_path / "bad.json")])
+    assert "not a results file of this script" in capsys.readouterr().err
