@@ -255,7 +255,7 @@ class Demo:
                          "yes" if encoder.has_text else "no", f"{params / 1e6:.2f} M"])
         result.tables.append({"title": "Encoders", "columns": ["name", "backbone", "metric", "dim", "input size", "text tower", "parameters"],
                               "rows": rows})
-        result.commands.append("make weights   # reproduces the bundled td-sim / vip-sim / liv-sim weights")
+        result.commands.append("make weights   # retrains td-sim / vip-sim / liv-sim by the recipe of the bundled weights")
 
     # -- 3. reward curves ----------------------------------------------------------------------
     def stage_reward_curves(self, result: StageResult) -> None:
