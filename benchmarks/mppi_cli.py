@@ -6,8 +6,8 @@ Runs the command exactly as a user would, in a subprocess::
 
 (no ``--encoder``: the default td-sim; no planner flags: the defaults of ``vip_rl.planning.cli``), then the same command
 with each ``--variant`` (extra flags appended: by default the command's earlier budgets, H=20 of sessions 7-20,
-``--horizon 20``, and K=64, H=10 before session 7), and reads each run's ``results.json``. Target: at least 4 of the 5 episodes
-succeed with the defaults. Writes ``benchmarks/results/mppi_cli.json`` and ``.md``. About 1-3 minutes on 2 cores.
+``--horizon 20``, and K=64, H=10 before session 7), and reads each run's ``results.json``. Target: at least 4 of the
+5 episodes succeed with the defaults. Writes ``benchmarks/results/mppi_cli.json`` and ``.md``. About 1-3 minutes on 2 cores.
 
 Usage:
   MUJOCO_GL=egl .venv/bin/python benchmarks/mppi_cli.py [--quick] [--variant 'K=64, H=10=--num-samples 64 --horizon 10']

@@ -48,8 +48,9 @@ one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differentl
 deterministic stage by stage. It does not give the bundled files back: vip-sim and liv-sim were trained by the module
 of 2026-11-25, td-sim's draw 3 by sessions 18-19's scripts with these configs, and today's command trains another
 draw of each (``benchmarks/results/weights_reproduce.md``; td-sim from nothing took 60.5 min on an idle machine in
-session 21, 52 of them its own stages; today's vip-sim draw 0 came out bit for bit in sessions 17 and 19). The text fit runs on PyTorch's deterministic kernels from an empty sentence-embedding cache
-(without them two fits of one seed drifted to 0.2 in a weight). td-sim ships draw 3 on vip-sim's trunk (session 20;
+session 21, 52 of them its own stages; today's vip-sim draw 0 came out bit for bit in sessions 17 and 19). The text
+fit runs on PyTorch's deterministic kernels from an empty sentence-embedding cache (without them two fits of one seed
+drifted to 0.2 in a weight). td-sim ships draw 3 on vip-sim's trunk (session 20;
 sessions 16-19 shipped draw 1 without it, whose six image stages a fresh run reproduced bit for bit with the same
 planner videos in session 16): on the dev seeds 100-139 it planned 157 of 200 image-goal episodes, draw 1 148
 (``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on the benchmarks is in
