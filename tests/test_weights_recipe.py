@@ -115,7 +115,7 @@ def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys):
     videos = wr.TrainingVideos(videos=[None] * 2, groups=["a"] * 2, final_goal_ok=[True] * 2, kinds=["expert", wr.HIGH_DETOUR])
     monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
     monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: videos)
-    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda data_dir, encoder, round: [tmp_path / f"pd{round}.h5"])
+    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda data_dir, encoder, round, workers=1: [tmp_path / f"pd{round}.h5"])
     seeds = []
     monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: seeds.append(kwargs["config"].seed) or Encoder())
     monkeypatch.setattr(wr, "trunk_start", lambda config, source, out: out)
@@ -148,7 +148,7 @@ def test_main_trains_td_sim_in_six_stages(tmp_path, monkeypatch):
     monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: loads.append(list(paths)) or (videos if len(loads) == 1 else with_detours))
     collected = []
     monkeypatch.setattr(wr, "collect_all_planner_detours",
-                        lambda data_dir, encoder, round: collected.append((data_dir, encoder, round)) or [tmp_path / f"pd{round}.h5"])
+                        lambda data_dir, encoder, round, workers=1: collected.append((data_dir, encoder, round)) or [tmp_path / f"pd{round}.h5"])
     encoders = []
     monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append((data, kwargs)) or encoders.append(Encoder()) or encoders[-1])
     monkeypatch.setattr(wr, "trunk_start", lambda config, source, out: out)
@@ -230,7 +230,7 @@ def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, mon
     monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
     monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: loads.append(list(paths)) or videos)
     monkeypatch.setattr(vip_rl.encoders, "load_encoder", lambda name: Bundled())
-    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda *args: pytest.fail("stage 5 collects no planner round"))
+    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda *args, **kwargs: pytest.fail("stage 5 collects no planner round"))
     monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append(kwargs) or f"stage-{len(calls) + 4} encoder")
     monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, **kw: {"text_fit_config": {}, "train_seconds": 2.0, "on": encoder})
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append((encoder, kwargs)) or tmp_path / "x")
@@ -349,7 +349,7 @@ def test_td_sim_trains_on_vip_sims_trunk_without_text_until_the_text_fit(tmp_pat
     videos = wr.TrainingVideos(videos=[None] * 2, groups=["a"] * 2, final_goal_ok=[True] * 2, kinds=["expert", wr.HIGH_DETOUR])
     monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
     monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: videos)
-    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda data_dir, encoder, round: [tmp_path / f"pd{round}.h5"])
+    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda data_dir, encoder, round, workers=1: [tmp_path / f"pd{round}.h5"])
     calls = []
     monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append((name, kwargs)) or Encoder(name))
     starts = []

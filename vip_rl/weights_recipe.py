@@ -64,6 +64,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,40 +292,74 @@ GOAL_SWAP: dict[str, float] = {"td-img": 0.0, "td-img-fast": 0.0, "td-img-e09": 
 GOAL_SWAP_PROB = 0.5
 
 
-def collect_data(out_dir: str | os.PathLike[str], recipe: DataRecipe = DATA, *, progress: bool = True) -> list[Path]:
-    """Collect the recipe's HDF5 files into ``out_dir`` (existing complete files are kept).
+def collect_data(out_dir: str | os.PathLike[str], recipe: DataRecipe = DATA, *, progress: bool = True,
+                 workers: int = 1) -> list[Path]:
+    """Collect the recipe's HDF5 files into ``out_dir`` (existing complete files are kept), on ``workers``
+    processes (:func:`_in_workers`; each file has its own seed, so the files are the same for any count).
 
     Returns:
         the paths, one per (task, kind), :data:`KINDS` then :data:`HIGH_DETOUR`.
     """
-    from vip_rl.collect import collect
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts = {"expert": recipe.expert_episodes, "noisy": recipe.noisy_episodes, "play": recipe.play_episodes,
               "detour": recipe.detour_episodes, "goal_pose_detour": recipe.goal_pose_detour_episodes,
               HIGH_DETOUR: recipe.high_detour_episodes}
-    paths = []
+    paths, jobs = [], []
     for t, task in enumerate(recipe.tasks):
         for k, kind in enumerate(KINDS + (HIGH_DETOUR,)):
             if counts[kind] == 0:
                 continue
             path = out / f"{task}_{kind}_{recipe.embodiment}.h5"
             paths.append(path)
-            if path.is_file():
-                continue
-            if kind == HIGH_DETOUR:
-                collect_high_detours(task, episodes=counts[kind], recipe=recipe, seed=recipe.high_detour_seed + t, out=path)
-            elif kind in ("detour", "goal_pose_detour"):
-                collect_detours(task, episodes=counts[kind], recipe=recipe, seed=recipe.seed + 100 * t + k, out=path,
-                                to_goal_pose=kind == "goal_pose_detour")
-            else:
-                collect(
-                    task, episodes=counts[kind], policy=kind, noise=recipe.noise if kind == "noisy" else None,
-                    cameras=(recipe.camera,), image_size=recipe.image_size, embodiment=recipe.embodiment,
-                    seed=recipe.seed + 100 * t + k, out=path, progress=progress,
-                )
+            if not path.is_file():
+                jobs.append((task, t, kind, k, counts[kind], recipe, str(path), progress and workers == 1))
+    _in_workers(_collect_file, jobs, workers)
     return paths
+
+
+def _collect_file(task: str, t: int, kind: str, k: int, episodes: int, recipe: DataRecipe, path: str, progress: bool) -> None:
+    """One file of :func:`collect_data` (a worker's job)."""
+    from vip_rl.collect import collect
+
+    if kind == HIGH_DETOUR:
+        collect_high_detours(task, episodes=episodes, recipe=recipe, seed=recipe.high_detour_seed + t, out=path)
+    elif kind in ("detour", "goal_pose_detour"):
+        collect_detours(task, episodes=episodes, recipe=recipe, seed=recipe.seed + 100 * t + k, out=path,
+                        to_goal_pose=kind == "goal_pose_detour")
+    else:
+        collect(task, episodes=episodes, policy=kind, noise=recipe.noise if kind == "noisy" else None,
+                cameras=(recipe.camera,), image_size=recipe.image_size, embodiment=recipe.embodiment,
+                seed=recipe.seed + 100 * t + k, out=path, progress=progress)
+
+
+def _worker_init() -> None:
+    """A collection worker runs on the recipe's torch thread count (the planner detours embed frames with torch)."""
+    import torch
+
+    torch.set_num_threads(RECIPE_THREADS)
+
+
+def _in_workers(function: Any, jobs: Sequence[tuple[Any, ...]], workers: int) -> None:
+    """``function(*job)`` for every job: in this process when ``workers`` is 1 (or one job), else on
+    ``min(workers, len(jobs))`` spawned processes (a fresh interpreter each: no GL context or torch state is
+    inherited). Jobs are independent and seeded, so their files do not depend on the count; a job's error is raised
+    here once the others are done, and a file is written only whole (each writer renames a temp file)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            function(*job)
+        return
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_worker_init) as pool:
+        futures = [pool.submit(function, *job) for job in jobs]
+        concurrent.futures.wait(futures)
+        for future in futures:
+            future.result()
 
 
 def _expert_final_ee(env: Any, env_seed: int, noise: float) -> np.ndarray:
@@ -551,18 +586,37 @@ def planner_detour_paths(data_dir: str | os.PathLike[str], round: int, recipe: D
     return [Path(data_dir) / f"{task}_{PLANNER_DETOUR}_r{round}_{recipe.embodiment}.h5" for task in recipe.tasks]
 
 
-def collect_all_planner_detours(data_dir: str | os.PathLike[str], encoder: Any, round: int, recipe: DataRecipe = DATA) -> list[Path]:
+def collect_all_planner_detours(data_dir: str | os.PathLike[str], encoder: Any, round: int, recipe: DataRecipe = DATA,
+                                *, workers: int = 1) -> list[Path]:
     """Round ``round`` of the recipe's planner detours with ``encoder``, task ``t`` seeded
     ``recipe.planner_detour_seed + 100 * (round - 1) + t`` (existing files are kept: they belong to the encoder
-    that wrote them, so clear them after retraining it)."""
+    that wrote them, so clear them after retraining it). ``workers`` > 1: the tasks are collected on that many
+    processes (:func:`_in_workers`), each loading ``encoder`` from a copy saved in ``data_dir`` for the round and
+    removed after it; the files are the same as with one worker."""
     if isinstance(round, bool) or not isinstance(round, int) or round < 1:
         raise ValueError(f"round must be an int >= 1, got {round!r}")
     paths = planner_detour_paths(data_dir, round, recipe)
-    for t, (task, path) in enumerate(zip(recipe.tasks, paths)):
-        if not path.is_file():
-            collect_planner_detours(task, episodes=recipe.planner_detour_episodes, recipe=recipe,
-                                    seed=recipe.planner_detour_seed + 100 * (round - 1) + t, out=path, encoder=encoder)
+    jobs = [(task, t, round, recipe, str(path)) for t, (task, path) in enumerate(zip(recipe.tasks, paths)) if not path.is_file()]
+    if workers == 1 or len(jobs) <= 1:
+        for task, t, round_, recipe_, path in jobs:
+            _collect_planner_round(task, t, round_, recipe_, path, encoder)
+        return paths
+    from vip_rl.encoders import save_encoder
+
+    with tempfile.TemporaryDirectory(prefix=f".encoder-r{round}-", dir=data_dir) as scratch:
+        saved = str(save_encoder(encoder, Path(scratch) / "encoder"))
+        _in_workers(_collect_planner_round, [(*job, saved) for job in jobs], workers)
     return paths
+
+
+def _collect_planner_round(task: str, t: int, round: int, recipe: DataRecipe, path: str, encoder: Any) -> None:
+    """Task ``t``'s file of :func:`collect_all_planner_detours` (``encoder``: the encoder, or a saved one's path)."""
+    if isinstance(encoder, str):
+        from vip_rl.encoders import load_encoder
+
+        encoder = load_encoder(encoder)
+    collect_planner_detours(task, episodes=recipe.planner_detour_episodes, recipe=recipe,
+                            seed=recipe.planner_detour_seed + 100 * (round - 1) + t, out=path, encoder=encoder)
 
 
 @dataclass
@@ -743,7 +797,7 @@ def _stage_record(config: PretrainConfig, videos_used: dict[str, int], seconds: 
 
 def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVideos, *, first: int, init_from: Any,
                out: Path, data_dir: Path, paths: Sequence[Path], detours: Sequence[Path] = (), steps: int | None,
-               progress: bool) -> tuple[Any, PretrainConfig, TrainingVideos, list[dict[str, Any]]]:
+               progress: bool, workers: int = 1) -> tuple[Any, PretrainConfig, TrainingVideos, list[dict[str, Any]]]:
     """Stages ``first``, ``first + 1``, ... of ``name``'s :data:`FINETUNES` (stage 2 = the first fine-tune), the first
     one started from ``init_from`` (``encoder``'s weights: a run directory's encoder or a bundled name), each later one
     from the stage before. A stage with a planner round first collects it with the previous stage's encoder and then
@@ -757,7 +811,7 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
         start = time.perf_counter()
         collect_seconds = 0.0
         if stage.planner_round:
-            detours = [*detours, *collect_all_planner_detours(data_dir, encoder, stage.planner_round)]
+            detours = [*detours, *collect_all_planner_detours(data_dir, encoder, stage.planner_round, workers=workers)]
             data = load_training_videos([*paths, *detours], camera=DATA.camera)
             collect_seconds = time.perf_counter() - start
             print(f"{name}: planner detours round {stage.planner_round} with stage {index + 1}'s encoder: "
@@ -785,7 +839,8 @@ def _recipe_command(only: str | None, seed: int, flag: str = "") -> str:
 
 
 def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVideos, *, export_to: Path | None, out: Path,
-                  data_dir: Path, paths: Sequence[Path], steps: int | None, progress: bool, seed: int = 0) -> int:
+                  data_dir: Path, paths: Sequence[Path], steps: int | None, progress: bool, seed: int = 0,
+                  workers: int = 1) -> int:
     """``--from-stage K``: the recipe's stages K, K + 1, ... of each encoder, started from its bundled weights, which
     must record exactly stages 1 .. K - 1 (their records are kept in the export); ``from_stage=None``
     (``--text-fit-only``): only the text fit, after each encoder's last stage. A stage is added to the bundled weights
@@ -816,7 +871,7 @@ def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVi
         config = dataclasses.replace(config, seed=config.seed + seed)
         encoder, config, videos, records = _fine_tune(name, encoder, config, videos, first=first, init_from=name, out=out,
                                                       data_dir=data_dir, paths=paths, detours=detours, steps=steps,
-                                                      progress=progress)
+                                                      progress=progress, workers=workers)
         if name in TEXT_FITS:
             records.append(fit_text(name, encoder, videos, seed=seed))
         command = _recipe_command(name, seed, flag)
@@ -853,7 +908,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--from-stage", type=int, default=None, metavar="K",
                         help="only stages K.. of the --only encoders (FINETUNES; 2 = the first fine-tune), started from their "
                              "bundled weights, which must record stages 1..K-1 and no more, then the text fit and the export")
+    parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, len(DATA.tasks)),
+                        help="processes that collect the videos and the planner rounds (default: one per core, at most one "
+                             "per task); the files, and so the weights, do not depend on it. Training runs on one thread")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
     if args.text_fit_only and not (args.only and all(name in TEXT_FITS for name in args.only)):
         parser.error(f"--text-fit-only needs --only with encoders that have a text-fit stage ({sorted(TEXT_FITS)}), got {args.only!r}")
     if args.from_stage is not None:
@@ -883,7 +943,7 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data_dir = out / "data" if args.data is None else Path(args.data)
     export_to = out / "final" if args.no_export else None
-    paths = collect_data(data_dir, progress=not args.no_progress)
+    paths = collect_data(data_dir, progress=not args.no_progress, workers=args.workers)
     data = load_training_videos(paths, camera=DATA.camera)
     print(f"training videos: {len(data.videos)} ({ {k: data.kinds.count(k) for k in KINDS + (HIGH_DETOUR,)} })", flush=True)
     for variant in args.variant or []:
@@ -898,7 +958,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.text_fit_only or args.from_stage is not None:
         return _later_stages(args.only, args.from_stage, data, export_to=export_to, out=out, data_dir=data_dir,
-                             paths=paths, steps=args.steps, progress=not args.no_progress, seed=args.seed)
+                             paths=paths, steps=args.steps, progress=not args.no_progress, seed=args.seed,
+                             workers=args.workers)
     names = sorted(args.only or sorted(CONFIGS, reverse=True), key=lambda name: name in TRUNKS)  # trunk sources first
     first_stages: dict[str, Any] = {}  # each trained first stage, a trunk source for the names after it
     for name in names:
@@ -922,7 +983,7 @@ def _run(args: argparse.Namespace) -> int:
         if name in FINETUNES:
             encoder, config, data, records = _fine_tune(
                 name, encoder, config, data, first=2, init_from=_stage_dir(out, name, 1) / "encoder", out=out,
-                data_dir=data_dir, paths=paths, steps=args.steps, progress=not args.no_progress)
+                data_dir=data_dir, paths=paths, steps=args.steps, progress=not args.no_progress, workers=args.workers)
             stages = [first_record, *records]
             counts = records[-1]["videos_used"]
             seconds += sum(record["train_seconds"] for record in records)
