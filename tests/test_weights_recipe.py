@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 import vip_envs
 from vip_rl import weights_recipe as wr
@@ -71,6 +72,37 @@ def test_planner_detours_follow_mppi_then_the_expert_and_are_deterministic(tmp_p
     assert [p.name for p in wr.planner_detour_paths(tmp_path, 2)] == [f"{t}_planner_detour_r2_gripper.h5" for t in wr.DATA.tasks]
     with pytest.raises(ValueError, match="round must be an int >= 1, got 0"):
         wr.collect_all_planner_detours(tmp_path, encoder, 0)
+
+
+@pytest.mark.slow
+def test_collection_workers_write_the_same_files_as_one_process(tmp_path):
+    from vip_rl.encoders import load_encoder
+
+    recipe = dataclasses.replace(SMALL, tasks=("PressButton", "CloseDrawer"), planner_detour_episodes=1, planner_detour_steps=(3, 4))
+    encoder = load_encoder("td-sim")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(wr.RECIPE_THREADS)  # as the recipe's main process runs (the workers set it themselves)
+    try:
+        one = wr.collect_all_planner_detours(tmp_path / "one", encoder, 1, recipe, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    two = wr.collect_all_planner_detours(tmp_path / "two", encoder, 1, recipe, workers=2)
+    assert [p.name for p in one] == [p.name for p in two] == [f"{t}_planner_detour_r1_gripper.h5" for t in recipe.tasks]
+    for a_path, b_path in zip(one, two):
+        a, b = list(read_episodes(a_path)), list(read_episodes(b_path))
+        assert len(a) == len(b) > 0
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x.frames["front"], y.frames["front"])
+            np.testing.assert_array_equal(x.states, y.states)
+    # the encoder copy the workers loaded is gone; only the round's files are left
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in two)
+
+
+def test_collection_workers_are_checked_and_pass_a_job_error_on():
+    with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
+        wr._in_workers(int, [("1",)], 0)
+    with pytest.raises(ValueError, match="invalid literal for int"):  # raised in a worker process, re-raised here
+        wr._in_workers(int, [("1",), ("x",)], 2)
 
 
 def test_negative_episode_count_is_refused():

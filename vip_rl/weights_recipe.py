@@ -343,7 +343,8 @@ def _worker_init() -> None:
 def _in_workers(function: Any, jobs: Sequence[tuple[Any, ...]], workers: int) -> None:
     """``function(*job)`` for every job: in this process when ``workers`` is 1 (or one job), else on
     ``min(workers, len(jobs))`` spawned processes (a fresh interpreter each: no GL context or torch state is
-    inherited). Jobs are independent and seeded, so their files do not depend on the count; a job's error is raised
+    inherited) on :data:`RECIPE_THREADS` torch threads. Jobs are independent and seeded, so their files do not depend on
+    the count; a job's error is raised
     here once the others are done, and a file is written only whole (each writer renames a temp file)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
@@ -592,9 +593,10 @@ def collect_all_planner_detours(data_dir: str | os.PathLike[str], encoder: Any, 
     ``recipe.planner_detour_seed + 100 * (round - 1) + t`` (existing files are kept: they belong to the encoder
     that wrote them, so clear them after retraining it). ``workers`` > 1: the tasks are collected on that many
     processes (:func:`_in_workers`), each loading ``encoder`` from a copy saved in ``data_dir`` for the round and
-    removed after it; the files are the same as with one worker."""
+    removed after it; the files are the same as one process on :data:`RECIPE_THREADS` threads writes."""
     if isinstance(round, bool) or not isinstance(round, int) or round < 1:
         raise ValueError(f"round must be an int >= 1, got {round!r}")
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
     paths = planner_detour_paths(data_dir, round, recipe)
     jobs = [(task, t, round, recipe, str(path)) for t, (task, path) in enumerate(zip(recipe.tasks, paths)) if not path.is_file()]
     if workers == 1 or len(jobs) <= 1:
