@@ -6,6 +6,11 @@ DIR`` writes ``DIR/final/NAME.safetensors`` + ``.json``) with the bundled ``NAME
 bundled file's recorded command, code and thread count beside the fresh run's. Bit for bit is the target; a file
 that differs is a different draw of the recipe (or a different recipe), and its figures are not the bundled ones.
 
+``--again NAME=PATH`` adds a second fresh run of the same encoder (another ``--out``, another day): do two runs of
+the recipe agree with each other, bit for bit? Each row also gives the SHA-256 of the fresh run's tensors
+(:func:`tensor_digest`: names, dtypes, shapes and bytes, not the JSON record with its timings), so anyone who runs the
+recipe can check their file against it.
+
 It measures nothing else: what the difference costs is the other benchmarks' job (e.g. ``representation.py --vip
 DIR/final/vip-sim.safetensors``).
 
@@ -14,6 +19,8 @@ Usage:
       --fresh liv-sim=runs/s17liv/final/liv-sim.safetensors
   .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors \\
       --merge benchmarks/results/weights_reproduce.json     # one more row; the other encoders' rows are kept
+  .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors \
+      --again td-sim=runs/fresh2/final/td-sim.safetensors --merge benchmarks/results/weights_reproduce.json
   .venv/bin/python benchmarks/weights_reproduce.py --render-only
 """
 from __future__ import annotations
@@ -44,8 +51,35 @@ def _recorded(training: dict[str, Any]) -> dict[str, Any]:
             "torch_threads": training.get("torch_threads"), "train_seconds": training.get("train_seconds")}
 
 
-def compare(bundled: Path, fresh: Path) -> dict[str, Any]:
-    """Tensor-by-tensor comparison of two ``.safetensors`` files (``bundled`` first).
+def _load(label: str, path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a ``.safetensors`` file; FileNotFoundError / ValueError name ``label`` and ``path``."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{label} weights {path} not found")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{label} weights {path} are not a readable safetensors file ({err})") from err
+
+
+def tensor_digest(path: Path, label: str = "fresh") -> str:
+    """SHA-256 (hex) of a ``.safetensors`` file's tensors: each name, dtype, shape and little-endian bytes, in name
+    order. Two files with equal tensors have equal digests whatever their metadata (the encoder's config and training
+    record, with its timings, are stored there)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key, value in sorted(_load(label, path).items()):
+        value = np.ascontiguousarray(value)
+        digest.update(f"{key}|{value.dtype.newbyteorder('<').str}|{value.shape}|".encode())
+        digest.update(value.astype(value.dtype.newbyteorder("<"), copy=False).tobytes())
+    return digest.hexdigest()
+
+
+def compare(bundled: Path, fresh: Path, labels: tuple[str, str] = ("bundled", "fresh")) -> dict[str, Any]:
+    """Tensor-by-tensor comparison of two ``.safetensors`` files (``bundled`` first; ``labels`` name them in errors).
 
     Returns:
         ``{"tensors", "same_keys", "only_bundled", "only_fresh", "shape_mismatch", "differing", "max_abs_diff",
@@ -54,18 +88,7 @@ def compare(bundled: Path, fresh: Path) -> dict[str, Any]:
     Raises:
         FileNotFoundError / ValueError: a missing or unreadable file.
     """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    tensors = {}
-    for label, path in (("bundled", bundled), ("fresh", fresh)):
-        if not path.is_file():
-            raise FileNotFoundError(f"{label} weights {path} not found")
-        try:
-            tensors[label] = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ValueError(f"{label} weights {path} are not a readable safetensors file ({err})") from err
-    a, b = tensors["bundled"], tensors["fresh"]
+    a, b = _load(labels[0], bundled), _load(labels[1], fresh)
     common = sorted(set(a) & set(b))
     shape_mismatch = [k for k in common if a[k].shape != b[k].shape]
     differing, worst, worst_rel, worst_key = 0, 0.0, 0.0, None
@@ -86,16 +109,25 @@ def compare(bundled: Path, fresh: Path) -> dict[str, Any]:
             "bit_for_bit": not only_a and not only_b and not shape_mismatch and differing == 0}
 
 
-def measure(fresh: dict[str, str], bundled_dir: Path) -> list[dict[str, Any]]:
+def measure(fresh: dict[str, str], bundled_dir: Path, again: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """One row per ``fresh`` encoder: against the bundled file, the fresh tensors' digest and, for the names in
+    ``again``, the comparison of the fresh run with that second run (``row["again"]``)."""
     rows = []
     for name, path in fresh.items():
         fresh_path = Path(path)
         bundled_path = bundled_dir / f"{name}.safetensors"
         row = {"name": name, "fresh": str(path), "bundled": str(bundled_path), **compare(bundled_path, fresh_path),
+               "fresh_sha256": tensor_digest(fresh_path),
                "bundled_recorded": _recorded(_training(bundled_path.with_suffix(".json"))),
                "fresh_recorded": _recorded(_training(fresh_path.with_suffix(".json")))}
         print(f"[weights_reproduce] {name}: bit for bit {row['bit_for_bit']}, {row['differing']} of {row['tensors']} "
               f"tensors differ, max |diff| {row['max_abs_diff']:.3g}", flush=True)
+        if again and name in again:
+            second = Path(again[name])
+            row["again"] = {"path": str(second), **compare(fresh_path, second, ("fresh", "again")),
+                            "recorded": _recorded(_training(second.with_suffix(".json")))}
+            print(f"[weights_reproduce] {name}: the second fresh run agrees bit for bit: {row['again']['bit_for_bit']} "
+                  f"({row['again']['differing']} tensors differ)", flush=True)
         rows.append(row)
     return rows
 
@@ -123,27 +155,44 @@ def _code(recorded: dict[str, Any]) -> str:
     return str(code)[:20] if code else "not recorded"
 
 
+def _again_cell(again: dict[str, Any] | None) -> str:
+    if not again:
+        return "-"
+    rec = again.get("recorded") or {}
+    return (f"{_code(rec)} / {rec.get('torch_threads') or 'not recorded'} / {_report.fmt(rec.get('train_seconds'), '{:.0f}')} / "
+            + ("yes" if again["bit_for_bit"] else f"no ({again['differing']} of {again['tensors']})"))
+
+
 def render(res: dict[str, Any]) -> str:
     lines = ["# Does `make weights` reproduce the bundled encoders?", "", _report.generated_by(res["provenance"]), "",
              "Each row: the bundled `vip_rl/weights/NAME.safetensors` against the weights a fresh run of the recipe "
              "wrote (`python -m vip_rl.weights_recipe --only NAME --no-export --out DIR`: `DIR/final/NAME.safetensors`). "
-             "Relative difference: max |diff| / max |bundled weight|, over the tensors.", ""]
+             "Relative difference: max |diff| / max |bundled weight|, over the tensors. Second fresh run: another run of "
+             "the same command (another `--out`), compared with the first; SHA-256: the first fresh run's tensors "
+             "(`tensor_digest`), to check a run of the recipe against.", ""]
     rows = res["rows"]
     lines += _report.table(
         ["encoder", "tensors differing", "max abs diff", "max rel diff", "bundled: command / code / threads",
-         "fresh: code / threads / s", "bit for bit"],
+         "fresh: code / threads / s", "bit for bit", "second fresh run: code / threads / s / equal", "fresh tensors SHA-256"],
         [[r["name"], f"{r['differing']} of {r['tensors']}" + ("" if r["same_keys"] else " (keys differ)"),
           f"{r['max_abs_diff']:.3g}", f"{r['max_rel_diff']:.3g}",
           f"`{r['bundled_recorded'].get('command') or '-'}` / {_code(r['bundled_recorded'])} / "
           f"{r['bundled_recorded'].get('torch_threads') or 'not recorded'}",
           f"{_code(r['fresh_recorded'])} / {r['fresh_recorded'].get('torch_threads') or 'not recorded'} / "
           f"{_report.fmt(r['fresh_recorded'].get('train_seconds'), '{:.0f}')}",
-          "yes" if r["bit_for_bit"] else "no"] for r in rows])
+          "yes" if r["bit_for_bit"] else "no", _again_cell(r.get("again")),
+          f"`{r['fresh_sha256'][:16]}`" if r.get("fresh_sha256") else "-"] for r in rows])
     lines += [""]
     for r in rows:
         lines.append(_report.target_line(f"{r['name']}: the recipe reproduces the bundled weights",
                                          "bit for bit" if r["bit_for_bit"] else f"max |diff| {r['max_abs_diff']:.3g}",
                                          "bit for bit", met=r["bit_for_bit"]))
+        if r.get("again"):
+            again = r["again"]
+            lines.append(f"- {r['name']}: two fresh runs of the recipe agree: "
+                         + ("**bit for bit**" if again["bit_for_bit"] else
+                            f"**no**, {again['differing']} of {again['tensors']} tensors differ (max |diff| {again['max_abs_diff']:.3g})")
+                         + (f"; tensors SHA-256 `{r['fresh_sha256']}`" if r.get("fresh_sha256") else ""))
     lines += _report.notes_section(res.get("notes"))
     return "\n".join(lines) + "\n"
 
@@ -152,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fresh", action="append", default=[], metavar="NAME=PATH",
                         help="a bundled encoder's name and the .safetensors a fresh recipe run wrote (repeatable)")
+    parser.add_argument("--again", action="append", default=[], metavar="NAME=PATH",
+                        help="a second fresh run of a --fresh encoder (another --out): do two runs agree? (repeatable)")
     parser.add_argument("--bundled-dir", type=Path, default=None, help="the bundled weights' folder (default vip_rl/weights)")
     parser.add_argument("--notes", default=None, help="a markdown file of notes to append to the report")
     parser.add_argument("--merge", type=Path, default=None,
@@ -164,8 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give at least one --fresh NAME=PATH")
     try:
         fresh = _report.name_value_pairs(args.fresh, "--fresh", value="PATH")
+        again = _report.name_value_pairs(args.again, "--again", value="PATH")
     except ValueError as err:
         parser.error(str(err))
+    if set(again) - set(fresh):
+        parser.error(f"--again {sorted(set(again) - set(fresh))}: give the first run of each with --fresh NAME=PATH")
     from vip_rl.encoders.checkpoint import weights_dir
 
     earlier = None
@@ -178,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--merge {args.merge}: not a results file of this script (no rows / provenance)")
     bundled_dir = args.bundled_dir if args.bundled_dir is not None else weights_dir()
     try:
-        rows = measure(fresh, bundled_dir)
+        rows = measure(fresh, bundled_dir, again)
     except (FileNotFoundError, ValueError) as err:
         print(f"weights_reproduce: {err}", file=sys.stderr)
         return 2

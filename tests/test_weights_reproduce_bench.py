@@ -79,3 +79,32 @@ def test_merge_keeps_the_other_encoders_rows_and_names_their_run(benchmark_modul
     with pytest.raises(SystemExit, match="2"):
         bench.main([*args, "--merge", str(tmp_path / "bad.json")])
     assert "not a results file of this script" in capsys.readouterr().err
+
+
+def test_a_second_fresh_run_is_compared_with_the_first_and_the_digest_ignores_the_record(benchmark_module, tmp_path, capsys):
+    bench = benchmark_module("weights_reproduce")
+    weights = {"a": np.arange(4, dtype=np.float32), "b": np.ones((2, 2), np.float32)}
+    bundled = _write(tmp_path / "bundled", "enc", dict(weights, a=np.zeros(4, np.float32)))
+    first = _write(tmp_path / "run1", "enc", weights, {"train_seconds": 10.0, "torch_threads": 1})
+    same = _write(tmp_path / "run2", "enc", {k: v.copy() for k, v in weights.items()}, {"train_seconds": 99.0, "torch_threads": 1})
+    moved = _write(tmp_path / "run3", "enc", dict(weights, b=np.full((2, 2), 1.25, np.float32)))
+    # the digest covers the tensors only: another record (timings) gives the same digest, another tensor another one
+    assert bench.tensor_digest(first) == bench.tensor_digest(same) != bench.tensor_digest(moved)
+    assert bench.tensor_digest(first) != bench.tensor_digest(_write(tmp_path / "run4", "enc", dict(weights, a=weights["a"].astype(np.float64))))
+
+    out = tmp_path / "report"
+    base = ["--fresh", f"enc={first}", "--bundled-dir", str(tmp_path / "bundled"), "--out", str(out)]
+    assert bench.main([*base, "--again", f"enc={same}"]) == 0
+    row = json.loads(out.with_suffix(".json").read_text())["rows"][0]
+    assert not row["bit_for_bit"] and row["again"]["bit_for_bit"] and row["fresh_sha256"] == bench.tensor_digest(first)
+    markdown = out.with_suffix(".md").read_text()
+    assert "/ 1 / 99 / yes |" in markdown and f"two fresh runs of the recipe agree: **bit for bit**; tensors SHA-256 `{row['fresh_sha256']}`" in markdown
+    assert bench.main([*base, "--again", f"enc={moved}"]) == 0
+    markdown = out.with_suffix(".md").read_text()
+    assert "two fresh runs of the recipe agree: **no**, 1 of 2 tensors differ (max |diff| 0.25)" in markdown
+    assert bundled.is_file()
+    with pytest.raises(SystemExit, match="2"):
+        bench.main([*base, "--again", f"other={same}"])
+    assert "--again ['other']: give the first run of each with --fresh NAME=PATH" in capsys.readouterr().err
+    assert bench.main([*base, "--again", f"enc={tmp_path / 'missing.safetensors'}"]) == 2
+    assert re.search("again weights .*missing.safetensors not found", capsys.readouterr().err)
