@@ -193,7 +193,7 @@ def render(res: dict[str, Any]) -> str:
                          + ("**bit for bit**" if again["bit_for_bit"] else
                             f"**no**, {again['differing']} of {again['tensors']} tensors differ (max |diff| {again['max_abs_diff']:.3g})")
                          + (f"; tensors SHA-256 `{r['fresh_sha256']}`" if r.get("fresh_sha256") else ""))
-    lines += _report.notes_section(res.get("notes"))
+    lines += [""] + _report.notes_section(res.get("notes"))
     return "\n".join(lines) + "\n"
 
 
