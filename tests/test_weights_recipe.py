@@ -101,6 +101,8 @@ def test_collection_workers_write_the_same_files_as_one_process(tmp_path):
 def test_collection_workers_are_checked_and_pass_a_job_error_on():
     with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
         wr._in_workers(int, [("1",)], 0)
+    with pytest.raises(ValueError, match="workers must be an int >= 1, got True"):
+        wr.collect_all_planner_detours("unused", None, 1, workers=True)
     with pytest.raises(ValueError, match="invalid literal for int"):  # raised in a worker process, re-raised here
         wr._in_workers(int, [("1",), ("x",)], 2)
 

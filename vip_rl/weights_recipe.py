@@ -27,6 +27,9 @@ Candidate recipes (never exported; the default command is unchanged):
    so the held-out task never appears in the data. ``td-sim``'s second stage adds high detours
    (the end effector first wanders through random points high over the table, then the expert
    solves the task): the states a planner reaches by lifting the arm, which no other video visits.
+   The files, and td-sim's planner rounds, are collected on ``--workers`` processes (default one per core): each file
+   has its own seed, so they are the same for any count (``benchmarks/results/weights_collect.md``: 1.75x and 1.90x
+   on 2 cores).
 2. Train each encoder with :func:`vip_rl.pretrain.pretrain` and :data:`CONFIGS` (CPU, single
    process; small CNN at 64 px, cosine lr): goals are the final frames of successful episodes
    half of the time (``final_goal_prob``), swapped for another successful episode's final frame
@@ -45,7 +48,8 @@ Candidate recipes (never exported; the default command is unchanged):
 
 Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`DRAWS`), and the recipe trains on
 one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
-deterministic stage by stage. It does not give the bundled files back: vip-sim and liv-sim were trained by the module
+deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (sessions 21 and 22; their SHA-256 is in
+``benchmarks/results/weights_reproduce.md``). It does not give the bundled files back: vip-sim and liv-sim were trained by the module
 of 2026-11-25, td-sim's draw 3 by sessions 18-19's scripts with these configs, and today's command trains another
 draw of each (``benchmarks/results/weights_reproduce.md``; td-sim from nothing took 60.5 min on an idle machine in
 session 21, 52 of them its own stages; today's vip-sim draw 0 came out bit for bit in sessions 17 and 19). The text
@@ -340,14 +344,19 @@ def _worker_init() -> None:
     torch.set_num_threads(RECIPE_THREADS)
 
 
+def _check_workers(workers: Any) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+
+
 def _in_workers(function: Any, jobs: Sequence[tuple[Any, ...]], workers: int) -> None:
     """``function(*job)`` for every job: in this process when ``workers`` is 1 (or one job), else on
     ``min(workers, len(jobs))`` spawned processes (a fresh interpreter each: no GL context or torch state is
-    inherited) on :data:`RECIPE_THREADS` torch threads. Jobs are independent and seeded, so their files do not depend on
-    the count; a job's error is raised
-    here once the others are done, and a file is written only whole (each writer renames a temp file)."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    inherited) on :data:`RECIPE_THREADS` torch threads. Jobs are independent and seeded, so their files do not depend
+    on the count; a job's error is raised here once the others are done, and a file is written only whole (each
+    writer renames a temp file). A script that calls this with ``workers`` > 1 needs the ``if __name__ ==
+    "__main__":`` guard (spawned processes import the main module)."""
+    _check_workers(workers)
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
             function(*job)
@@ -596,6 +605,7 @@ def collect_all_planner_detours(data_dir: str | os.PathLike[str], encoder: Any, 
     removed after it; the files are the same as one process on :data:`RECIPE_THREADS` threads writes."""
     if isinstance(round, bool) or not isinstance(round, int) or round < 1:
         raise ValueError(f"round must be an int >= 1, got {round!r}")
+    _check_workers(workers)
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     paths = planner_detour_paths(data_dir, round, recipe)
     jobs = [(task, t, round, recipe, str(path)) for t, (task, path) in enumerate(zip(recipe.tasks, paths)) if not path.is_file()]
