@@ -51,8 +51,9 @@ one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differentl
 deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (sessions 21 and 22; their SHA-256 is in
 ``benchmarks/results/weights_reproduce.md``). It does not give the bundled files back: vip-sim and liv-sim were trained by the module
 of 2026-11-25, td-sim's draw 3 by sessions 18-19's scripts with these configs, and today's command trains another
-draw of each (``benchmarks/results/weights_reproduce.md``; td-sim from nothing took 60.5 min on an idle machine in
-session 21, 52 of them its own stages; today's vip-sim draw 0 came out bit for bit in sessions 17 and 19). The text
+draw of each (``benchmarks/results/weights_reproduce.md``; td-sim from nothing took 50 min on an idle machine in
+session 22, 42 of them its own stages, and 60.5 min in session 21 with the videos collected on one process; today's
+vip-sim draw 0 came out bit for bit in sessions 17 and 19). The text
 fit runs on PyTorch's deterministic kernels from an empty sentence-embedding cache (without them two fits of one seed
 drifted to 0.2 in a weight). td-sim ships draw 3 on vip-sim's trunk (session 20;
 sessions 16-19 shipped draw 1 without it, whose six image stages a fresh run reproduced bit for bit with the same
