@@ -19,7 +19,7 @@ Usage:
       --fresh liv-sim=runs/s17liv/final/liv-sim.safetensors
   .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors \\
       --merge benchmarks/results/weights_reproduce.json     # one more row; the other encoders' rows are kept
-  .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors \
+  .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors \\
       --again td-sim=runs/fresh2/final/td-sim.safetensors --merge benchmarks/results/weights_reproduce.json
   .venv/bin/python benchmarks/weights_reproduce.py --render-only
 """
