@@ -588,3 +588,26 @@ def test_frames_from_another_camera(tmp_path, encoder, expert_episodes, capsys):
     rc = train_cli(["bc", "--data", str(data), "--encoder", "random", "--out", str(tmp_path / "mlp"), "--random-shift", "2"])
     assert rc == 2 and "--random-shift only apply to --arch cnn" in capsys.readouterr().err
     assert not (tmp_path / "mlp").exists()
+    # the conv stages: widths and strides from the command line, refused before anything is written
+    out = tmp_path / "fine"
+    rc = train_cli(["bc", "--data", str(data), "--encoder", "random", "--out", str(out), "--arch", "cnn", "--pixel-pool", "2",
+                    "--cnn-channels", "8,8,8", "--cnn-strides", "2,1,2", "--steps", "3", "--hidden", "8", "--state", "all",
+                    "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0
+    saved = json.loads((out / "policy.json").read_text())
+    assert saved["config"]["cnn_channels"] == [8, 8, 8] and saved["config"]["cnn_strides"] == [2, 1, 2]
+    assert load_policy(out).pixel_trunk.out_dim == 8 * 4 * 4  # 16 px after pooling -> 8 -> 8 -> 4
+    for extra, message in ((["--arch", "cnn", "--cnn-strides", "2,1"], "--cnn-strides gives 2 strides for 4 conv stages"),
+                           (["--arch", "cnn", "--cnn-channels", "8,x"], "--cnn-channels must be comma-separated positive ints"),
+                           (["--arch", "cnn", "--cnn-strides", "0,1,2,1"], "--cnn-strides must be comma-separated positive ints"),
+                           (["--cnn-strides", "2,1,2,1"], "--cnn-strides only apply to --arch cnn")):
+        rc = train_cli(["bc", "--data", str(data), "--encoder", "random", "--out", str(tmp_path / "bad"), *extra])
+        assert rc == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()
+    # the default --state proprio on data whose state has fewer entries: refused before the encoder copy is written
+    rc = train_cli(["bc", "--data", str(data), "--encoder", "random", "--out", str(tmp_path / "bad"), "--steps", "3",
+                    "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 2 and "--state proprio feeds state entries 0-7" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="one positive stride per conv stage \\(2\\)"):
+        BCConfig(arch="cnn", cnn_channels=(8, 8), cnn_strides=(2,))

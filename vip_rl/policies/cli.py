@@ -93,6 +93,11 @@ def _train_parser() -> argparse.ArgumentParser:
                         help="--arch cnn: average-pool frames by this factor first (2: 96 px seen at 48 px)")
     parser.add_argument("--random-shift", type=int, default=0,
                         help="--arch cnn: shift training frames by up to this many pixels (DrQ augmentation; 0 = off)")
+    parser.add_argument("--cnn-channels", default="32,64,64,64",
+                        help="--arch cnn: comma-separated widths of the conv stages")
+    parser.add_argument("--cnn-strides", default=None,
+                        help="--arch cnn: comma-separated stride of each conv stage (default 2 each); 2,1,2,1 keeps a "
+                             "12 x 12 map at 48 px, what a front-camera PushBlock policy needs (benchmarks/notes/few_shot_wrist.md)")
     parser.add_argument("--state", default="proprio", choices=("proprio", "all", "none"),
                         help="state fed to the policy: proprio (vip_envs end-effector + fingers, default), all "
                              "(includes privileged object state), none (embeddings only)")
@@ -107,14 +112,19 @@ def _train_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parse_hidden(text: str) -> tuple[int, ...]:
+def _parse_ints(text: str, flag: str, example: str) -> tuple[int, ...]:
+    """``"256,256"`` -> ``(256, 256)``; UsageError naming ``flag`` unless every entry is a positive int."""
     try:
-        hidden = tuple(int(h) for h in text.split(",") if h.strip())
+        values = tuple(int(h) for h in text.split(",") if h.strip())
     except ValueError:
-        hidden = ()
-    if not hidden or min(hidden) < 1:
-        raise UsageError(f"--hidden must be comma-separated positive widths such as 256,256, got {text!r}")
-    return hidden
+        values = ()
+    if not values or min(values) < 1:
+        raise UsageError(f"{flag} must be comma-separated positive ints such as {example}, got {text!r}")
+    return values
+
+
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    return _parse_ints(text, "--hidden", "256,256")
 
 
 def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -171,14 +181,22 @@ def train_cli(argv: list[str]) -> int:
     hidden = _parse_hidden(args.hidden)
     if args.arch != "cnn":
         given = [flag for flag, value, default in (("--policy-camera", args.policy_camera, None),
-                                                   ("--pixel-pool", args.pixel_pool, 1), ("--random-shift", args.random_shift, 0))
+                                                   ("--pixel-pool", args.pixel_pool, 1), ("--random-shift", args.random_shift, 0),
+                                                   ("--cnn-channels", args.cnn_channels, "32,64,64,64"),
+                                                   ("--cnn-strides", args.cnn_strides, None))
                  if value != default]
         if given:
             raise UsageError(f"{', '.join(given)} only apply to --arch cnn (the MLP policy sees --camera's embedding)")
+    cnn_channels = _parse_ints(args.cnn_channels, "--cnn-channels", "32,64,64,64")
+    cnn_strides = None if args.cnn_strides is None else _parse_ints(args.cnn_strides, "--cnn-strides", "2,1,2,1")
+    if cnn_strides is not None and len(cnn_strides) != len(cnn_channels):
+        raise UsageError(f"--cnn-strides gives {len(cnn_strides)} strides for {len(cnn_channels)} conv stages "
+                         f"(--cnn-channels {args.cnn_channels}); give one per stage")
     common = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=hidden, head=args.head,
                   arch=args.arch, use_state=args.state != "none",
                   state_indices=PROPRIO_INDICES if args.state == "proprio" else None,
-                  pixel_pool=args.pixel_pool, random_shift=args.random_shift)
+                  pixel_pool=args.pixel_pool, random_shift=args.random_shift, cnn_channels=cnn_channels,
+                  cnn_strides=cnn_strides)
     if args.algo == "bc":
         config: BCConfig = BCConfig(**common)
     else:
@@ -199,6 +217,11 @@ def train_cli(argv: list[str]) -> int:
     )
     if env_action_dim is not None:
         dataset.check_action_dim(env_action_dim, env_id=args.env)
+    state_dim = dataset.states.shape[1] if dataset.states.ndim == 2 else 0
+    if config.use_state and config.state_indices is not None and max(config.state_indices) >= state_dim:
+        raise UsageError(f"--state proprio feeds state entries 0-{max(config.state_indices)} (vip_envs: effector "
+                         f"position / velocity, fingers), but {args.data} has {state_dim} state entries per step; "
+                         "use --state all or --state none")
     # the inputs are good: from here on files are written
     encoder_ref = args.encoder
     if args.encoder == "random" or Path(args.encoder).exists():

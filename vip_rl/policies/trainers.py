@@ -101,6 +101,9 @@ class BCConfig:
         object.__setattr__(self, "cnn_channels", tuple(int(c) for c in self.cnn_channels))
         if self.cnn_strides is not None:
             object.__setattr__(self, "cnn_strides", tuple(int(x) for x in self.cnn_strides))
+            if len(self.cnn_strides) != len(self.cnn_channels) or any(x < 1 for x in self.cnn_strides):
+                raise ValueError(f"cnn_strides must be None or one positive stride per conv stage "
+                                 f"({len(self.cnn_channels)}), got {self.cnn_strides!r}")
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
         if self.state_indices is not None:
