@@ -32,6 +32,8 @@ Usage:
     python benchmarks/few_shot_wrist.py --quick          # smoke sizes
     python benchmarks/few_shot_wrist.py --tasks PushBlock --methods "BC, front CNN" "RWR(td), front CNN" \
         --cnn-channels 32 32 32 32 --cnn-strides 2 1 2 1 --out benchmarks/results/few_shot_wrist_fine  # finer map
+    python benchmarks/few_shot_wrist.py --tasks PushBlock --methods "BC, front CNN" "RWR(td), front CNN" \
+        --cnn-channels 32 32 32 32 --cnn-strides 2 1 2 1 --steps 4000 --out benchmarks/results/few_shot_wrist_long
 """
 from __future__ import annotations
 
