@@ -97,7 +97,7 @@ def _train_parser() -> argparse.ArgumentParser:
                         help="--arch cnn: comma-separated widths of the conv stages")
     parser.add_argument("--cnn-strides", default=None,
                         help="--arch cnn: comma-separated stride of each conv stage (default 2 each); 2,1,2,1 keeps a "
-                             "12 x 12 map at 48 px, what a front-camera PushBlock policy needs (benchmarks/notes/few_shot_wrist.md)")
+                             "12 x 12 map at 48 px, as the front-camera PushBlock policies of benchmarks/results/few_shot_wrist_long.md")
     parser.add_argument("--state", default="proprio", choices=("proprio", "all", "none"),
                         help="state fed to the policy: proprio (vip_envs end-effector + fingers, default), all "
                              "(includes privileged object state), none (embeddings only)")
