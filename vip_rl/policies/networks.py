@@ -34,6 +34,24 @@ Arch = Literal["mlp", "cnn"]
 Head = Literal["deterministic", "gaussian"]
 
 
+def checked_cnn_strides(strides: Sequence[int] | None, channels: Sequence[int]) -> tuple[int, ...] | None:
+    """``strides`` as a tuple of ints (``None`` stays ``None``: stride 2 everywhere).
+
+    Example:
+        >>> checked_cnn_strides([2, 1], channels=(32, 32))
+        (2, 1)
+
+    Raises:
+        ValueError: not one positive stride per conv stage of ``channels``.
+    """
+    if strides is None:
+        return None
+    strides = tuple(int(x) for x in strides)
+    if len(strides) != len(channels) or any(x < 1 for x in strides):
+        raise ValueError(f"cnn_strides must be None or one positive stride per conv stage ({len(channels)}), got {strides!r}")
+    return strides
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """Everything needed to rebuild a policy network (stored in ``policy.json``).
@@ -111,11 +129,7 @@ class PolicyConfig:
             raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
         if not self.cnn_channels or any(c <= 0 for c in self.cnn_channels):
             raise ValueError(f"cnn_channels must be a non-empty sequence of positive ints, got {self.cnn_channels!r}")
-        if self.cnn_strides is not None:
-            object.__setattr__(self, "cnn_strides", tuple(int(x) for x in self.cnn_strides))
-            if len(self.cnn_strides) != len(self.cnn_channels) or any(x < 1 for x in self.cnn_strides):
-                raise ValueError(f"cnn_strides must be None or one positive stride per conv stage "
-                                 f"({len(self.cnn_channels)}), got {self.cnn_strides!r}")
+        object.__setattr__(self, "cnn_strides", checked_cnn_strides(self.cnn_strides, self.cnn_channels))
         if not self.min_log_std < self.max_log_std:
             raise ValueError(f"min_log_std must be < max_log_std, got {self.min_log_std} >= {self.max_log_std}")
 

@@ -33,7 +33,7 @@ import torch
 from vip_rl._io import atomic_path
 
 from .dataset import RETURN_KINDS, PolicyDataset
-from .networks import Policy, PolicyConfig
+from .networks import Policy, PolicyConfig, checked_cnn_strides
 
 #: ``vip_envs`` state entries that are proprioceptive (end-effector position, velocity, fingers); the
 #: rest (drawer, door, button, switch, block pose, target) is privileged object state.
@@ -99,11 +99,7 @@ class BCConfig:
             raise ValueError(f"arch must be 'mlp' or 'cnn', got {self.arch!r}")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "cnn_channels", tuple(int(c) for c in self.cnn_channels))
-        if self.cnn_strides is not None:
-            object.__setattr__(self, "cnn_strides", tuple(int(x) for x in self.cnn_strides))
-            if len(self.cnn_strides) != len(self.cnn_channels) or any(x < 1 for x in self.cnn_strides):
-                raise ValueError(f"cnn_strides must be None or one positive stride per conv stage "
-                                 f"({len(self.cnn_channels)}), got {self.cnn_strides!r}")
+        object.__setattr__(self, "cnn_strides", checked_cnn_strides(self.cnn_strides, self.cnn_channels))
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise ValueError(f"hidden must be a non-empty sequence of positive ints, got {self.hidden!r}")
         if self.state_indices is not None:
