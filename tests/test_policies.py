@@ -609,5 +609,10 @@ def test_frames_from_another_camera(tmp_path, encoder, expert_episodes, capsys):
                     "--cache-dir", str(tmp_path / "cache")])
     assert rc == 2 and "--state proprio feeds state entries 0-7" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    # any config the network cannot take for this data is refused before anything is written too
+    rc = train_cli(["bc", "--data", str(data), "--encoder", "random", "--out", str(tmp_path / "bad"), "--steps", "3",
+                    "--state", "all", "--arch", "cnn", "--pixel-pool", "3", "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 2 and f"pixel_pool=3 must divide image_size={SIZE}" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
     with pytest.raises(ValueError, match="one positive stride per conv stage \\(2\\)"):
         BCConfig(arch="cnn", cnn_channels=(8, 8), cnn_strides=(2,))

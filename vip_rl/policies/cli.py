@@ -176,7 +176,7 @@ def train_cli(argv: list[str]) -> int:
 
     from .dataset import PolicyDataset
     from .networks import save_policy
-    from .trainers import PROPRIO_INDICES, BCConfig, RWRConfig, config_to_dict, train_bc, train_rwr
+    from .trainers import PROPRIO_INDICES, BCConfig, RWRConfig, config_to_dict, policy_config_for, train_bc, train_rwr
 
     hidden = _parse_hidden(args.hidden)
     if args.arch != "cnn":
@@ -222,6 +222,7 @@ def train_cli(argv: list[str]) -> int:
         raise UsageError(f"--state proprio feeds state entries 0-{max(config.state_indices)} (vip_envs: effector "
                          f"position / velocity, fingers), but {args.data} has {state_dim} state entries per step; "
                          "use --state all or --state none")
+    policy_config_for(config, dataset)  # the network the trainer will build fits this data (e.g. --pixel-pool vs the frame size)
     # the inputs are good: from here on files are written
     encoder_ref = args.encoder
     if args.encoder == "random" or Path(args.encoder).exists():
