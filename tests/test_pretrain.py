@@ -112,6 +112,10 @@ def test_stop_after_time_slices(tmp_path: Path) -> None:
     recorded = json.loads((tmp_path / "b" / "encoder" / "config.json").read_text())["training"]["train_seconds"]
     assert 0 < first_slice < final and recorded == pytest.approx(final, abs=0.1)
     assert sliced.config["training"]["train_seconds"] == recorded
+    # a finished run called again trains nothing and adds nothing (a recipe resumed over its finished stages)
+    again = pretrain(config, videos, out_dir=tmp_path / "b", progress=False)
+    assert again.config["training"]["train_seconds"] == recorded
+    assert json.loads((tmp_path / "b" / "encoder" / "config.json").read_text())["training"]["train_seconds"] == recorded
 
 
 def _free_port() -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -94,8 +95,38 @@ def test_collection_workers_write_the_same_files_as_one_process(tmp_path):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x.frames["front"], y.frames["front"])
             np.testing.assert_array_equal(x.states, y.states)
-    # the encoder copy the workers loaded is gone; only the round's files are left
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in two)
+    # the encoder copy the workers loaded is gone; only the round's files and its collection time are left
+    record = wr._planner_round_record(tmp_path / "two", 1, recipe)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted([p.name for p in two] + [record.name])
+    assert json.loads(record.read_text())["files_collected"] == 2 and wr.planner_round_seconds(tmp_path / "two", 1, recipe) > 0
+    # a second call finds every file on disk: it collects nothing and keeps the first call's time
+    first = wr.planner_round_seconds(tmp_path / "one", 1, recipe)
+    assert wr.collect_all_planner_detours(tmp_path / "one", None, 1, recipe) == one
+    assert wr.planner_round_seconds(tmp_path / "one", 1, recipe) == first > 0
+
+
+def test_a_resumed_run_records_the_planner_rounds_collection_time_not_its_loading(tmp_path, monkeypatch):
+    """A recipe run resumed over a finished one reuses the planner rounds on disk: each stage's record keeps the
+    collection time the earlier run wrote beside the files (None where it wrote none), not the seconds of loading them."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for round_ in (1, 2):
+        for path in wr.planner_detour_paths(data_dir, round_):
+            path.write_bytes(b"")  # on disk: nothing is collected (the mocked loader never reads them)
+    wr._planner_round_record(data_dir, 1).write_text(json.dumps({"collect_seconds": 186.25}))
+    monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: wr.TrainingVideos([None], ["a"], [True], ["expert"]))
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: Encoder())
+    monkeypatch.setattr(wr, "_trained_seconds", lambda encoder, wall: 10.0)
+    _, _, _, records = wr._fine_tune("td-sim", Encoder(), wr.CONFIGS["td-sim"], None, first=3, init_from="x", out=tmp_path,
+                                     data_dir=data_dir, paths=[], steps=1, progress=False)
+    rounds = [stage.planner_round for stage in wr.FINETUNES["td-sim"][1:]]
+    assert rounds[:2] == [1, 2] and len(records) == len(rounds)
+    assert records[0]["collect_seconds"] == 186.2 and records[0]["train_seconds"] == 196.2
+    assert records[1]["collect_seconds"] is None and records[1]["train_seconds"] == 10.0  # the earlier run's time unknown
+    assert all("collect_seconds" not in record for record in records[2:])  # no planner round in the consolidations
+    assert not wr._planner_round_record(data_dir, 2).exists()  # nothing collected, nothing written
+    wr._planner_round_record(data_dir, 1).write_text("{not json")
+    assert wr.planner_round_seconds(data_dir, 1) is None
 
 
 def test_collection_workers_are_checked_and_pass_a_job_error_on():

@@ -806,6 +806,7 @@ def pretrain(
         if dist.world_size > 1:
             model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         logger = _Logger(out, start_step=start_step, enabled=dist.is_main)
+        seconds_so_far = seconds_before  # what the last checkpoint records (a finished run called again: unchanged)
         end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
         if eval_on_training and dist.is_main:  # warned once the inputs are known good, before the first step
             why = ("eval_videos=0" if config.eval_videos == 0 else
@@ -864,8 +865,9 @@ def pretrain(
                 encoder.train()
             if (config.ckpt_every and step % config.ckpt_every == 0) or step == end_step:
                 if dist.is_main:
+                    seconds_so_far = seconds_before + time.perf_counter() - call_start
                     _save_checkpoint(ckpt_path, encoder=encoder, optimizer=optimizer, step=step, config=config, sampler=sampler, init_from=None if init_from is None else str(init_from), target=target,
-                                     decoder=decoder, train_seconds=seconds_before + time.perf_counter() - call_start,
+                                     decoder=decoder, train_seconds=seconds_so_far,
                                      code=_code_history(code_before, step > start_step))
                 dist.barrier()
         batches.close()
@@ -874,14 +876,15 @@ def pretrain(
         logger.close()
         encoder.eval()
         if dist.is_main and step == config.steps:
-            # train_seconds: every call that trained this run, resumed slices included (a finished run called again adds
-            # only this call's setup); also left in encoder.config["training"] for the caller (weights_recipe's records)
+            # train_seconds: every call that trained this run, resumed slices included, as the last checkpoint holds them
+            # (a finished run called again adds nothing: a recipe resumed over finished stages keeps their times); also
+            # left in encoder.config["training"] for the caller (weights_recipe's records)
             # code: the code that trained the last steps; code_earlier: that of earlier calls, where they differ
             codes = _code_history(code_before, step > start_step)  # never empty: steps >= 1, a resumed run has its own
             training = {"pretrain_config": config.to_dict(), "steps": step, "init_from": None if init_from is None else str(init_from),
                         "eval_on_training_videos": eval_on_training, "version": __version__, "code": codes[-1],
                         **({"code_earlier": codes[:-1]} if len(codes) > 1 else {}),
-                        "train_seconds": round(seconds_before + time.perf_counter() - call_start, 1)}
+                        "train_seconds": round(seconds_so_far, 1)}
             save_encoder(encoder, out / "encoder", training=training)
             encoder.config["training"] = training
         dist.barrier()

@@ -48,19 +48,18 @@ Candidate recipes (never exported; the default command is unchanged):
 
 Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`DRAWS`), and the recipe trains on
 one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
-deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (sessions 21 and 22; their SHA-256 is in
-``benchmarks/results/weights_reproduce.md``). It does not give the bundled files back: vip-sim and liv-sim were trained by the module
-of 2026-11-25, td-sim's draw 3 by sessions 18-19's scripts with these configs, and today's command trains another
-draw of each (``benchmarks/results/weights_reproduce.md``; td-sim from nothing took 50 min on an idle machine in
-session 22, 42 of them its own stages, and 60.5 min in session 21 with the videos collected on one process; today's
-vip-sim draw 0 came out bit for bit in sessions 17 and 19). The text
+deterministic: three runs of td-sim's recipe from nothing wrote the same tensors (sessions 21 and 22; their SHA-256 is in
+``benchmarks/results/weights_reproduce.md``), and the bundled td-sim is that run, exported by this module (session 24).
+vip-sim and liv-sim were trained by the module of 2026-11-25, and today's command trains another draw of each
+(vip-sim draw 0 came out bit for bit in sessions 17 and 19). td-sim from nothing took 50 min on an idle machine in
+session 22, 42 of them its own stages. The text
 fit runs on PyTorch's deterministic kernels from an empty sentence-embedding cache (without them two fits of one seed
-drifted to 0.2 in a weight). td-sim ships draw 3 on vip-sim's trunk (session 20;
-sessions 16-19 shipped draw 1 without it, whose six image stages a fresh run reproduced bit for bit with the same
-planner videos in session 16): on the dev seeds 100-139 it planned 157 of 200 image-goal episodes, draw 1 148
-(``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on the benchmarks is in
-``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw of every stage, the trunk source's included:
-another one.
+drifted to 0.2 in a weight). td-sim is draw 3 on vip-sim's trunk (session 20; sessions 16-19 shipped draw 1 without
+it, and sessions 20-23 a file of draw 3 that sessions 18-19's scratch scripts trained, which no command gives back):
+on the dev seeds 100-139 the trunk's draws planned OpenDrawer + PressButton in 72 (this one) to 78 of 80 image-goal
+episodes, the draws without it 56-69 (``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on
+the benchmarks is in ``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw of every stage, the
+trunk source's included: another one.
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
 from __future__ import annotations
@@ -175,10 +174,10 @@ _TDIST = dict(objective="tdist", arch="cnn", embed_dim=64, image_size=64, cnn_ch
               ckpt_every=500, seed=0)
 
 #: The draw of each bundled encoder's recipe: added to its first stage's seed (the later stages' seeds follow from it)
-#: and its text fit's, so that ``make weights`` trains exactly the bundled weights. td-sim ships draw 3 on vip-sim's trunk
-#: (:data:`TRUNKS`, session 20): the session-18 pilot, chosen on the dev seeds 100-139 by OpenDrawer + PressButton (78 of
-#: 80; the draws 0-3 without the trunk: 56 / 68 / 69 / 60; benchmarks/results/dev_stage5_draws/README.md). Sessions 16-19
-#: shipped draw 1 without the trunk. ``--seed N`` adds N on top: another draw.
+#: and its text fit's, so that ``make weights`` trains exactly the bundled weights (td-sim's, bit for bit since session
+#: 24). td-sim is draw 3 on vip-sim's trunk (:data:`TRUNKS`, session 20); on the dev seeds 100-139 (OpenDrawer +
+#: PressButton, image goal) it plans 72 of 80, the draws 0-3 without the trunk 56 / 68 / 69 / 60
+#: (benchmarks/results/dev_stage5_draws/README.md). ``--seed N`` adds N on top: another draw.
 DRAWS: dict[str, int] = {"vip-sim": 0, "liv-sim": 0, "td-sim": 3}
 #: Bundled encoders whose first stage starts from the conv trunk of another bundled recipe's first stage (at its draw,
 #: plus ``--seed``), with a fresh head (:func:`trunk_start`); their image stages train without a text tower (its term
@@ -610,16 +609,43 @@ def collect_all_planner_detours(data_dir: str | os.PathLike[str], encoder: Any, 
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     paths = planner_detour_paths(data_dir, round, recipe)
     jobs = [(task, t, round, recipe, str(path)) for t, (task, path) in enumerate(zip(recipe.tasks, paths)) if not path.is_file()]
+    if not jobs:
+        return paths
+    start = time.perf_counter()
     if workers == 1 or len(jobs) <= 1:
         for task, t, round_, recipe_, path in jobs:
             _collect_planner_round(task, t, round_, recipe_, path, encoder)
-        return paths
-    from vip_rl.encoders import save_encoder
+    else:
+        from vip_rl.encoders import save_encoder
 
-    with tempfile.TemporaryDirectory(prefix=f".encoder-r{round}-", dir=data_dir) as scratch:
-        saved = str(save_encoder(encoder, Path(scratch) / "encoder"))
-        _in_workers(_collect_planner_round, [(*job, saved) for job in jobs], workers)
+        with tempfile.TemporaryDirectory(prefix=f".encoder-r{round}-", dir=data_dir) as scratch:
+            saved = str(save_encoder(encoder, Path(scratch) / "encoder"))
+            _in_workers(_collect_planner_round, [(*job, saved) for job in jobs], workers)
+    from vip_rl._io import atomic_write_json
+
+    # files_collected < files: a round resumed after a kill, whose first part's time is not in collect_seconds
+    atomic_write_json(_planner_round_record(data_dir, round, recipe),
+                      {"collect_seconds": time.perf_counter() - start, "files_collected": len(jobs), "files": len(paths),
+                       "workers": workers})
     return paths
+
+
+def _planner_round_record(data_dir: str | os.PathLike[str], round: int, recipe: DataRecipe = DATA) -> Path:
+    """Where :func:`collect_all_planner_detours` records how long round ``round`` took to collect."""
+    return Path(data_dir) / f"{PLANNER_DETOUR}_r{round}_{recipe.embodiment}.json"
+
+
+def planner_round_seconds(data_dir: str | os.PathLike[str], round: int, recipe: DataRecipe = DATA) -> float | None:
+    """Seconds that :func:`collect_all_planner_detours` took to collect round ``round``'s files in ``data_dir`` (the
+    last call that wrote any of them), or None where no call recorded it (files of an earlier version of this
+    module). A resumed recipe run reuses the files, so its export records this time, not the seconds of loading them."""
+    import json
+
+    try:
+        value = json.loads(_planner_round_record(data_dir, round, recipe).read_text())["collect_seconds"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _collect_planner_round(task: str, t: int, round: int, recipe: DataRecipe, path: str, encoder: Any) -> None:
@@ -822,23 +848,29 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
     for index in range(first - 2, len(FINETUNES.get(name, ()))):
         stage = FINETUNES[name][index]
         start = time.perf_counter()
-        collect_seconds = 0.0
+        collect_seconds, reused = 0.0, False
         if stage.planner_round:
+            reused = all(path.is_file() for path in planner_detour_paths(data_dir, stage.planner_round))
             detours = [*detours, *collect_all_planner_detours(data_dir, encoder, stage.planner_round, workers=workers)]
             data = load_training_videos([*paths, *detours], camera=DATA.camera)
             collect_seconds = time.perf_counter() - start
             print(f"{name}: planner detours round {stage.planner_round} with stage {index + 1}'s encoder: "
-                  f"{data.kinds.count(PLANNER_DETOUR)} videos of all rounds, in {collect_seconds:.0f} s", flush=True)
+                  f"{data.kinds.count(PLANNER_DETOUR)} videos of all rounds, "
+                  + (f"already on disk (loaded in {collect_seconds:.0f} s)" if reused else f"in {collect_seconds:.0f} s"),
+                  flush=True)
         config = dataclasses.replace(config, **{**stage.overrides, **({} if steps is None else {"steps": steps})},
                                      seed=config.seed + stage.seed_offset)
         encoder = train(name, data, out_dir=_stage_dir(out, name, index + 2), config=config, progress=progress,
                         kinds=stage.kinds, init_from=init_from)
         init_from = _stage_dir(out, name, index + 2) / "encoder"
-        stage_seconds = collect_seconds + _trained_seconds(encoder, time.perf_counter() - start - collect_seconds)
+        trained = _trained_seconds(encoder, time.perf_counter() - start - collect_seconds)
+        if reused:  # the round's files came from an earlier run: its collection time, not this run's loading time
+            collect_seconds = planner_round_seconds(data_dir, stage.planner_round)
+        stage_seconds = (collect_seconds or 0.0) + trained
         record = _stage_record(config, {kind: data.kinds.count(kind) for kind in stage.kinds}, stage_seconds, encoder=encoder,
                                init_from=f"stage {index + 1}")
-        if collect_seconds:
-            record["collect_seconds"] = round(collect_seconds, 1)  # included in train_seconds: it needs the encoder
+        if stage.planner_round:  # included in train_seconds: it needs the encoder (None: collected, time not recorded)
+            record["collect_seconds"] = None if collect_seconds is None else round(collect_seconds, 1)
         records.append(record)
         print(f"{name}: stage {index + 2}: fine-tuned {config.steps} steps in {stage_seconds:.0f} s", flush=True)
     return encoder, config, data, records
