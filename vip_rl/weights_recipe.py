@@ -604,7 +604,8 @@ def collect_all_planner_detours(data_dir: str | os.PathLike[str], encoder: Any, 
     ``recipe.planner_detour_seed + 100 * (round - 1) + t`` (existing files are kept: they belong to the encoder
     that wrote them, so clear them after retraining it). ``workers`` > 1: the tasks are collected on that many
     processes (:func:`_in_workers`), each loading ``encoder`` from a copy saved in ``data_dir`` for the round and
-    removed after it; the files are the same as one process on :data:`RECIPE_THREADS` threads writes."""
+    removed after it; the files are the same as one process on :data:`RECIPE_THREADS` threads writes. A call that
+    collects anything records how long it took beside the files (:func:`planner_round_seconds`)."""
     if isinstance(round, bool) or not isinstance(round, int) or round < 1:
         raise ValueError(f"round must be an int >= 1, got {round!r}")
     _check_workers(workers)
