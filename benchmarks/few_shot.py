@@ -87,6 +87,7 @@ import numpy as np
 
 import _common  # noqa: F401  (library path; MUJOCO_GL default before anything imports mujoco, workers too)
 import _report
+from vip_rl._provenance import arrays_digest
 from vip_rl.collect import TASK_OBJECT, wrong_task_choices
 
 RESULTS = _report.RESULTS
@@ -637,8 +638,14 @@ def main(argv: list[str] | None = None) -> int:
             arrays = dataset_arrays(path, goal, policy_input, {"vip": vip, "td": td, "random": random}, cache_dir)
             info["weight_share"] = weight_shares(arrays, mix_kinds(mix, size, args.failed), args.num_demos, rwr[mix])
             meta = arrays.pop("metadata")
+            # what the policies train on: equal digests in two runs mean equal inputs (session 24 found a rerun's
+            # cells moved with no record of whether its arrays had)
+            info["arrays_sha256"] = arrays_digest(arrays)
             file = arrays_dir / f"{path.stem}_{input_label}.npz"
-            np.savez(file, metadata=json.dumps(meta), **arrays)
+            partial = file.with_name(f".{file.name}")
+            with open(partial, "wb") as handle:  # written whole, then renamed
+                np.savez(handle, metadata=json.dumps(meta), **arrays)
+            partial.replace(file)
             arrays_path[mix, task] = file
             data_info[mix][task] = info
             demo_seeds |= set(info["seeds"])

@@ -67,15 +67,10 @@ def _load(label: str, path: Path) -> dict[str, np.ndarray]:
 def tensor_digest(path: Path, label: str = "fresh") -> str:
     """SHA-256 (hex) of a ``.safetensors`` file's tensors: each name, dtype, shape and little-endian bytes, in name
     order. Two files with equal tensors have equal digests whatever their metadata (the encoder's config and training
-    record, with its timings, are stored there)."""
-    import hashlib
+    record, with its timings, are stored there): :func:`vip_rl._provenance.arrays_digest` of them."""
+    from vip_rl._provenance import arrays_digest
 
-    digest = hashlib.sha256()
-    for key, value in sorted(_load(label, path).items()):
-        value = np.ascontiguousarray(value)
-        digest.update(f"{key}|{value.dtype.newbyteorder('<').str}|{value.shape}|".encode())
-        digest.update(value.astype(value.dtype.newbyteorder("<"), copy=False).tobytes())
-    return digest.hexdigest()
+    return arrays_digest(_load(label, path))
 
 
 def compare(bundled: Path, fresh: Path, labels: tuple[str, str] = ("bundled", "fresh")) -> dict[str, Any]:

@@ -128,3 +128,23 @@ def test_benchmark_results_name_their_code_and_merged_parts_keep_theirs(benchmar
     report.add_part(block, "column b", {"command": "older", "date": "e"})  # written before results named their code
     assert block["parts"] == [{"part": "column a", "command": "old", "date": "d", "code": earlier["code"]},
                              {"part": "column b", "command": "older", "date": "e"}]
+
+
+def test_arrays_digest_names_the_arrays_not_the_container():
+    """Equal named arrays give one digest whatever their order in the mapping; a changed value, dtype, shape or name
+    gives another (what benchmarks record to tell whether two runs trained on the same arrays)."""
+    import numpy as np
+
+    from vip_rl._provenance import arrays_digest
+
+    base = {"actions": np.arange(6, dtype=np.float32).reshape(3, 2), "ids": np.array([0, 0, 1])}
+    digest = arrays_digest(base)
+    assert len(digest) == 64 and arrays_digest(dict(reversed(list(base.items())))) == digest
+    assert arrays_digest({k: v.copy() for k, v in base.items()}) == digest
+    changed = {**base, "actions": base["actions"] + np.float32(1e-6)}
+    recast = {**base, "actions": base["actions"].astype(np.float64)}
+    reshaped = {**base, "actions": base["actions"].reshape(2, 3)}
+    renamed = {"action": base["actions"], "ids": base["ids"]}
+    assert len({digest, *(arrays_digest(a) for a in (changed, recast, reshaped, renamed))}) == 5
+    big_endian = {**base, "ids": base["ids"].astype(">i8")}  # the same numbers in another byte order: the same digest
+    assert arrays_digest(big_endian) == arrays_digest({**base, "ids": base["ids"].astype("<i8")})

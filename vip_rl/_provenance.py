@@ -3,7 +3,9 @@
 The package version (``vip_rl.__version__``) does not change between commits, so it cannot tell two trainings
 apart. The bundled td-sim showed why that matters: its first four stages were trained by code that has changed
 since, and nothing in its JSON said by which. :func:`code_version` is what ``pretrain`` and
-``weights_recipe`` now record beside each stage.
+``weights_recipe`` now record beside each stage. :func:`arrays_digest` names the data side the same way: a digest of
+named arrays (a weight file's tensors, a benchmark's training arrays), so that two runs can tell whether their inputs
+were equal.
 """
 from __future__ import annotations
 
@@ -74,3 +76,17 @@ def code_version() -> dict[str, Any]:
     dirs = package_dirs()
     commit, dirty = git_state(dirs[0], dirs) if dirs else (None, None)
     return {"sources_sha256": source_digest(dirs) if dirs else None, "git_commit": commit, "git_dirty": dirty}
+
+
+def arrays_digest(arrays: Any) -> str:
+    """SHA-256 (hex) of named arrays (a mapping of name -> array): each name, dtype, shape and little-endian bytes, in
+    name order. Equal arrays give equal digests whatever else a file holds (metadata, timings); a renamed, recast,
+    reshaped or changed array gives another."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for key, value in sorted(arrays.items()):
+        value = np.ascontiguousarray(value)
+        digest.update(f"{key}|{value.dtype.newbyteorder('<').str}|{value.shape}|".encode())
+        digest.update(value.astype(value.dtype.newbyteorder("<"), copy=False).tobytes())
+    return digest.hexdigest()
