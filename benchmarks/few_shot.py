@@ -87,6 +87,7 @@ import numpy as np
 
 import _common  # noqa: F401  (library path; MUJOCO_GL default before anything imports mujoco, workers too)
 import _report
+from vip_rl._io import atomic_path
 from vip_rl._provenance import arrays_digest
 from vip_rl.collect import TASK_OBJECT, wrong_task_choices
 
@@ -215,10 +216,8 @@ def collect_demos(task: str, num_demos: int, data_dir: Path, *, seed: int, mix: 
                 tmp.unlink()
                 if goal_episode.success:
                     break
-            partial = goal_file.with_name(f".{goal_file.name}")  # written whole, then renamed
-            with open(partial, "wb") as handle:
+            with atomic_path(goal_file) as partial, open(partial, "wb") as handle:  # written whole, then renamed
                 np.save(handle, goal_episode.frames["front"][-1])
-            os.replace(partial, goal_file)
     episodes = read_episodes(out, load_images=False)
     info = {
         "file": str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
@@ -642,10 +641,8 @@ def main(argv: list[str] | None = None) -> int:
             # cells moved with no record of whether its arrays had)
             info["arrays_sha256"] = arrays_digest(arrays)
             file = arrays_dir / f"{path.stem}_{input_label}.npz"
-            partial = file.with_name(f".{file.name}")
-            with open(partial, "wb") as handle:  # written whole, then renamed
+            with atomic_path(file) as partial, open(partial, "wb") as handle:  # written whole, then renamed
                 np.savez(handle, metadata=json.dumps(meta), **arrays)
-            partial.replace(file)
             arrays_path[mix, task] = file
             data_info[mix][task] = info
             demo_seeds |= set(info["seeds"])

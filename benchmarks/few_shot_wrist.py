@@ -50,6 +50,7 @@ import numpy as np
 import _common  # noqa: F401  (library path; MUJOCO_GL default before anything imports mujoco, workers too)
 import _report
 import few_shot as fs
+from vip_rl._io import atomic_path
 from vip_rl._provenance import arrays_digest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,10 +86,8 @@ def task_arrays(task: str, data_dir: Path, cache_dir: Path, encoders: dict[str, 
     arrays["frames_front"] = front.frames
     info["arrays_sha256"] = arrays_digest(arrays)  # equal digests in two runs: equal training inputs
     file = out_dir / f"{path.stem}.npz"
-    partial = file.with_name(f".{file.name}")
-    with open(partial, "wb") as handle:  # written whole, then renamed
+    with atomic_path(file) as partial, open(partial, "wb") as handle:  # written whole, then renamed
         np.savez(handle, metadata=json.dumps(meta), **arrays)
-    partial.replace(file)
     return file, info
 
 
