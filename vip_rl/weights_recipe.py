@@ -936,7 +936,7 @@ def _stage_dir(out: Path, name: str, stage: int) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vip_rl.weights_recipe", description="Reproduce the bundled vip-sim / liv-sim weights.")
+    parser = argparse.ArgumentParser(prog="python -m vip_rl.weights_recipe", description="Train the bundled encoders (td-sim, vip-sim, liv-sim) with their recipes; td-sim comes out bit for bit, vip-sim and liv-sim as other draws (module docstring).")
     parser.add_argument("--out", default="runs/weights", help="work directory for data and training runs")
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append", help="train only this encoder (repeatable)")
     parser.add_argument("--steps", type=int, default=None, help="override the number of steps (quick checks)")

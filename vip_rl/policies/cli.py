@@ -175,7 +175,7 @@ def train_cli(argv: list[str]) -> int:
     from vip_rl.encoders import save_encoder
 
     from .dataset import PolicyDataset
-    from .networks import save_policy
+    from .networks import checked_cnn_strides, save_policy
     from .trainers import PROPRIO_INDICES, BCConfig, RWRConfig, config_to_dict, policy_config_for, train_bc, train_rwr
 
     hidden = _parse_hidden(args.hidden)
@@ -189,9 +189,11 @@ def train_cli(argv: list[str]) -> int:
             raise UsageError(f"{', '.join(given)} only apply to --arch cnn (the MLP policy sees --camera's embedding)")
     cnn_channels = _parse_ints(args.cnn_channels, "--cnn-channels", "32,64,64,64")
     cnn_strides = None if args.cnn_strides is None else _parse_ints(args.cnn_strides, "--cnn-strides", "2,1,2,1")
-    if cnn_strides is not None and len(cnn_strides) != len(cnn_channels):
-        raise UsageError(f"--cnn-strides gives {len(cnn_strides)} strides for {len(cnn_channels)} conv stages "
-                         f"(--cnn-channels {args.cnn_channels}); give one per stage")
+    try:  # the rule lives in checked_cnn_strides; the message names the flags
+        checked_cnn_strides(cnn_strides, cnn_channels)
+    except ValueError as exc:
+        raise UsageError(f"--cnn-strides gives {len(cnn_strides or ())} strides for {len(cnn_channels)} conv stages "
+                         f"(--cnn-channels {args.cnn_channels}); give one per stage") from exc
     common = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, hidden=hidden, head=args.head,
                   arch=args.arch, use_state=args.state != "none",
                   state_indices=PROPRIO_INDICES if args.state == "proprio" else None,
