@@ -42,6 +42,7 @@ def bench_kitchen(tasks: list[str], *, episodes: int, max_steps: int, num_sample
     out: dict[str, Any] = {"episodes": episodes, "max_steps": max_steps, "K": num_samples, "H": horizon, "tasks": {}}
     for task in tasks:
         env = gym.make(ids[task], render_mode="rgb_array", image_size=64)
+        env.reset(seed=seed)  # MujocoDynamics checks its backend by stepping a copy of the env from its current state
         cells: dict[str, Any] = {}
         with MujocoDynamics(env, nthread=2) as dyn:
             costs: dict[str, Any] = {"oracle (task progress)": lambda: OracleCost(key="task_progress", when="sum")}
