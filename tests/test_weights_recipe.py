@@ -159,7 +159,7 @@ def test_the_bundled_draw_is_part_of_the_recipe():
         text = {"text": "none"} if name in wr.TRUNKS else {}  # attached for the text fit
         assert wr.CONFIGS[name] == dataclasses.replace(recipe, seed=recipe.seed + wr.DRAWS[name], **text)
     assert wr.DRAWS["td-sim"] == 3 and wr.TEXT_FITS["td-sim"].seed == 4 + wr.DRAWS["td-sim"]
-    assert wr.TRUNKS == {"td-sim": "vip-sim"} and all(source not in wr.TRUNKS for source in wr.TRUNKS.values())
+    assert wr.TRUNKS == {"td-sim": ("vip-sim", 0)} and all(source not in wr.TRUNKS for source, _ in wr.TRUNKS.values())
     assert all(wr.RECIPES[base].seed == 0 for base, _, _ in wr.VARIANTS.values())
 
 
@@ -442,6 +442,17 @@ def test_td_sim_trains_on_vip_sims_trunk_without_text_until_the_text_fit(tmp_pat
     assert wr.main(["--only", "td-sim", "--only", "vip-sim", "--no-export", "--out", str(tmp_path)]) == 0
     assert [name for name, _ in calls[:2]] == ["vip-sim", "td-sim"] and starts[0][1].name == "vip-sim"
     assert [name for name, _ in exported] == ["vip-sim", "td-sim"]
+    # another bundled draw of vip-sim leaves td-sim's trunk at the pinned draw 0, trained in a folder of its own
+    monkeypatch.setitem(wr.DRAWS, "vip-sim", 3)
+    monkeypatch.setitem(wr.CONFIGS, "vip-sim", dataclasses.replace(wr.RECIPES["vip-sim"], seed=wr.RECIPES["vip-sim"].seed + 3))
+    calls.clear(), starts.clear(), exported.clear()
+    assert wr.main(["--only", "td-sim", "--only", "vip-sim", "--no-export", "--out", str(tmp_path)]) == 0
+    (vip_name, vip), (trunk_name, trunk), (td_name, _), *_ = calls
+    assert vip_name == trunk_name == "vip-sim" and td_name == "td-sim"
+    assert vip["out_dir"] == tmp_path / "vip-sim" and vip["config"].seed == wr.RECIPES["vip-sim"].seed + 3
+    assert trunk["out_dir"] == tmp_path / "vip-sim-draw0" and trunk["config"] == wr.RECIPES["vip-sim"]
+    assert [name for name, _ in exported] == ["vip-sim", "td-sim"]
+    assert exported[1][1]["stages"][0]["init_from"] == "conv trunk of vip-sim (draw 0)"
 
 
 class Encoder:

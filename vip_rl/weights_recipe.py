@@ -5,11 +5,11 @@
 ``OUT/final/<name>.safetensors`` instead of the bundled file, to compare a fresh run with it).
 
 td-sim starts from a VIP-trained trunk (:data:`TRUNKS`, session 20): its first stage starts from the conv trunk of
-vip-sim's first stage at the same draw (trained in ``OUT/vip-sim`` first: ``--only td-sim`` trains or resumes it there
-without exporting it), with a fresh head (:func:`trunk_start`); its image stages train without a text tower (the text
-term sends no gradient to the image tower), which is attached for the text fit (:func:`with_text_tower`). The trunk
-comes from today's vip-sim draw 0 (what ``make weights`` exports as vip-sim), not from the bundled vip-sim (the module
-of 2026-11-25's draw).
+vip-sim's first stage at draw 0, the draw :data:`TRUNKS` pins (trained in ``OUT/vip-sim`` first: ``--only td-sim``
+trains or resumes it there without exporting it), with a fresh head (:func:`trunk_start`); its image stages train
+without a text tower (the text term sends no gradient to the image tower), which is attached for the text fit
+(:func:`with_text_tower`). The trunk comes from today's vip-sim draw 0 (what ``make weights`` exports as vip-sim while
+``DRAWS["vip-sim"]`` is 0), not from the bundled vip-sim (the module of 2026-11-25's draw).
 
 Candidate recipes (never exported; the default command is unchanged):
 ``python -m vip_rl.weights_recipe --variant NAME [--data runs/weights/data] --out DIR`` trains the
@@ -179,12 +179,14 @@ _TDIST = dict(objective="tdist", arch="cnn", embed_dim=64, image_size=64, cnn_ch
 #: PressButton, image goal) it plans 72 of 80, the draws 0-3 without the trunk 56 / 68 / 69 / 60
 #: (benchmarks/results/dev_stage5_draws/README.md). ``--seed N`` adds N on top: another draw.
 DRAWS: dict[str, int] = {"vip-sim": 0, "liv-sim": 0, "td-sim": 3}
-#: Bundled encoders whose first stage starts from the conv trunk of another bundled recipe's first stage (at its draw,
-#: plus ``--seed``), with a fresh head (:func:`trunk_start`); their image stages train without a text tower (its term
-#: sends no gradient to the image tower) and the text tower is attached for the text fit (:func:`with_text_tower`).
-#: td-sim (session 20, issue 17): the temporal-distance stages on vip-sim's trunk planned 157 of 200 dev episodes
-#: against 148 for draw 1 without it (benchmarks/results/dev_stage5_draws/README.md).
-TRUNKS: dict[str, str] = {"td-sim": "vip-sim"}
+#: Bundled encoders whose first stage starts from the conv trunk of another bundled recipe's first stage: name ->
+#: (source recipe, the source's draw, plus ``--seed``), with a fresh head (:func:`trunk_start`); their image stages train
+#: without a text tower (its term sends no gradient to the image tower) and the text tower is attached for the text fit
+#: (:func:`with_text_tower`). The trunk's draw is pinned here, not read from :data:`DRAWS`, so that another bundled draw
+#: of the source leaves this recipe as it is (a trunk of another draw than the exported source's trains in
+#: ``OUT/<source>-draw<N>``). td-sim (session 20, issue 17): the temporal-distance stages on vip-sim's trunk planned 157
+#: of 200 dev episodes against 148 for draw 1 without it (benchmarks/results/dev_stage5_draws/README.md).
+TRUNKS: dict[str, tuple[str, int]] = {"td-sim": ("vip-sim", 0)}
 #: Torch threads the recipe trains with (``main`` sets them). Floating-point sums split over another number of threads
 #: round differently, and over 12000 steps the runs part: td-sim's first stage with 2 threads ended up to 0.24 from
 #: the same seed with 1 in a weight (its loss differed from step 20). One thread is what the shipped draw was trained
@@ -752,6 +754,15 @@ def _first_config(name: str, args: argparse.Namespace) -> PretrainConfig:
                                **({} if args.steps is None else {"steps": args.steps}))
 
 
+def _trunk_source(name: str, args: argparse.Namespace) -> tuple[str, str, int, PretrainConfig]:
+    """The trunk of ``name`` (in :data:`TRUNKS`) in this command: ``(source, run key, draw, config)``. The config is the
+    source's first stage at the pinned draw plus ``--seed``; the run key (the run's folder under OUT) is the source's
+    own when that draw is the one the source exports (:data:`DRAWS`), else ``<source>-draw<N>``."""
+    source, draw = TRUNKS[name]
+    config = dataclasses.replace(_first_config(source, args), seed=RECIPES[source].seed + draw + args.seed)
+    return source, source if draw == DRAWS[source] else f"{source}-draw{draw}", draw + args.seed, config
+
+
 def with_text_tower(encoder: Any, text: str) -> Any:
     """``encoder`` (no text tower) with a fresh ``text`` tower beside its image tower, for the text fit (which
     starts the tower's trainable parameters afresh anyway): a recipe whose image stages trained without one."""
@@ -1012,13 +1023,14 @@ def _run(args: argparse.Namespace) -> int:
     first_stages: dict[str, Any] = {}  # each trained first stage, a trunk source for the names after it
     for name in names:
         config = _first_config(name, args)
-        source, init_from = TRUNKS.get(name), None
-        if source is not None:
-            if source not in first_stages:  # --only without it: trained (or resumed) in OUT/SOURCE, not exported
-                first_stages[source] = train(source, data, out_dir=out / source, config=_first_config(source, args),
-                                             progress=not args.no_progress)
-                print(f"{name}: conv trunk source {source} ready ({out / source / 'encoder'})", flush=True)
-            init_from = trunk_start(config, first_stages[source], out / f"{name}-trunk")
+        source, init_from = None, None
+        if name in TRUNKS:
+            source, key, draw, source_config = _trunk_source(name, args)
+            if key not in first_stages:  # --only without it, or another draw: trained (or resumed) in OUT/KEY, not exported
+                first_stages[key] = train(source, data, out_dir=out / key, config=source_config,
+                                          progress=not args.no_progress)
+                print(f"{name}: conv trunk source {source} (draw {draw}) ready ({out / key / 'encoder'})", flush=True)
+            init_from = trunk_start(config, first_stages[key], out / f"{name}-trunk")
         start = time.perf_counter()
         encoder = train(name, data, out_dir=out / name, config=config, progress=not args.no_progress, init_from=init_from)
         first_stages[name] = encoder
@@ -1027,7 +1039,7 @@ def _run(args: argparse.Namespace) -> int:
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
         stages = None
         first_record = _stage_record(config, counts, seconds, encoder=encoder,
-                                     **({} if source is None else {"init_from": f"conv trunk of {source} (draw {DRAWS[source] + args.seed})"}))
+                                     **({} if source is None else {"init_from": f"conv trunk of {source} (draw {draw})"}))
         if name in FINETUNES:
             encoder, config, data, records = _fine_tune(
                 name, encoder, config, data, first=2, init_from=_stage_dir(out, name, 1) / "encoder", out=out,
