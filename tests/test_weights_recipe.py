@@ -442,6 +442,9 @@ def test_td_sim_trains_on_vip_sims_trunk_without_text_until_the_text_fit(tmp_pat
     assert wr.main(["--only", "td-sim", "--only", "vip-sim", "--no-export", "--out", str(tmp_path)]) == 0
     assert [name for name, _ in calls[:2]] == ["vip-sim", "td-sim"] and starts[0][1].name == "vip-sim"
     assert [name for name, _ in exported] == ["vip-sim", "td-sim"]
+    # a single-stage recipe records its stage too, with the code that trained it (here: this call's)
+    (vip_stage,) = exported[0][1]["stages"]
+    assert vip_stage["pretrain_config"] == wr.CONFIGS["vip-sim"].to_dict() and "code" in vip_stage
     # another bundled draw of vip-sim leaves td-sim's trunk at the pinned draw 0, trained in a folder of its own
     monkeypatch.setitem(wr.DRAWS, "vip-sim", 3)
     monkeypatch.setitem(wr.CONFIGS, "vip-sim", dataclasses.replace(wr.RECIPES["vip-sim"], seed=wr.RECIPES["vip-sim"].seed + 3))

@@ -1037,9 +1037,9 @@ def _run(args: argparse.Namespace) -> int:
         seconds = _trained_seconds(encoder, time.perf_counter() - start)
         print(f"{name}: trained {config.steps} steps in {seconds:.0f} s", flush=True)
         counts = {kind: data.kinds.count(kind) for kind in TRAIN_KINDS[name]}
-        stages = None
         first_record = _stage_record(config, counts, seconds, encoder=encoder,
                                      **({} if source is None else {"init_from": f"conv trunk of {source} (draw {draw})"}))
+        stages = [first_record]  # a single-stage recipe too: its record names the code that trained the stage
         if name in FINETUNES:
             encoder, config, data, records = _fine_tune(
                 name, encoder, config, data, first=2, init_from=_stage_dir(out, name, 1) / "encoder", out=out,
@@ -1048,7 +1048,6 @@ def _run(args: argparse.Namespace) -> int:
             counts = records[-1]["videos_used"]
             seconds += sum(record["train_seconds"] for record in records)
         if name in TEXT_FITS:
-            stages = stages if stages is not None else [first_record]
             if not encoder.has_text:  # the image stages trained without a text tower (TRUNKS)
                 encoder = with_text_tower(encoder, RECIPES[name].text)
             fit = fit_text(name, encoder, data, seed=args.seed)
