@@ -806,8 +806,9 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
            stages: list[dict[str, Any]] | None = None, to: str | os.PathLike[str] | None = None) -> Path:
     """Write ``vip_rl/weights/<name>.safetensors`` + ``.json`` (the JSON records the recipe).
 
-    ``counts``: training videos per kind (after the held-out filter); ``stages``: for a recipe of several stages, each
-    stage's config, video counts and seconds (``config`` is then the last stage's); ``to``: another directory than
+    ``counts``: training videos per kind (after the held-out filter); ``stages``: each stage's config, video counts,
+    seconds and the code that trained it (``main`` passes them for every recipe, one for a single-stage one; ``config``
+    is the last stage's); ``to``: another directory than
     the bundled weights' (``--no-export`` writes ``OUT/final``: a fresh run to compare with the bundled one).
     """
     from vip_rl.encoders import save_encoder
