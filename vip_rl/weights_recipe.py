@@ -177,8 +177,12 @@ _TDIST = dict(objective="tdist", arch="cnn", embed_dim=64, image_size=64, cnn_ch
 #: and its text fit's, so that ``make weights`` trains exactly the bundled weights (td-sim's, bit for bit since session
 #: 24). td-sim is draw 3 on vip-sim's trunk (:data:`TRUNKS`, session 20); on the dev seeds 100-139 (OpenDrawer +
 #: PressButton, image goal) it plans 72 of 80, the draws 0-3 without the trunk 56 / 68 / 69 / 60
-#: (benchmarks/results/dev_stage5_draws/README.md). ``--seed N`` adds N on top: another draw.
-DRAWS: dict[str, int] = {"vip-sim": 0, "liv-sim": 0, "td-sim": 3}
+#: (benchmarks/results/dev_stage5_draws/README.md). vip-sim is draw 3 (session 26): on the dev seeds 100-139 (K=32,
+#: H=10, image goal, the five tasks) draws 0-3 planned 85 / 86 / 65 / 87 of 200 episodes and the file of 2026-11-25,
+#: which no command gives back, 87 (benchmarks/results/dev_baseline_draws/README.md; the rule was written before the
+#: draws were scored). liv-sim stays draw 0 and is not the bundled file (its draws plan 25-49 there, the file 105).
+#: ``--seed N`` adds N on top: another draw.
+DRAWS: dict[str, int] = {"vip-sim": 3, "liv-sim": 0, "td-sim": 3}
 #: Bundled encoders whose first stage starts from the conv trunk of another bundled recipe's first stage: name ->
 #: (source recipe, the source's draw, plus ``--seed``), with a fresh head (:func:`trunk_start`); their image stages train
 #: without a text tower (its term sends no gradient to the image tower) and the text tower is attached for the text fit
