@@ -5,11 +5,11 @@
 ``OUT/final/<name>.safetensors`` instead of the bundled file, to compare a fresh run with it).
 
 td-sim starts from a VIP-trained trunk (:data:`TRUNKS`, session 20): its first stage starts from the conv trunk of
-vip-sim's first stage at draw 0, the draw :data:`TRUNKS` pins (trained in ``OUT/vip-sim`` first: ``--only td-sim``
-trains or resumes it there without exporting it), with a fresh head (:func:`trunk_start`); its image stages train
-without a text tower (the text term sends no gradient to the image tower), which is attached for the text fit
-(:func:`with_text_tower`). The trunk comes from today's vip-sim draw 0 (what ``make weights`` exports as vip-sim while
-``DRAWS["vip-sim"]`` is 0), not from the bundled vip-sim (the module of 2026-11-25's draw).
+vip-sim's first stage at draw 0, the draw :data:`TRUNKS` pins (trained or resumed first, in ``OUT/vip-sim-draw0``
+since the exported vip-sim is draw 3, and never exported), with a fresh head (:func:`trunk_start`); its image stages
+train without a text tower (the text term sends no gradient to the image tower), which is attached for the text fit
+(:func:`with_text_tower`). The trunk is not the bundled vip-sim: td-sim was trained on draw 0 (session 20) and the
+bundled vip-sim became draw 3 later (session 26).
 
 Candidate recipes (never exported; the default command is unchanged):
 ``python -m vip_rl.weights_recipe --variant NAME [--data runs/weights/data] --out DIR`` trains the
@@ -50,8 +50,9 @@ Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`
 one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
 deterministic: three runs of td-sim's recipe from nothing wrote the same tensors (sessions 21 and 22; their SHA-256 is in
 ``benchmarks/results/weights_reproduce.md``), and the bundled td-sim is that run, exported by this module (session 24).
-vip-sim and liv-sim were trained by the module of 2026-11-25, and today's command trains another draw of each
-(vip-sim draw 0 came out bit for bit in sessions 17 and 19). td-sim from nothing took 50 min on an idle machine in
+The bundled vip-sim is this module's run of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was
+trained by the module of 2026-11-25, and today's command trains another draw of it (deterministic too: two runs of
+draw 0 agree, session 25). td-sim from nothing took 50 min on an idle machine in
 session 22, 42 of them its own stages. The text
 fit runs on PyTorch's deterministic kernels from an empty sentence-embedding cache (without them two fits of one seed
 drifted to 0.2 in a weight). td-sim is draw 3 on vip-sim's trunk (session 20; sessions 16-19 shipped draw 1 without
@@ -952,7 +953,7 @@ def _stage_dir(out: Path, name: str, stage: int) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vip_rl.weights_recipe", description="Train the bundled encoders (td-sim, vip-sim, liv-sim) with their recipes; td-sim comes out bit for bit, vip-sim and liv-sim as other draws (module docstring).")
+    parser = argparse.ArgumentParser(prog="python -m vip_rl.weights_recipe", description="Train the bundled encoders (td-sim, vip-sim, liv-sim) with their recipes; td-sim and vip-sim come out bit for bit, liv-sim as another draw (module docstring).")
     parser.add_argument("--out", default="runs/weights", help="work directory for data and training runs")
     parser.add_argument("--only", choices=sorted(CONFIGS), action="append", help="train only this encoder (repeatable)")
     parser.add_argument("--steps", type=int, default=None, help="override the number of steps (quick checks)")
