@@ -17,7 +17,7 @@ import torch
 
 from vip_rl.data import Video
 from vip_rl.encoders import load_encoder
-from vip_rl.pretrain import CHECKPOINT_FILE, PretrainConfig, cli, pretrain
+from vip_rl.pretrain import CHECKPOINT_FILE, PretrainConfig, ResumeMismatchError, cli, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,10 +165,10 @@ def test_liv_and_fine_tuning(tmp_path: Path) -> None:
 
 def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
     pretrain(tiny_config(steps=3), synthetic_videos(), out_dir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="differs"):
+    with pytest.raises(ResumeMismatchError, match="differs"):
         pretrain(tiny_config(steps=6, lr=0.5), synthetic_videos(), out_dir=tmp_path, progress=False)
     pretrain(tiny_config(steps=6), synthetic_videos(), out_dir=tmp_path, progress=False)  # more steps is fine
-    with pytest.raises(ValueError, match="other videos"):
+    with pytest.raises(ResumeMismatchError, match="other videos"):
         pretrain(tiny_config(steps=9), synthetic_videos(seed=1), out_dir=tmp_path, progress=False)
 
 

@@ -466,6 +466,31 @@ def test_td_sim_trains_on_vip_sims_trunk_without_text_until_the_text_fit(tmp_pat
     assert exported[1][1]["stages"][0]["init_from"] == "conv trunk of vip-sim (draw 0)"
 
 
+def test_a_run_folder_it_cannot_resume_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    """A run under --out from another draw, recipe or set of videos (e.g. vip-sim's draw 0 from an older `make
+    weights`, now that the bundled vip-sim is draw 3): pretrain refuses to resume it, and the recipe says so in one line
+    with what to do, exit 2, the torch thread count restored."""
+    import torch
+
+    from vip_rl.pretrain import ResumeMismatchError
+
+    videos = wr.TrainingVideos(videos=[None] * 2, groups=["a"] * 2, final_goal_ok=[True] * 2, kinds=["expert", "noisy"])
+    monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
+    monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: videos)
+
+    def refuse(name, data, **kwargs):
+        raise ResumeMismatchError(f"{kwargs['out_dir']}/checkpoint.pt: checkpoint config differs from this run's "
+                                  "(checkpoint, now): {'seed': (0, 3)}; pass resume=False or another out_dir")
+
+    monkeypatch.setattr(wr, "train", refuse)
+    threads = torch.get_num_threads()
+    assert wr.main(["--only", "vip-sim", "--no-export", "--out", str(tmp_path)]) == 2
+    assert torch.get_num_threads() == threads
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("python -m vip_rl.weights_recipe: error: ") and f"{tmp_path / 'vip-sim'}/checkpoint.pt" in line
+    assert "{'seed': (0, 3)}" in line and line.endswith("remove that run's folder or pass another --out")
+
+
 class Encoder:
     """What the mocked ``train`` returns: an encoder of ``name`` with or without a text tower."""
 

@@ -71,6 +71,11 @@ LOG_FILE = "log.csv"
 _LOSS_SALT = 0x1055_0BAD
 
 
+class ResumeMismatchError(ValueError):
+    """``out_dir`` holds a checkpoint that this call cannot resume: another config, encoder architecture or set of
+    videos. Callers that own the folder layout (``vip_rl.weights_recipe``) turn it into a one-line error."""
+
+
 class EvalOnTrainingVideosWarning(UserWarning):
     """A pretraining run's ``eval/`` metrics are measured on its own training videos (none held out)."""
 
@@ -776,16 +781,16 @@ def pretrain(
             state = _load_checkpoint(ckpt_path)
             saved_arch = (state.get("config") or {}).get("arch")
             if saved_arch != encoder.config.get("arch"):
-                raise ValueError(f"{ckpt_path}: the checkpoint's encoder has arch={saved_arch!r} (init_from={state.get('init_from') or None!r}), "
+                raise ResumeMismatchError(f"{ckpt_path}: the checkpoint's encoder has arch={saved_arch!r} (init_from={state.get('init_from') or None!r}), "
                                  f"this run builds arch={encoder.config.get('arch')!r}; pass the same init_from to resume, or resume=False")
             saved = PretrainConfig.from_dict(json.loads(state["pretrain_config"]))
             if saved.to_dict() != config.to_dict():
                 diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if config.to_dict()[k] != v}
                 if set(diff) - {"steps", "eval_every", "ckpt_every", "log_every", "prefetch"} or (saved.lr_schedule != "constant" and "steps" in diff):
-                    raise ValueError(f"{ckpt_path}: checkpoint config differs from this run's (checkpoint, now): {diff}; pass resume=False or another out_dir")
+                    raise ResumeMismatchError(f"{ckpt_path}: checkpoint config differs from this run's (checkpoint, now): {diff}; pass resume=False or another out_dir")
             saved_data = json.loads(state["sampler"]).get("data_fingerprint")
             if saved_data is not None and saved_data != sampler.fingerprint():
-                raise ValueError(f"{ckpt_path}: the checkpoint was trained on other videos (data fingerprint {saved_data} != {sampler.fingerprint()}); "
+                raise ResumeMismatchError(f"{ckpt_path}: the checkpoint was trained on other videos (data fingerprint {saved_data} != {sampler.fingerprint()}); "
                                  "pass the same data, resume=False or another out_dir")
             encoder.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])

@@ -79,7 +79,7 @@ import numpy as np
 
 from vip_rl._gl import default_mujoco_gl
 from vip_rl._provenance import code_version
-from vip_rl.pretrain import PretrainConfig, TextFitConfig
+from vip_rl.pretrain import PretrainConfig, ResumeMismatchError, TextFitConfig
 
 #: The suite task kept out of the bundled encoders' training data (zero-shot transfer test).
 HELD_OUT_TASK = "FlipSwitch"
@@ -999,6 +999,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(RECIPE_THREADS)
     try:
         return _run(args)
+    except ResumeMismatchError as err:  # a run folder under --out from another draw, recipe or set of videos
+        print(f"{parser.prog}: error: {err}. The recipe resumes the runs under --out and cannot resume this one (a folder "
+              "from an older `make weights` may hold another draw of the recipe): remove that run's folder or pass "
+              "another --out", file=sys.stderr)
+        return 2
     finally:
         torch.set_num_threads(threads)
 
