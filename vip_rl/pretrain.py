@@ -782,7 +782,7 @@ def pretrain(
             saved_arch = (state.get("config") or {}).get("arch")
             if saved_arch != encoder.config.get("arch"):
                 raise ResumeMismatchError(f"{ckpt_path}: the checkpoint's encoder has arch={saved_arch!r} (init_from={state.get('init_from') or None!r}), "
-                                 f"this run builds arch={encoder.config.get('arch')!r}; pass the same init_from to resume, or resume=False")
+                                          f"this run builds arch={encoder.config.get('arch')!r}; pass the same init_from to resume, or resume=False")
             saved = PretrainConfig.from_dict(json.loads(state["pretrain_config"]))
             if saved.to_dict() != config.to_dict():
                 diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if config.to_dict()[k] != v}
@@ -791,7 +791,7 @@ def pretrain(
             saved_data = json.loads(state["sampler"]).get("data_fingerprint")
             if saved_data is not None and saved_data != sampler.fingerprint():
                 raise ResumeMismatchError(f"{ckpt_path}: the checkpoint was trained on other videos (data fingerprint {saved_data} != {sampler.fingerprint()}); "
-                                 "pass the same data, resume=False or another out_dir")
+                                          "pass the same data, resume=False or another out_dir")
             encoder.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if target is not None:
