@@ -50,17 +50,16 @@ Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`
 one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
 deterministic: three runs of td-sim's recipe from nothing wrote the same tensors (sessions 21 and 22; their SHA-256 is in
 ``benchmarks/results/weights_reproduce.md``), and the bundled td-sim is that run, exported by this module (session 24).
-The bundled vip-sim is this module's run of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was
-trained by the module of 2026-11-25, and today's command trains another draw of it (deterministic too: two runs of
-draw 0 agree, session 25). td-sim from nothing took 50 min on an idle machine in
-session 22, 42 of them its own stages. The text
-fit runs on PyTorch's deterministic kernels from an empty sentence-embedding cache (without them two fits of one seed
-drifted to 0.2 in a weight). td-sim is draw 3 on vip-sim's trunk (session 20; sessions 16-19 shipped draw 1 without
-it, and sessions 20-23 a file of draw 3 that sessions 18-19's scratch scripts trained, which no command gives back):
-on the dev seeds 100-139 the trunk's draws planned OpenDrawer + PressButton in 72 (this one) to 78 of 80 image-goal
-episodes, the draws without it 56-69 (``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on
-the benchmarks is in ``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw of every stage, the
-trunk source's included: another one.
+The bundled vip-sim is this module's run of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained
+by the module of 2026-11-25, and today's command trains another draw of it (deterministic too: two runs of draw 0 agree,
+session 25). td-sim from nothing took 50 min on an idle machine in session 22, 42 of them its own stages. The text fit
+runs on PyTorch's deterministic kernels from an empty sentence-embedding cache (without them two fits of one seed
+drifted to 0.2 in a weight). td-sim is draw 3 on vip-sim's trunk (session 20; sessions 16-19 shipped draw 1 without it,
+and sessions 20-23 a file of draw 3 that sessions 18-19's scratch scripts trained, which no command gives back): on the
+dev seeds 100-139 the trunk's draws planned OpenDrawer + PressButton in 72 (this one) to 78 of 80 image-goal episodes,
+the draws without it 56-69 (``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on the benchmarks
+is in ``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw of every stage, the trunk source's
+included: another one.
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
 from __future__ import annotations
@@ -813,8 +812,8 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
 
     ``counts``: training videos per kind (after the held-out filter); ``stages``: each stage's config, video counts,
     seconds and the code that trained it (``main`` passes them for every recipe, one for a single-stage one; ``config``
-    is the last stage's); ``to``: another directory than
-    the bundled weights' (``--no-export`` writes ``OUT/final``: a fresh run to compare with the bundled one).
+    is the last stage's); ``to``: another directory than the bundled weights' (``--no-export`` writes ``OUT/final``: a
+    fresh run to compare with the bundled one).
     """
     from vip_rl.encoders import save_encoder
     from vip_rl.encoders.checkpoint import weights_dir
