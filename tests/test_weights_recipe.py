@@ -159,7 +159,7 @@ def test_the_bundled_draw_is_part_of_the_recipe():
         text = {"text": "none"} if name in wr.TRUNKS else {}  # attached for the text fit
         assert wr.CONFIGS[name] == dataclasses.replace(recipe, seed=recipe.seed + wr.DRAWS[name], **text)
     assert wr.DRAWS["td-sim"] == 3 and wr.TEXT_FITS["td-sim"].seed == 4 + wr.DRAWS["td-sim"]
-    assert wr.TRUNKS == {"td-sim": ("vip-sim", 0)} and all(source not in wr.TRUNKS for source, _ in wr.TRUNKS.values())
+    assert wr.TRUNKS == {"td-sim": ("vip-sim", 3)} and all(source not in wr.TRUNKS for source, _ in wr.TRUNKS.values())
     assert all(wr.RECIPES[base].seed == 0 for base, _, _ in wr.VARIANTS.values())
 
 
@@ -191,8 +191,8 @@ def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
     assert wr.main(["--only", "td-sim", "--steps", "2", "--no-export", "--seed", "3", "--out", str(tmp_path)]) == 0
     base = wr.CONFIGS["td-sim"].seed + 3
-    # the trunk source's pinned draw too (TRUNKS, not vip-sim's bundled draw), then td-sim's stages (stage 6: its own
-    # seed offset, + N)
+    # the trunk source's pinned draw too (TRUNKS: + N like every stage), then td-sim's stages (stage 6: its own seed
+    # offset, + N)
     assert seeds == [wr.RECIPES["vip-sim"].seed + wr.TRUNKS["td-sim"][1] + 3] + [base] * len(wr.FINETUNES["td-sim"]) + [base + 4] and text_seeds == [3]
     assert exported[0]["command"] == "python -m vip_rl.weights_recipe --only td-sim --seed 3"
     with pytest.raises(SystemExit, match="^2$"):
@@ -233,8 +233,8 @@ def test_main_trains_td_sim_in_six_stages(tmp_path, monkeypatch):
     assert collected == [(tmp_path / "data", encoders[2], 1), (tmp_path / "data", encoders[3], 2)]
     assert loads[1:] == [[tmp_path / "base.h5", tmp_path / "pd1.h5"], [tmp_path / "base.h5", tmp_path / "pd1.h5", tmp_path / "pd2.h5"]]
     (_, source), (_, first), (_, second), (third_data, third), (_, fourth), (fifth_data, fifth), (sixth_data, sixth) = calls
-    # the trunk source (TRUNKS: draw 0, not the bundled vip-sim's draw 3, so in a folder of its own)
-    assert source["out_dir"] == tmp_path / "vip-sim-draw0" and source["config"].steps == 3
+    # the trunk source (TRUNKS: draw 3, the bundled vip-sim's draw since session 27, so in vip-sim's own folder)
+    assert source["out_dir"] == tmp_path / "vip-sim" and source["config"].steps == 3
     assert first["out_dir"] == tmp_path / "td-sim" and first["init_from"] == tmp_path / "td-sim-trunk" and first["config"].steps == 3
     assert second["out_dir"] == tmp_path / "td-sim-ft" and second["init_from"] == tmp_path / "td-sim" / "encoder"
     assert second["config"].steps == 3 and second["config"].lr == wr.FINETUNES["td-sim"][0].overrides["lr"]
@@ -412,9 +412,10 @@ def test_td_sim_trains_on_vip_sims_trunk_without_text_until_the_text_fit(tmp_pat
     """TRUNKS: `--only td-sim` trains (or resumes) vip-sim's first stage at the pinned draw without exporting it;
     td-sim's first stage starts from its trunk with text none (so do the later stages), the text tower is attached
     before the text fit, and the first stage's record names the source. When the pinned draw is the one vip-sim
-    exports, the trunk is OUT/vip-sim and, with both, trains first, once, and is exported; when it is not (the
-    bundled vip-sim is draw 3 since session 26), the trunk trains in OUT/vip-sim-draw0 beside the exported vip-sim."""
-    # first the case of a vip-sim exported at the trunk's draw
+    exports (draw 3 for both since session 27), the trunk is OUT/vip-sim and, with both, trains first, once, and is
+    exported; when it is not (session 26's pin at draw 0), the trunk trains in OUT/vip-sim-draw0 beside the exported
+    vip-sim."""
+    # first the case of a vip-sim exported at the trunk's draw (the bundled recipe's)
     bundled_draw, bundled_config = wr.DRAWS["vip-sim"], wr.CONFIGS["vip-sim"]
     monkeypatch.setitem(wr.DRAWS, "vip-sim", wr.TRUNKS["td-sim"][1])
     monkeypatch.setitem(wr.CONFIGS, "vip-sim", dataclasses.replace(wr.RECIPES["vip-sim"], seed=wr.RECIPES["vip-sim"].seed + wr.TRUNKS["td-sim"][1]))
@@ -444,7 +445,7 @@ def test_td_sim_trains_on_vip_sims_trunk_without_text_until_the_text_fit(tmp_pat
     assert attached == [wr.RECIPES["td-sim"].text] == ["minilm"] and fitted == [True]
     ((name, kwargs),) = exported  # the source is not exported
     assert name == "td-sim" and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim --seed 2"
-    assert kwargs["stages"][0]["init_from"] == "conv trunk of vip-sim (draw 2)"
+    assert kwargs["stages"][0]["init_from"] == "conv trunk of vip-sim (draw 5)"  # the pinned draw 3, + 2
     calls.clear(), starts.clear(), exported.clear()
     assert wr.main(["--only", "td-sim", "--only", "vip-sim", "--no-export", "--out", str(tmp_path)]) == 0
     assert [name for name, _ in calls[:2]] == ["vip-sim", "td-sim"] and starts[0][1].name == "vip-sim"
@@ -452,10 +453,11 @@ def test_td_sim_trains_on_vip_sims_trunk_without_text_until_the_text_fit(tmp_pat
     # a single-stage recipe records its stage too, with the code that trained it (here: this call's)
     (vip_stage,) = exported[0][1]["stages"]
     assert vip_stage["pretrain_config"] == wr.CONFIGS["vip-sim"].to_dict() and "code" in vip_stage
-    # the bundled draw of vip-sim (3) leaves td-sim's trunk at the pinned draw 0, trained in a folder of its own
+    # a trunk pinned at another draw (0) than vip-sim's bundled one (3) trains in a folder of its own
     monkeypatch.setitem(wr.DRAWS, "vip-sim", bundled_draw)
     monkeypatch.setitem(wr.CONFIGS, "vip-sim", bundled_config)
-    assert wr.DRAWS["vip-sim"] == 3 and wr.TRUNKS["td-sim"] == ("vip-sim", 0)
+    monkeypatch.setitem(wr.TRUNKS, "td-sim", ("vip-sim", 0))
+    assert wr.DRAWS["vip-sim"] == 3
     calls.clear(), starts.clear(), exported.clear()
     assert wr.main(["--only", "td-sim", "--only", "vip-sim", "--no-export", "--out", str(tmp_path)]) == 0
     (vip_name, vip), (trunk_name, trunk), (td_name, _), *_ = calls

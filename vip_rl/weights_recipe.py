@@ -5,11 +5,11 @@
 ``OUT/final/<name>.safetensors`` instead of the bundled file, to compare a fresh run with it).
 
 td-sim starts from a VIP-trained trunk (:data:`TRUNKS`, session 20): its first stage starts from the conv trunk of
-vip-sim's first stage at draw 0, the draw :data:`TRUNKS` pins (trained or resumed first, in ``OUT/vip-sim-draw0``
-since the exported vip-sim is draw 3, and never exported), with a fresh head (:func:`trunk_start`); its image stages
-train without a text tower (the text term sends no gradient to the image tower), which is attached for the text fit
-(:func:`with_text_tower`). The trunk is not the bundled vip-sim: td-sim was trained on draw 0 (session 20) and the
-bundled vip-sim became draw 3 later (session 26).
+vip-sim's first stage at draw 3, the draw :data:`TRUNKS` pins, which is the bundled vip-sim's (trained or resumed
+first, in ``OUT/vip-sim``; a pin at another draw trains in ``OUT/vip-sim-draw<N>`` and is never exported), with a
+fresh head (:func:`trunk_start`); its image stages train without a text tower (the text term sends no gradient to the
+image tower), which is attached for the text fit (:func:`with_text_tower`). Sessions 20-26 pinned draw 0; the bundled
+vip-sim became draw 3 in session 26, and td-sim's trunk followed it in session 27.
 
 Candidate recipes (never exported; the default command is unchanged):
 ``python -m vip_rl.weights_recipe --variant NAME [--data runs/weights/data] --out DIR`` trains the
@@ -46,20 +46,22 @@ Candidate recipes (never exported; the default command is unchanged):
    the JSON's ``training`` entry records the command, data recipe, config and training time, and for the export
    and each stage the code that ran it (``vip_rl._provenance.code_version``: a digest of the sources, the git commit).
 
-Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`DRAWS`), and the recipe trains on
-one torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
-deterministic: three runs of td-sim's recipe from nothing wrote the same tensors (sessions 21 and 22; their SHA-256 is in
-``benchmarks/results/weights_reproduce.md``), and the bundled td-sim is that run, exported by this module (session 24).
-The bundled vip-sim is this module's run of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained
-by the module of 2026-11-25, and today's command trains another draw of it (deterministic too: two runs of draw 0 agree,
-session 25). td-sim from nothing took 50 min on an idle machine in session 22, 42 of them its own stages. The text fit
-runs on PyTorch's deterministic kernels from an empty sentence-embedding cache (without them two fits of one seed
-drifted to 0.2 in a weight). td-sim is draw 3 on vip-sim's trunk (session 20; sessions 16-19 shipped draw 1 without it,
-and sessions 20-23 a file of draw 3 that sessions 18-19's scratch scripts trained, which no command gives back): on the
-dev seeds 100-139 the trunk's draws planned OpenDrawer + PressButton in 72 (this one) to 78 of 80 image-goal episodes,
-the draws without it 56-69 (``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on the benchmarks
-is in ``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw of every stage, the trunk source's
-included: another one.
+Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`DRAWS`), and the recipe trains on one
+torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
+deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (session 26; so did three runs on the
+draw-0 trunk that sessions 21-22 ran; the SHA-256 is in ``benchmarks/results/weights_reproduce.md``), and the bundled
+td-sim is that run, exported by this module (session 27). The bundled vip-sim is this module's run of its draw 3 too
+(session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and today's command trains
+another draw of it (deterministic too: two runs of draw 0 agree, session 25). td-sim from nothing took 50 min on an idle
+machine in session 22, 42 of them its own stages. The text fit runs on PyTorch's deterministic kernels from an empty
+sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a weight). td-sim is draw 3 on vip-sim's
+draw-3 trunk (session 27; sessions 16-19 shipped draw 1 without a trunk, sessions 20-23 a file of draw 3 on the draw-0
+trunk that sessions 18-19's scratch scripts trained, which no command gives back, and sessions 24-26 this recipe's run
+on the draw-0 trunk): on the dev seeds 100-139 it planned OpenDrawer + PressButton in 77 of 80 image-goal episodes, the
+draws on the draw-0 trunk 72 (sessions 24-26's file) to 78, the draws without a trunk 56-69
+(``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on the benchmarks is in
+``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw of every stage, the trunk source's included:
+another one.
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
 from __future__ import annotations
@@ -175,13 +177,14 @@ _TDIST = dict(objective="tdist", arch="cnn", embed_dim=64, image_size=64, cnn_ch
 
 #: The draw of each bundled encoder's recipe: added to its first stage's seed (the later stages' seeds follow from it)
 #: and its text fit's, so that ``make weights`` trains exactly the bundled weights (td-sim's, bit for bit since session
-#: 24). td-sim is draw 3 on vip-sim's trunk (:data:`TRUNKS`, session 20); on the dev seeds 100-139 (OpenDrawer +
-#: PressButton, image goal) it plans 72 of 80, the draws 0-3 without the trunk 56 / 68 / 69 / 60
-#: (benchmarks/results/dev_stage5_draws/README.md). vip-sim is draw 3 (session 26): on the dev seeds 100-139 (K=32,
-#: H=10, image goal, the five tasks) draws 0-3 planned 85 / 86 / 65 / 87 of 200 episodes and the file of 2026-11-25,
-#: which no command gives back, 87 (benchmarks/results/dev_baseline_draws/README.md; the rule was written before the
-#: draws were scored). liv-sim stays draw 0 and is not the bundled file (its draws plan 25-49 there, the file 105).
-#: ``--seed N`` adds N on top: another draw.
+#: 24). td-sim is draw 3 on vip-sim's draw-3 trunk (:data:`TRUNKS`, session 27); on the dev seeds 100-139 (OpenDrawer +
+#: PressButton, image goal) it plans 77 of 80, three runs on the draw-0 trunk 78 / 74 / 72 (the last one shipped in
+#: sessions 24-26), the draws 0-3 without a trunk 56 / 68 / 69 / 60 (benchmarks/results/dev_stage5_draws/README.md).
+#: vip-sim is draw 3 (session 26): on the dev seeds 100-139 (K=32, H=10, image goal, the five tasks) draws 0-3 planned
+#: 85 / 86 / 65 / 87 of 200 episodes and the file of 2026-11-25, which no command gives back, 87
+#: (benchmarks/results/dev_baseline_draws/README.md; the rule was written before the draws were scored). liv-sim stays
+#: draw 0 and is not the bundled file (its draws plan 25-49 there, the file 105). ``--seed N`` adds N on top: another
+#: draw.
 DRAWS: dict[str, int] = {"vip-sim": 3, "liv-sim": 0, "td-sim": 3}
 #: Bundled encoders whose first stage starts from the conv trunk of another bundled recipe's first stage: name ->
 #: (source recipe, the source's draw, plus ``--seed``), with a fresh head (:func:`trunk_start`); their image stages train
@@ -189,8 +192,10 @@ DRAWS: dict[str, int] = {"vip-sim": 3, "liv-sim": 0, "td-sim": 3}
 #: (:func:`with_text_tower`). The trunk's draw is pinned here, not read from :data:`DRAWS`, so that another bundled draw
 #: of the source leaves this recipe as it is (a trunk of another draw than the exported source's trains in
 #: ``OUT/<source>-draw<N>``). td-sim (session 20, issue 17): the temporal-distance stages on vip-sim's trunk planned 157
-#: of 200 dev episodes against 148 for draw 1 without it (benchmarks/results/dev_stage5_draws/README.md).
-TRUNKS: dict[str, tuple[str, int]] = {"td-sim": ("vip-sim", 0)}
+#: of 200 dev episodes against 148 for draw 1 without it (benchmarks/results/dev_stage5_draws/README.md). Its trunk was
+#: draw 0 until session 26 and is draw 3, the bundled vip-sim's, since session 27: on the dev seeds the draw-3 trunk
+#: planned OpenDrawer + PressButton in 77 of 80 image-goal episodes against 72 for the file it replaced.
+TRUNKS: dict[str, tuple[str, int]] = {"td-sim": ("vip-sim", 3)}
 #: Torch threads the recipe trains with (``main`` sets them). Floating-point sums split over another number of threads
 #: round differently, and over 12000 steps the runs part: td-sim's first stage with 2 threads ended up to 0.24 from
 #: the same seed with 1 in a weight (its loss differed from step 20). One thread is what the shipped draw was trained
