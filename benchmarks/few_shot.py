@@ -418,13 +418,15 @@ def summarise(rows: list[dict[str, Any]], tasks: list[str], methods: list[str], 
 
 def targets(average: dict[str, float | None], *, vip_missing: bool = False) -> dict[str, Any]:
     """Issue #7 targets: RWR(vip) - BC >= 15 points and RWR(true) - RWR(vip) <= 10 points (average success); issue #17's:
-    RWR(td) - RWR(vip) >= 0 and RWR(td) - BC >= 15 points."""
+    RWR(td) - RWR(vip) >= 0 and RWR(td) - BC > 15 points (strictly: the issue asks for RWR "> BC + 15", so a tie is a
+    miss; differences are compared at 1e-9 points, where the float sum of whole-percent averages leaves noise)."""
     vip, bc, true = average.get("RWR(vip)"), average.get("BC"), average.get("RWR(true)")
     td = average.get("RWR(td)")
     out: dict[str, Any] = {}
     if td is not None and vip is not None and bc is not None:
         out["rwr_td_minus_rwr_vip"] = {"value": 100 * (td - vip), "target": ">= 0 points", "status": "met" if td >= vip else "MISSED"}
-        out["rwr_td_minus_bc"] = {"value": 100 * (td - bc), "target": ">= 15 points", "status": "met" if 100 * (td - bc) >= 15 else "MISSED"}
+        over = 100 * (td - bc)
+        out["rwr_td_minus_bc"] = {"value": over, "target": "> 15 points", "status": "met" if round(over, 9) > 15 else "MISSED"}
     if vip is None or bc is None or true is None:
         why = ("not measured (vip-sim missing)" if vip_missing
                else "not measured (needs BC, RWR(vip) and RWR(true) on every task)")
@@ -581,9 +583,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.out_name:
         args.out = RESULTS / args.out_name
     if args.render_only:
-        def update_notes(result: dict[str, Any]) -> bool:  # the notes are prose: a re-render takes the current ones
-            changed = result.get("notes") != NOTES
+        def update_notes(result: dict[str, Any]) -> bool:  # the notes are prose, the targets a reading of the averages:
+            changed = result.get("notes") != NOTES           # a re-render takes the current ones
             result["notes"] = list(NOTES)
+            for part in result.get("mixes", {}).values():
+                fresh = targets(part["summary"]["average"], vip_missing=bool(result.get("vip_missing")))
+                changed |= part.get("targets") != fresh
+                part["targets"] = fresh
             return changed
 
         return _report.render_only(args.out, markdown, update=update_notes)

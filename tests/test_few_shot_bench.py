@@ -40,3 +40,26 @@ def test_report_names_the_real_policy_input(few_shot):
     assert "Policy input: `td-sim` embedding" in text
     assert "RWR(vip): the progress reward of `vip-sim`" in text and "is `td-sim` (fingerprint abc), not `vip-sim`" in text
     assert "the policy input is the same `td-sim` embedding" in text
+
+
+def test_issue_17s_bar_over_bc_is_strict(few_shot):
+    """Issue 17 asks for RWR(td) "> BC + 15": a tie (15 points, whatever float noise the averages leave) is a miss."""
+    tie = few_shot.targets({"BC": 0.46, "RWR(vip)": 0.57, "RWR(td)": 0.61, "RWR(true)": 0.6})
+    assert 100 * (0.61 - 0.46) != 15  # float noise around the tie
+    assert tie["rwr_td_minus_bc"]["status"] == "MISSED" and tie["rwr_td_minus_bc"]["target"] == "> 15 points"
+    over = few_shot.targets({"BC": 0.46, "RWR(vip)": 0.57, "RWR(td)": 0.62, "RWR(true)": 0.6})
+    assert over["rwr_td_minus_bc"]["status"] == "met" and over["rwr_td_minus_rwr_vip"]["status"] == "met"
+
+
+def test_a_rerender_rereads_the_targets_from_the_averages(few_shot, tmp_path):
+    """--render-only recomputes each mix's targets from its stored averages, so a changed bar reaches the table."""
+    committed = json.loads((BENCHMARKS / "results" / "few_shot.json").read_text())
+    stale = copy.deepcopy(committed)
+    for part in stale["mixes"].values():
+        part["targets"]["rwr_td_minus_bc"]["status"] = "stale"
+    (tmp_path / "fs.json").write_text(json.dumps(stale))
+    assert few_shot.main(["--render-only", "--out", str(tmp_path / "fs")]) == 0
+    again = json.loads((tmp_path / "fs.json").read_text())
+    for name, part in again["mixes"].items():
+        assert part["targets"] == few_shot.targets(part["summary"]["average"], vip_missing=bool(again.get("vip_missing")))
+    assert "stale" not in (tmp_path / "fs.md").read_text()
