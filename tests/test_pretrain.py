@@ -181,6 +181,26 @@ def test_cli_on_an_npz_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "encoder written" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # two CLI training runs (~3 s): make test runs it, make test-fast skips it
+def test_cli_refuses_a_run_it_cannot_resume_in_its_own_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`vip-rl pretrain` over a run of another config: one line naming what differs and what to do in this command's
+    flags (--no-resume, --out), not pretrain()'s keyword arguments; exit 2, and the earlier checkpoint is untouched."""
+    from vip_rl.cli import main
+
+    videos = synthetic_videos(6)
+    np.savez(tmp_path / "clips.npz", **{f"v{i}": v.frames for i, v in enumerate(videos)})
+    flags = ["pretrain", "--data", str(tmp_path / "clips.npz"), "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "4",
+             "--image-size", "24", "--embed-dim", "8", "--cnn-channels", "4,8", "--eval-videos", "2", "--no-progress", "--prefetch", "0"]
+    assert main(flags) == 0
+    before = (tmp_path / "run" / CHECKPOINT_FILE).read_bytes()
+    capsys.readouterr()
+    assert main([*flags, "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "checkpoint config differs from this run's" in err and "'lr'" in err
+    assert "--no-resume to start over, or another --out" in err and "resume=False" not in err
+    assert (tmp_path / "run" / CHECKPOINT_FILE).read_bytes() == before
+
+
 def _eval_rows(out: Path) -> dict[str, list[float]]:
     with open(out / "log.csv") as handle:
         rows = [r for r in csv.DictReader(handle) if r["tag"].startswith("eval/")]

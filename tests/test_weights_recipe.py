@@ -129,6 +129,7 @@ def test_a_resumed_run_records_the_planner_rounds_collection_time_not_its_loadin
     assert wr.planner_round_seconds(data_dir, 1) is None
 
 
+@pytest.mark.slow  # over a second (~2 s, a process pool): make test runs it, make test-fast skips it
 def test_collection_workers_are_checked_and_pass_a_job_error_on():
     with pytest.raises(ValueError, match="workers must be an int >= 1, got 0"):
         wr._in_workers(int, [("1",)], 0)
@@ -482,7 +483,7 @@ def test_a_run_folder_it_cannot_resume_is_one_line_exit_2(tmp_path, monkeypatch,
 
     def refuse(name, data, **kwargs):
         raise ResumeMismatchError(f"{kwargs['out_dir']}/checkpoint.pt: checkpoint config differs from this run's "
-                                  "(checkpoint, now): {'seed': (0, 3)}; pass resume=False or another out_dir")
+                                  "(checkpoint, now): {'seed': (0, 3)}", "pass resume=False or another out_dir")
 
     monkeypatch.setattr(wr, "train", refuse)
     threads = torch.get_num_threads()
@@ -491,6 +492,7 @@ def test_a_run_folder_it_cannot_resume_is_one_line_exit_2(tmp_path, monkeypatch,
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("python -m vip_rl.weights_recipe: error: ") and f"{tmp_path / 'vip-sim'}/checkpoint.pt" in line
     assert "{'seed': (0, 3)}" in line and line.endswith("remove that run's folder or pass another --out")
+    assert "resume=False" not in line  # pretrain()'s own advice is not the recipe user's to act on
 
 
 class Encoder:

@@ -73,7 +73,13 @@ _LOSS_SALT = 0x1055_0BAD
 
 class ResumeMismatchError(ValueError):
     """``out_dir`` holds a checkpoint that this call cannot resume: another config, encoder architecture or set of
-    videos. Callers that own the folder layout (``vip_rl.weights_recipe``) turn it into a one-line error."""
+    videos. ``reason`` says what differs and ``advice`` what a caller of :func:`pretrain` can do (the message is both);
+    front ends with their own flags or folder layout (``vip-rl pretrain``, ``vip_rl.weights_recipe``) print ``reason``
+    with advice in their own terms."""
+
+    def __init__(self, reason: str, advice: str) -> None:
+        super().__init__(f"{reason}; {advice}")
+        self.reason, self.advice = reason, advice
 
 
 class EvalOnTrainingVideosWarning(UserWarning):
@@ -782,15 +788,16 @@ def pretrain(
             saved_arch = (state.get("config") or {}).get("arch")
             if saved_arch != encoder.config.get("arch"):
                 raise ResumeMismatchError(f"{ckpt_path}: the checkpoint's encoder has arch={saved_arch!r} (init_from={state.get('init_from') or None!r}), "
-                                          f"this run builds arch={encoder.config.get('arch')!r}; pass the same init_from to resume, or resume=False")
+                                          f"this run builds arch={encoder.config.get('arch')!r}", "pass the same init_from to resume, or resume=False")
             saved = PretrainConfig.from_dict(json.loads(state["pretrain_config"]))
             if saved.to_dict() != config.to_dict():
                 diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if config.to_dict()[k] != v}
                 if set(diff) - {"steps", "eval_every", "ckpt_every", "log_every", "prefetch"} or (saved.lr_schedule != "constant" and "steps" in diff):
-                    raise ResumeMismatchError(f"{ckpt_path}: checkpoint config differs from this run's (checkpoint, now): {diff}; pass resume=False or another out_dir")
+                    raise ResumeMismatchError(f"{ckpt_path}: checkpoint config differs from this run's (checkpoint, now): {diff}",
+                                              "pass resume=False or another out_dir")
             saved_data = json.loads(state["sampler"]).get("data_fingerprint")
             if saved_data is not None and saved_data != sampler.fingerprint():
-                raise ResumeMismatchError(f"{ckpt_path}: the checkpoint was trained on other videos (data fingerprint {saved_data} != {sampler.fingerprint()}); "
+                raise ResumeMismatchError(f"{ckpt_path}: the checkpoint was trained on other videos (data fingerprint {saved_data} != {sampler.fingerprint()})",
                                           "pass the same data, resume=False or another out_dir")
             encoder.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -1190,10 +1197,14 @@ def cli(argv: Sequence[str] | None = None) -> int:
 
     with warnings.catch_warnings():  # restores warnings.showwarning on the way out
         warnings.showwarning = one_line_warning
-        pretrain(
-            config, args.data, out_dir=args.out, device=device, init_from=args.init_from, resume=args.resume,
-            eval_data=args.eval_data, camera=args.camera, progress=not args.no_progress, goal_swap_prob=args.goal_swap_prob,
-        )
+        try:
+            pretrain(
+                config, args.data, out_dir=args.out, device=device, init_from=args.init_from, resume=args.resume,
+                eval_data=args.eval_data, camera=args.camera, progress=not args.no_progress, goal_swap_prob=args.goal_swap_prob,
+            )
+        except ResumeMismatchError as err:  # the advice in this command's flags, not pretrain()'s arguments
+            raise ValueError(f"{err.reason}; pass the same flags and data to resume it, --no-resume to start over, "
+                             "or another --out") from None
     print(f"encoder written to {Path(args.out) / 'encoder'} (load with vip_rl.encoders.load_encoder)")
     return 0
 

@@ -1004,7 +1004,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except ResumeMismatchError as err:  # a run folder under --out from another draw, recipe or set of videos
-        print(f"{parser.prog}: error: {err}. The recipe resumes the runs under --out and cannot resume this one (a folder "
+        print(f"{parser.prog}: error: {err.reason}. The recipe resumes the runs under --out and cannot resume this one (a folder "
               "from an older `make weights` may hold another draw of the recipe): remove that run's folder or pass "
               "another --out", file=sys.stderr)
         return 2
