@@ -44,6 +44,7 @@ def test_scripts_refuse_bad_pairs(benchmark_module, capsys, tmp_path, script, ar
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.slow  # over a second (~3 s): make test runs it, make test-fast skips it
 def test_extra_encoder_text_column_only_with_a_text_tower(benchmark_module, capsys, tmp_path) -> None:
     """``<name> text`` is a column for an extra encoder with a text tower (td-sim), not for one without (vip-sim)."""
     module = benchmark_module("mppi_success")
