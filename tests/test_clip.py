@@ -485,7 +485,7 @@ def test_fine_tune_and_resume_through_the_cli(tmp_path: Path, tiny_state, liv_fi
     capsys.readouterr()  # drop the earlier runs' output (their eval-on-training-videos warnings)
     code = cli([*args[:4], *args[6:10], *args[12:], "--text", "hashing", "--steps", "6", "--out", str(tmp_path / "resumed")])  # no --init-from, --train-blocks
     err = capsys.readouterr().err.strip().splitlines()
-    assert code != 0 and len(err) == 1 and re.search("vip-rl pretrain: error: .*checkpoint's encoder has arch='clip'.*pass the same init_from", err[0]), err
+    assert code != 0 and len(err) == 1 and re.search("vip-rl pretrain: error: .*checkpoint's encoder has arch='clip'.*pass the same --init-from to resume, or --no-resume$", err[0]), err
     tuned = encoder_to_clip_state(straight)
     changed = {k for k in tiny_state if not torch.equal(tuned[k], tiny_state[k])}
     # trained: the last bottleneck and the attention pool (weights and BN statistics); everything else as loaded

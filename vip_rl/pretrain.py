@@ -1203,8 +1203,11 @@ def cli(argv: Sequence[str] | None = None) -> int:
                 eval_data=args.eval_data, camera=args.camera, progress=not args.no_progress, goal_swap_prob=args.goal_swap_prob,
             )
         except ResumeMismatchError as err:  # the advice in this command's flags, not pretrain()'s arguments
-            raise ValueError(f"{err.reason}; pass the same flags and data to resume it, --no-resume to start over, "
-                             "or another --out") from None
+            advice = err.advice
+            for argument, flag in (("resume=False", "--no-resume"), ("init_from", "--init-from"), ("out_dir", "--out"),
+                                   ("the same data", "the same --data")):
+                advice = advice.replace(argument, flag)
+            raise ValueError(f"{err.reason}; {advice}") from None
     print(f"encoder written to {Path(args.out) / 'encoder'} (load with vip_rl.encoders.load_encoder)")
     return 0
 
