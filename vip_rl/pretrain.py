@@ -73,13 +73,26 @@ _LOSS_SALT = 0x1055_0BAD
 
 class ResumeMismatchError(ValueError):
     """``out_dir`` holds a checkpoint that this call cannot resume: another config, encoder architecture or set of
-    videos. ``reason`` says what differs and ``advice`` what a caller of :func:`pretrain` can do (the message is both);
-    front ends with their own flags or folder layout (``vip-rl pretrain``, ``vip_rl.weights_recipe``) print ``reason``
-    with advice in their own terms."""
+    videos. ``reason`` says what differs; :meth:`advice` what to do, in the names of :func:`pretrain`'s arguments (the
+    message is both) or, given other names, in a front end's flags (``vip-rl pretrain``). A front end with its own
+    folder layout (``vip_rl.weights_recipe``) prints ``reason`` with advice of its own."""
+
+    #: How :meth:`advice` names each remedy by default: :func:`pretrain`'s arguments.
+    ARGUMENTS = {"init_from": "init_from", "data": "data", "no_resume": "resume=False", "out": "out_dir"}
 
     def __init__(self, reason: str, advice: str) -> None:
-        super().__init__(f"{reason}; {advice}")
-        self.reason, self.advice = reason, advice
+        """``advice``: a :meth:`str.format` template over the keys of :data:`ARGUMENTS`."""
+        self.reason, self._advice = reason, advice
+        super().__init__(f"{reason}; {self.advice()}")
+
+    def advice(self, **names: str) -> str:
+        """What to do, each remedy named as in ``names`` (keys of :data:`ARGUMENTS`) or else as :func:`pretrain`'s
+        argument.
+
+        >>> ResumeMismatchError("run/checkpoint.pt: other videos", "pass the same {data} or {no_resume}").advice(no_resume="--no-resume")
+        'pass the same data or --no-resume'
+        """
+        return self._advice.format(**{**self.ARGUMENTS, **names})
 
 
 class EvalOnTrainingVideosWarning(UserWarning):
@@ -788,17 +801,17 @@ def pretrain(
             saved_arch = (state.get("config") or {}).get("arch")
             if saved_arch != encoder.config.get("arch"):
                 raise ResumeMismatchError(f"{ckpt_path}: the checkpoint's encoder has arch={saved_arch!r} (init_from={state.get('init_from') or None!r}), "
-                                          f"this run builds arch={encoder.config.get('arch')!r}", "pass the same init_from to resume, or resume=False")
+                                          f"this run builds arch={encoder.config.get('arch')!r}", "pass the same {init_from} to resume, or {no_resume}")
             saved = PretrainConfig.from_dict(json.loads(state["pretrain_config"]))
             if saved.to_dict() != config.to_dict():
                 diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if config.to_dict()[k] != v}
                 if set(diff) - {"steps", "eval_every", "ckpt_every", "log_every", "prefetch"} or (saved.lr_schedule != "constant" and "steps" in diff):
                     raise ResumeMismatchError(f"{ckpt_path}: checkpoint config differs from this run's (checkpoint, now): {diff}",
-                                              "pass resume=False or another out_dir")
+                                              "pass {no_resume} or another {out}")
             saved_data = json.loads(state["sampler"]).get("data_fingerprint")
             if saved_data is not None and saved_data != sampler.fingerprint():
                 raise ResumeMismatchError(f"{ckpt_path}: the checkpoint was trained on other videos (data fingerprint {saved_data} != {sampler.fingerprint()})",
-                                          "pass the same data, resume=False or another out_dir")
+                                          "pass the same {data}, {no_resume} or another {out}")
             encoder.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             if target is not None:
@@ -1203,10 +1216,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
                 eval_data=args.eval_data, camera=args.camera, progress=not args.no_progress, goal_swap_prob=args.goal_swap_prob,
             )
         except ResumeMismatchError as err:  # the advice in this command's flags, not pretrain()'s arguments
-            advice = err.advice
-            for argument, flag in (("resume=False", "--no-resume"), ("init_from", "--init-from"), ("out_dir", "--out"),
-                                   ("the same data", "the same --data")):
-                advice = advice.replace(argument, flag)
+            advice = err.advice(init_from="--init-from", data="--data", no_resume="--no-resume", out="--out")
             raise ValueError(f"{err.reason}; {advice}") from None
     print(f"encoder written to {Path(args.out) / 'encoder'} (load with vip_rl.encoders.load_encoder)")
     return 0
