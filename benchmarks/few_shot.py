@@ -271,8 +271,10 @@ def encoder_label(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "encoder"
 
 
-def dataset_arrays(path: Path, goal: np.ndarray, policy_input: Any, reward_encoders: dict[str, Any], cache_dir: Path) -> dict[str, Any]:
-    """Policy-input embeddings (of ``policy_input``) + reward labels, as plain arrays.
+def dataset_arrays(path: Path, goal: np.ndarray, policy_input: Any, reward_encoders: dict[str, Any], cache_dir: Path,
+                   extra_cameras: Sequence[str] = ()) -> dict[str, Any]:
+    """Policy-input embeddings (of ``policy_input``; the front camera's, then each of ``extra_cameras``') + reward
+    labels (from the front camera alone), as plain arrays.
 
     One ``rewards_<name>`` array per entry of ``reward_encoders`` (the progress reward of that encoder toward
     ``goal``; NaN where the encoder is None, i.e. its weights are missing) and the env's ``true_rewards``.
@@ -281,10 +283,11 @@ def dataset_arrays(path: Path, goal: np.ndarray, policy_input: Any, reward_encod
     """
     from vip_rl.policies import PolicyDataset
 
-    def load(encoder: Any) -> Any:
-        return PolicyDataset.from_file(path, encoder, goal=goal, mode="progress", cache_dir=cache_dir, progress=False)
+    def load(encoder: Any, extra: Sequence[str] = ()) -> Any:
+        return PolicyDataset.from_file(path, encoder, goal=goal, mode="progress", cache_dir=cache_dir, progress=False,
+                                       extra_cameras=extra)
 
-    base = load(policy_input)
+    base = load(policy_input, extra_cameras)
     arrays = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.name not in ("frames", "metadata", "rewards")}
     for name, encoder in reward_encoders.items():
         arrays[f"rewards_{name}"] = load(encoder).rewards if encoder is not None else np.full_like(base.rewards, np.nan)
@@ -459,6 +462,23 @@ NOTES = [
 ]
 
 
+def notes_for(extra_cameras: Sequence[str]) -> list[str]:
+    """The report's notes; a run whose policies also see other cameras gets its own last note."""
+    if not extra_cameras:
+        return list(NOTES)
+    views = " and ".join(f"`{c}`" for c in extra_cameras)
+    return NOTES[:-1] + [
+        f"Here the policy also sees the same frozen encoder's embedding of the {views} camera (`--extra-input-cameras`), "
+        "the option issue 17 allows for PushBlock and PickPlace. The demos are the front-only table's episodes, recorded "
+        "with the extra view (the episodes do not depend on the cameras); the rewards, the goal image and every RWR weight "
+        "are the front camera's, as there. `few_shot.md` is the same study with the front camera alone."]
+
+
+def _extra_views(cfg: dict[str, Any]) -> str:
+    extra = cfg.get("extra_input_cameras") or []
+    return "".join(f" + the `{c}` camera's embedding (same encoder, same size)" for c in extra)
+
+
 def markdown(report: dict[str, Any]) -> str:
     cfg = report["config"]
     methods = report["methods"]
@@ -470,7 +490,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append(
         f"Success rate (%) over {cfg['eval_episodes']} held-out reset seeds per policy, mean ± std over "
         f"{len(cfg['seeds'])} training seeds; {cfg['num_demos']} demos per task. Policy input: `{report['input_encoder']}` "
-        f"embedding of the front {IMAGE_SIZE} px frame + proprio state; MLP {list(cfg['train']['hidden'])}, "
+        f"embedding of the front {IMAGE_SIZE} px frame{_extra_views(cfg)} + proprio state; MLP {list(cfg['train']['hidden'])}, "
         f"{cfg['train']['steps']} steps, batch {cfg['train']['batch_size']}; RWR weights exp(R / temperature) on "
         f"standardised R, clipped at {cfg['max_weight']} (temperature and R per mix below). "
         f"Goal image of the embedding rewards: {cfg['goal']}."
@@ -485,7 +505,8 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("td_encoder"):
         lines += ["", f"RWR(td): the same RWR with the progress reward of `{report['td_encoder']}` (the temporal-distance encoder, "
                       f"fingerprint {report.get('td_encoder_fingerprint')}) toward the same goal image; the policy input is the same "
-                      f"`{report['input_encoder']}` embedding + proprio state as every other column."]
+                      f"`{report['input_encoder']}` embedding{'s' if cfg.get('extra_input_cameras') else ''} + proprio state "
+                      "as every other column."]
     if report.get("vip_missing"):
         fallback = "the policy input uses the random encoder and " if report["input_encoder"].startswith("random") else ""
         lines += ["", f"**`{vip_name}` missing** ({report['vip_missing']}): {fallback}the RWR(vip) column is empty; "
@@ -567,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="encoder whose embedding of the front frame (+ proprio state) every column's policy sees "
                              "(default: --vip-encoder, falling back to the random encoder while its weights are missing; "
                              "a named one must load)")
+    parser.add_argument("--extra-input-cameras", nargs="+", default=[], metavar="CAMERA",
+                        help="the policy also sees the input encoder's embedding of these cameras (e.g. wrist), after the "
+                             "front camera's, in every column; rewards still come from the front camera")
     parser.add_argument("--scaling-task", default="OpenDrawer")
     parser.add_argument("--scaling-demos", type=int, nargs="+", default=[5, 10, 20, 50])
     parser.add_argument("--no-scaling", action="store_true")
@@ -584,8 +608,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out = RESULTS / args.out_name
     if args.render_only:
         def update_notes(result: dict[str, Any]) -> bool:  # the notes are prose, the targets a reading of the averages:
-            changed = result.get("notes") != NOTES           # a re-render takes the current ones
-            result["notes"] = list(NOTES)
+            fresh_notes = notes_for(result["config"].get("extra_input_cameras", []))  # a re-render takes the current ones
+            changed = result.get("notes") != fresh_notes
+            result["notes"] = fresh_notes
             for part in result.get("mixes", {}).values():
                 fresh = targets(part["summary"]["average"], vip_missing=bool(result.get("vip_missing")))
                 changed |= part.get("targets") != fresh
@@ -596,6 +621,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         parser.error(f"--methods must be among {list(METHODS)}, got {unknown}")
+    import vip_envs
+
+    bad = [c for c in args.extra_input_cameras if c not in vip_envs.CAMERAS or c == "front"]
+    if bad or len(set(args.extra_input_cameras)) != len(args.extra_input_cameras):
+        parser.error(f"--extra-input-cameras must be distinct cameras of {[c for c in vip_envs.CAMERAS if c != 'front']}, "
+                     f"got {args.extra_input_cameras}")
     unknown = [t for t in args.tasks if t not in TASK_OBJECT]
     if unknown:
         parser.error(f"--tasks must be among {list(TASK_OBJECT)}, got {unknown}")
@@ -639,8 +670,10 @@ def main(argv: list[str] | None = None) -> int:
     demo_seeds: set[int] = set()
     for mix in args.mixes:
         for index, (task, size) in enumerate(pool_sizes.items()):
-            path, goal, info = collect_demos(task, size, data_dir, seed=index + 1, mix=mix, failed=args.failed)
-            arrays = dataset_arrays(path, goal, policy_input, {"vip": vip, "td": td, "random": random}, cache_dir)
+            path, goal, info = collect_demos(task, size, data_dir, seed=index + 1, mix=mix, failed=args.failed,
+                                             cameras=("front", *args.extra_input_cameras))
+            arrays = dataset_arrays(path, goal, policy_input, {"vip": vip, "td": td, "random": random}, cache_dir,
+                                    extra_cameras=args.extra_input_cameras)
             info["weight_share"] = weight_shares(arrays, mix_kinds(mix, size, args.failed), args.num_demos, rwr[mix])
             meta = arrays.pop("metadata")
             # what the policies train on: equal digests in two runs mean equal inputs (session 24 found a rerun's
@@ -725,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
             "config": {"tasks": args.tasks, "mixes": args.mixes, "seeds": list(range(args.seeds)),
                        "num_demos": args.num_demos, "eval_episodes": args.eval_episodes, "eval_seed_start": EVAL_SEED,
                        "train": {**train, "lr": 1e-3}, "max_weight": args.max_weight, "quick": args.quick, "failed": args.failed,
-                       "suite_fingerprint": fingerprint,
+                       "suite_fingerprint": fingerprint, "extra_input_cameras": list(args.extra_input_cameras),
                        "goal": "final front frame of one extra successful expert demo of the task (unseen seed)"},
             "input_encoder": f"random ({input_name} missing)" if input_missing else input_name,
             "input_encoder_fingerprint": encoder_fingerprint(policy_input),
@@ -737,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
             "td_encoder_fingerprint": encoder_fingerprint(td) if td is not None else None,
             "methods": methods,
             "mixes": {mix: mix_report(mix) for mix in args.mixes},
-            "notes": NOTES,
+            "notes": notes_for(args.extra_input_cameras),
             "rows": rows,
             "seed_overlap": len(eval_seeds & demo_seeds),
             "timing": {"total_s": time.perf_counter() - start, "data_s": data_s, "workers": args.workers,

@@ -63,3 +63,25 @@ def test_a_rerender_rereads_the_targets_from_the_averages(few_shot, tmp_path):
     for name, part in again["mixes"].items():
         assert part["targets"] == few_shot.targets(part["summary"]["average"], vip_missing=bool(again.get("vip_missing")))
     assert "stale" not in (tmp_path / "fs.md").read_text()
+
+
+def test_extra_input_cameras_are_checked_and_named_in_the_report(few_shot, tmp_path, capsys):
+    for cameras, shown in ((["front"], "['front']"), (["wrist", "wrist"], "['wrist', 'wrist']"), (["top"], "['top']")):
+        with pytest.raises(SystemExit, match="^2$"):
+            few_shot.main(["--extra-input-cameras", *cameras, "--work-dir", str(tmp_path), "--out", str(tmp_path / "out")])
+        assert f"--extra-input-cameras must be distinct cameras of ['left', 'right', 'close', 'wrist'], got {shown}" in capsys.readouterr().err
+    assert not (tmp_path / "out.json").exists() and not any(tmp_path.iterdir())
+    committed = json.loads((BENCHMARKS / "results" / "few_shot.json").read_text())
+    assert "camera's embedding" not in few_shot.markdown(committed)  # a front-only report, before the option too
+    assert few_shot.notes_for([]) == few_shot.NOTES
+    report = copy.deepcopy(committed)
+    report["config"]["extra_input_cameras"] = ["wrist"]
+    report["notes"] = few_shot.notes_for(["wrist"])
+    text = few_shot.markdown(report)
+    assert "embedding of the front 96 px frame + the `wrist` camera's embedding (same encoder, same size) + proprio" in text
+    assert "the policy also sees the same frozen encoder's embedding of the `wrist` camera" in text
+    assert "because the policy sees a frozen embedding of the front camera" not in text  # the front-only note is replaced
+    # a re-render keeps the run's own notes
+    (tmp_path / "fs.json").write_text(json.dumps(report))
+    assert few_shot.main(["--render-only", "--out", str(tmp_path / "fs")]) == 0
+    assert json.loads((tmp_path / "fs.json").read_text())["notes"] == few_shot.notes_for(["wrist"])

@@ -48,6 +48,7 @@ class PointEnv(gym.Env):
         self.cameras = tuple(cameras)
         self.observation_space = spaces.Dict({
             "pixels": spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
+            **{f"pixels_{cam}": spaces.Box(0, 255, (image_size, image_size, 3), np.uint8) for cam in self.cameras[1:]},
             "state": spaces.Box(-np.inf, np.inf, (2,), np.float32),
         })
         self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
@@ -61,7 +62,9 @@ class PointEnv(gym.Env):
         return image
 
     def _obs(self) -> dict:
-        return {"pixels": self.render(), "state": self.pos.astype(np.float32)}
+        image = self.render()
+        # any other camera sees the frame inverted (as _two_camera_episodes writes 'wrist')
+        return {"pixels": image, **{f"pixels_{cam}": 255 - image for cam in self.cameras[1:]}, "state": self.pos.astype(np.float32)}
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -557,6 +560,76 @@ def test_pixel_pool_sees_the_average_pooled_frame(tmp_path):
 def _two_camera_episodes(episodes):
     """The point env's episodes with a second camera, 'wrist', whose frames are the front frames inverted."""
     return [dataclasses.replace(ep, frames={"front": ep.frames["front"], "wrist": 255 - ep.frames["front"]}) for ep in episodes]
+
+
+def test_mlp_policy_on_the_embeddings_of_two_cameras(tmp_path, encoder, expert_episodes):
+    episodes = _two_camera_episodes(expert_episodes[:4])
+    front = PolicyDataset.from_episodes(episodes, encoder)
+    both = PolicyDataset.from_episodes(episodes, encoder, extra_cameras=("wrist",))
+    assert both.embed_dim == 2 * encoder.embed_dim and both.metadata["extra_cameras"] == ["wrist"]
+    np.testing.assert_array_equal(both.embeddings[:, :encoder.embed_dim], front.embeddings)  # the front view first ...
+    with torch.no_grad():
+        wrist = encoder.encode_images(np.concatenate([ep.frames["wrist"][:-1] for ep in episodes])).numpy()
+    np.testing.assert_allclose(both.embeddings[:, encoder.embed_dim:], wrist, atol=1e-6)  # ... then the wrist view's
+    np.testing.assert_array_equal(both.rewards, front.rewards)  # rewards from the front camera alone
+    result = train_bc(BCConfig(steps=3, batch_size=8, hidden=(8,)), both, progress=False)
+    cfg = result.policy.config
+    assert cfg.extra_cameras == ("wrist",) and cfg.cameras == ("front", "wrist") and cfg.embed_dim == 2 * encoder.embed_dim
+    save_policy(result.policy, tmp_path / "p")
+    assert load_policy(tmp_path / "p").config.extra_cameras == ("wrist",)
+    # evaluation renders both cameras and feeds the policy the two embeddings in the training order
+    seen = []
+    act = result.policy.act
+    result.policy.act = lambda state, *, embedding=None, **kw: (seen.append((state, embedding)), act(state, embedding=embedding, **kw))[1]
+    out = evaluate_policy(result.policy, ENV_ID, episodes=2, seed=40, encoder=encoder, progress=False)
+    assert out["episodes"] == 2 and seen
+    env = gym.make(ENV_ID, render_mode="rgb_array")
+    obs, _ = env.reset(seed=40)
+    with torch.no_grad():
+        expected = torch.cat([encoder.encode_images(obs["pixels"][None]), encoder.encode_images(255 - obs["pixels"][None])], 1)
+    torch.testing.assert_close(seen[0][1][:1], expected)
+    wide = build_encoder("cnn", embed_dim=32, image_size=SIZE, cnn_channels=(8,), seed=1)  # 2 x 32 != the policy's 32
+    with pytest.raises(ValueError, match="encoder.embed_dim=32 but the policy expects 32 \\(2 cameras \\['front', 'wrist'\\]\\)"):
+        evaluate_policy(result.policy, ENV_ID, episodes=1, encoder=wide, progress=False)
+    with pytest.raises(ValueError, match="conflicts with the policy, trained on cameras \\['front', 'wrist'\\]"):
+        evaluate_policy(result.policy, ENV_ID, episodes=1, encoder=encoder, env_kwargs={"cameras": ("front",)}, progress=False)
+    # bad requests name the problem
+    with pytest.raises(ValueError, match="extra camera 'left' not found in episode 0 .* cameras \\['front', 'wrist'\\]"):
+        PolicyDataset.from_episodes(episodes, encoder, extra_cameras=("left",))
+    with pytest.raises(ValueError, match="extra_cameras must be distinct camera names other than camera='front'"):
+        PolicyDataset.from_episodes(episodes, encoder, extra_cameras=("front",))
+    with pytest.raises(ValueError, match="must be a sequence of camera names, got the string 'wrist'"):
+        PolicyDataset.from_episodes(episodes, encoder, extra_cameras="wrist")
+    with pytest.raises(ValueError, match="are embedded by the encoder; pass encoder="):
+        PolicyDataset.from_episodes(episodes, None, mode="true", extra_cameras=("wrist",))
+    with pytest.raises(ValueError, match="extra_cameras only apply to an 'mlp' policy on embeddings"):
+        PolicyConfig(arch="cnn", extra_cameras=("wrist",))
+    with pytest.raises(ValueError, match="embed_dim=15 must be a multiple of the 2 cameras' count"):
+        PolicyConfig(embed_dim=15, extra_cameras=("wrist",))
+    with pytest.raises(ValueError, match="must not repeat each other or camera='front'"):
+        PolicyConfig(embed_dim=32, extra_cameras=("wrist", "wrist"))
+
+
+@pytest.mark.slow  # over a second: two CLI trainings and an evaluation
+def test_cli_extra_cameras(tmp_path, expert_episodes, capsys):
+    from vip_rl.policies.cli import evaluate_cli, train_cli
+
+    episodes = _two_camera_episodes(expert_episodes[:4])
+    data = tmp_path / "demos.h5"
+    write_episodes(data, episodes, env_id=ENV_ID, cameras=["front", "wrist"], image_size=SIZE)
+    out = tmp_path / "mlp2"
+    args = ["bc", "--data", str(data), "--encoder", "random", "--out", str(out), "--extra-cameras", "wrist", "--steps", "3",
+            "--hidden", "8", "--state", "all", "--cache-dir", str(tmp_path / "cache")]
+    assert train_cli(args) == 0
+    saved = json.loads((out / "policy.json").read_text())
+    assert saved["config"]["extra_cameras"] == ["wrist"] and saved["metadata"]["dataset"]["extra_cameras"] == ["wrist"]
+    assert len(list((tmp_path / "cache").glob("demos.wrist.*.npz"))) == 1
+    assert evaluate_cli([str(out), "--env", ENV_ID, "--episodes", "1"]) == 0
+    for extra, message in ((["--arch", "cnn"], "--extra-cameras only applies to --arch mlp"),
+                           (["--camera", "wrist"], "must name distinct cameras other than --camera wrist")):
+        rc = train_cli([*args[:4], str(tmp_path / "bad"), *args[5:], *extra])
+        assert rc == 2 and message in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()
 
 
 def test_frames_from_another_camera(tmp_path, encoder, expert_episodes, capsys):

@@ -86,6 +86,9 @@ def _train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hidden", default="256,256", help="comma-separated hidden widths")
     parser.add_argument("--head", default="deterministic", choices=("deterministic", "gaussian"))
     parser.add_argument("--arch", default="mlp", choices=("mlp", "cnn"))
+    parser.add_argument("--extra-cameras", default=None,
+                        help="--arch mlp: comma-separated cameras whose --encoder embeddings the policy also sees, after "
+                             "--camera's (e.g. wrist); rewards still come from --camera")
     parser.add_argument("--policy-camera", default=None,
                         help="--arch cnn: the camera the CNN policy sees (default --camera), e.g. wrist; rewards still "
                              "come from --camera")
@@ -179,6 +182,12 @@ def train_cli(argv: list[str]) -> int:
     from .trainers import PROPRIO_INDICES, BCConfig, RWRConfig, config_to_dict, policy_config_for, train_bc, train_rwr
 
     hidden = _parse_hidden(args.hidden)
+    extra_cameras = tuple(c.strip() for c in args.extra_cameras.split(",")) if args.extra_cameras is not None else ()
+    if args.extra_cameras is not None and args.arch != "mlp":
+        raise UsageError("--extra-cameras only applies to --arch mlp (the CNN policy sees one camera: --policy-camera)")
+    if any(not c for c in extra_cameras) or len(set((args.camera, *extra_cameras))) != len(extra_cameras) + 1:
+        raise UsageError(f"--extra-cameras {args.extra_cameras!r} must name distinct cameras other than --camera {args.camera}, "
+                         "comma-separated, e.g. wrist")
     if args.arch != "cnn":
         given = [flag for flag, value, default in (("--policy-camera", args.policy_camera, None),
                                                    ("--pixel-pool", args.pixel_pool, 1), ("--random-shift", args.random_shift, 0),
@@ -186,7 +195,7 @@ def train_cli(argv: list[str]) -> int:
                                                    ("--cnn-strides", args.cnn_strides, None))
                  if value != default]
         if given:
-            raise UsageError(f"{', '.join(given)} only apply to --arch cnn (the MLP policy sees --camera's embedding)")
+            raise UsageError(f"{', '.join(given)} only apply to --arch cnn (the MLP policy sees the embeddings of --camera and --extra-cameras)")
     cnn_channels = _parse_ints(args.cnn_channels, "--cnn-channels", "32,64,64,64")
     cnn_strides = None if args.cnn_strides is None else _parse_ints(args.cnn_strides, "--cnn-strides", "2,1,2,1")
     try:  # the rule lives in checked_cnn_strides; the message names the flags
@@ -216,6 +225,7 @@ def train_cli(argv: list[str]) -> int:
     dataset = PolicyDataset.from_file(
         args.data, encoder, camera=args.camera, goal=goal, mode=mode,
         cache_dir=args.cache_dir or _default_cache_dir(), keep_frames=args.arch == "cnn", frames_camera=args.policy_camera,
+        extra_cameras=extra_cameras,
     )
     if env_action_dim is not None:
         dataset.check_action_dim(env_action_dim, env_id=args.env)

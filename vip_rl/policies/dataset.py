@@ -2,7 +2,8 @@
 
 :class:`PolicyDataset` holds flat per-transition arrays (``N = sum_e T_e``)::
 
-    embeddings  float32 [N, D]   phi(o_t) of the chosen camera (D = 0 without an encoder)
+    embeddings  float32 [N, D]   phi(o_t) of the chosen camera (D = 0 without an encoder), followed by
+                                 phi of each ``extra_cameras`` view (an MLP policy that sees several cameras)
     states      float32 [N, S]   proprioceptive / low-dim state s_t
     actions     float32 [N, A]   a_t
     rewards     float32 [N]      relabelled reward r_t (mode "progress" | "distance" | "true")
@@ -27,7 +28,7 @@ uint8 image ``[H, W, 3]`` (or ``[K, H, W, 3]``: the mean of their embeddings), a
 ``[D]``, a Video (its final frame), a goal file ``Path``, or any other string (an instruction).
 
 Embeddings are cached on disk (``cache_dir``) in a ``.npz`` keyed by a hash of the encoder's weights
-and config, the dataset's absolute path, mtime and size, and the camera.
+and config, the dataset's absolute path, mtime and size, and the camera (one file per embedded camera).
 """
 from __future__ import annotations
 
@@ -171,6 +172,15 @@ def _describe_goal(goal: Any) -> str:
 # ----------------------------------------------------------------------------------------- cache
 
 
+def _checked_extra_cameras(extra_cameras: Sequence[str], camera: str) -> tuple[str, ...]:
+    if isinstance(extra_cameras, str):
+        raise ValueError(f"extra_cameras must be a sequence of camera names, got the string {extra_cameras!r}")
+    extra = tuple(extra_cameras)
+    if any(not isinstance(c, str) or not c for c in extra) or len(set((camera, *extra))) != len(extra) + 1:
+        raise ValueError(f"extra_cameras must be distinct camera names other than camera={camera!r}, got {list(extra)!r}")
+    return extra
+
+
 def _cache_file(cache_dir: Path, source: Path, camera: str, fingerprint: str) -> Path:
     stat = source.stat()
     key = f"v{CACHE_VERSION}|{fingerprint}|{source.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{camera}"
@@ -285,6 +295,7 @@ class PolicyDataset:
         cache_dir: str | os.PathLike[str] | None = None,
         keep_frames: bool = False,
         frames_camera: str | None = None,
+        extra_cameras: Sequence[str] = (),
         image_size: int | None = None,
         batch_size: int = 256,
         progress: bool = True,
@@ -302,6 +313,9 @@ class PolicyDataset:
             keep_frames: keep uint8 frames ``[N, H, W, 3]`` (for ``arch="cnn"``).
             frames_camera: whose frames ``keep_frames`` keeps (default: ``camera``), e.g. ``"wrist"`` for a
                 pixel policy on the wrist view whose rewards come from the front view's embedding.
+            extra_cameras: more cameras to embed with the same encoder, appended to ``camera``'s embedding
+                (``embeddings [N, D * (1 + len(extra_cameras))]``) for an MLP policy that sees several views;
+                rewards still come from ``camera`` alone.
             image_size: if given, the frame side the consumer expects; other sizes raise.
             batch_size: encoder batch size.
             progress: show a progress bar while embedding.
@@ -311,14 +325,18 @@ class PolicyDataset:
             wrong image size, NaN rewards, inconsistent actions.
         """
         source = Path(path)
-        second = keep_frames and frames_camera is not None and frames_camera != camera
+        extra_cameras = _checked_extra_cameras(extra_cameras, camera)
+        second = bool(extra_cameras) or (keep_frames and frames_camera is not None and frames_camera != camera)
         episodes = read_demo_file(source, camera=None if second else camera)
-        cache_file = None
+        cache_file, extra_cache_files = None, None
         if cache_dir is not None and encoder is not None:
-            cache_file = _cache_file(Path(cache_dir), source, camera, encoder_fingerprint(encoder))
+            fingerprint = encoder_fingerprint(encoder)
+            cache_file = _cache_file(Path(cache_dir), source, camera, fingerprint)
+            extra_cache_files = [_cache_file(Path(cache_dir), source, cam, fingerprint) for cam in extra_cameras]
         dataset = cls.from_episodes(
             episodes, encoder, camera=camera, goal=goal, mode=mode, keep_frames=keep_frames, frames_camera=frames_camera,
-            image_size=image_size, batch_size=batch_size, progress=progress, cache_file=cache_file, source=str(source),
+            extra_cameras=extra_cameras, image_size=image_size, batch_size=batch_size, progress=progress,
+            cache_file=cache_file, extra_cache_files=extra_cache_files, source=str(source),
         )
         return dataset
 
@@ -333,17 +351,20 @@ class PolicyDataset:
         mode: RewardMode = "progress",
         keep_frames: bool = False,
         frames_camera: str | None = None,
+        extra_cameras: Sequence[str] = (),
         image_size: int | None = None,
         batch_size: int = 256,
         progress: bool = False,
         cache_file: str | os.PathLike[str] | None = None,
+        extra_cache_files: Sequence[str | os.PathLike[str]] | None = None,
         source: str = "<memory>",
     ) -> "PolicyDataset":
         """Build from in-memory episodes (``vip_rl.data.Episode`` or anything with the same fields).
 
         Each episode needs ``frames[camera]`` uint8 ``[T+1, H, W, 3]`` (and ``frames[frames_camera]`` when
-        frames are kept from another camera), ``states [T+1, S]``, ``actions [T, A]``, ``rewards [T]`` and
-        ``attrs`` (``success``, ``instruction``, ``env_id``).
+        frames are kept from another camera, and ``frames[c]`` of each of ``extra_cameras``), ``states [T+1, S]``,
+        ``actions [T, A]``, ``rewards [T]`` and ``attrs`` (``success``, ``instruction``, ``env_id``).
+        ``extra_cache_files``: one embedding cache per extra camera (as ``cache_file`` is ``camera``'s).
         See :meth:`from_file` for the other arguments and the errors.
         """
         if mode not in REWARD_MODES:
@@ -354,7 +375,13 @@ class PolicyDataset:
         if not episodes:
             raise ValueError(f"dataset {source!r} is empty: no episodes")
         frames_camera = camera if frames_camera is None else frames_camera
+        extra_cameras = _checked_extra_cameras(extra_cameras, camera)
+        if extra_cameras and encoder is None:
+            raise ValueError(f"extra_cameras={list(extra_cameras)} are embedded by the encoder; pass encoder=")
+        if extra_cache_files is not None and len(extra_cache_files) != len(extra_cameras):
+            raise ValueError(f"extra_cache_files must hold one file per extra camera ({len(extra_cameras)}), got {len(extra_cache_files)}")
         cameras = [camera] if not keep_frames or frames_camera == camera else [camera, frames_camera]
+        extra_views: dict[str, list[np.ndarray]] = {cam: [] for cam in extra_cameras}
         frames_list: list[np.ndarray] = []
         kept_list: list[np.ndarray] = []
         lengths: list[int] = []
@@ -384,6 +411,16 @@ class PolicyDataset:
                     raise ValueError(f"episode {index} of {source!r} has {frames_camera!r} frames {list(kept.shape[1:])}, "
                                      f"earlier episodes have {list(kept_list[0].shape[1:])}")
                 kept_list.append(kept)
+            for cam in extra_cameras:
+                view = frames_by_cam.get(cam) if isinstance(frames_by_cam, dict) else None
+                if view is None:
+                    available = sorted(frames_by_cam) if isinstance(frames_by_cam, dict) else []
+                    raise ValueError(f"extra camera {cam!r} not found in episode {index} of {source!r}; the dataset has cameras {available}")
+                view = np.asarray(view)
+                if view.dtype != np.uint8 or view.ndim != 4 or view.shape[-1] != 3 or view.shape[0] != frames.shape[0]:
+                    raise ValueError(f"episode {index} of {source!r}: frames[{cam!r}] must be uint8 [{frames.shape[0]}, H, W, 3] like "
+                                     f"frames[{camera!r}], got {view.dtype} {list(view.shape)}")
+                extra_views[cam].append(view)
             actions = np.asarray(ep.actions)
             if actions.ndim != 2 or actions.shape[0] < 1:
                 raise ValueError(f"episode {index} of {source!r}: actions must be [T, A] with T >= 1, got {list(actions.shape)}")
@@ -423,22 +460,32 @@ class PolicyDataset:
         if trained_camera is not None and trained_camera != camera:
             raise ValueError(f"encoder was trained on camera {trained_camera!r} but camera={camera!r} was requested")
 
-        # ---- embed every frame once
+        # ---- embed every frame once (per camera: the cache file, else the encoder)
         fingerprint = None
+        extra_embeddings: list[np.ndarray] = []
         if encoder is not None:
             fingerprint = encoder_fingerprint(encoder)
-            cached = _load_cache(Path(cache_file), lengths, encoder.embed_dim) if cache_file is not None else None
-            if cached is None:
-                cached = _embed_frames(encoder, frames_list, batch_size=batch_size, progress=progress)
-                if not np.all(np.isfinite(cached)):
-                    raise ValueError(f"encoder produced non-finite embeddings for {source!r} (corrupt encoder weights?)")
-                if cache_file is not None:
-                    _save_cache(Path(cache_file), cached, lengths)
-            all_embeddings = cached
+
+            def embed(views: list[np.ndarray], file: str | os.PathLike[str] | None, cam: str) -> np.ndarray:
+                cached = _load_cache(Path(file), lengths, encoder.embed_dim) if file is not None else None
+                if cached is None:
+                    cached = _embed_frames(encoder, views, batch_size=batch_size, progress=progress)
+                    if not np.all(np.isfinite(cached)):
+                        raise ValueError(f"encoder produced non-finite embeddings of camera {cam!r} for {source!r} "
+                                         "(corrupt encoder weights?)")
+                    if file is not None:
+                        _save_cache(Path(file), cached, lengths)
+                return cached
+
+            all_embeddings = embed(frames_list, cache_file, camera)
+            extra_embeddings = [embed(extra_views[cam], None if extra_cache_files is None else extra_cache_files[k], cam)
+                                for k, cam in enumerate(extra_cameras)]
         else:
             all_embeddings = np.zeros((sum(lengths), 0), np.float32)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         per_episode = [torch.from_numpy(all_embeddings[offsets[i] : offsets[i + 1]]) for i in range(len(episodes))]
+        if extra_cameras:  # the policy input: camera's embedding, then each extra camera's; rewards use camera's alone
+            all_embeddings = np.concatenate([all_embeddings, *extra_embeddings], axis=1)
 
         # ---- relabel
         rewards_list: list[np.ndarray] = []
@@ -483,6 +530,7 @@ class PolicyDataset:
                 "source": source,
                 "camera": camera,
                 "frames_camera": frames_camera if keep_frames else None,
+                "extra_cameras": list(extra_cameras),
                 "image_size": int(kept_shape[0]),
                 "env_id": attrs0.get("env_id"),
                 "task": attrs0.get("task"),

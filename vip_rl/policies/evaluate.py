@@ -26,11 +26,16 @@ def _make_env(env_id: str, policy: Policy, env_kwargs: dict[str, Any]) -> Any:
     if env_id.startswith("vip_envs/"):
         import vip_envs  # noqa: F401  (registers the tasks)
     cfg = policy.config
-    kwargs = {"render_mode": "rgb_array", "obs_mode": "pixels", "cameras": (cfg.camera,), "image_size": cfg.image_size}
+    kwargs = {"render_mode": "rgb_array", "obs_mode": "pixels", "cameras": cfg.cameras, "image_size": cfg.image_size}
     for key, value in env_kwargs.items():
-        if key in ("cameras", "image_size", "obs_mode") and value != kwargs[key] and not (key == "cameras" and tuple(value)[:1] == (cfg.camera,)):
+        if key == "cameras" and isinstance(value, str):
+            value = (value,)
+        conflict = (not set(cfg.cameras) <= set(value) or tuple(value)[:1] != (cfg.camera,)) if key == "cameras" \
+            else key in ("image_size", "obs_mode") and value != kwargs[key]
+        if conflict:
+            seen = f"camera {cfg.camera!r}" if not cfg.extra_cameras else f"cameras {list(cfg.cameras)}"
             raise ValueError(
-                f"env_kwargs[{key!r}]={value!r} conflicts with the policy, trained on camera {cfg.camera!r} at "
+                f"env_kwargs[{key!r}]={value!r} conflicts with the policy, trained on {seen} at "
                 f"{cfg.image_size}x{cfg.image_size} pixels"
             )
         kwargs[key] = value
@@ -98,8 +103,9 @@ def evaluate_policy(
     if needs_encoder:
         if encoder is None:
             raise ValueError(f"this policy consumes {cfg.embed_dim}-d embeddings of encoder {cfg.encoder!r}: pass encoder=")
-        if encoder.embed_dim != cfg.embed_dim:
-            raise ValueError(f"encoder.embed_dim={encoder.embed_dim} but the policy expects {cfg.embed_dim}")
+        if encoder.embed_dim * len(cfg.cameras) != cfg.embed_dim:
+            per_view = f" ({len(cfg.cameras)} cameras {list(cfg.cameras)})" if cfg.extra_cameras else ""
+            raise ValueError(f"encoder.embed_dim={encoder.embed_dim} but the policy expects {cfg.embed_dim}{per_view}")
         if cfg.encoder_fingerprint is not None and encoder_fingerprint(encoder) != cfg.encoder_fingerprint:
             raise ValueError(
                 f"encoder fingerprint {encoder_fingerprint(encoder)} differs from the one the policy was trained on "
@@ -143,6 +149,10 @@ def evaluate_policy(
                 state = torch.from_numpy(np.stack([np.asarray(observations[i]["state"], np.float32) for i in running])).to(device)
                 with torch.no_grad():
                     embedding = encoder.encode_images(pixels).float() if needs_encoder else None
+                    if needs_encoder and cfg.extra_cameras:  # the other views' embeddings follow, in the training order
+                        embedding = torch.cat([embedding] + [
+                            encoder.encode_images(np.stack([np.asarray(observations[i][f"pixels_{cam}"]) for i in running])).float()
+                            for cam in cfg.extra_cameras], dim=1)
                     actions = policy.act(
                         state if cfg.state_dim else None,
                         embedding=embedding,

@@ -72,6 +72,9 @@ class PolicyConfig:
         pixel_pool: the CNN first averages ``pixel_pool x pixel_pool`` blocks of the frame (2: a 96 px frame is
             seen at 48 px, about 4x cheaper to train); ``image_size`` must be a multiple of it.
         camera: the camera the training frames came from (evaluation renders the same one).
+        extra_cameras: ``"mlp"`` only: more cameras whose embeddings (by the same frozen encoder) follow
+            ``camera``'s in the input, e.g. ``("wrist",)``; ``embed_dim`` is then the encoder's size times
+            ``1 + len(extra_cameras)``. Evaluation renders every one of them.
         encoder: how to rebuild the frozen encoder for ``"mlp"`` (a bundled name, or a path relative to the
             policy directory), or ``None``.
         encoder_fingerprint: hash of the encoder's weights + config the embeddings came from (checked at evaluation).
@@ -90,6 +93,7 @@ class PolicyConfig:
     cnn_strides: tuple[int, ...] | None = None
     pixel_pool: int = 1
     camera: str = "front"
+    extra_cameras: tuple[str, ...] = ()
     encoder: str | None = None
     encoder_fingerprint: str | None = None
     min_log_std: float = -5.0
@@ -130,8 +134,26 @@ class PolicyConfig:
         if not self.cnn_channels or any(c <= 0 for c in self.cnn_channels):
             raise ValueError(f"cnn_channels must be a non-empty sequence of positive ints, got {self.cnn_channels!r}")
         object.__setattr__(self, "cnn_strides", checked_cnn_strides(self.cnn_strides, self.cnn_channels))
+        if isinstance(self.extra_cameras, str) or any(not isinstance(c, str) or not c for c in self.extra_cameras):
+            raise ValueError(f"extra_cameras must be a sequence of camera names, got {self.extra_cameras!r}")
+        object.__setattr__(self, "extra_cameras", tuple(self.extra_cameras))
+        if self.extra_cameras:
+            views = (self.camera, *self.extra_cameras)
+            if len(set(views)) != len(views):
+                raise ValueError(f"extra_cameras must not repeat each other or camera={self.camera!r}, got {self.extra_cameras!r}")
+            if self.arch != "mlp" or self.embed_dim == 0:
+                raise ValueError("extra_cameras only apply to an 'mlp' policy on embeddings (embed_dim > 0), "
+                                 f"got arch={self.arch!r}, embed_dim={self.embed_dim}")
+            if self.embed_dim % len(views):
+                raise ValueError(f"embed_dim={self.embed_dim} must be a multiple of the {len(views)} cameras' count "
+                                 f"(one encoder embedding per camera: {views})")
         if not self.min_log_std < self.max_log_std:
             raise ValueError(f"min_log_std must be < max_log_std, got {self.min_log_std} >= {self.max_log_std}")
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """Every camera the policy sees, in input order: ``camera``, then ``extra_cameras``."""
+        return (self.camera, *self.extra_cameras)
 
     @property
     def input_state_dim(self) -> int:
@@ -151,7 +173,7 @@ class PolicyConfig:
         if unknown:
             raise ValueError(f"policy config has unknown fields {unknown}; expected a subset of {sorted(names)}")
         kwargs = dict(data)
-        for key in ("hidden", "cnn_channels", "cnn_strides", "state_indices"):
+        for key in ("hidden", "cnn_channels", "cnn_strides", "state_indices", "extra_cameras"):
             if kwargs.get(key) is not None:
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)

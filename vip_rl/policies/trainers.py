@@ -220,6 +220,7 @@ def policy_config_for(config: BCConfig, dataset: PolicyDataset, *, encoder: str 
         pixel_pool=config.pixel_pool,
         camera=str(dataset.metadata.get("frames_camera" if config.arch == "cnn" else "camera")
                    or dataset.metadata.get("camera", "front")),
+        extra_cameras=tuple(dataset.metadata.get("extra_cameras") or ()) if config.arch == "mlp" else (),
         encoder=encoder,
         encoder_fingerprint=dataset.metadata.get("encoder_fingerprint") if config.arch == "mlp" else None,
     )
