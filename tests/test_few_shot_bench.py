@@ -72,7 +72,7 @@ def test_extra_input_cameras_are_checked_and_named_in_the_report(few_shot, tmp_p
         assert f"--extra-input-cameras must be distinct cameras of ['left', 'right', 'close', 'wrist'], got {shown}" in capsys.readouterr().err
     assert not (tmp_path / "out.json").exists() and not any(tmp_path.iterdir())
     committed = json.loads((BENCHMARKS / "results" / "few_shot.json").read_text())
-    assert "camera's embedding" not in few_shot.markdown(committed)  # a front-only report, before the option too
+    assert "embedding of the front 96 px frame + proprio state;" in few_shot.markdown(committed)  # a front-only report
     assert few_shot.notes_for([]) == few_shot.NOTES
     report = copy.deepcopy(committed)
     report["config"]["extra_input_cameras"] = ["wrist"]
