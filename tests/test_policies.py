@@ -557,6 +557,22 @@ def test_pixel_pool_sees_the_average_pooled_frame(tmp_path):
         dataclasses.replace(cfg, cnn_strides=(2,))
 
 
+class _OneViewPointEnv(PointEnv):
+    """The point env that renders only its first camera, whatever ``cameras`` asks for."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.observation_space = spaces.Dict({"pixels": self.observation_space["pixels"], "state": self.observation_space["state"]})
+
+    def _obs(self) -> dict:
+        return {"pixels": self.render(), "state": self.pos.astype(np.float32)}
+
+
+ONE_VIEW_ID = "vip_policy_test/PointOneView-v0"
+if ONE_VIEW_ID not in gym.registry:
+    gym.register(ONE_VIEW_ID, entry_point=_OneViewPointEnv, max_episode_steps=30)
+
+
 def _two_camera_episodes(episodes):
     """The point env's episodes with a second camera, 'wrist', whose frames are the front frames inverted."""
     return [dataclasses.replace(ep, frames={"front": ep.frames["front"], "wrist": 255 - ep.frames["front"]}) for ep in episodes]
@@ -593,6 +609,8 @@ def test_mlp_policy_on_the_embeddings_of_two_cameras(tmp_path, encoder, expert_e
         evaluate_policy(result.policy, ENV_ID, episodes=1, encoder=wide, progress=False)
     with pytest.raises(ValueError, match="conflicts with the policy, trained on cameras \\['front', 'wrist'\\]"):
         evaluate_policy(result.policy, ENV_ID, episodes=1, encoder=encoder, env_kwargs={"cameras": ("front",)}, progress=False)
+    with pytest.raises(ValueError, match="returns no \\['pixels_wrist'\\] observation, but the policy sees cameras \\['front', 'wrist'\\]"):
+        evaluate_policy(result.policy, ONE_VIEW_ID, episodes=1, encoder=encoder, progress=False)
     # bad requests name the problem
     with pytest.raises(ValueError, match="extra camera 'left' not found in episode 0 .* cameras \\['front', 'wrist'\\]"):
         PolicyDataset.from_episodes(episodes, encoder, extra_cameras=("left",))
@@ -606,7 +624,7 @@ def test_mlp_policy_on_the_embeddings_of_two_cameras(tmp_path, encoder, expert_e
         PolicyConfig(arch="cnn", extra_cameras=("wrist",))
     with pytest.raises(ValueError, match="embed_dim=15 must be a multiple of the 2 cameras' count"):
         PolicyConfig(embed_dim=15, extra_cameras=("wrist",))
-    with pytest.raises(ValueError, match="must not repeat each other or camera='front'"):
+    with pytest.raises(ValueError, match="extra_cameras must be distinct camera names other than camera='front', got \\['wrist', 'wrist'\\]"):
         PolicyConfig(embed_dim=32, extra_cameras=("wrist", "wrist"))
 
 

@@ -178,16 +178,18 @@ def train_cli(argv: list[str]) -> int:
     from vip_rl.encoders import save_encoder
 
     from .dataset import PolicyDataset
-    from .networks import checked_cnn_strides, save_policy
+    from .networks import checked_cnn_strides, checked_extra_cameras, save_policy
     from .trainers import PROPRIO_INDICES, BCConfig, RWRConfig, config_to_dict, policy_config_for, train_bc, train_rwr
 
     hidden = _parse_hidden(args.hidden)
     extra_cameras = tuple(c.strip() for c in args.extra_cameras.split(",")) if args.extra_cameras is not None else ()
     if args.extra_cameras is not None and args.arch != "mlp":
         raise UsageError("--extra-cameras only applies to --arch mlp (the CNN policy sees one camera: --policy-camera)")
-    if any(not c for c in extra_cameras) or len(set((args.camera, *extra_cameras))) != len(extra_cameras) + 1:
+    try:  # the rule lives in checked_extra_cameras; the message names the flags
+        checked_extra_cameras(extra_cameras, args.camera)
+    except ValueError as exc:
         raise UsageError(f"--extra-cameras {args.extra_cameras!r} must name distinct cameras other than --camera {args.camera}, "
-                         "comma-separated, e.g. wrist")
+                         "comma-separated, e.g. wrist") from exc
     if args.arch != "cnn":
         given = [flag for flag, value, default in (("--policy-camera", args.policy_camera, None),
                                                    ("--pixel-pool", args.pixel_pool, 1), ("--random-shift", args.random_shift, 0),

@@ -45,6 +45,8 @@ import torch
 from vip_rl._io import atomic_path
 from vip_rl.goals import embed_goal, parse_goal
 
+from .networks import checked_extra_cameras
+
 RewardMode = Literal["progress", "distance", "true"]
 ReturnKind = Literal["reward", "reward_to_go", "return"]
 REWARD_MODES: tuple[str, ...] = ("progress", "distance", "true")
@@ -170,15 +172,6 @@ def _describe_goal(goal: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------------- cache
-
-
-def _checked_extra_cameras(extra_cameras: Sequence[str], camera: str) -> tuple[str, ...]:
-    if isinstance(extra_cameras, str):
-        raise ValueError(f"extra_cameras must be a sequence of camera names, got the string {extra_cameras!r}")
-    extra = tuple(extra_cameras)
-    if any(not isinstance(c, str) or not c for c in extra) or len(set((camera, *extra))) != len(extra) + 1:
-        raise ValueError(f"extra_cameras must be distinct camera names other than camera={camera!r}, got {list(extra)!r}")
-    return extra
 
 
 def _cache_file(cache_dir: Path, source: Path, camera: str, fingerprint: str) -> Path:
@@ -325,7 +318,7 @@ class PolicyDataset:
             wrong image size, NaN rewards, inconsistent actions.
         """
         source = Path(path)
-        extra_cameras = _checked_extra_cameras(extra_cameras, camera)
+        extra_cameras = checked_extra_cameras(extra_cameras, camera)
         second = bool(extra_cameras) or (keep_frames and frames_camera is not None and frames_camera != camera)
         episodes = read_demo_file(source, camera=None if second else camera)
         cache_file, extra_cache_files = None, None
@@ -375,7 +368,7 @@ class PolicyDataset:
         if not episodes:
             raise ValueError(f"dataset {source!r} is empty: no episodes")
         frames_camera = camera if frames_camera is None else frames_camera
-        extra_cameras = _checked_extra_cameras(extra_cameras, camera)
+        extra_cameras = checked_extra_cameras(extra_cameras, camera)
         if extra_cameras and encoder is None:
             raise ValueError(f"extra_cameras={list(extra_cameras)} are embedded by the encoder; pass encoder=")
         if extra_cache_files is not None and len(extra_cache_files) != len(extra_cameras):

@@ -131,6 +131,10 @@ def evaluate_policy(
             batch_seeds = list(range(seed + first, seed + min(first + len(envs), episodes)))
             active_envs = envs[: len(batch_seeds)]
             observations = [env.reset(seed=s)[0] for env, s in zip(active_envs, batch_seeds)]
+            missing = [cam for cam in cfg.extra_cameras if f"pixels_{cam}" not in observations[0]]
+            if missing:
+                raise ValueError(f"env {env_id!r} returns no {[f'pixels_{cam}' for cam in missing]} observation, but the policy sees "
+                                 f"cameras {list(cfg.cameras)} (an env taking cameras= returns pixels_<camera> for all but the first)")
             state_shape = np.asarray(observations[0]["state"]).shape
             if cfg.state_dim and state_shape != (cfg.state_dim,):
                 raise ValueError(f"env {env_id!r} has state shape {state_shape}, but the policy expects state_dim={cfg.state_dim}")

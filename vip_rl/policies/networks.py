@@ -52,6 +52,17 @@ def checked_cnn_strides(strides: Sequence[int] | None, channels: Sequence[int]) 
     return strides
 
 
+def checked_extra_cameras(extra_cameras: Sequence[str], camera: str) -> tuple[str, ...]:
+    """``extra_cameras`` as a tuple: distinct, non-empty camera names other than ``camera`` (the policy input's
+    views after ``camera``'s; :attr:`PolicyConfig.extra_cameras`). Raises ValueError otherwise."""
+    if isinstance(extra_cameras, str):
+        raise ValueError(f"extra_cameras must be a sequence of camera names, got the string {extra_cameras!r}")
+    extra = tuple(extra_cameras)
+    if any(not isinstance(c, str) or not c for c in extra) or len(set((camera, *extra))) != len(extra) + 1:
+        raise ValueError(f"extra_cameras must be distinct camera names other than camera={camera!r}, got {list(extra)!r}")
+    return extra
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """Everything needed to rebuild a policy network (stored in ``policy.json``).
@@ -134,13 +145,9 @@ class PolicyConfig:
         if not self.cnn_channels or any(c <= 0 for c in self.cnn_channels):
             raise ValueError(f"cnn_channels must be a non-empty sequence of positive ints, got {self.cnn_channels!r}")
         object.__setattr__(self, "cnn_strides", checked_cnn_strides(self.cnn_strides, self.cnn_channels))
-        if isinstance(self.extra_cameras, str) or any(not isinstance(c, str) or not c for c in self.extra_cameras):
-            raise ValueError(f"extra_cameras must be a sequence of camera names, got {self.extra_cameras!r}")
-        object.__setattr__(self, "extra_cameras", tuple(self.extra_cameras))
+        object.__setattr__(self, "extra_cameras", checked_extra_cameras(self.extra_cameras, self.camera))
         if self.extra_cameras:
-            views = (self.camera, *self.extra_cameras)
-            if len(set(views)) != len(views):
-                raise ValueError(f"extra_cameras must not repeat each other or camera={self.camera!r}, got {self.extra_cameras!r}")
+            views = self.cameras
             if self.arch != "mlp" or self.embed_dim == 0:
                 raise ValueError("extra_cameras only apply to an 'mlp' policy on embeddings (embed_dim > 0), "
                                  f"got arch={self.arch!r}, embed_dim={self.embed_dim}")
