@@ -643,9 +643,14 @@ def test_cli_extra_cameras(tmp_path, expert_episodes, capsys):
     assert saved["config"]["extra_cameras"] == ["wrist"] and saved["metadata"]["dataset"]["extra_cameras"] == ["wrist"]
     assert len(list((tmp_path / "cache").glob("demos.wrist.*.npz"))) == 1
     assert evaluate_cli([str(out), "--env", ENV_ID, "--episodes", "1"]) == 0
+    front_only = tmp_path / "front.h5"  # a file without the camera: one line, nothing written
+    write_episodes(front_only, episodes, env_id=ENV_ID, cameras=["front"], image_size=SIZE)
+    rc = train_cli(["bc", "--data", str(front_only), *args[3:5], "--out", str(tmp_path / "bad"), *args[7:]])
+    assert rc == 2 and "extra camera 'wrist' not found in episode 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
     for extra, message in ((["--arch", "cnn"], "--extra-cameras only applies to --arch mlp"),
                            (["--camera", "wrist"], "must name distinct cameras other than --camera wrist")):
-        rc = train_cli([*args[:4], str(tmp_path / "bad"), *args[5:], *extra])
+        rc = train_cli([*args[:5], "--out", str(tmp_path / "bad"), *args[7:], *extra])
         assert rc == 2 and message in capsys.readouterr().err
         assert not (tmp_path / "bad").exists()
 
