@@ -373,7 +373,11 @@ class PolicyDataset:
             raise ValueError(f"extra_cameras={list(extra_cameras)} are embedded by the encoder; pass encoder=")
         if extra_cache_files is not None and len(extra_cache_files) != len(extra_cameras):
             raise ValueError(f"extra_cache_files must hold one file per extra camera ({len(extra_cameras)}), got {len(extra_cache_files)}")
-        cameras = [camera] if not keep_frames or frames_camera == camera else [camera, frames_camera]
+        # every camera read, named as its argument names it: camera, the kept camera's, the extra ones
+        labels = {camera: f"camera={camera!r}"}
+        if keep_frames and frames_camera != camera:
+            labels[frames_camera] = f"frames_camera={frames_camera!r}"
+        labels.update({cam: f"extra camera {cam!r}" for cam in extra_cameras if cam not in labels})
         extra_views: dict[str, list[np.ndarray]] = {cam: [] for cam in extra_cameras}
         frames_list: list[np.ndarray] = []
         kept_list: list[np.ndarray] = []
@@ -383,37 +387,26 @@ class PolicyDataset:
         frame_shape: tuple[int, ...] | None = None
         for index, ep in enumerate(episodes):
             frames_by_cam = getattr(ep, "frames", None)
-            views = []  # the embedded camera's frames, then the kept camera's when it is another one
-            for cam in cameras:
+            views: dict[str, np.ndarray] = {}
+            for cam, label in labels.items():
                 if not isinstance(frames_by_cam, dict) or cam not in frames_by_cam:
                     available = sorted(frames_by_cam) if isinstance(frames_by_cam, dict) else []
-                    flag = "camera" if cam == camera else "frames_camera"
-                    raise ValueError(
-                        f"{flag}={cam!r} not found in episode {index} of {source!r}; the dataset has cameras {available}"
-                    )
+                    raise ValueError(f"{label} not found in episode {index} of {source!r}; the dataset has cameras {available}")
                 view = np.asarray(frames_by_cam[cam])
                 if view.dtype != np.uint8 or view.ndim != 4 or view.shape[-1] != 3:
                     raise ValueError(f"episode {index} frames[{cam!r}] must be uint8 [T+1, H, W, 3], got {view.dtype} {list(view.shape)}")
-                views.append(view)
-            frames = views[0]
-            if len(views) > 1:
-                kept = views[1]
-                if kept.shape[0] != frames.shape[0]:
-                    raise ValueError(f"episode {index} of {source!r}: frames[{frames_camera!r}] and frames[{camera!r}] differ in length")
+                if views and view.shape[0] != views[camera].shape[0]:
+                    raise ValueError(f"episode {index} of {source!r}: frames[{cam!r}] and frames[{camera!r}] differ in length")
+                views[cam] = view
+            frames = views[camera]
+            if keep_frames and frames_camera != camera:
+                kept = views[frames_camera]
                 if kept_list and kept.shape[1:] != kept_list[0].shape[1:]:
                     raise ValueError(f"episode {index} of {source!r} has {frames_camera!r} frames {list(kept.shape[1:])}, "
                                      f"earlier episodes have {list(kept_list[0].shape[1:])}")
                 kept_list.append(kept)
             for cam in extra_cameras:
-                view = frames_by_cam.get(cam) if isinstance(frames_by_cam, dict) else None
-                if view is None:
-                    available = sorted(frames_by_cam) if isinstance(frames_by_cam, dict) else []
-                    raise ValueError(f"extra camera {cam!r} not found in episode {index} of {source!r}; the dataset has cameras {available}")
-                view = np.asarray(view)
-                if view.dtype != np.uint8 or view.ndim != 4 or view.shape[-1] != 3 or view.shape[0] != frames.shape[0]:
-                    raise ValueError(f"episode {index} of {source!r}: frames[{cam!r}] must be uint8 [{frames.shape[0]}, H, W, 3] like "
-                                     f"frames[{camera!r}], got {view.dtype} {list(view.shape)}")
-                extra_views[cam].append(view)
+                extra_views[cam].append(views[cam])
             actions = np.asarray(ep.actions)
             if actions.ndim != 2 or actions.shape[0] < 1:
                 raise ValueError(f"episode {index} of {source!r}: actions must be [T, A] with T >= 1, got {list(actions.shape)}")
