@@ -154,12 +154,15 @@ def test_stage_seconds_come_from_the_run_record() -> None:
 
 
 def test_the_bundled_draw_is_part_of_the_recipe():
-    """Each bundled encoder's draw (DRAWS) is in its first stage's and its text fit's seed, so the default command is
-    that draw; the variants start from the recipe at draw 0, what they were measured with."""
+    """Each bundled encoder's draw (DRAWS) is in its first stage's seed, so the default command is that draw; td-sim's
+    text fit keeps seed 7 (draw 5's image stages were chosen with it, session 29); the variants start from the recipe
+    at draw 0, and td-sim's at 64-d, what they were measured with."""
     for name, recipe in wr.RECIPES.items():
         text = {"text": "none"} if name in wr.TRUNKS else {}  # attached for the text fit
         assert wr.CONFIGS[name] == dataclasses.replace(recipe, seed=recipe.seed + wr.DRAWS[name], **text)
-    assert wr.DRAWS["td-sim"] == 3 and wr.TEXT_FITS["td-sim"].seed == 4 + wr.DRAWS["td-sim"]
+    assert wr.DRAWS["td-sim"] == 5 and wr.TEXT_FITS["td-sim"].seed == 7
+    assert wr.RECIPES["td-sim"].embed_dim == wr.TD_SIM_WIDTH == 128
+    assert all(overrides["embed_dim"] == 64 for base, overrides, _ in wr.VARIANTS.values() if base == "td-sim")
     assert wr.TRUNKS == {"td-sim": ("vip-sim", 3)} and all(source not in wr.TRUNKS for source, _ in wr.TRUNKS.values())
     assert all(wr.RECIPES[base].seed == 0 for base, _, _ in wr.VARIANTS.values())
 

@@ -50,16 +50,17 @@ Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`
 torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
 deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (session 26; so did three runs on the
 draw-0 trunk that sessions 21-22 ran; the SHA-256 is in ``benchmarks/results/weights_reproduce.md``), and the bundled
-td-sim is that run, exported by this module (session 27). The bundled vip-sim is this module's run of its draw 3 too
+td-sim is this module's run of its draw, exported by it (sessions 27 and 30). The bundled vip-sim is this module's run of its draw 3 too
 (session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and today's command trains
 another draw of it (deterministic too: two runs of draw 0 agree, session 25). td-sim from nothing took 50 min on an idle
 machine in session 22, 42 of them its own stages. The text fit runs on PyTorch's deterministic kernels from an empty
-sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a weight). td-sim is draw 3 on vip-sim's
-draw-3 trunk (session 27; sessions 16-19 shipped draw 1 without a trunk, sessions 20-23 a file of draw 3 on the draw-0
-trunk that sessions 18-19's scratch scripts trained, which no command gives back, and sessions 24-26 this recipe's run
-on the draw-0 trunk): on the dev seeds 100-139 it planned OpenDrawer + PressButton in 77 of 80 image-goal episodes, the
-draws on the draw-0 trunk 72 (sessions 24-26's file) to 78, the draws without a trunk 56-69
-(``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on the benchmarks is in
+sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a weight). td-sim is draw 5 of its
+recipe at 128-d (:data:`TD_SIM_WIDTH`) on vip-sim's draw-3 trunk, with the text fit's seed 7 (session 30; session 27-29
+shipped draw 3 at 64-d, sessions 16-19 draw 1 without a trunk, sessions 20-23 a file of draw 3 on the draw-0 trunk that
+sessions 18-19's scratch scripts trained, which no command gives back, and sessions 24-26 this recipe's run on the
+draw-0 trunk): on the dev seeds 100-139 it planned OpenDrawer + PressButton in 80 of 80 image-goal episodes, the other
+draws on the draw-3 trunk 66-77 (64-d: 77, 71; 128-d: 73, 76; 256-d: 74, 66), on the draw-0 trunk 72 to 78, without a
+trunk 56-69 (``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on the benchmarks is in
 ``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw of every stage, the trunk source's included:
 another one.
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
@@ -177,15 +178,16 @@ _TDIST = dict(objective="tdist", arch="cnn", embed_dim=64, image_size=64, cnn_ch
 
 #: The draw of each bundled encoder's recipe: added to its first stage's seed (the later stages' seeds follow from it)
 #: and its text fit's, so that ``make weights`` trains exactly the bundled weights (td-sim's, bit for bit since session
-#: 24). td-sim is draw 3 on vip-sim's draw-3 trunk (:data:`TRUNKS`, session 27); on the dev seeds 100-139 (OpenDrawer +
-#: PressButton, image goal) it plans 77 of 80, three runs on the draw-0 trunk 78 / 74 / 72 (the last one shipped in
-#: sessions 24-26), the draws 0-3 without a trunk 56 / 68 / 69 / 60 (benchmarks/results/dev_stage5_draws/README.md).
+#: 24). td-sim is draw 5 at 128-d (:data:`TD_SIM_WIDTH`) on vip-sim's draw-3 trunk (:data:`TRUNKS`, session 30); on
+#: the dev seeds 100-139 (OpenDrawer + PressButton, image goal) it plans 80 of 80, the other draws on that trunk 66-77
+#: (draw 3 at 64-d, shipped in sessions 27-29: 77), three runs on the draw-0 trunk 78 / 74 / 72 (the last one shipped
+#: in sessions 24-26), the draws 0-3 without a trunk 56 / 68 / 69 / 60 (benchmarks/results/dev_stage5_draws/README.md).
 #: vip-sim is draw 3 (session 26): on the dev seeds 100-139 (K=32, H=10, image goal, the five tasks) draws 0-3 planned
 #: 85 / 86 / 65 / 87 of 200 episodes and the file of 2026-11-25, which no command gives back, 87
 #: (benchmarks/results/dev_baseline_draws/README.md; the rule was written before the draws were scored). liv-sim stays
 #: draw 0 and is not the bundled file (its draws plan 25-49 there, the file 105). ``--seed N`` adds N on top: another
 #: draw.
-DRAWS: dict[str, int] = {"vip-sim": 3, "liv-sim": 0, "td-sim": 3}
+DRAWS: dict[str, int] = {"vip-sim": 3, "liv-sim": 0, "td-sim": 5}
 #: Bundled encoders whose first stage starts from the conv trunk of another bundled recipe's first stage: name ->
 #: (source recipe, the source's draw, plus ``--seed``), with a fresh head (:func:`trunk_start`); their image stages train
 #: without a text tower (its term sends no gradient to the image tower) and the text tower is attached for the text fit
@@ -202,11 +204,18 @@ TRUNKS: dict[str, tuple[str, int]] = {"td-sim": ("vip-sim", 3)}
 #: with, and it gives the same weights on any machine with the same CPU kernels.
 RECIPE_THREADS = 1
 
+#: td-sim's embedding width since session 30 (64 before, as :data:`_TDIST`). On the dev seeds 100-139 (sessions 28-29,
+#: td-sim's recipe on the draw-3 trunk, but for the width and the draw): 64-d draws planned OpenDrawer + PressButton in
+#: 77 / 71 of 80 image-goal episodes, 128-d in 73 / 76 / 80, 256-d in 74 / 66; the 128-d draw 5 scored best by the rule
+#: of :data:`DRAWS` (benchmarks/results/dev_stage5_draws/README.md). The td-sim :data:`VARIANTS` stay at 64, the width they
+#: were measured with.
+TD_SIM_WIDTH = 128
+
 #: Each bundled encoder's recipe at draw 0 (the :data:`VARIANTS` start from these: the draw they were measured with).
 RECIPES: dict[str, PretrainConfig] = {
     "vip-sim": PretrainConfig(objective="vip", **_ARCH, **_TRAIN, steps=8000),
     "liv-sim": PretrainConfig(objective="liv", **_ARCH, **_TRAIN, steps=6000, text="minilm", temperature=0.1),
-    "td-sim": PretrainConfig(**_TDIST, steps=12000, text="minilm"),
+    "td-sim": PretrainConfig(**{**_TDIST, "embed_dim": TD_SIM_WIDTH}, steps=12000, text="minilm"),
 }
 #: The first stage's config of each bundled encoder: its recipe at its draw (a recipe in :data:`TRUNKS` without its text
 #: tower, which the text fit attaches).
@@ -229,20 +238,20 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     # vip-sim at 96 px input (the data is rendered at 96 px): is resolution what hides small object changes?
     "vip-sim-96": ("vip-sim", {"image_size": 96}, KINDS),
     # issue 17 experiments: the temporal-distance objective without the text tower (image value only)
-    "td-img": ("td-sim", {"text": "none"}, KINDS),
+    "td-img": ("td-sim", {"text": "none", "embed_dim": 64}, KINDS),
     # faster value propagation: shorter horizon and a faster target (worse at 7000 steps: decoy 0.73, VOC-other min 0.58)
-    "td-img-fast": ("td-sim", {"text": "none", "gamma": 0.98, "target_tau": 0.02}, KINDS),
+    "td-img-fast": ("td-sim", {"text": "none", "gamma": 0.98, "target_tau": 0.02, "embed_dim": 64}, KINDS),
     # nearer the shortest path through the data (HILP uses 0.95 on states)
-    "td-img-e09": ("td-sim", {"text": "none", "expectile": 0.9}, KINDS),
+    "td-img-e09": ("td-sim", {"text": "none", "expectile": 0.9, "embed_dim": 64}, KINDS),
     # fewer goals from random videos: distractors (block, push target, switch) differ between episodes, and random
     # goals teach that another episode's frames are far, whatever their task state
-    "td-img-r01": ("td-sim", {"text": "none", "random_goal_prob": 0.1}, KINDS),
+    "td-img-r01": ("td-sim", {"text": "none", "random_goal_prob": 0.1, "embed_dim": 64}, KINDS),
     # every final-frame goal of a successful video swapped for another successful episode's final frame (same task)
-    "td-img-swap1": ("td-sim", {"text": "none", "steps": 8000}, KINDS),
+    "td-img-swap1": ("td-sim", {"text": "none", "steps": 8000, "embed_dim": 64}, KINDS),
     # the td-sim recipe once the geometric sampler marks s' = a successful final frame as reaching a swapped goal
     # (next_is_goal: no bootstrap); and the same with every final-frame goal swapped
-    "td-sim-v2": ("td-sim", {}, KINDS),
-    "td-img-v2-swap1": ("td-sim", {"text": "none"}, KINDS),
+    "td-sim-v2": ("td-sim", {"embed_dim": 64}, KINDS),
+    "td-img-v2-swap1": ("td-sim", {"text": "none", "embed_dim": 64}, KINDS),
 }
 
 
@@ -298,9 +307,11 @@ FINETUNES: dict[str, tuple[FineTune, ...]] = {
 #: in a dev run with the same seeds, and 0.70 on OpenDrawer with goal_weight 2 (benchmarks/notes/temporal_distance.md).
 #: On today's image tower it is the other way round (session 24, dev seeds 100-139, 40 episodes, training instruction):
 #: the goal term alone plans OpenDrawer / CloseDrawer / SlideDoor / PressButton in 35 / 40 / 40 / 35, the regression
-#: added 33 / 40 / 38 / 27; so td-sim's instruction is again the geometric median of its goal frames.
+#: added 33 / 40 / 38 / 27; so td-sim's instruction is again the geometric median of its goal frames. Its seed is 7, the
+#: text fit of draw 3 (4 + the draw until session 29): draw 5's image stages were scored and chosen with that fit, so
+#: the shipped text tower is the one the choice measured (``--seed N`` still adds N).
 TEXT_FITS: dict[str, TextFitConfig] = {
-    "td-sim": TextFitConfig(steps=4000, lr=1e-3, batch_size=1024, seed=4 + DRAWS["td-sim"], goal_weight=1.0, value_weight=0.0),
+    "td-sim": TextFitConfig(steps=4000, lr=1e-3, batch_size=1024, seed=7, goal_weight=1.0, value_weight=0.0),
 }
 #: Goal-swap probability of the variants whose sampler differs from :data:`GOAL_SWAP_PROB` (see :func:`train`): the
 #: first temporal-distance runs drew no swapped goals (the geometric sampler did not swap yet).
