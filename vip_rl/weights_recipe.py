@@ -55,7 +55,7 @@ td-sim is this module's run of its draw, exported by it (sessions 27 and 30). Th
 another draw of it (deterministic too: two runs of draw 0 agree, session 25). td-sim from nothing took 50 min on an idle
 machine in session 22, 42 of them its own stages. The text fit runs on PyTorch's deterministic kernels from an empty
 sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a weight). td-sim is draw 5 of its
-recipe at 128-d (:data:`TD_SIM_WIDTH`) on vip-sim's draw-3 trunk, with the text fit's seed 7 (session 30; session 27-29
+recipe at 128-d (:data:`TD_SIM_WIDTH`) on vip-sim's draw-3 trunk, with the text fit's seed 7 (session 30; sessions 27-29
 shipped draw 3 at 64-d, sessions 16-19 draw 1 without a trunk, sessions 20-23 a file of draw 3 on the draw-0 trunk that
 sessions 18-19's scratch scripts trained, which no command gives back, and sessions 24-26 this recipe's run on the
 draw-0 trunk): on the dev seeds 100-139 it planned OpenDrawer + PressButton in 80 of 80 image-goal episodes, the other
