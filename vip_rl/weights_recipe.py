@@ -50,8 +50,8 @@ Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`
 torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
 deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (session 26; so did three runs on the
 draw-0 trunk that sessions 21-22 ran; the SHA-256 is in ``benchmarks/results/weights_reproduce.md``), and the bundled
-td-sim is this module's run of its draw, exported by it (sessions 27 and 30). The bundled vip-sim is this module's run of its draw 3 too
-(session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and today's command trains
+td-sim is this module's run of its draw, exported by it (sessions 27 and 30). The bundled vip-sim is this module's
+run of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and today's command trains
 another draw of it (deterministic too: two runs of draw 0 agree, session 25). td-sim from nothing took 50 min on an idle
 machine in session 22, 42 of them its own stages. The text fit runs on PyTorch's deterministic kernels from an empty
 sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a weight). td-sim is draw 5 of its
@@ -207,8 +207,8 @@ RECIPE_THREADS = 1
 #: td-sim's embedding width since session 30 (64 before, as :data:`_TDIST`). On the dev seeds 100-139 (sessions 28-29,
 #: td-sim's recipe on the draw-3 trunk, but for the width and the draw): 64-d draws planned OpenDrawer + PressButton in
 #: 77 / 71 of 80 image-goal episodes, 128-d in 73 / 76 / 80, 256-d in 74 / 66; the 128-d draw 5 scored best by the rule
-#: of :data:`DRAWS` (benchmarks/results/dev_stage5_draws/README.md). The td-sim :data:`VARIANTS` stay at 64, the width they
-#: were measured with.
+#: of :data:`DRAWS` (benchmarks/results/dev_stage5_draws/README.md). The td-sim :data:`VARIANTS` stay at 64, the width
+#: they were measured with.
 TD_SIM_WIDTH = 128
 
 #: Each bundled encoder's recipe at draw 0 (the :data:`VARIANTS` start from these: the draw they were measured with).
