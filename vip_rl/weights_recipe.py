@@ -50,19 +50,19 @@ Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`
 torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
 deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (session 26; so did three runs on the
 draw-0 trunk that sessions 21-22 ran; the SHA-256 is in ``benchmarks/results/weights_reproduce.md``), and the bundled
-td-sim is this module's run of its draw, exported by it (sessions 27 and 30). The bundled vip-sim is this module's
-run of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and today's command trains
-another draw of it (deterministic too: two runs of draw 0 agree, session 25). td-sim from nothing took 50 min on an idle
-machine in session 22, 42 of them its own stages. The text fit runs on PyTorch's deterministic kernels from an empty
-sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a weight). td-sim is draw 5 of its
-recipe at 128-d (:data:`TD_SIM_WIDTH`) on vip-sim's draw-3 trunk, with the text fit's seed 7 (session 30; sessions 27-29
-shipped draw 3 at 64-d, sessions 16-19 draw 1 without a trunk, sessions 20-23 a file of draw 3 on the draw-0 trunk that
-sessions 18-19's scratch scripts trained, which no command gives back, and sessions 24-26 this recipe's run on the
-draw-0 trunk): on the dev seeds 100-139 it planned OpenDrawer + PressButton in 80 of 80 image-goal episodes, the other
-draws on the draw-3 trunk 66-77 (64-d: 77, 71; 128-d: 73, 76; 256-d: 74, 66), on the draw-0 trunk 72 to 78, without a
-trunk 56-69 (``benchmarks/results/dev_stage5_draws/README.md``); what each switch cost on the benchmarks is in
-``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw of every stage, the trunk source's included:
-another one.
+td-sim is this module's run of its draw, exported by it (sessions 27 and 30). The bundled vip-sim is this module's run
+of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and
+today's command trains another draw of it (deterministic too: two runs of draw 0 agree, session 25). td-sim from
+nothing took 50 min on an idle machine in session 22, 42 of them its own stages. The text fit runs on PyTorch's
+deterministic kernels from an empty sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a
+weight). td-sim is draw 5 of its recipe at 128-d (:data:`TD_SIM_WIDTH`) on vip-sim's draw-3 trunk, with the text fit's
+seed 7 (session 30; sessions 27-29 shipped draw 3 at 64-d, sessions 16-19 draw 1 without a trunk, sessions 20-23 a
+file of draw 3 on the draw-0 trunk that sessions 18-19's scratch scripts trained, which no command gives back, and
+sessions 24-26 this recipe's run on the draw-0 trunk): on the dev seeds 100-139 it planned OpenDrawer + PressButton in
+80 of 80 image-goal episodes, the other draws on the draw-3 trunk 66-77 (64-d: 77, 71; 128-d: 73, 76; 256-d: 74, 66),
+on the draw-0 trunk 72 to 78, without a trunk 56-69 (``benchmarks/results/dev_stage5_draws/README.md``); what each
+switch cost on the benchmarks is in ``benchmarks/notes/temporal_distance.md``. ``--seed N`` adds N to the draw of
+every stage, the trunk source's included: another one.
 ``--no-export`` writes such a run to ``OUT/final/<name>.safetensors`` to benchmark it beside the bundled one.
 """
 from __future__ import annotations
@@ -207,8 +207,8 @@ RECIPE_THREADS = 1
 #: td-sim's embedding width since session 30 (64 before, as :data:`_TDIST`). On the dev seeds 100-139 (sessions 28-29,
 #: td-sim's recipe on the draw-3 trunk, but for the width and the draw): 64-d draws planned OpenDrawer + PressButton in
 #: 77 / 71 of 80 image-goal episodes, 128-d in 73 / 76 / 80, 256-d in 74 / 66; the 128-d draw 5 scored best by the rule
-#: of :data:`DRAWS` (benchmarks/results/dev_stage5_draws/README.md). The td-sim :data:`VARIANTS` stay at 64, the width
-#: they were measured with.
+#: of :data:`DRAWS` (benchmarks/results/dev_stage5_draws/README.md). The td-sim :data:`VARIANTS` stay at 64-d, the
+#: width they were measured with.
 TD_SIM_WIDTH = 128
 
 #: Each bundled encoder's recipe at draw 0 (the :data:`VARIANTS` start from these: the draw they were measured with).
@@ -238,21 +238,24 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
     # vip-sim at 96 px input (the data is rendered at 96 px): is resolution what hides small object changes?
     "vip-sim-96": ("vip-sim", {"image_size": 96}, KINDS),
     # issue 17 experiments: the temporal-distance objective without the text tower (image value only)
-    "td-img": ("td-sim", {"text": "none", "embed_dim": 64}, KINDS),
+    "td-img": ("td-sim", {"text": "none"}, KINDS),
     # faster value propagation: shorter horizon and a faster target (worse at 7000 steps: decoy 0.73, VOC-other min 0.58)
-    "td-img-fast": ("td-sim", {"text": "none", "gamma": 0.98, "target_tau": 0.02, "embed_dim": 64}, KINDS),
+    "td-img-fast": ("td-sim", {"text": "none", "gamma": 0.98, "target_tau": 0.02}, KINDS),
     # nearer the shortest path through the data (HILP uses 0.95 on states)
-    "td-img-e09": ("td-sim", {"text": "none", "expectile": 0.9, "embed_dim": 64}, KINDS),
+    "td-img-e09": ("td-sim", {"text": "none", "expectile": 0.9}, KINDS),
     # fewer goals from random videos: distractors (block, push target, switch) differ between episodes, and random
     # goals teach that another episode's frames are far, whatever their task state
-    "td-img-r01": ("td-sim", {"text": "none", "random_goal_prob": 0.1, "embed_dim": 64}, KINDS),
+    "td-img-r01": ("td-sim", {"text": "none", "random_goal_prob": 0.1}, KINDS),
     # every final-frame goal of a successful video swapped for another successful episode's final frame (same task)
-    "td-img-swap1": ("td-sim", {"text": "none", "steps": 8000, "embed_dim": 64}, KINDS),
+    "td-img-swap1": ("td-sim", {"text": "none", "steps": 8000}, KINDS),
     # the td-sim recipe once the geometric sampler marks s' = a successful final frame as reaching a swapped goal
     # (next_is_goal: no bootstrap); and the same with every final-frame goal swapped
-    "td-sim-v2": ("td-sim", {"embed_dim": 64}, KINDS),
-    "td-img-v2-swap1": ("td-sim", {"text": "none", "embed_dim": 64}, KINDS),
+    "td-sim-v2": ("td-sim", {}, KINDS),
+    "td-img-v2-swap1": ("td-sim", {"text": "none"}, KINDS),
 }
+#: The td-sim variants keep the width they were measured with (:data:`_TDIST`'s, 64), not :data:`TD_SIM_WIDTH`.
+VARIANTS = {name: (base, {"embed_dim": _TDIST["embed_dim"], **overrides} if base == "td-sim" else overrides, kinds)
+            for name, (base, overrides, kinds) in VARIANTS.items()}
 
 
 @dataclass(frozen=True)
