@@ -1,0 +1,276 @@
+"""Which td-sim draw ships: the dev-seed figures and the written selection rule (issue 17).
+
+``python benchmarks/dev_select.py --candidate NAME=WEIGHTS [...] --planning NAME=MPPI_JSON [...] [--data DIR]
+[--episodes 12] --out benchmarks/results/dev_select``
+
+Every bundled td-sim draw since session 13 was chosen on dev seeds only, never on the benchmarks' held-out ones. Until
+session 30 the rule scored planning alone (image-goal MPPI successes on OpenDrawer + PressButton, dev seeds 100-139),
+and in session 30 the draw it chose gave back a held-out value bar (SlideDoor's VOC with another episode's goal,
+0.969 -> 0.934) that its dev table did not score. :func:`select` is the rule since session 31, written before any new
+draw was scored by it. It reads, per candidate:
+
+* the **dev value figures** (:func:`dev_values`): :mod:`_value_metrics` on ``--episodes`` scripted-expert episodes per
+  suite task reset from :data:`DEV_SEED` (``EVAL_SEED + 50000``: the held-out episodes of ``representation.py`` start
+  at ``EVAL_SEED``, so none is shared; session 22's scratch dev evaluation used the same seeds): VOC with another
+  episode's goal, reaching VOC, the decoy pass rate with an image and with the training instruction, and PushBlock's
+  same-target figures;
+* the **dev read-outs**: ridge R^2 of each task's object joints (``shortcut.PROBE_JOINTS``) from the embedding, fitted on
+  the even and tested on the odd videos of the recipe's training files (``--data``, kinds ``shortcut.PROBE_KINDS``);
+* the **dev planning score** from ``benchmarks/mppi_success.py --extra-encoders NAME=WEIGHTS --methods 'NAME image'
+  --seed 100 --episodes 40 --tasks OpenDrawer,PressButton`` (``--planning NAME=that run's JSON``).
+
+The rule (:func:`select`), in order:
+
+1. **Gates**, each one of issue 17's bars that the held-out figures of the shipped td-sim met or nearly met, read on
+   dev episodes with a margin (12 dev episodes per task; the session-30 draw read SlideDoor's VOC-other at 0.955 on dev
+   and 0.934 held out): VOC-other >= 0.96 on every trained task except PushBlock (:data:`GATES`); reaching VOC (mean)
+   >= 0.86; instruction decoy (pooled) >= 0.81; image-goal MPPI >= 36 of 40 on OpenDrawer and on PressButton.
+2. Among the draws that pass every gate, the most image-goal successes on OpenDrawer + PressButton (of 80); draws
+   within :data:`PLANNING_TIE` episodes of the best are tied.
+3. Among the tied, the highest dev image decoy pass rate (pooled), then the highest mean linear read-out.
+
+The incumbent (the bundled file) is ranked with the candidates; a candidate replaces it only by ranking first. When no
+draw passes the gates, the rule picks none: the incumbent stays and the failed gates are reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+import _report
+
+ROOT = Path(__file__).resolve().parents[1]
+#: dev episodes are reset from this seed (task t: + t): :data:`_value_metrics.EVAL_SEED` + 50000
+DEV_SEED = 777_000 + 50_000
+#: the MPPI tasks whose image-goal successes rank the draws (the other trained tasks plan 39-40 of 40 with every draw)
+PLANNING_TASKS = ("OpenDrawer", "PressButton")
+#: the planning run's column
+PLANNING_METHOD = "{name} image"
+#: episodes per planning task in the rule's MPPI run
+PLANNING_EPISODES = 40
+#: planning scores within this many episodes of the best count as tied (binomial noise of 80 episodes near 0.95)
+PLANNING_TIE = 3
+#: gate -> (figure key in a candidate's row, minimum)
+GATES: dict[str, tuple[str, float]] = {
+    "VOC-other, trained tasks except PushBlock (min)": ("voc_other_trained_min_excl_pushblock", 0.96),
+    "reaching VOC (mean)": ("reach_voc_mean", 0.86),
+    "instruction decoy (pooled)": ("decoy_pass_rate_text", 0.81),
+    "image MPPI, OpenDrawer (of 40)": ("planning_OpenDrawer", 36),
+    "image MPPI, PressButton (of 40)": ("planning_PressButton", 36),
+}
+
+
+# ------------------------------------------------------------------------------------------ the rule
+def failed_gates(row: dict[str, Any]) -> list[str]:
+    """The :data:`GATES` that ``row`` misses (a figure that is absent or NaN misses its gate)."""
+    failed = []
+    for label, (key, minimum) in GATES.items():
+        value = row.get(key)
+        if value is None or not math.isfinite(float(value)) or float(value) < minimum:
+            failed.append(label)
+    return failed
+
+
+def select(rows: dict[str, dict[str, Any]], *, tie: int = PLANNING_TIE) -> dict[str, Any]:
+    """The rule of the module docstring on ``rows`` (candidate name -> figures: :data:`GATES`' keys, ``planning``,
+    ``decoy_pass_rate`` and ``readout_mean``).
+
+    Returns:
+        ``{"chosen": name or None, "order": names ranked (gate-passers first), "failed": name -> failed gates,
+        "tied": the gate-passers within ``tie`` of the best planning score}``.
+    """
+    failed = {name: failed_gates(row) for name, row in rows.items()}
+    passing = [name for name in rows if not failed[name]]
+
+    def planning(name: str) -> float:
+        return float(rows[name].get("planning", float("nan")))
+
+    best = max((planning(name) for name in passing), default=float("nan"))
+    tied = [name for name in passing if planning(name) >= best - tie]
+
+    def key(name: str) -> tuple[float, ...]:
+        row = rows[name]
+        return (float(name in tied), float(name in passing), float(row.get("decoy_pass_rate", -1.0)) if name in tied else 0.0,
+                float(row.get("readout_mean", -1.0)) if name in tied else 0.0, planning(name) if math.isfinite(planning(name)) else -1.0)
+
+    order = sorted(rows, key=key, reverse=True)
+    return {"chosen": order[0] if passing else None, "order": order, "failed": failed, "tied": tied}
+
+
+# ------------------------------------------------------------------------------------------ figures
+def planning_counts(path: Path, name: str) -> dict[str, int]:
+    """Image-goal successes per :data:`PLANNING_TASKS` task in an ``mppi_success.py`` run (its JSON) for column
+    ``name image``.
+
+    Raises:
+        ValueError: the file is not such a run, lacks the column or a task, or ran another number of episodes.
+    """
+    try:
+        result = json.loads(Path(path).read_text())
+        tasks = result["success"]["tasks"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not an mppi_success.py result ({exc})") from None
+    column = PLANNING_METHOD.format(name=name)
+    out = {}
+    for task in PLANNING_TASKS:
+        cell = tasks.get(task, {}).get(column)
+        if cell is None:
+            raise ValueError(f"{path}: no {column!r} cell for {task} (run mppi_success.py with --methods '{column}' "
+                             f"--tasks {','.join(PLANNING_TASKS)})")
+        if cell["episodes"] != PLANNING_EPISODES:
+            raise ValueError(f"{path}: {task} ran {cell['episodes']} episodes, the rule scores {PLANNING_EPISODES}")
+        out[task] = int(round(cell["success_rate"] * cell["episodes"]))
+    command = result.get("provenance", {}).get("command", "")
+    if "--seed 100" not in command:
+        raise ValueError(f"{path}: the rule's planning run uses the dev seeds (--seed 100), this one ran {command!r}")
+    return out
+
+
+def dev_readouts(encoder: Any, data_dir: Path) -> dict[str, float]:
+    """Ridge R^2 of each ``shortcut.PROBE_JOINTS`` task's object joints from the embedding: fitted on the even and
+    tested on the odd videos (in file order) of the training files ``data_dir/<task>_<kind>_gripper.h5``."""
+    import torch
+    import vip_envs
+    from shortcut import PROBE_JOINTS, PROBE_KINDS, _r2, _read, _ridge
+
+    out = {}
+    for task, joints in PROBE_JOINTS.items():
+        cols = [list(vip_envs.STATE_LABELS).index(j) for j in joints]
+        videos = [e for kind in PROBE_KINDS for e in _read(data_dir / f"{task}_{kind}_gripper.h5")]
+        parts: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {0: ([], []), 1: ([], [])}
+        with torch.no_grad():
+            for i, e in enumerate(videos):
+                parts[i % 2][0].append(encoder.encode_images(e.frames["front"]).cpu().numpy())
+                parts[i % 2][1].append(e.states[:, cols].astype(np.float32))
+        (tx, ty), (ex, ey) = ((np.concatenate(a), np.concatenate(b)) for a, b in (parts[0], parts[1]))
+        out[task] = _r2(_ridge(tx, ty, ex), ey)
+    return out
+
+
+def dev_values(encoder: Any, *, episodes: int, cache: Path) -> dict[str, Any]:
+    """The dev value figures of ``encoder`` (module docstring): per task and summarised."""
+    import vip_envs
+    from _value_metrics import collect_eval, decoy_frames, same_target_goals, summarise, value_metrics
+    from representation import text_value_metrics
+    from vip_rl.weights_recipe import HELD_OUT_TASK
+
+    eps = collect_eval(vip_envs.TASKS, episodes, cache=cache, seed=DEV_SEED)
+    decoys = {task: decoy_frames(task, e, [(i + 1) % len(e) for i in range(len(e))], embodiment="gripper") for task, e in eps.items()}
+    goals = same_target_goals(eps["PushBlock"], cache=cache)
+    matched = {"PushBlock": goals.frames}
+    matched_decoys = {"PushBlock": decoy_frames("PushBlock", eps["PushBlock"], goal_states=goals.final_states, embodiment="gripper")}
+    per_task = value_metrics(encoder, eps, decoys=decoys, matched_goals=matched, matched_decoys=matched_decoys)
+    summary = summarise(per_task, HELD_OUT_TASK)
+    if encoder.has_text:
+        text = text_value_metrics(encoder, eps, decoys=decoys)
+        summary["decoy_pass_rate_text"] = float(sum(v["decoy_pass_rate_text"] * v["episodes"] for v in text.values())
+                                                / sum(v["episodes"] for v in text.values()))
+    return {"per_task": per_task, "summary": summary, "dev_seed": DEV_SEED, "episodes_per_task": episodes}
+
+
+def candidate_row(values: dict[str, Any], readouts: dict[str, float], planning: dict[str, int] | None) -> dict[str, Any]:
+    """One candidate's figures as :func:`select` reads them."""
+    row = {**values["summary"], "readouts": readouts, "readout_mean": float(np.mean(list(readouts.values()))) if readouts else float("nan"),
+           "per_task": values["per_task"]}
+    if planning is not None:
+        row.update({f"planning_{task}": count for task, count in planning.items()}, planning=sum(planning.values()))
+    return row
+
+
+# ------------------------------------------------------------------------------------------ report
+def render(result: dict[str, Any]) -> str:
+    rows, choice = result["rows"], result["selection"]
+    lines = ["# Dev-seed selection of a td-sim draw", "", _report.generated_by(result["provenance"]), "",
+             f"Dev episodes: {result['episodes_per_task']} scripted-expert episodes per task from seed {DEV_SEED} (+ task index); "
+             f"planning: `mppi_success.py --seed 100 --episodes {PLANNING_EPISODES}`, image goal, K=32, H=10. The rule "
+             "(`benchmarks/dev_select.py`, written in session 31 before any draw it ranks was scored): gates, then "
+             f"planning (ties within {PLANNING_TIE} episodes), then the dev image decoy, then the mean linear read-out.", ""]
+    tasks = list(next(iter(rows.values()))["per_task"]) if rows else []
+    header = ["draw", "planning OD + PB (of 80)", "VOC-other " + " / ".join(t for t in tasks if t != result["held_out"]),
+              "reach VOC", "decoy image / instruction", "decoy " + " / ".join(tasks), "PushBlock same-target VOC",
+              f"{result['held_out']} VOC-other", "linear read-outs " + " / ".join(next(iter(rows.values()))["readouts"]) if rows else "",
+              "failed gates", "rank"]
+    body = []
+    for rank, name in enumerate(choice["order"], 1):
+        r = rows[name]
+        pt = r["per_task"]
+        body.append([name + (" (incumbent)" if name == result.get("incumbent") else ""),
+                     f"{r['planning_OpenDrawer']} + {r['planning_PressButton']} = {r['planning']}" if "planning" in r else "-",
+                     " / ".join(f"{pt[t]['voc_other']:.3f}" for t in tasks if t != result["held_out"]),
+                     f"{r['reach_voc_mean']:.3f}", f"{r['decoy_pass_rate']:.3f} / {_report.fmt(r.get('decoy_pass_rate_text'), '{:.3f}')}",
+                     " / ".join(f"{pt[t]['decoy_pass_rate']:.2f}" for t in tasks),
+                     _report.fmt(pt.get("PushBlock", {}).get("voc_same_target"), "{:.3f}"),
+                     f"{pt[result['held_out']]['voc_other']:.3f}" if result["held_out"] in pt else "-",
+                     " / ".join(f"{v:.3f}" for v in r["readouts"].values()),
+                     ", ".join(choice["failed"][name]) or "none", str(rank)])
+    lines += _report.table(header, body)
+    chosen = choice["chosen"]
+    lines += ["", f"**Chosen: {chosen}**." if chosen else "**No draw passes every gate: none is chosen** (the incumbent stays).", ""]
+    lines += ["Gates: " + "; ".join(f"{label} >= {minimum:g}" for label, (_, minimum) in GATES.items()) + "."]
+    lines += _report.notes_section(result.get("notes"))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--candidate", action="append", default=[], metavar="NAME=WEIGHTS",
+                        help="a draw to rank: bundled name or weights file (repeatable)")
+    parser.add_argument("--planning", action="append", default=[], metavar="NAME=MPPI_JSON",
+                        help="the candidate's dev planning run (mppi_success.py, module docstring); without it the "
+                             "candidate fails the planning gates")
+    parser.add_argument("--incumbent", default=None, help="the candidate NAME that is the bundled file (marked in the table)")
+    parser.add_argument("--data", default="runs/weights/data", help="the recipe's training files, for the dev read-outs")
+    parser.add_argument("--episodes", type=int, default=12, help="dev episodes per task (default 12)")
+    parser.add_argument("--cache", default="runs/dev_select", help="where the dev episodes are cached")
+    parser.add_argument("--note", action="append", default=[], help="free-text note for the report (repeatable)")
+    _report.add_output_args(parser, "dev_select")
+    args = parser.parse_args(argv)
+    if args.render_only:
+        return _report.render_only(args.out, render)
+    try:
+        candidates = _report.name_value_pairs(args.candidate, "--candidate", value="WEIGHTS")
+        plannings = _report.name_value_pairs(args.planning, "--planning", value="MPPI_JSON", names=candidates)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not candidates:
+        parser.error("give at least one --candidate NAME=WEIGHTS")
+    if args.incumbent is not None and args.incumbent not in candidates:
+        parser.error(f"--incumbent {args.incumbent!r} is not a --candidate name ({sorted(candidates)})")
+    if args.episodes < 2:
+        parser.error(f"--episodes must be >= 2 (another episode's goal), got {args.episodes}")
+    data_dir = Path(args.data)
+    if not data_dir.is_dir():
+        parser.error(f"--data {args.data!r}: no such directory (the recipe's training files: make weights, or "
+                     "python -m vip_rl.weights_recipe --out DIR)")
+    try:
+        planning = {name: planning_counts(Path(path), name) for name, path in plannings.items()}
+    except ValueError as exc:
+        parser.error(str(exc))
+    from vip_rl._gl import default_mujoco_gl
+
+    default_mujoco_gl()
+    from vip_rl.encoders import load_encoder
+    from vip_rl.weights_recipe import HELD_OUT_TASK
+
+    rows = {}
+    for name, weights in candidates.items():
+        encoder = load_encoder(weights)
+        values = dev_values(encoder, episodes=args.episodes, cache=Path(args.cache))
+        rows[name] = candidate_row(values, dev_readouts(encoder, data_dir), planning.get(name))
+        print(f"[dev_select] {name}: VOC-other min excl. PushBlock {rows[name]['voc_other_trained_min_excl_pushblock']:.3f}, "
+              f"decoy {rows[name]['decoy_pass_rate']:.3f}, planning {rows[name].get('planning', '-')}", flush=True)
+    result = {"provenance": _report.provenance(__file__, argv), "episodes_per_task": args.episodes, "held_out": HELD_OUT_TASK,
+              "incumbent": args.incumbent, "weights": candidates, "planning_runs": plannings, "rows": rows,
+              "selection": select(rows), "gates": {label: list(gate) for label, gate in GATES.items()}, "notes": list(args.note)}
+    _report.write(args.out, result, render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Tests for benchmarks/dev_select.py: the written rule that picks a td-sim draw on dev seeds, and its inputs."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+
+def _row(planning=(38, 38), voc_other=0.97, reach=0.9, text_decoy=0.85, decoy=0.8, readout=0.6):
+    return {"voc_other_trained_min_excl_pushblock": voc_other, "reach_voc_mean": reach, "decoy_pass_rate_text": text_decoy,
+            "planning_OpenDrawer": planning[0], "planning_PressButton": planning[1], "planning": sum(planning),
+            "decoy_pass_rate": decoy, "readout_mean": readout}
+
+
+def test_a_draw_that_fails_a_gate_is_not_chosen_however_well_it_plans(benchmark_module):
+    ds = benchmark_module("dev_select")
+    choice = ds.select({"planner": _row(planning=(40, 40), voc_other=0.955), "steady": _row(planning=(37, 37))})
+    assert choice["chosen"] == "steady" and choice["order"] == ["steady", "planner"]
+    assert choice["failed"]["planner"] == ["VOC-other, trained tasks except PushBlock (min)"]
+
+
+def test_planning_ties_within_three_episodes_go_to_the_higher_decoy_then_the_read_out(benchmark_module):
+    ds = benchmark_module("dev_select")
+    rows = {"best": _row(planning=(40, 40), decoy=0.78), "close": _row(planning=(39, 38), decoy=0.82),
+            "far": _row(planning=(38, 38), decoy=0.95)}
+    choice = ds.select(rows)
+    assert choice["tied"] == ["best", "close"] and choice["chosen"] == "close"
+    assert choice["order"] == ["close", "best", "far"]
+    rows["best"]["decoy_pass_rate"] = 0.82
+    rows["best"]["readout_mean"] = 0.7
+    assert ds.select(rows)["chosen"] == "best"
+
+
+def test_no_draw_passing_every_gate_chooses_none(benchmark_module):
+    ds = benchmark_module("dev_select")
+    choice = ds.select({"a": _row(planning=(35, 40)), "b": _row(text_decoy=float("nan")), "c": {"planning": 80}})
+    assert choice["chosen"] is None
+    assert choice["failed"]["a"] == ["image MPPI, OpenDrawer (of 40)"]
+    assert choice["failed"]["b"] == ["instruction decoy (pooled)"]
+    assert len(choice["failed"]["c"]) == len(ds.GATES)  # absent figures fail their gates
+
+
+def _mppi_run(tmp_path, column="d6 image", episodes=40, command="python benchmarks/mppi_success.py --seed 100 --episodes 40"):
+    cell = {"episodes": episodes, "success_rate": 0.95}
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"provenance": {"command": command},
+                                "success": {"tasks": {"OpenDrawer": {column: cell}, "PressButton": {column: dict(cell, success_rate=1.0)}}}}))
+    return path
+
+
+def test_planning_counts_read_the_candidates_column_of_a_dev_mppi_run(benchmark_module, tmp_path):
+    ds = benchmark_module("dev_select")
+    assert ds.planning_counts(_mppi_run(tmp_path), "d6") == {"OpenDrawer": 38, "PressButton": 40}
+
+
+@pytest.mark.parametrize(("kwargs", "name", "message"), [
+    ({}, "d7", r"no 'd7 image' cell for OpenDrawer"),
+    ({"episodes": 20}, "d6", "OpenDrawer ran 20 episodes, the rule scores 40"),
+    ({"command": "python benchmarks/mppi_success.py --episodes 40"}, "d6", r"uses the dev seeds \(--seed 100\)"),
+])
+def test_planning_counts_refuse_a_run_the_rule_cannot_score(benchmark_module, tmp_path, kwargs, name, message):
+    ds = benchmark_module("dev_select")
+    with pytest.raises(ValueError, match=message):
+        ds.planning_counts(_mppi_run(tmp_path, **kwargs), name)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not an mppi_success.py result"):
+        ds.planning_counts(bad, "d6")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    ([], "give at least one --candidate NAME=WEIGHTS"),
+    (["--candidate", "a"], "--candidate: expected NAME=WEIGHTS, got 'a'"),
+    (["--candidate", "a=td-sim", "--planning", "b=x.json"], "--planning: unknown NAME 'b'"),
+    (["--candidate", "a=td-sim", "--incumbent", "b"], "--incumbent 'b' is not a --candidate name"),
+    (["--candidate", "a=td-sim", "--episodes", "1"], "--episodes must be >= 2"),
+    (["--candidate", "a=td-sim", "--data", "/nonexistent/data"], "--data '/nonexistent/data': no such directory"),
+])
+def test_bad_options_are_usage_errors_before_anything_is_measured(benchmark_module, capsys, tmp_path, argv, message):
+    ds = benchmark_module("dev_select")
+    with pytest.raises(SystemExit, match="^2$"):
+        ds.main([*argv, "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")])
+    assert re.search(re.escape(message), capsys.readouterr().err)
+    assert not list(tmp_path.iterdir())
