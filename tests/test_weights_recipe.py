@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -503,3 +504,49 @@ class Encoder:
 
     def __init__(self, name: str = "", has_text: bool = False) -> None:
         self.name, self.has_text = name, has_text
+
+def test_set_overrides_every_td_sim_stage_but_not_its_trunk_source(tmp_path, monkeypatch):
+    """`--set KEY=VALUE` (a candidate recipe): the --only encoder's first stage takes the override, its later stages
+    inherit it, its trunk source keeps its own config, and the export records the command."""
+    videos = wr.TrainingVideos(videos=[None] * 2, groups=["a"] * 2, final_goal_ok=[True] * 2, kinds=["expert", wr.HIGH_DETOUR])
+    monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
+    monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: videos)
+    monkeypatch.setattr(wr, "collect_all_planner_detours", lambda data_dir, encoder, round, workers=1: [tmp_path / f"pd{round}.h5"])
+    configs = []
+    monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: configs.append((name, kwargs["config"])) or Encoder())
+    monkeypatch.setattr(wr, "trunk_start", lambda config, source, out: out)
+    monkeypatch.setattr(wr, "with_text_tower", lambda encoder, text: encoder)
+    monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, seed=0: {"train_seconds": 1.0})
+    exported = []
+    monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append(kwargs) or tmp_path / "x")
+    assert wr.main(["--only", "td-sim", "--steps", "2", "--no-export", "--set", "channel_shuffle_prob=0.5",
+                    "--set", "seed=6", "--out", str(tmp_path)]) == 0
+    (source_name, source), *stages = configs
+    assert source_name == "vip-sim" and source.channel_shuffle_prob == 0.0 and source.seed == wr.RECIPES["vip-sim"].seed + wr.TRUNKS["td-sim"][1]
+    assert len(stages) == 1 + len(wr.FINETUNES["td-sim"])
+    assert all(config.channel_shuffle_prob == 0.5 for _, config in stages)
+    assert [config.seed for _, config in stages] == [6] * len(wr.FINETUNES["td-sim"]) + [10]  # seed is absolute; stage 6 adds 4
+    assert exported[0]["command"] == ("python -m vip_rl.weights_recipe --only td-sim --set channel_shuffle_prob=0.5 "
+                                      "--set seed=6 --no-export")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--only", "td-sim", "--set", "seed=6"], "--set needs --only with one encoder and --no-export"),
+    (["--set", "seed=6", "--no-export"], "--set needs --only with one encoder and --no-export"),
+    (["--only", "td-sim", "--no-export", "--set", "nope=1"], "'nope' is not a PretrainConfig field"),
+    (["--only", "td-sim", "--no-export", "--set", "seed"], "--set expects KEY=VALUE, got 'seed'"),
+    (["--only", "td-sim", "--no-export", "--set", "embed_dim=wide"], "embed_dim takes a int"),
+    (["--only", "td-sim", "--no-export", "--set", "channel_shuffle_prob=2"], r"channel_shuffle_prob must be in \[0, 1\]"),
+    (["--only", "td-sim", "--no-export", "--set", "seed=6", "--from-stage", "5"], "--set trains the full recipe"),
+])
+def test_bad_set_is_a_usage_error_before_anything_runs(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: pytest.fail("collected before the usage check"))
+    with pytest.raises(SystemExit, match="^2$"):
+        wr.main([*argv, "--out", str(tmp_path)])
+    assert re.search(message, capsys.readouterr().err)
+    assert not list(tmp_path.iterdir())
+
+
+def test_parse_overrides_reads_each_field_as_its_type():
+    assert wr.parse_overrides(["embed_dim=256", "channel_shuffle_prob=0.25", "crop_scale=0.9,1.0", "text=none"]) == {
+        "embed_dim": 256, "channel_shuffle_prob": 0.25, "crop_scale": (0.9, 1.0), "text": "none"}

@@ -772,9 +772,49 @@ def trunk_start(config: PretrainConfig, source: Any, out: str | os.PathLike[str]
 
 
 def _first_config(name: str, args: argparse.Namespace) -> PretrainConfig:
-    """``name``'s first-stage config in this command: :data:`CONFIGS` with ``--seed`` added and ``--steps`` (if given)."""
-    return dataclasses.replace(CONFIGS[name], seed=CONFIGS[name].seed + args.seed,
-                               **({} if args.steps is None else {"steps": args.steps}))
+    """``name``'s first-stage config in this command: :data:`CONFIGS` with ``--seed`` added and ``--steps`` (if given),
+    then the ``--set`` overrides when ``name`` is the ``--only`` encoder (not its trunk source); the later stages
+    inherit them (:func:`_fine_tune` replaces only their own keys)."""
+    config = dataclasses.replace(CONFIGS[name], seed=CONFIGS[name].seed + args.seed,
+                                 **({} if args.steps is None else {"steps": args.steps}))
+    overrides = getattr(args, "set", None) or {}
+    return dataclasses.replace(config, **overrides) if overrides and name in (args.only or ()) else config
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as :class:`~vip_rl.pretrain.PretrainConfig` overrides. ``VALUE`` is read as the
+    field's type (its default's: int, float, bool as true/false, str, or a comma-separated tuple of numbers).
+
+    Raises:
+        ValueError: an item without ``=``, a key that is no config field, or a value of the wrong type.
+    """
+    fields = {field.name: field for field in dataclasses.fields(PretrainConfig)}
+    defaults = PretrainConfig()
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in fields:
+            raise ValueError(f"--set {item!r}: {key!r} is not a PretrainConfig field (e.g. embed_dim, seed, channel_shuffle_prob)")
+        default = getattr(defaults, key)
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError("expected true or false")
+                value: Any = text.lower() == "true"
+            elif isinstance(default, tuple):
+                value = tuple(float(v) if "." in v or "e" in v.lower() else int(v) for v in text.split(",") if v.strip())
+            elif isinstance(default, (int, float)) and not isinstance(default, bool):
+                value = type(default)(float(text)) if isinstance(default, float) else int(text)
+            else:
+                value = text
+        except ValueError as err:
+            raise ValueError(f"--set {item!r}: {key} takes a {type(default).__name__} ({err})") from None
+        out[key] = value
+    dataclasses.replace(defaults, **out)  # the config's own checks (ranges) name a bad value now, not an hour in
+    return out
 
 
 def _trunk_source(name: str, args: argparse.Namespace) -> tuple[str, str, int, PretrainConfig]:
@@ -914,11 +954,13 @@ def _fine_tune(name: str, encoder: Any, config: PretrainConfig, data: TrainingVi
     return encoder, config, data, records
 
 
-def _recipe_command(only: str | None, seed: int, flag: str = "") -> str:
-    """The command an export records: ``--only`` (when given), ``--seed`` (when not 0), then a stage flag
-    (``--from-stage K`` / ``--text-fit-only``: the full recipe with that seed would redraw the earlier stages too)."""
+def _recipe_command(only: str | None, seed: int, flag: str = "", sets: Sequence[str] = ()) -> str:
+    """The command an export records: ``--only`` (when given), ``--seed`` (when not 0), the ``--set`` items (a candidate
+    recipe, written with ``--no-export``), then a stage flag (``--from-stage K`` / ``--text-fit-only``: the full recipe
+    with that seed would redraw the earlier stages too)."""
     return " ".join(["python -m vip_rl.weights_recipe", *([f"--only {only}"] if only else []),
-                     *([f"--seed {seed}"] if seed else []), *([flag] if flag else [])])
+                     *([f"--seed {seed}"] if seed else []), *(f"--set {item}" for item in sets),
+                     *(["--no-export"] if sets else []), *([flag] if flag else [])])
 
 
 def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVideos, *, export_to: Path | None, out: Path,
@@ -991,6 +1033,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--from-stage", type=int, default=None, metavar="K",
                         help="only stages K.. of the --only encoders (FINETUNES; 2 = the first fine-tune), started from their "
                              "bundled weights, which must record stages 1..K-1 and no more, then the text fit and the export")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a candidate recipe: override this field of the --only encoder's config (PretrainConfig; its "
+                             "later stages inherit it, its trunk source does not), e.g. --set embed_dim=256 --set seed=6 "
+                             "(seed is absolute here: the draw). Needs --only with one encoder and --no-export (repeatable)")
     parser.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, len(DATA.tasks)),
                         help="processes that collect the videos and the planner rounds (default: one per core, at most one "
                              "per task); the files, and so the weights, do not depend on it. Training runs on one thread")
@@ -1010,6 +1056,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.variant and args.only:
         parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
+    sets = args.set
+    if sets:
+        if not args.only or len(args.only) != 1 or not args.no_export:
+            parser.error(f"--set needs --only with one encoder and --no-export (a candidate recipe is never the bundled "
+                         f"file), got --only {args.only!r}{'' if args.no_export else ' without --no-export'}")
+        if args.from_stage is not None or args.text_fit_only:
+            parser.error("--set trains the full recipe: it cannot be combined with --from-stage or --text-fit-only")
+        try:
+            args.set = parse_overrides(sets)
+        except ValueError as err:
+            parser.error(str(err))
+    args.set_items = list(sets)
     default_mujoco_gl()
     import torch
 
@@ -1082,7 +1140,7 @@ def _run(args: argparse.Namespace) -> int:
             fit = fit_text(name, encoder, data, seed=args.seed)
             stages.append(fit)
             seconds += fit["train_seconds"]
-        command = _recipe_command(name if args.only else None, args.seed)
+        command = _recipe_command(name if args.only else None, args.seed, sets=getattr(args, "set_items", ()))
         path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command, stages=stages, to=export_to)
         print(f"{name}: wrote {path}", flush=True)
     return 0
