@@ -1,7 +1,7 @@
 """Which td-sim draw ships: the dev-seed figures and the written selection rule (issue 17).
 
 ``python benchmarks/dev_select.py --candidate NAME=WEIGHTS [...] --planning NAME=MPPI_JSON [...] [--data DIR]
-[--episodes 12] --out benchmarks/results/dev_select``
+[--episodes 12] [--quick] --out benchmarks/results/dev_select``
 
 Every bundled td-sim draw since session 13 was chosen on dev seeds only, never on the benchmarks' held-out ones. Until
 session 30 the rule scored planning alone (image-goal MPPI successes on OpenDrawer + PressButton, dev seeds 100-139),
@@ -226,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "candidate fails the planning gates")
     parser.add_argument("--incumbent", default=None, help="the candidate NAME that is the bundled file (marked in the table)")
     parser.add_argument("--data", default="runs/weights/data", help="the recipe's training files, for the dev read-outs")
-    parser.add_argument("--episodes", type=int, default=12, help="dev episodes per task (default 12)")
+    parser.add_argument("--quick", action="store_true", help="smoke sizes: 2 dev episodes per task")
+    parser.add_argument("--episodes", type=int, default=None, help="dev episodes per task (default 12, quick 2)")
     parser.add_argument("--cache", default="runs/dev_select", help="where the dev episodes are cached")
     parser.add_argument("--note", action="append", default=[], help="free-text note for the report (repeatable)")
     _report.add_output_args(parser, "dev_select")
@@ -242,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give at least one --candidate NAME=WEIGHTS")
     if args.incumbent is not None and args.incumbent not in candidates:
         parser.error(f"--incumbent {args.incumbent!r} is not a --candidate name ({sorted(candidates)})")
+    if args.episodes is None:
+        args.episodes = 2 if args.quick else 12
     if args.episodes < 2:
         parser.error(f"--episodes must be >= 2 (another episode's goal), got {args.episodes}")
     data_dir = Path(args.data)
@@ -265,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows[name] = candidate_row(values, dev_readouts(encoder, data_dir), planning.get(name))
         print(f"[dev_select] {name}: VOC-other min excl. PushBlock {rows[name]['voc_other_trained_min_excl_pushblock']:.3f}, "
               f"decoy {rows[name]['decoy_pass_rate']:.3f}, planning {rows[name].get('planning', '-')}", flush=True)
-    result = {"provenance": _report.provenance(__file__, argv), "episodes_per_task": args.episodes, "held_out": HELD_OUT_TASK,
+    result = {"provenance": _report.provenance(__file__, argv, quick=args.quick), "episodes_per_task": args.episodes, "held_out": HELD_OUT_TASK,
               "incumbent": args.incumbent, "weights": candidates, "planning_runs": plannings, "rows": rows,
               "selection": select(rows), "gates": {label: list(gate) for label, gate in GATES.items()}, "notes": list(args.note)}
     _report.write(args.out, result, render(result))

@@ -14,6 +14,10 @@ vip-sim became draw 3 in session 26, and td-sim's trunk followed it in session 2
 Candidate recipes (never exported; the default command is unchanged):
 ``python -m vip_rl.weights_recipe --variant NAME [--data runs/weights/data] --out DIR`` trains the
 :data:`VARIANTS` entry ``NAME`` into ``DIR/NAME`` (``--data``: reuse videos collected elsewhere).
+``python -m vip_rl.weights_recipe --only td-sim --set KEY=VALUE [...] --no-export --out DIR`` runs the whole multi-stage
+recipe of one encoder with :class:`~vip_rl.pretrain.PretrainConfig` overrides (e.g. ``--set embed_dim=256 --set seed=6``:
+another width and draw; its later stages inherit them, its trunk source does not): the candidate draws that
+``benchmarks/dev_select.py`` ranks on dev seeds by the rule a bundled draw must win.
 
 1. Collect training videos from the suite: for every task except the held-out
    :data:`HELD_OUT_TASK`, gripper embodiment, front camera, 96 px (:data:`DATA`):
