@@ -83,3 +83,41 @@ def test_bad_options_are_usage_errors_before_anything_is_measured(benchmark_modu
         ds.main([*argv, "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")])
     assert re.search(re.escape(message), capsys.readouterr().err)
     assert not list(tmp_path.iterdir())
+
+
+def test_dev_readouts_fit_on_even_videos_and_score_the_odd_ones(benchmark_module, monkeypatch, tmp_path):
+    """An embedding that holds each task's object joints linearly reads them at R^2 ~ 1; one that holds noise, ~0 or
+    below. The fit sees only the even videos of each file list (the odd ones are scored)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+    import vip_envs
+
+    ds = benchmark_module("dev_select")
+    shortcut = benchmark_module("shortcut")
+    rng = np.random.default_rng(0)
+    labels = list(vip_envs.STATE_LABELS)
+
+    def video(_path):
+        states = rng.uniform(-1, 1, size=(30, len(labels)))
+        return [SimpleNamespace(frames={"front": states.astype(np.float32)}, states=states) for _ in range(3)]
+
+    monkeypatch.setattr(shortcut, "_read", video)
+    seen = []
+
+    mixing = rng.normal(size=(len(labels), len(labels)))  # one embedding: a fixed invertible linear map of the state
+
+    class Linear:
+        def encode_images(self, x):
+            seen.append(len(x))
+            return torch.from_numpy(np.asarray(x) @ mixing)
+
+    class Noise:
+        def encode_images(self, x):
+            return torch.from_numpy(rng.normal(size=(len(x), 8)))
+
+    readouts = ds.dev_readouts(Linear(), tmp_path)
+    assert set(readouts) == set(shortcut.PROBE_JOINTS) and all(r > 0.99 for r in readouts.values())
+    assert all(r < 0.2 for r in ds.dev_readouts(Noise(), tmp_path).values())
+    assert len(seen) == len(shortcut.PROBE_JOINTS) * len(shortcut.PROBE_KINDS) * 3  # every video embedded once
