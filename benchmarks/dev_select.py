@@ -193,7 +193,7 @@ def render(result: dict[str, Any]) -> str:
              f"planning (ties within {PLANNING_TIE} episodes), then the dev image decoy, then the mean linear read-out.", ""]
     tasks = list(next(iter(rows.values()))["per_task"]) if rows else []
     header = ["draw", "planning OD + PB (of 80)", "VOC-other " + " / ".join(t for t in tasks if t != result["held_out"]),
-              "reach VOC", "decoy image / instruction", "decoy " + " / ".join(tasks), "PushBlock same-target VOC",
+              "reach VOC", "decoy image / same-target / instruction", "decoy " + " / ".join(tasks), "PushBlock same-target VOC",
               f"{result['held_out']} VOC-other", "linear read-outs " + " / ".join(next(iter(rows.values()))["readouts"]) if rows else "",
               "failed gates", "rank"]
     body = []
@@ -203,7 +203,8 @@ def render(result: dict[str, Any]) -> str:
         body.append([name + (" (incumbent)" if name == result.get("incumbent") else ""),
                      f"{r['planning_OpenDrawer']} + {r['planning_PressButton']} = {r['planning']}" if "planning" in r else "-",
                      " / ".join(f"{pt[t]['voc_other']:.3f}" for t in tasks if t != result["held_out"]),
-                     f"{r['reach_voc_mean']:.3f}", f"{r['decoy_pass_rate']:.3f} / {_report.fmt(r.get('decoy_pass_rate_text'), '{:.3f}')}",
+                     f"{r['reach_voc_mean']:.3f}", f"{r['decoy_pass_rate']:.3f} / {_report.fmt(r.get('decoy_pass_rate_same_target'), '{:.3f}')} / "
+                     f"{_report.fmt(r.get('decoy_pass_rate_text'), '{:.3f}')}",
                      " / ".join(f"{pt[t]['decoy_pass_rate']:.2f}" for t in tasks),
                      _report.fmt(pt.get("PushBlock", {}).get("voc_same_target"), "{:.3f}"),
                      f"{pt[result['held_out']]['voc_other']:.3f}" if result["held_out"] in pt else "-",
@@ -212,7 +213,10 @@ def render(result: dict[str, Any]) -> str:
     lines += _report.table(header, body)
     chosen = choice["chosen"]
     lines += ["", f"**Chosen: {chosen}**." if chosen else "**No draw passes every gate: none is chosen** (the incumbent stays).", ""]
-    lines += ["Gates: " + "; ".join(f"{label} >= {minimum:g}" for label, (_, minimum) in GATES.items()) + "."]
+    lines += ["Gates: " + "; ".join(f"{label} >= {minimum:g}" for label, (_, minimum) in GATES.items()) + ". The rule's "
+              "decoy is the pooled image one (PushBlock's goal from another episode, as issue 17's 0.90 bar); the "
+              "same-target column replaces PushBlock's with the same-target decoy (the pooled figure of the session 28-29 "
+              "dev tables)."]
     lines += _report.notes_section(result.get("notes"))
     return "\n".join(lines) + "\n"
 
