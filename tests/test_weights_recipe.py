@@ -548,5 +548,10 @@ def test_bad_set_is_a_usage_error_before_anything_runs(tmp_path, monkeypatch, ca
 
 
 def test_parse_overrides_reads_each_field_as_its_type():
-    assert wr.parse_overrides(["embed_dim=256", "channel_shuffle_prob=0.25", "crop_scale=0.9,1.0", "text=none"]) == {
-        "embed_dim": 256, "channel_shuffle_prob": 0.25, "crop_scale": (0.9, 1.0), "text": "none"}
+    assert wr.parse_overrides(["embed_dim=256", "channel_shuffle_prob=0.25", "crop_scale=0.9,1.0", "text=none",
+                               "cnn_channels=32,32,64,64", "head_hidden=256,256"]) == {
+        "embed_dim": 256, "channel_shuffle_prob": 0.25, "crop_scale": (0.9, 1.0), "text": "none",
+        "cnn_channels": (32, 32, 64, 64), "head_hidden": (256, 256)}
+    assert wr.parse_overrides(["cnn_channels=none"]) == {"cnn_channels": None}  # a field that may be None
+    with pytest.raises(ValueError, match=r"head_hidden takes a tuple\[int, \.\.\.\]"):
+        wr.parse_overrides(["head_hidden=none"])

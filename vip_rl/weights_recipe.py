@@ -781,13 +781,14 @@ def _first_config(name: str, args: argparse.Namespace) -> PretrainConfig:
     inherit them (:func:`_fine_tune` replaces only their own keys)."""
     config = dataclasses.replace(CONFIGS[name], seed=CONFIGS[name].seed + args.seed,
                                  **({} if args.steps is None else {"steps": args.steps}))
-    overrides = getattr(args, "set", None) or {}
+    overrides = getattr(args, "overrides", None) or {}
     return dataclasses.replace(config, **overrides) if overrides and name in (args.only or ()) else config
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``--set KEY=VALUE`` items as :class:`~vip_rl.pretrain.PretrainConfig` overrides. ``VALUE`` is read as the
-    field's type (its default's: int, float, bool as true/false, str, or a comma-separated tuple of numbers).
+    field's type: a comma-separated tuple of numbers for a tuple field (``none`` where the field may be None), else its
+    default's type (int, float, bool as true/false, str).
 
     Raises:
         ValueError: an item without ``=``, a key that is no config field, or a value of the wrong type.
@@ -803,19 +804,21 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         if key not in fields:
             raise ValueError(f"--set {item!r}: {key!r} is not a PretrainConfig field (e.g. embed_dim, seed, channel_shuffle_prob)")
         default = getattr(defaults, key)
+        kind = str(fields[key].type)
         try:
-            if isinstance(default, bool):
+            if "tuple" in kind:
+                value: Any = None if text.strip().lower() == "none" and "None" in kind else tuple(
+                    float(v) if "." in v or "e" in v.lower() else int(v) for v in text.split(",") if v.strip())
+            elif isinstance(default, bool):
                 if text.lower() not in ("true", "false"):
                     raise ValueError("expected true or false")
-                value: Any = text.lower() == "true"
-            elif isinstance(default, tuple):
-                value = tuple(float(v) if "." in v or "e" in v.lower() else int(v) for v in text.split(",") if v.strip())
-            elif isinstance(default, (int, float)) and not isinstance(default, bool):
+                value = text.lower() == "true"
+            elif isinstance(default, (int, float)):
                 value = type(default)(float(text)) if isinstance(default, float) else int(text)
             else:
                 value = text
         except ValueError as err:
-            raise ValueError(f"--set {item!r}: {key} takes a {type(default).__name__} ({err})") from None
+            raise ValueError(f"--set {item!r}: {key} takes a {kind} ({err})") from None
         out[key] = value
     dataclasses.replace(defaults, **out)  # the config's own checks (ranges) name a bad value now, not an hour in
     return out
@@ -1060,18 +1063,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.variant and args.only:
         parser.error(f"--variant and --only are exclusive, got --variant {args.variant!r} and --only {args.only!r}")
-    sets = args.set
-    if sets:
+    args.overrides = {}
+    if args.set:
         if not args.only or len(args.only) != 1 or not args.no_export:
             parser.error(f"--set needs --only with one encoder and --no-export (a candidate recipe is never the bundled "
                          f"file), got --only {args.only!r}{'' if args.no_export else ' without --no-export'}")
         if args.from_stage is not None or args.text_fit_only:
             parser.error("--set trains the full recipe: it cannot be combined with --from-stage or --text-fit-only")
         try:
-            args.set = parse_overrides(sets)
+            args.overrides = parse_overrides(args.set)
         except ValueError as err:
             parser.error(str(err))
-    args.set_items = list(sets)
     default_mujoco_gl()
     import torch
 
@@ -1144,7 +1146,7 @@ def _run(args: argparse.Namespace) -> int:
             fit = fit_text(name, encoder, data, seed=args.seed)
             stages.append(fit)
             seconds += fit["train_seconds"]
-        command = _recipe_command(name if args.only else None, args.seed, sets=getattr(args, "set_items", ()))
+        command = _recipe_command(name if args.only else None, args.seed, sets=args.set)
         path = export(name, encoder, config=config, counts=counts, seconds=seconds, command=command, stages=stages, to=export_to)
         print(f"{name}: wrote {path}", flush=True)
     return 0
