@@ -217,6 +217,36 @@ def decoy_frames(task: str, episodes: Sequence[Any], partners: Sequence[int] | N
     return frames
 
 
+@dataclasses.dataclass(frozen=True)
+class Decoys:
+    """The decoy inputs of :func:`value_metrics` for a set of eval episodes (:func:`decoy_set`).
+
+    Attributes:
+        decoys: task -> uint8 ``[n, 96, 96, 3]``, episode i's decoy against episode ``(i + 1) % n``'s final frame.
+        matched_goals: ``{"PushBlock": frames}`` of :func:`same_target_goals` (empty without PushBlock episodes).
+        matched_decoys: ``{"PushBlock": frames}``, the decoys against those goals (empty without PushBlock episodes).
+        same_target: PushBlock's :class:`MatchedGoals`, or None.
+    """
+
+    decoys: dict[str, np.ndarray]
+    matched_goals: dict[str, np.ndarray]
+    matched_decoys: dict[str, np.ndarray]
+    same_target: MatchedGoals | None
+
+
+def decoy_set(episodes: dict[str, Sequence[Any]], *, cache: Path, embodiment: str = "gripper") -> Decoys:
+    """Every task's decoys (each episode against the next one's final frame) and, when there are PushBlock episodes
+    (the one task whose target moves between episodes), its same-target goals and decoys (:func:`same_target_goals`,
+    cached under ``cache``): the inputs :func:`value_metrics` takes for its decoy and same-target figures."""
+    decoys = {task: decoy_frames(task, eps, [(i + 1) % len(eps) for i in range(len(eps))], embodiment=embodiment)
+              for task, eps in episodes.items()}
+    if "PushBlock" not in episodes:
+        return Decoys(decoys, {}, {}, None)
+    goals = same_target_goals(episodes["PushBlock"], cache=cache)
+    matched_decoys = decoy_frames("PushBlock", episodes["PushBlock"], goal_states=goals.final_states, embodiment=embodiment)
+    return Decoys(decoys, {"PushBlock": goals.frames}, {"PushBlock": matched_decoys}, goals)
+
+
 def half_progress_index(episode: Any) -> int:
     """Index of the episode's first frame at >= 50% task progress (progress rescaled from its first to its last
     frame): the frame every decoy test compares the decoy with."""
@@ -336,7 +366,7 @@ def summarise(per_task: dict[str, dict[str, float]], held_out: str) -> dict[str,
     if any("voc_same_target" in per_task[t] for t in trained):
         extra["voc_other_trained_min_same_target"] = float(np.min([per_task[t].get("voc_same_target", per_task[t]["voc_other"]) for t in trained]))
     if any("decoy_same_target_pass_rate" in v for v in per_task.values()):
-        extra["decoy_pass_rate_same_target"] = _pooled_decoy_pass_rate(
+        extra["decoy_pass_rate_same_target"] = pooled_decoy_pass_rate(
             {t: v.get("decoy_same_target_pass_rate", v["decoy_pass_rate"]) for t, v in per_task.items()}, per_task)
     return {
         "voc_other_trained_mean": float(np.mean([per_task[t]["voc_other"] for t in trained])),
@@ -346,11 +376,11 @@ def summarise(per_task: dict[str, dict[str, float]], held_out: str) -> dict[str,
         "voc_other_heldout": per_task[held_out]["voc_other"] if held_out in per_task else float("nan"),
         "voc_own_mean": float(np.mean([v["voc_own"] for v in per_task.values()])),
         "reach_voc_mean": float(np.nanmean([v["reach_voc"] for v in per_task.values()])),
-        "decoy_pass_rate": _pooled_decoy_pass_rate({t: v["decoy_pass_rate"] for t, v in per_task.items()}, per_task),
+        "decoy_pass_rate": pooled_decoy_pass_rate({t: v["decoy_pass_rate"] for t, v in per_task.items()}, per_task),
         **extra,
     }
 
 
-def _pooled_decoy_pass_rate(rates: dict[str, float], per_task: dict[str, dict[str, float]]) -> float:
+def pooled_decoy_pass_rate(rates: dict[str, float], per_task: dict[str, dict[str, float]]) -> float:
     """Share of all episodes that pass: the per-task ``rates`` weighted by ``per_task[task]["episodes"]``."""
     return float(np.sum([rates[t] * v["episodes"] for t, v in per_task.items()]) / np.sum([v["episodes"] for v in per_task.values()]))

@@ -156,21 +156,18 @@ def dev_readouts(encoder: Any, data_dir: Path) -> dict[str, float]:
 def dev_values(encoder: Any, *, episodes: int, cache: Path) -> dict[str, Any]:
     """The dev value figures of ``encoder`` (module docstring): per task and summarised."""
     import vip_envs
-    from _value_metrics import collect_eval, decoy_frames, same_target_goals, summarise, value_metrics
+    from _value_metrics import collect_eval, decoy_set, pooled_decoy_pass_rate, summarise, value_metrics
     from representation import text_value_metrics
     from vip_rl.weights_recipe import HELD_OUT_TASK
 
     eps = collect_eval(vip_envs.TASKS, episodes, cache=cache, seed=DEV_SEED)
-    decoys = {task: decoy_frames(task, e, [(i + 1) % len(e) for i in range(len(e))], embodiment="gripper") for task, e in eps.items()}
-    goals = same_target_goals(eps["PushBlock"], cache=cache)
-    matched = {"PushBlock": goals.frames}
-    matched_decoys = {"PushBlock": decoy_frames("PushBlock", eps["PushBlock"], goal_states=goals.final_states, embodiment="gripper")}
-    per_task = value_metrics(encoder, eps, decoys=decoys, matched_goals=matched, matched_decoys=matched_decoys)
+    decoys = decoy_set(eps, cache=cache)
+    per_task = value_metrics(encoder, eps, decoys=decoys.decoys, matched_goals=decoys.matched_goals,
+                             matched_decoys=decoys.matched_decoys)
     summary = summarise(per_task, HELD_OUT_TASK)
     if encoder.has_text:
-        text = text_value_metrics(encoder, eps, decoys=decoys)
-        summary["decoy_pass_rate_text"] = float(sum(v["decoy_pass_rate_text"] * v["episodes"] for v in text.values())
-                                                / sum(v["episodes"] for v in text.values()))
+        text = text_value_metrics(encoder, eps, decoys=decoys.decoys)
+        summary["decoy_pass_rate_text"] = pooled_decoy_pass_rate({t: v["decoy_pass_rate_text"] for t, v in text.items()}, text)
     return {"per_task": per_task, "summary": summary, "dev_seed": DEV_SEED, "episodes_per_task": episodes}
 
 

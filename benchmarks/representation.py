@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 import _report
-from _value_metrics import (SAME_TARGET_SEED_OFFSET, collect_eval, decoy_frames, first_object_motion, half_progress_index, random_twin,
-                            same_target_goals, summarise, value_metrics)
+from _value_metrics import (SAME_TARGET_SEED_OFFSET, collect_eval, decoy_set, first_object_motion, half_progress_index,
+                            pooled_decoy_pass_rate, random_twin, summarise, value_metrics)
 from vip_rl.diagnostics import spearman
 
 TARGETS = {"voc_other_trained": 0.95, "voc_other_heldout": 0.85, "voc_hand_to_gripper": 0.8, "decoy_pass_rate": 0.9,
@@ -359,16 +359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = Path(args.cache)
     started = time.perf_counter()
     episodes = collect_eval(vip_envs.TASKS, episodes_per_task, cache=cache)
-    decoys = {task: decoy_frames(task, eps, [(i + 1) % len(eps) for i in range(len(eps))], embodiment="gripper") for task, eps in episodes.items()}
+    decoy_inputs = decoy_set(episodes, cache=cache)
+    decoys, matched, matched_decoys = decoy_inputs.decoys, decoy_inputs.matched_goals, decoy_inputs.matched_decoys
     result: dict[str, Any] = {"provenance": _report.provenance(__file__, argv, quick=args.quick), "quick": args.quick,
                               "held_out_task": HELD_OUT_TASK, "episodes_per_task": episodes_per_task,
                               "encoders": {}, "targets": [], "notes": list(args.note)}
-    matched: dict[str, np.ndarray] = {}
-    matched_decoys: dict[str, np.ndarray] = {}
-    if "PushBlock" in episodes:  # the one task whose target moves between episodes
-        goals = same_target_goals(episodes["PushBlock"], cache=cache)
-        matched["PushBlock"] = goals.frames
-        matched_decoys["PushBlock"] = decoy_frames("PushBlock", episodes["PushBlock"], goal_states=goals.final_states, embodiment="gripper")
+    if (goals := decoy_inputs.same_target) is not None:  # PushBlock: the one task whose target moves between episodes
         result["same_target_goals"] = {"task": "PushBlock", "eval_seeds": [int(e.attrs["seed"]) for e in episodes["PushBlock"]],
                                        "goal_seeds": goals.seeds.tolist()}
     targets = result["targets"]
@@ -413,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         if encoder.has_text:
             block["text_per_task"] = text_metrics = text_value_metrics(encoder, episodes, decoys=decoys)
-            rate = float(np.sum([v["decoy_pass_rate_text"] * v["episodes"] for v in text_metrics.values()]) / np.sum([v["episodes"] for v in text_metrics.values()]))
+            rate = pooled_decoy_pass_rate({t: v["decoy_pass_rate_text"] for t, v in text_metrics.items()}, text_metrics)
             block["summary"]["decoy_pass_rate_text"] = rate
             targets.append({"metric": "decoy farther than 50%-progress frame, instruction goal (share)", "encoder": name, "value": rate,
                             "target": ">= 0.80", "status": _ok(rate, 0.8)})
