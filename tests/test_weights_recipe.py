@@ -505,6 +505,7 @@ class Encoder:
     def __init__(self, name: str = "", has_text: bool = False) -> None:
         self.name, self.has_text = name, has_text
 
+
 def test_set_overrides_every_td_sim_stage_but_not_its_trunk_source(tmp_path, monkeypatch):
     """`--set KEY=VALUE` (a candidate recipe): the --only encoder's first stage takes the override, its later stages
     inherit it, its trunk source keeps its own config, and the export records the command."""

@@ -781,8 +781,7 @@ def _first_config(name: str, args: argparse.Namespace) -> PretrainConfig:
     inherit them (:func:`_fine_tune` replaces only their own keys)."""
     config = dataclasses.replace(CONFIGS[name], seed=CONFIGS[name].seed + args.seed,
                                  **({} if args.steps is None else {"steps": args.steps}))
-    overrides = getattr(args, "overrides", None) or {}
-    return dataclasses.replace(config, **overrides) if overrides and name in (args.only or ()) else config
+    return dataclasses.replace(config, **args.overrides) if args.overrides and name in args.only else config
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
