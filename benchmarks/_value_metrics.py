@@ -247,6 +247,38 @@ def decoy_set(episodes: dict[str, Sequence[Any]], *, cache: Path, embodiment: st
     return Decoys(decoys, {"PushBlock": goals.frames}, {"PushBlock": matched_decoys}, goals)
 
 
+def expert_steps_from(task: str, states: np.ndarray, *, max_steps: int = 150, embodiment: str = "gripper") -> np.ndarray:
+    """The scripted expert's steps to the task's success from each of ``states`` (simulator states float ``[N, S]``,
+    e.g. :func:`decoy_states`): float ``[N]``, NaN where it does not succeed within ``max_steps``."""
+    import gymnasium
+    import vip_envs
+
+    env = gymnasium.make(vip_envs.env_id(task), max_episode_steps=max_steps + 10, embodiment=embodiment)
+    out = np.full(len(states), np.nan)
+    try:
+        for i, state in enumerate(np.asarray(states, dtype=np.float64)):
+            obs, _ = env.reset(seed=0)
+            env.unwrapped.set_state(state)
+            policy = vip_envs.expert(env)
+            for n in range(1, max_steps + 1):
+                obs, _, _, _, info = env.step(policy(obs))
+                if info["success"]:
+                    out[i] = n
+                    break
+    finally:
+        env.close()
+    return out
+
+
+def apparent_steps(d: np.ndarray, d_decoy: float) -> int:
+    """The decoy's distance counted in the episode's own steps: the steps left (to the episode's last frame) at the
+    frame from which every later frame is nearer the goal than the decoy (``d``: the episode's distances to the
+    goal). A value that counts steps puts it near the expert's steps from the decoy (:func:`expert_steps_from`);
+    fewer is the end-effector shortcut (the decoy looks nearer than it is). The episode's length when every frame is."""
+    farther = np.flatnonzero(np.asarray(d) >= d_decoy)
+    return int(len(d) - 1 - farther.max()) if len(farther) else int(len(d) - 1)
+
+
 def half_progress_index(episode: Any) -> int:
     """Index of the episode's first frame at >= 50% task progress (progress rescaled from its first to its last
     frame): the frame every decoy test compares the decoy with."""
@@ -296,7 +328,7 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
         partners = [(i + 1) % n for i in range(n)]
         z = [encoder.encode_images(e.frames["front"]) for e in eps]
         goals = torch.stack([zi[-1] for zi in z])
-        own, other, reach, passes, margins = [], [], [], [], []
+        own, other, reach, passes, margins, apparent = [], [], [], [], [], []
         frames_decoy = decoys[task] if decoys is not None else decoy_frames(task, eps, partners, embodiment=embodiment)
         zd = encoder.encode_images(frames_decoy)
         halves = [half_progress_index(e) for e in eps]
@@ -311,9 +343,11 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
             if moved >= 4:
                 reach.append(spearman(np.arange(moved), -d[:moved]))
             half = halves[i]
-            passed, margin = _decoy_test(float(encoder.distance(zd[i], g).cpu()), d, half)
+            d_decoy = float(encoder.distance(zd[i], g).cpu())
+            passed, margin = _decoy_test(d_decoy, d, half)
             passes.append(passed)
             margins.append(margin)
+            apparent.append(apparent_steps(d, d_decoy))
         results[task] = {
             "episodes": n,
             "voc_own": float(np.mean(own)),
@@ -323,6 +357,7 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
             "reach_episodes": len(reach),
             "decoy_pass_rate": float(np.mean(passes)),
             "decoy_margin": float(np.mean(margins)),
+            "decoy_apparent_steps": float(np.mean(apparent)),
         }
         if task in matched_goals:
             zg = encoder.encode_images(matched_goals[task])

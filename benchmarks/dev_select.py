@@ -29,6 +29,12 @@ The rule (:func:`select`), in order:
    within :data:`PLANNING_TIE` episodes of the best are tied.
 3. Among the tied, the highest dev image decoy pass rate (pooled), then the highest mean linear read-out.
 
+Reported beside the rule, not part of it (session 32): each draw's **apparent decoy steps** per task
+(``_value_metrics.apparent_steps``: the expert's steps left where its frames turn nearer the goal than the decoy for
+good) next to the scripted expert's real steps from the same decoys (:func:`decoy_expert_steps`). On OpenDrawer it
+tracks the dev planning of the session-31 draws: the colour-shuffled draws that lost the drawer read its decoy as
+about 12 steps away, the bundled draw as 18 (the expert needs about 17).
+
 The incumbent (the bundled file) is ranked with the candidates; a candidate replaces it only by ranking first. When no
 draw passes the gates, the rule picks none: the incumbent stays and the failed gates are reported.
 """
@@ -171,6 +177,24 @@ def dev_values(encoder: Any, *, episodes: int, cache: Path) -> dict[str, Any]:
     return {"per_task": per_task, "summary": summary, "dev_seed": DEV_SEED, "episodes_per_task": episodes}
 
 
+def decoy_expert_steps(*, episodes: int, cache: Path) -> dict[str, float]:
+    """Per task, the scripted expert's mean steps to success from the dev decoy states (each episode's start with the
+    next episode's final end-effector pose: the decoys of :func:`dev_values`), the yardstick of each draw's
+    ``decoy_apparent_steps`` (a reported column, not part of the rule)."""
+    import gymnasium
+    import vip_envs
+    from _value_metrics import collect_eval, decoy_states, expert_steps_from
+
+    out = {}
+    for task, eps in collect_eval(vip_envs.TASKS, episodes, cache=cache, seed=DEV_SEED).items():
+        env = gymnasium.make(vip_envs.env_id(task))
+        env.reset(seed=0)
+        states = decoy_states(env.unwrapped.layout, eps, [(i + 1) % len(eps) for i in range(len(eps))])
+        env.close()
+        out[task] = float(np.nanmean(expert_steps_from(task, states)))
+    return out
+
+
 def candidate_row(values: dict[str, Any], readouts: dict[str, float], planning: dict[str, int] | None) -> dict[str, Any]:
     """One candidate's figures as :func:`select` reads them."""
     row = {**values["summary"], "readouts": readouts, "readout_mean": float(np.mean(list(readouts.values()))) if readouts else float("nan"),
@@ -192,7 +216,7 @@ def render(result: dict[str, Any]) -> str:
     header = ["draw", "planning OD + PB (of 80)", "VOC-other " + " / ".join(t for t in tasks if t != result["held_out"]),
               "reach VOC", "decoy image / same-target / instruction", "decoy " + " / ".join(tasks), "PushBlock same-target VOC",
               f"{result['held_out']} VOC-other", "linear read-outs " + " / ".join(next(iter(rows.values()))["readouts"]) if rows else "",
-              "failed gates", "rank"]
+              "decoy's apparent steps " + " / ".join(tasks), "failed gates", "rank"]
     body = []
     for rank, name in enumerate(choice["order"], 1):
         r = rows[name]
@@ -206,6 +230,7 @@ def render(result: dict[str, Any]) -> str:
                      _report.fmt(pt.get("PushBlock", {}).get("voc_same_target"), "{:.3f}"),
                      f"{pt[result['held_out']]['voc_other']:.3f}" if result["held_out"] in pt else "-",
                      " / ".join(f"{v:.3f}" for v in r["readouts"].values()),
+                     " / ".join(_report.fmt(pt[t].get("decoy_apparent_steps"), "{:.1f}") for t in tasks),
                      ", ".join(choice["failed"][name]) or "none", str(rank)])
     lines += _report.table(header, body)
     chosen = choice["chosen"]
@@ -214,6 +239,12 @@ def render(result: dict[str, Any]) -> str:
               "decoy is the pooled image one (PushBlock's goal from another episode, as issue 17's 0.90 bar); the "
               "same-target column replaces PushBlock's with the same-target decoy (the pooled figure of the session 28-29 "
               "dev tables)."]
+    if result.get("decoy_expert_steps"):
+        lines += ["", "The decoy's apparent steps (reported, not part of the rule): the steps left on the expert episode "
+                  "at the frame from which every later frame is nearer the goal than the decoy (`_value_metrics."
+                  "apparent_steps`), averaged over the dev episodes. A value that counts steps reads about the scripted "
+                  "expert's own steps from the same decoys: " + " / ".join(_report.fmt(result["decoy_expert_steps"].get(t), "{:.1f}") for t in tasks)
+                  + "; fewer is the end-effector shortcut (the decoy looks nearer than it is)."]
     lines += _report.notes_section(result.get("notes"))
     return "\n".join(lines) + "\n"
 
@@ -269,7 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows[name] = candidate_row(values, dev_readouts(encoder, data_dir), planning.get(name))
         print(f"[dev_select] {name}: VOC-other min excl. PushBlock {rows[name]['voc_other_trained_min_excl_pushblock']:.3f}, "
               f"decoy {rows[name]['decoy_pass_rate']:.3f}, planning {rows[name].get('planning', '-')}", flush=True)
+    expert_steps = decoy_expert_steps(episodes=args.episodes, cache=Path(args.cache))
     result = {"provenance": _report.provenance(__file__, argv, quick=args.quick), "episodes_per_task": args.episodes, "held_out": HELD_OUT_TASK,
+              "decoy_expert_steps": expert_steps,
               "incumbent": args.incumbent, "weights": candidates, "planning_runs": plannings, "rows": rows,
               "selection": select(rows), "gates": {label: list(gate) for label, gate in GATES.items()}, "notes": list(args.note)}
     _report.write(args.out, result, render(result))

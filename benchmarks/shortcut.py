@@ -218,29 +218,17 @@ def decoy_steps(eval_eps: dict[str, list[Any]], *, max_steps: int = 150) -> dict
     import vip_envs
     out: dict[str, Any] = {}
     for task, eps in eval_eps.items():
-        env = gymnasium.make(vip_envs.env_id(task), max_episode_steps=max_steps + 10)
+        env = gymnasium.make(vip_envs.env_id(task))
         env.reset(seed=0)
-        u = env.unwrapped
-        steps, left = [], []
+        decoys = V.decoy_states(env.unwrapped.layout, eps, range(len(eps)))  # own-goal decoys
+        env.close()
         pixels: dict[str, list[int]] = {camera: [] for camera in PIXEL_CAMERAS}
-        for e, state in zip(eps, V.decoy_states(u.layout, eps, range(len(eps)))):  # own-goal decoys
+        for e, state in zip(eps, decoys):
             for camera in PIXEL_CAMERAS:  # what tells the decoy from the goal in the picture
                 frames = _render(task, np.stack([np.asarray(e.sim_states[-1], np.float64), state]), camera, size=64).astype(np.int32)
                 pixels[camera].append(int((np.abs(frames[0] - frames[1]).sum(-1) > 30).sum()))
-            obs, _ = env.reset(seed=0)
-            u.set_state(state)
-            policy = vip_envs.expert(env)
-            solved = None
-            for n in range(1, max_steps + 1):
-                obs, _, _, _, info = env.step(policy(obs))
-                if info["success"]:
-                    solved = n
-                    break
-            p = e.task_progress.astype(np.float64)
-            p = (p - p[0]) / max(p[-1] - p[0], 1e-9)
-            steps.append(np.nan if solved is None else float(solved))
-            left.append(float(len(p) - 1 - int(np.argmax(p >= 0.5))))
-        env.close()
+        steps = V.expert_steps_from(task, decoys, max_steps=max_steps)
+        left = [float(len(e.task_progress) - 1 - V.half_progress_index(e)) for e in eps]
         out[task] = {"expert_steps_from_decoy": float(np.nanmean(steps)) if not np.all(np.isnan(steps)) else float("nan"),
                      "solved_from_decoy": float(np.mean(~np.isnan(steps))), "steps_left_at_half": float(np.mean(left)),
                      "episode_steps": float(np.mean([len(e.task_progress) - 1 for e in eps])),

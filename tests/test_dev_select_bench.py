@@ -121,3 +121,18 @@ def test_dev_readouts_fit_on_even_videos_and_score_the_odd_ones(benchmark_module
     assert set(readouts) == set(shortcut.PROBE_JOINTS) and all(r > 0.99 for r in readouts.values())
     assert all(r < 0.2 for r in ds.dev_readouts(Noise(), tmp_path).values())
     assert len(seen) == len(shortcut.PROBE_JOINTS) * len(shortcut.PROBE_KINDS) * 3  # every video embedded once
+
+
+def test_the_report_shows_each_draws_apparent_decoy_steps_beside_the_experts(benchmark_module):
+    ds = benchmark_module("dev_select")
+    per_task = {t: {"voc_other": 0.97, "decoy_pass_rate": 1.0, "decoy_apparent_steps": steps}
+                for t, steps in (("OpenDrawer", 18.0), ("FlipSwitch", 4.25))}
+    row = {**_row(), "per_task": per_task, "readouts": {"OpenDrawer": 0.8}, "decoy_pass_rate_same_target": 0.8}
+    result = {"provenance": {"command": "python benchmarks/dev_select.py", "date": "2026-12-06 16:30 UTC"},
+              "episodes_per_task": 12, "held_out": "FlipSwitch", "incumbent": "a", "rows": {"a": row},
+              "selection": ds.select({"a": row}), "decoy_expert_steps": {"OpenDrawer": 17.5, "FlipSwitch": 22.0}, "notes": []}
+    text = ds.render(result)
+    assert "decoy's apparent steps OpenDrawer / FlipSwitch" in text and "| 18.0 / 4.2 |" in text
+    assert "expert's own steps from the same decoys: 17.5 / 22.0;" in text
+    del result["decoy_expert_steps"]  # a report of session 31, before the column: no yardstick line
+    assert "expert's own steps" not in ds.render(result)

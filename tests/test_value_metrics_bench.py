@@ -216,3 +216,41 @@ def test_representation_report_shows_the_same_target_figures(benchmark_module):
         pushblock, rnd = block["per_task"]["PushBlock"], block["random_per_task"]["PushBlock"]
         assert (f"Decoy pass {pushblock['decoy_same_target_pass_rate']:.3f} (random {rnd['decoy_same_target_pass_rate']:.3f}; "
                 f"mean margin {pushblock['decoy_same_target_margin']:.3f})") in text
+
+
+@pytest.mark.parametrize("d, d_decoy, expected", [
+    (np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.0]), 2.5, 3),  # frames 3-5 are nearer: the decoy reads as 3 steps
+    (np.array([5.0, 4.0, 1.0, 3.0, 1.0, 0.0]), 2.5, 2),  # a frame that comes back above the decoy counts
+    (np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.0]), 9.0, 5),  # every frame is nearer: the episode's length
+    (np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.5]), 0.2, 0),  # no frame is: 0 steps (nearer than the goal frame itself)
+])
+def test_apparent_steps_counts_the_steps_left_where_the_episode_stays_nearer_than_the_decoy(metrics, d, d_decoy, expected):
+    assert metrics.apparent_steps(d, d_decoy) == expected
+
+
+def test_value_metrics_reports_the_decoys_apparent_steps(metrics):
+    episodes = {"PushBlock": _ramp_episodes(3)}  # frames 10..60, the goal 60: d = 50, 40, ..., 0
+    decoys = np.zeros((3, 4, 4, 3), np.uint8)
+    decoys[..., 0] = np.array([45, 25, 60])[:, None, None]  # d = 15, 35, 0: 2, 4 and 0 steps
+    row = metrics.value_metrics(_PixelEncoder(), episodes, decoys={"PushBlock": decoys})["PushBlock"]
+    assert row["decoy_apparent_steps"] == pytest.approx((2 + 4 + 0) / 3)
+
+
+def test_expert_steps_from_counts_the_scripted_experts_steps_to_success(metrics):
+    import gymnasium
+    import vip_envs
+
+    env = gymnasium.make(vip_envs.env_id("PressButton"))
+    env.reset(seed=3)
+    start = env.unwrapped.get_state()
+    policy, steps = vip_envs.expert(env), None
+    for n in range(1, 200):
+        _, _, _, _, info = env.step(policy(None))
+        if info["success"]:
+            steps = n
+            break
+    solved = env.unwrapped.get_state()
+    env.close()
+    out = metrics.expert_steps_from("PressButton", np.stack([start, solved]))
+    assert out[0] == steps and 0 < out[1] < steps  # from the pressed button the expert is done in fewer steps
+    assert np.isnan(metrics.expert_steps_from("PressButton", start[None], max_steps=2)[0])
