@@ -21,7 +21,9 @@ Sections:
 * ``decoy``: how far the representation benchmark's decoy really is: the scripted expert's steps
   to success from the decoy state (the end effector where the episode's own goal has it, objects
   at their start) vs the steps left at the 50%-progress frame it is compared with; and how many
-  pixels (64 px) tell the decoy from the goal frame on the ``front`` and ``close`` cameras.
+  pixels (64 px) tell the decoy from the goal frame on the ``front`` and ``close`` cameras; and how many steps away
+  each encoder puts it (``_value_metrics.apparent_steps``: where the expert episode turns nearer the goal than the
+  decoy for good), to set beside the expert's.
 * ``oversample``: vip-sim fine-tuned 2500 steps with the goal-pose detours drawn 4x and 10x as
   often as in the recipe: the representation benchmark's decoy / reaching / VOC figures.
 * ``contrast``: vip-sim fine-tuned 2500 steps with the VIP loss plus a self-supervised contrastive term
@@ -115,15 +117,11 @@ def _mlp_readout(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, *
 
 
 # ------------------------------------------------------------------------------------------ probe
-def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: int, extra: dict[str, str] | None = None,
-          mlp_steps: int = 3000) -> dict[str, Any]:
-    """Per :data:`PROBE_JOINTS` task: held-out R^2 of the object joints read by the vip-sim CNN trained supervised
-    from scratch (``steps`` steps) and by ridge regression and a small MLP (``mlp_steps`` steps) on each bundled (and a
-    random) encoder's embedding, and on each ``extra`` encoder's (column name -> bundled name or checkpoint path)."""
-    import torch.nn.functional as F
-    import vip_envs
+def _encoders(extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """The bundled encoders (td-sim when its weights are built), a random twin of vip-sim's architecture, and each
+    ``extra`` one (column name -> bundled name or checkpoint path): the columns of the probe and decoy sections."""
     from vip_rl.encoders import load_encoder
-    from vip_rl.encoders.backbones import SmallCNN
+
     encoders = {"vip-sim": load_encoder("vip-sim"), "liv-sim": load_encoder("liv-sim")}
     try:
         encoders["td-sim"] = load_encoder("td-sim")
@@ -131,6 +129,18 @@ def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: i
         pass
     encoders["random (vip-sim architecture)"] = V.random_twin(encoders["vip-sim"])
     encoders.update({name: load_encoder(path) for name, path in (extra or {}).items()})
+    return encoders
+
+
+def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: int, extra: dict[str, str] | None = None,
+          mlp_steps: int = 3000) -> dict[str, Any]:
+    """Per :data:`PROBE_JOINTS` task: held-out R^2 of the object joints read by the vip-sim CNN trained supervised
+    from scratch (``steps`` steps) and by ridge regression and a small MLP (``mlp_steps`` steps) on each bundled (and a
+    random) encoder's embedding, and on each ``extra`` encoder's (column name -> bundled name or checkpoint path)."""
+    import torch.nn.functional as F
+    import vip_envs
+    from vip_rl.encoders.backbones import SmallCNN
+    encoders = _encoders(extra)
     ref = encoders["vip-sim"]
     out: dict[str, Any] = {}
     for task, joints in PROBE_JOINTS.items():
@@ -212,10 +222,13 @@ def fit(data_dir: Path, encoder_name: str = "vip-sim", gamma: float = GAMMA) -> 
 
 
 # ------------------------------------------------------------------------------------------ decoy
-def decoy_steps(eval_eps: dict[str, list[Any]], *, max_steps: int = 150) -> dict[str, Any]:
-    """Scripted expert's steps to success from each episode's own-goal decoy state."""
+@torch.no_grad()
+def decoy_steps(eval_eps: dict[str, list[Any]], *, max_steps: int = 150, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """Scripted expert's steps to success from each episode's own-goal decoy state, and the steps each encoder
+    (:func:`_encoders`) reads into it: ``_value_metrics.apparent_steps`` against the episode's own final frame."""
     import gymnasium
     import vip_envs
+    encoders = _encoders(extra)
     out: dict[str, Any] = {}
     for task, eps in eval_eps.items():
         env = gymnasium.make(vip_envs.env_id(task))
@@ -228,10 +241,19 @@ def decoy_steps(eval_eps: dict[str, list[Any]], *, max_steps: int = 150) -> dict
                 frames = _render(task, np.stack([np.asarray(e.sim_states[-1], np.float64), state]), camera, size=64).astype(np.int32)
                 pixels[camera].append(int((np.abs(frames[0] - frames[1]).sum(-1) > 30).sum()))
         steps = V.expert_steps_from(task, decoys, max_steps=max_steps)
+        decoy_frames = V.decoy_frames(task, eps, range(len(eps)), embodiment="gripper")  # 96 px front, as the decoy test
+        apparent = {}
+        for name, enc in encoders.items():
+            reads = []
+            for e, frame in zip(eps, decoy_frames):
+                z = enc.encode_images(np.concatenate([e.frames["front"], frame[None]]))
+                d = enc.distance(z, z[-2][None]).cpu().numpy()  # to the episode's own final frame
+                reads.append(V.apparent_steps(d[:-1], float(d[-1])))
+            apparent[name] = float(np.mean(reads))
         left = [float(len(e.task_progress) - 1 - V.half_progress_index(e)) for e in eps]
         out[task] = {"expert_steps_from_decoy": float(np.nanmean(steps)) if not np.all(np.isnan(steps)) else float("nan"),
                      "solved_from_decoy": float(np.mean(~np.isnan(steps))), "steps_left_at_half": float(np.mean(left)),
-                     "episode_steps": float(np.mean([len(e.task_progress) - 1 for e in eps])),
+                     "episode_steps": float(np.mean([len(e.task_progress) - 1 for e in eps])), "apparent_steps": apparent,
                      **{f"changed_pixels_64px {camera}": float(np.mean(v)) for camera, v in pixels.items()}}
         print(f"[decoy] {task}: expert needs {out[task]['expert_steps_from_decoy']:.1f} steps from the decoy, "
               f"{out[task]['steps_left_at_half']:.1f} from the 50% frame", flush=True)
@@ -438,14 +460,22 @@ def to_markdown(res: dict[str, Any]) -> str:
                          f"{row['vip_target']:.2f} | {_f(row['goal_pose_ratio'])} | {_f(row['expert_ratio_same_steps_left'])} |")
         lines.append("")
     if "decoy" in res:
+        names = list(next(iter(res["decoy"].values())).get("apparent_steps", {}))
         lines += ["## How far is the decoy really? (scripted expert, held-out episodes)", "",
                   "| task | expert steps from the decoy | solved from it | steps left at the 50%-progress frame | episode steps | "
-                  "pixels that differ from the goal, front 64 px | close 64 px |",
-                  "|---|---|---|---|---|---|---|"]
+                  "pixels that differ from the goal, front 64 px | close 64 px |" + "".join(f" apparent steps, {n} |" for n in names),
+                  "|---|---|---|---|---|---|---|" + "---|" * len(names)]
         for task, row in res["decoy"].items():
             lines.append(f"| {task} | {row['expert_steps_from_decoy']:.1f} | {row['solved_from_decoy']:.2f} | {row['steps_left_at_half']:.1f} | "
                          f"{row['episode_steps']:.1f} | {row.get('changed_pixels_64px front', float('nan')):.0f} | "
-                         f"{row.get('changed_pixels_64px close', float('nan')):.0f} |")
+                         f"{row.get('changed_pixels_64px close', float('nan')):.0f} |"
+                         + "".join(f" {_report.fmt(row['apparent_steps'].get(n), '{:.1f}')} |" for n in names))
+        if names:
+            lines += ["", "Apparent steps: the steps left on the expert episode at the frame from which every later frame is "
+                      "nearer its goal (the episode's final frame) than the decoy, in the encoder's distance "
+                      "(`_value_metrics.apparent_steps`). A value that counts steps reads about the expert's steps from the "
+                      "decoy (at most the episode's length); fewer is the end-effector shortcut: the decoy looks nearer "
+                      "than it is."]
         lines.append("")
     if "runs" in res:
         lines += ["## Training changes: the representation benchmark's figures", "",
@@ -530,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FileNotFoundError:  # td-sim weights not built yet
             pass
     if "decoy" in sections:
-        res["decoy"] = decoy_steps(eval_eps, max_steps=10 if args.quick else 150)
+        res["decoy"] = decoy_steps(eval_eps, max_steps=10 if args.quick else 150, extra=extra)
     if jobs:
         done = [f.result() for f in futures] if pool else [_train(job) for job in jobs]
         if pool:

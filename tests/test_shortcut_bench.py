@@ -37,3 +37,16 @@ def test_mlp_readout_reads_a_curved_joint_the_linear_map_cannot(benchmark_module
     linear = shortcut._r2(shortcut._ridge(x_train, y_train, x_test), y_test)
     mlp = shortcut._r2(shortcut._mlp_readout(x_train, y_train, x_test, seed=0, steps=600), y_test)
     assert mlp > 0.95 and mlp > linear + 0.2
+
+
+def test_the_decoy_table_reads_each_encoders_apparent_steps_beside_the_experts(benchmark_module):
+    shortcut = benchmark_module("shortcut")
+    row = {"expert_steps_from_decoy": 17.25, "solved_from_decoy": 1.0, "steps_left_at_half": 2.0, "episode_steps": 27.0,
+           "changed_pixels_64px front": 49.0, "changed_pixels_64px close": 94.0}
+    res = {"provenance": {"command": "python benchmarks/shortcut.py --sections decoy", "date": "2026-12-06 16:30 UTC"},
+           "decoy": {"OpenDrawer": {**row, "apparent_steps": {"td-sim": 18.0, "vip-sim": 3.25}}}}
+    text = shortcut.to_markdown(res)
+    assert "| close 64 px | apparent steps, td-sim | apparent steps, vip-sim |" in text
+    assert "| OpenDrawer | 17.2 | 1.00 | 2.0 | 27.0 | 49 | 94 | 18.0 | 3.2 |" in text
+    del res["decoy"]["OpenDrawer"]["apparent_steps"]  # a table measured before the column
+    assert "| close 64 px |\n" in shortcut.to_markdown(res) and "apparent steps" not in shortcut.to_markdown(res)
