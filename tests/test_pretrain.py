@@ -176,9 +176,12 @@ def test_cli_on_an_npz_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     videos = synthetic_videos(6)
     np.savez(tmp_path / "clips.npz", **{f"v{i}": v.frames for i, v in enumerate(videos)})
     rc = cli(["--data", str(tmp_path / "clips.npz"), "--out", str(tmp_path / "run"), "--steps", "4", "--batch-size", "4",
-              "--image-size", "24", "--embed-dim", "8", "--cnn-channels", "4,8", "--eval-videos", "2", "--no-progress", "--prefetch", "0"])
+              "--image-size", "24", "--embed-dim", "8", "--cnn-channels", "4,8", "--eval-videos", "2", "--no-progress", "--prefetch", "0",
+              "--colour-gain-prob", "0.5", "--colour-gain-range", "0.8,1.2"])
     assert rc == 0 and (tmp_path / "run" / "encoder" / "config.json").is_file()
     assert "encoder written" in capsys.readouterr().out
+    recorded = json.loads((tmp_path / "run" / "encoder" / "config.json").read_text())["training"]["pretrain_config"]
+    assert recorded["colour_gain_prob"] == 0.5 and recorded["colour_gain_range"] == [0.8, 1.2]
 
 
 @pytest.mark.slow  # two CLI training runs (~3 s): make test runs it, make test-fast skips it
@@ -259,6 +262,8 @@ def test_cli_warns_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
         ({"lr": 0.0}, "lr"),
         ({"crop_scale": (0.5, 1.2)}, "crop_scale"),
         ({"channel_shuffle_prob": -0.1}, "channel_shuffle_prob"),
+        ({"colour_gain_prob": 1.1}, "colour_gain_prob"),
+        ({"colour_gain_range": (1.2, 0.8)}, "colour_gain_range"),
         ({"num_negatives": -1}, "num_negatives"),
         ({"goal_mode": "end"}, "goal_mode"),
         ({"lr_schedule": "step"}, "lr_schedule"),

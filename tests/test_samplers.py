@@ -106,6 +106,31 @@ def test_channel_shuffle_recolours_whole_tuples_and_nothing_else() -> None:
     assert (full != np.arange(3)).any(1).all()
 
 
+def test_colour_gains_scale_whole_tuples_as_the_recipe_draws_them() -> None:
+    videos = _videos()
+    plain = _plain(videos, batch_size=64, seed=4, with_text=True)
+    gained = _plain(videos, batch_size=64, seed=4, with_text=True, colour_gain_prob=0.5, colour_gain_range=(0.7, 1.3))
+    a, b = plain.batch(2), gained.batch(2)
+    # the draw spelled out (td-sim's stages 5-6 depend on it to the bit): its own stream, half the tuples, U(low, high)
+    rng = np.random.default_rng([0x6A1C, 4, 2])
+    on = rng.random(64) < 0.5
+    expected = np.where(on[:, None], rng.uniform(0.7, 1.3, (64, 3)), 1.0)
+    assert np.array_equal(gained.colour_gains(2), expected) and 0 < on.sum() < 64
+    scale = torch.from_numpy(expected).float().view(-1, 1, 1, 3)
+    for name in ("initial", "goal", "current", "next", "text_frame"):
+        # every frame of a tuple gets its tuple's gains, rounded back to uint8; untouched tuples are the plain sampler's
+        x = getattr(a, name)
+        assert torch.equal(getattr(b, name), (x.float() * scale).round().clamp(0, 255).to(torch.uint8))
+        assert torch.equal(getattr(b, name)[~on], x[~on]) and not torch.equal(getattr(b, name)[on], x[on])
+    assert torch.equal(a.is_goal, b.is_goal) and a.text == b.text
+    halves = [_plain(videos, batch_size=64, seed=4, colour_gain_prob=0.5, rank=r, world_size=2).batch(2) for r in range(2)]
+    assert torch.equal(torch.cat([h.current for h in halves]), b.current)
+    # 0 (the default) draws nothing; a gain of exactly 1 leaves the frames as they were
+    assert torch.equal(_plain(videos, batch_size=64, seed=4, colour_gain_range=(0.5, 2.0)).batch(2).current, a.current)
+    unit = _plain(videos, batch_size=64, seed=4, colour_gain_prob=1.0, colour_gain_range=(1.0, 1.0)).batch(2)
+    assert torch.equal(unit.current, a.current)
+
+
 def test_final_goal_modes_and_text() -> None:
     videos = _videos()
     final = _plain(videos, batch_size=64, goal_mode="final", with_text=True, seed=0)
@@ -156,6 +181,9 @@ def test_frames_are_resized_to_the_frame_size() -> None:
         ({"source_weights": {"nope": 1.0}}, ValueError, "nope"),
         ({"final_goal_ok": [True]}, ValueError, "final_goal_ok"),
         ({"channel_shuffle_prob": 1.5}, ValueError, "channel_shuffle_prob"),
+        ({"colour_gain_prob": -0.5}, ValueError, "colour_gain_prob"),
+        ({"colour_gain_range": (0.0, 1.3)}, ValueError, "colour_gain_range"),
+        ({"colour_gain_range": (1.3, 0.7)}, ValueError, "colour_gain_range"),
     ],
 )
 def test_bad_arguments(kwargs: dict, error: type, match: str) -> None:

@@ -55,6 +55,10 @@ def test_finetune_stages_are_valid_configs():
     for stage in (consolidation, again):
         assert stage.planner_round == 0 and wr.PLANNER_DETOUR in stage.kinds
     assert again.overrides == consolidation.overrides and (consolidation.seed_offset, again.seed_offset) == (0, 4)
+    # the consolidations (and only they) recolour half the tuples by RGB gains (session 33's dev choice)
+    assert consolidation.overrides["colour_gain_prob"] == 0.5 and consolidation.overrides["colour_gain_range"] == (0.7, 1.3)
+    assert all("colour_gain_prob" not in stage.overrides for stage in (second, *dagger))
+    assert wr.CONFIGS["td-sim"].colour_gain_prob == 0.0 and wr.CONFIGS["td-sim"].channel_shuffle_prob == 0.0
     assert all({wr.HIGH_DETOUR, wr.PLANNER_DETOUR} <= set(stage.kinds) for stage in dagger)
 
 

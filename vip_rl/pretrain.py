@@ -167,6 +167,11 @@ class PretrainConfig:
     channel_shuffle_prob: float = 0.0
     """Share of tuples whose frames get a random permutation of their RGB channels (one per tuple): a colour
     augmentation, so that the value cannot key on colour alone (e.g. an end effector's, across embodiments)."""
+    colour_gain_prob: float = 0.0
+    """Share of tuples whose frames are multiplied by per-channel RGB gains (one triple per tuple, uniform in
+    ``colour_gain_range``): a colour augmentation that keeps the hue order, unlike ``channel_shuffle_prob``."""
+    colour_gain_range: tuple[float, float] = (0.7, 1.3)
+    """``(low, high)`` of those gains, ``0 < low <= high``."""
     goal_mode: Literal["random", "final"] = "random"
     """Goal frame: ``random`` (official VIP: uniform after the start) or ``final`` (last frame)."""
     final_goal_prob: float = 0.0
@@ -232,6 +237,10 @@ class PretrainConfig:
             raise ValueError(f"crop_scale must be (min, max) with 0 < min <= max <= 1, got {self.crop_scale!r}")
         if not 0.0 <= float(self.channel_shuffle_prob) <= 1.0:
             raise ValueError(f"channel_shuffle_prob must be in [0, 1], got {self.channel_shuffle_prob!r}")
+        if not 0.0 <= float(self.colour_gain_prob) <= 1.0:
+            raise ValueError(f"colour_gain_prob must be in [0, 1], got {self.colour_gain_prob!r}")
+        if len(self.colour_gain_range) != 2 or not 0.0 < float(self.colour_gain_range[0]) <= float(self.colour_gain_range[1]):
+            raise ValueError(f"colour_gain_range must be (low, high) with 0 < low <= high, got {self.colour_gain_range!r}")
         if self.goal_mode not in ("random", "final"):
             raise ValueError(f"goal_mode must be 'random' or 'final', got {self.goal_mode!r}")
         if not 0.0 <= float(self.final_goal_prob) <= 1.0:
@@ -778,7 +787,8 @@ def pretrain(
             crop_scale=config.crop_scale, goal_mode="geometric" if tdist else config.goal_mode, final_goal_prob=config.final_goal_prob,
             geometric_p=1.0 - config.gamma, random_goal_prob=config.random_goal_prob if tdist else 0.0,
             final_goal_ok=pick(final_goal_ok), with_text=config.objective == "liv" or (tdist and encoder.has_text), groups=pick(groups),
-            source_weights=source_weights, goal_swap_prob=goal_swap_prob, channel_shuffle_prob=config.channel_shuffle_prob, seed=config.seed, rank=dist.rank, world_size=dist.world_size,
+            source_weights=source_weights, goal_swap_prob=goal_swap_prob, channel_shuffle_prob=config.channel_shuffle_prob,
+            colour_gain_prob=config.colour_gain_prob, colour_gain_range=config.colour_gain_range, seed=config.seed, rank=dist.rank, world_size=dist.world_size,
         )
         target: nn.Module | None = None
         if tdist:
@@ -1171,6 +1181,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crop-scale", type=_parse_pair, default=defaults.crop_scale, help="min,max area of the shared random crop")
     parser.add_argument("--channel-shuffle-prob", type=float, default=defaults.channel_shuffle_prob,
                         help="share of tuples recoloured by a random RGB channel permutation (colour augmentation)")
+    parser.add_argument("--colour-gain-prob", type=float, default=defaults.colour_gain_prob,
+                        help="share of tuples whose RGB channels are scaled by random gains (hue-keeping colour augmentation)")
+    parser.add_argument("--colour-gain-range", type=_parse_pair, default=defaults.colour_gain_range,
+                        help="low,high of those gains")
     parser.add_argument("--goal-mode", choices=("random", "final"), default=defaults.goal_mode)
     parser.add_argument("--final-goal-prob", type=float, default=defaults.final_goal_prob)
     parser.add_argument("--goal-swap-prob", type=float, default=0.0,
@@ -1192,7 +1206,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
             lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
             gamma=args.gamma, num_negatives=args.num_negatives, l1_weight=args.l1_weight, l2_weight=args.l2_weight,
             vip_weight=args.vip_weight, text_weight=args.text_weight, nce_weight=args.nce_weight, temperature=args.temperature,
-            frame_stride=args.frame_stride, crop_scale=args.crop_scale, channel_shuffle_prob=args.channel_shuffle_prob, goal_mode=args.goal_mode,
+            frame_stride=args.frame_stride, crop_scale=args.crop_scale, channel_shuffle_prob=args.channel_shuffle_prob,
+            colour_gain_prob=args.colour_gain_prob, colour_gain_range=args.colour_gain_range, goal_mode=args.goal_mode,
             final_goal_prob=args.final_goal_prob, eval_every=args.eval_every, eval_videos=args.eval_videos, ckpt_every=args.ckpt_every,
             log_every=args.log_every, prefetch=args.prefetch, seed=args.seed,
         )

@@ -43,7 +43,7 @@ another width and draw; its later stages inherit them, its trunk source does not
    MPPI exploited the value in those unvisited states), then twice: planner detours are collected with
    the encoder so far (MPPI for a few dozen steps, then the expert: :func:`collect_planner_detours`) and a
    short fine-tune adds them (a DAgger round), then twice a longer fine-tune at the first stage's rate on all of
-   it. Its last step refits the text tower onto the final image tower (:data:`TEXT_FITS`), on vectors.
+   it, with half the tuples recoloured by per-channel RGB gains (``colour_gain_prob``, session 33). Its last step refits the text tower onto the final image tower (:data:`TEXT_FITS`), on vectors.
    ``--from-stage K`` runs stages K.. on the bundled weights, which must record stages 1..K-1 and no more (weights
    that hold stage K already would be trained through it twice).
 3. Export ``vip_rl/weights/<name>.safetensors`` + ``<name>.json`` with ``save_encoder``;
@@ -296,8 +296,13 @@ class FineTune:
 #: consolidation (seed 0) vs a second one with seed 1 / 2 / 3 / 4, on the bundled stages 1-5: OpenDrawer 26 vs 38 / 37 /
 #: 34 / 38 of 40; the shipped one is seed 4. On a fresh run's stages 1-5 it gained little: 17 -> 19 of 40
 #: (benchmarks/results/dev_stage5_draws/README.md).
+#: Both consolidations (session 33) multiply half the tuples' frames by per-channel RGB gains U(0.7, 1.3)
+#: (``colour_gain_prob``), a colour augmentation that keeps the hue order. Chosen by the written dev rule among nine
+#: candidates of sessions 31-32 (benchmarks/results/dev_select.md, as the scratch run ``gainc``): the only one to pass
+#: every gate; plain redraws of the stages all stopped at VOC with another episode's goal (0.937-0.957 for 0.96), and
+#: channel permutations lost the drawer (benchmarks/notes/temporal_distance.md).
 _DAGGER = {"steps": 1500, "lr": 1e-4, "warmup_steps": 100}
-_CONSOLIDATE = {"steps": 4000, "lr": 3e-4, "warmup_steps": 100}
+_CONSOLIDATE = {"steps": 4000, "lr": 3e-4, "warmup_steps": 100, "colour_gain_prob": 0.5, "colour_gain_range": (0.7, 1.3)}
 FINETUNES: dict[str, tuple[FineTune, ...]] = {
     "td-sim": (FineTune({"steps": 3000, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR,)),
                FineTune(_DAGGER, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), planner_round=1),

@@ -6,7 +6,9 @@ start ``s`` uniform in ``[0, T-2)``, goal ``g`` uniform in ``(s, T-1]``, ``o_t``
 applied to its four frames, so the crop never leaks temporal information. LIV tuples add
 the video's text. ``channel_shuffle_prob`` recolours a share of the tuples by permuting their RGB channels (one
 permutation per tuple, shared by its frames, from a stream of its own: the rest of the batch is unchanged), so
-the value cannot key on colour alone, e.g. the colour of the end effector across embodiments.
+the value cannot key on colour alone, e.g. the colour of the end effector across embodiments. ``colour_gain_prob``
+is the hue-keeping counterpart: a share of the tuples get per-channel RGB gains drawn from ``colour_gain_range`` (one
+gain triple per tuple, shared by its frames, from another stream of its own; applied after any channel permutation).
 
 Temporal-distance tuples (``goal_mode="geometric"``, HILP's goal distribution): ``o_t`` uniform in
 ``[0, T-2]``, ``o_t+1 = o_t + 1``, and the goal is either a geometric future frame of the same video,
@@ -36,6 +38,7 @@ GoalMode = Literal["random", "final", "geometric"]
 #: fixed salt so that sampler streams differ from other consumers of the same seed.
 _SAMPLER_SALT = 0x5EED_7091
 _SHUFFLE_SALT = 0xC0_10B5
+_GAIN_SALT = 0x6A1C
 #: the five non-identity permutations of (R, G, B)
 _CHANNEL_PERMUTATIONS = np.array([[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]], dtype=np.int64)
 
@@ -144,6 +147,9 @@ class TupleSampler:
         groups: optional group key per video (e.g. the task name) for ``TupleBatch.label``.
         channel_shuffle_prob: probability that a tuple's frames get a random non-identity permutation of their RGB
             channels (the same for all of the tuple's frames); 0 (default) draws nothing and leaves batches as they were.
+        colour_gain_prob: probability that a tuple's frames are multiplied by per-channel RGB gains (one triple per
+            tuple, uniform in ``colour_gain_range``, rounded back to uint8); 0 (default) draws nothing.
+        colour_gain_range: ``(low, high)`` of those gains, ``0 < low <= high``.
         source_weights: optional ``{source: weight}``; a video belongs to ``source`` if its
             ``.source`` equals it or starts with ``source + ":"`` (``load_videos`` names suite
             episodes ``file.h5:demo_3``). Videos are drawn by source first (weight-proportional;
@@ -179,6 +185,8 @@ class TupleSampler:
         groups: Sequence[Any] | None = None,
         source_weights: Mapping[str, float] | None = None,
         channel_shuffle_prob: float = 0.0,
+        colour_gain_prob: float = 0.0,
+        colour_gain_range: tuple[float, float] = (0.7, 1.3),
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
@@ -212,6 +220,12 @@ class TupleSampler:
         if not 0.0 <= float(channel_shuffle_prob) <= 1.0:
             raise ValueError(f"channel_shuffle_prob must be in [0, 1], got {channel_shuffle_prob!r}")
         self.channel_shuffle_prob = float(channel_shuffle_prob)
+        if not 0.0 <= float(colour_gain_prob) <= 1.0:
+            raise ValueError(f"colour_gain_prob must be in [0, 1], got {colour_gain_prob!r}")
+        if len(colour_gain_range) != 2 or not 0.0 < float(colour_gain_range[0]) <= float(colour_gain_range[1]):
+            raise ValueError(f"colour_gain_range must be (low, high) with 0 < low <= high, got {colour_gain_range!r}")
+        self.colour_gain_prob = float(colour_gain_prob)
+        self.colour_gain_range = (float(colour_gain_range[0]), float(colour_gain_range[1]))
         self.batch_size = batch_size
         self.local_batch_size = batch_size // world_size
         self.image_size = int(image_size)
@@ -418,6 +432,9 @@ class TupleSampler:
         out = out.view(len(video), k, self.image_size, self.image_size, 3)
         if self.channel_shuffle_prob > 0:
             out = out.take_along_dim(torch.from_numpy(self.channel_permutations(step)[sl]).view(-1, 1, 1, 1, 3), dim=-1)
+        if self.colour_gain_prob > 0:
+            gains = torch.from_numpy(self.colour_gains(step)[sl]).float().view(-1, 1, 1, 1, 3)
+            out = (out.float() * gains).round_().clamp_(0, 255).to(torch.uint8)
         texts = [self.texts[i] for i in video.tolist()] if self.with_text else None
         is_goal_t = torch.from_numpy(is_goal.copy())
         return TupleBatch(
@@ -443,6 +460,14 @@ class TupleSampler:
         recolour = rng.random(self.batch_size) < self.channel_shuffle_prob
         which = rng.integers(0, len(_CHANNEL_PERMUTATIONS), size=self.batch_size)
         return np.where(recolour[:, None], _CHANNEL_PERMUTATIONS[which], np.arange(3)[None, :])
+
+    def colour_gains(self, step: int) -> np.ndarray:
+        """The *global* batch's per-channel RGB gains float64 ``[B, 3]`` for batch ``step`` (1 where a tuple keeps its
+        colours); a pure function of ``(seed, step)`` drawn apart from the tuples' and the permutations' streams."""
+        rng = np.random.default_rng([_GAIN_SALT, self.seed, int(step)])
+        on = rng.random(self.batch_size) < self.colour_gain_prob
+        low, high = self.colour_gain_range
+        return np.where(on[:, None], rng.uniform(low, high, size=(self.batch_size, 3)), 1.0)
 
     def _crop(self, pixels: np.ndarray, crop: np.ndarray) -> torch.Tensor:
         """uint8 ``[N, F, F, 3]`` + boxes ``[N, 4]`` -> uint8 ``[N, S, S, 3]`` (bilinear)."""
