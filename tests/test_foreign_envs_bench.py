@@ -61,3 +61,16 @@ def test_an_env_not_planned_again_keeps_each_cells_run(foreign_envs):
     prov = {"command": "now"}
     foreign_envs.keep_cell_parts("P", {"oracle": {}, "td-sim image": {}}, prov, earlier_prov)
     assert [(p["part"], p["command"]) for p in prov["parts"]] == [("mppi P: oracle", "first run"), ("mppi P: td-sim image", "td run")]
+
+
+def test_in_domain_time_is_the_runs_record_when_a_finished_run_is_reused(foreign_envs):
+    """A rerun that finds the in-domain run finished trains nothing: the line reports the run's recorded training time
+    against the 30-min target, and says that this call only reused it."""
+    voc = {"drawer-open": {"in-domain (tdist)": 0.99, "expert_success": 1.0}}
+    dom = {"commands": ["pretrain --data x.h5 --out r"], "run": "r", "collect_seconds": [0.0], "voc": voc, "voc_episodes": 2,
+           "pretrain_seconds": 1207.8, "pretrain_call_seconds": 12.0, "encoders": {"in-domain (tdist)": "runs/x"}}
+    text = foreign_envs.render({"in_domain": dom, "provenance": {"command": "c", "date": "d"}})
+    assert "pretrain 20.1 min as the run records it; this call 0.2 min, the finished run reused (target: at most 30 min here: met)" in text
+    dom.update(pretrain_seconds=2000.0, pretrain_call_seconds=2000.0)  # trained in this call: no note, and over the target
+    text = foreign_envs.render({"in_domain": dom, "provenance": {"command": "c", "date": "d"}})
+    assert "pretrain 33.3 min (target: at most 30 min here: **missed**)" in text
