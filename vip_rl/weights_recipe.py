@@ -54,7 +54,8 @@ Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`
 torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
 deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (session 26; so did three runs on the
 draw-0 trunk that sessions 21-22 ran; the SHA-256 is in ``benchmarks/results/weights_reproduce.md``), and the bundled
-td-sim is this module's run of its draw, exported by it (sessions 27 and 30). The bundled vip-sim is this module's run
+td-sim is this module's run of its draw (sessions 27 and 30; session 33's stages 5-6 with the colour gains were
+trained on from session 30's stage 4 and exported, and a run from nothing gave the same tensors). The bundled vip-sim is this module's run
 of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and
 today's command trains another draw of it (deterministic too: two runs of draw 0 agree, session 25). td-sim from
 nothing took 50 min on an idle machine in session 22, 42 of them its own stages. The text fit runs on PyTorch's
