@@ -51,6 +51,7 @@ import _report
 from _common import ROOT, describe_encoders, has_encoder, resolve_encoder, run_episode, summarise_episodes, vip_rl_script
 from vip_rl.planning import MPPI, EmbeddingGoalCost, MujocoDynamics, OracleCost
 from vip_rl.planning.episode import mppi_config_for
+from vip_rl.pretrain import trained_seconds
 
 #: Rendered frame side of every env: the size of the frames the bundled encoders and the in-domain one were trained on.
 IMAGE_SIZE = 96
@@ -290,8 +291,7 @@ def measure_in_domain(*, episodes: int, steps: int, stride: int, voc_episodes: i
         out["pretrain_call_seconds"] = _run(pretrain)
     in_domain = resolve_encoder(str(run / "encoder"), device=torch.device("cpu"))
     if train:  # the run's own record (every call that trained it): a finished run is reused in seconds
-        recorded = (getattr(in_domain, "config", None) or {}).get("training", {}).get("train_seconds")
-        out["pretrain_seconds"] = float(recorded) if recorded is not None else out["pretrain_call_seconds"]
+        out["pretrain_seconds"] = trained_seconds(in_domain, out["pretrain_call_seconds"])
     all_encoders = {"in-domain (tdist)": in_domain, **encoders}
     out["encoders"] = describe_encoders(all_encoders)
     table: dict[str, dict[str, float]] = {}

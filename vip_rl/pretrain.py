@@ -1117,6 +1117,21 @@ def fit_text_tower(
             "goal_distance_after": goal_after, "seconds": time.perf_counter() - start}
 
 
+def trained_seconds(encoder: Any, wall: float) -> float:
+    """Seconds :func:`pretrain` recorded for the run that made ``encoder`` (every call that trained it: a run resumed
+    after an interruption counts its earlier slices, and a finished run that a later call only reloaded keeps its
+    training time), else ``wall`` (e.g. the caller's wall time, for an encoder without that record).
+
+    Example:
+        >>> class Run:
+        ...     config = {"training": {"train_seconds": 1207.8}}
+        >>> trained_seconds(Run(), wall=12.0), trained_seconds(object(), wall=12.0)
+        (1207.8, 12.0)
+    """
+    recorded = ((getattr(encoder, "config", None) or {}).get("training") or {}).get("train_seconds")
+    return wall if recorded is None else float(recorded)
+
+
 def _parse_pair(text: str) -> tuple[float, float]:
     parts = text.split(",")
     if len(parts) != 2:

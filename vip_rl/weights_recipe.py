@@ -43,7 +43,8 @@ another width and draw; its later stages inherit them, its trunk source does not
    MPPI exploited the value in those unvisited states), then twice: planner detours are collected with
    the encoder so far (MPPI for a few dozen steps, then the expert: :func:`collect_planner_detours`) and a
    short fine-tune adds them (a DAgger round), then twice a longer fine-tune at the first stage's rate on all of
-   it, with half the tuples recoloured by per-channel RGB gains (``colour_gain_prob``, session 33). Its last step refits the text tower onto the final image tower (:data:`TEXT_FITS`), on vectors.
+   it, with half the tuples recoloured by per-channel RGB gains (``colour_gain_prob``, session 33). Its last step
+   refits the text tower onto the final image tower (:data:`TEXT_FITS`), on vectors.
    ``--from-stage K`` runs stages K.. on the bundled weights, which must record stages 1..K-1 and no more (weights
    that hold stage K already would be trained through it twice).
 3. Export ``vip_rl/weights/<name>.safetensors`` + ``<name>.json`` with ``save_encoder``;
@@ -55,8 +56,8 @@ torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently an
 deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (session 26; so did three runs on the
 draw-0 trunk that sessions 21-22 ran; the SHA-256 is in ``benchmarks/results/weights_reproduce.md``), and the bundled
 td-sim is this module's run of its draw (sessions 27 and 30; session 33's stages 5-6 with the colour gains were
-trained on from session 30's stage 4 and exported, and a run from nothing gave the same tensors). The bundled vip-sim is this module's run
-of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and
+trained on from session 30's stage 4 and exported, and a run from nothing gave the same tensors). The bundled vip-sim
+is this module's run of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and
 today's command trains another draw of it (deterministic too: two runs of draw 0 agree, session 25). td-sim from
 nothing took 50 min on an idle machine in session 22, 42 of them its own stages. The text fit runs on PyTorch's
 deterministic kernels from an empty sentence-embedding cache (without them two fits of one seed drifted to 0.2 in a
@@ -86,7 +87,7 @@ import numpy as np
 
 from vip_rl._gl import default_mujoco_gl
 from vip_rl._provenance import code_version
-from vip_rl.pretrain import PretrainConfig, ResumeMismatchError, TextFitConfig
+from vip_rl.pretrain import PretrainConfig, ResumeMismatchError, TextFitConfig, trained_seconds as _trained_seconds
 
 #: The suite task kept out of the bundled encoders' training data (zero-shot transfer test).
 HELD_OUT_TASK = "FlipSwitch"
@@ -850,13 +851,6 @@ def with_text_tower(encoder: Any, text: str) -> Any:
         raise ValueError(f"with_text_tower: the image towers differ (missing {missing[:3]}, unexpected {unexpected[:3]})")
     wider.config["training"] = config.get("training")
     return wider
-
-
-def _trained_seconds(encoder: Any, wall: float) -> float:
-    """Seconds ``pretrain`` recorded for the run that made ``encoder`` (every call that trained it: a run resumed after
-    an interruption counts its earlier slices), else ``wall`` (this call's wall time: an encoder without that record)."""
-    recorded = ((getattr(encoder, "config", None) or {}).get("training") or {}).get("train_seconds")
-    return wall if recorded is None else float(recorded)
 
 
 def fit_text(name: str, encoder: Any, data: TrainingVideos, *, seed: int = 0) -> dict[str, Any]:
