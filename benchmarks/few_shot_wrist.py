@@ -34,6 +34,9 @@ Usage:
         --cnn-channels 32 32 32 32 --cnn-strides 2 1 2 1 --out benchmarks/results/few_shot_wrist_fine  # finer map
     python benchmarks/few_shot_wrist.py --tasks PushBlock --methods "BC, front CNN" "RWR(td), front CNN" \
         --cnn-channels 32 32 32 32 --cnn-strides 2 1 2 1 --steps 4000 --out benchmarks/results/few_shot_wrist_long
+    python benchmarks/few_shot_wrist.py --tasks PushBlock --methods "BC, front CNN" "RWR(td), front CNN" \
+        --cnn-channels 32 32 32 32 --cnn-strides 2 1 2 1 --steps 4000 --ensemble 3 \
+        --out benchmarks/results/few_shot_wrist_ensemble  # each policy: 3 CNNs averaging their actions
 """
 from __future__ import annotations
 
@@ -158,10 +161,15 @@ def front_reference() -> dict[str, dict[str, float]]:
 
 
 def describe_cnn(policy: dict[str, Any]) -> str:
-    """``conv 32-64-64-64, strides 2-2-2-2`` from a run's recorded policy config."""
+    """``conv 32-64-64-64, strides 2-2-2-2`` from a run's recorded policy config (and the ensemble size, if any)."""
     channels = policy["cnn_channels"]
     strides = policy.get("cnn_strides") or [2] * len(channels)
-    return f"conv {'-'.join(map(str, channels))}, strides {'-'.join(map(str, strides))}"
+    text = f"conv {'-'.join(map(str, channels))}, strides {'-'.join(map(str, strides))}"
+    members = policy.get("ensemble", 1)
+    if members > 1:
+        text += (f"; each policy is an ensemble of {members} such CNNs trained from seeds s*{members} .. "
+                 f"s*{members}+{members - 1} for training seed s, acting with their mean action")
+    return text
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -212,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", default=None, type=Path,
                         help="an earlier results file of this script: its columns this run does not measure are kept")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="each policy is this many CNNs averaging their actions (BCConfig.ensemble; members of "
+                             "training seed s: seeds s*N .. s*N+N-1)")
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -224,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         return _report.render_only_with_notes(args.out, markdown, NOTES_FILE)
     policy = dict(POLICY, cnn_channels=tuple(args.cnn_channels),
                   cnn_strides=None if args.cnn_strides is None else tuple(args.cnn_strides))
+    if args.ensemble < 1:
+        parser.error(f"--ensemble must be a positive int, got {args.ensemble}")
+    if args.ensemble > 1:  # absent for single policies, so the files of earlier runs still merge with them
+        policy["ensemble"] = args.ensemble
     if args.quick:
         args.tasks, args.seeds, args.eval_episodes, args.steps = args.tasks[:1], 1, 5, 50
     start = time.perf_counter()

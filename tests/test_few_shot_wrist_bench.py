@@ -54,3 +54,13 @@ def test_quick_run_uses_few_shots_episodes_with_both_cameras(wrist_bench, benchm
     front_only = PolicyDataset.from_file(path, None, mode="true", keep_frames=True, progress=False)
     np.testing.assert_array_equal(front_only.actions, actions)
     np.testing.assert_array_equal(front_only.frames, frames_front)
+
+
+def test_ensemble_option_is_recorded_and_checked(wrist_bench, tmp_path, capsys):
+    single = {"cnn_channels": [32, 32], "cnn_strides": [2, 1]}
+    assert wrist_bench.describe_cnn(single) == "conv 32-32, strides 2-1"
+    text = wrist_bench.describe_cnn(dict(single, ensemble=3))
+    assert text.startswith("conv 32-32, strides 2-1; each policy is an ensemble of 3") and "s*3 .. s*3+2" in text
+    with pytest.raises(SystemExit, match="^2$"):
+        wrist_bench.main(["--quick", "--ensemble", "0", "--work-dir", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert "--ensemble must be a positive int, got 0" in capsys.readouterr().err and not (tmp_path / "x.json").exists()

@@ -23,6 +23,7 @@ from vip_rl.policies import (
     Policy,
     PolicyConfig,
     PolicyDataset,
+    PolicyEnsemble,
     RWRConfig,
     evaluate_policy,
     load_policy,
@@ -427,6 +428,55 @@ def test_evaluate_errors(encoder, dataset):
         evaluate_policy(policy_state, ENV_ID, episodes=1, encoder=encoder, progress=False)
 
 
+def test_ensemble_members_are_the_single_policies_of_their_seeds(dataset, tmp_path):
+    """Member i of an ensemble of seed s is the single policy of seed s*N+i; the ensemble acts with their mean."""
+    common = dict(steps=4, batch_size=16, hidden=(16,), log_every=2)
+    result = train_rwr(RWRConfig(**common, ensemble=3), dataset, seed=1, progress=False, log_dir=tmp_path)
+    ensemble = result.policy
+    assert isinstance(ensemble, PolicyEnsemble) and len(ensemble) == 3 and not ensemble.training
+    for i, member in enumerate(ensemble.members):
+        single = train_rwr(RWRConfig(**common), dataset, seed=3 + i, progress=False).policy
+        for (name, a), (_, b) in zip(single.state_dict().items(), member.state_dict().items()):
+            assert torch.equal(a, b), (i, name)
+    assert [(row["member"], row["step"]) for row in result.history] == [(m, s) for m in range(3) for s in (2, 4)]
+    assert (tmp_path / "train_log.csv").read_text().splitlines()[0].startswith("member,step,")
+    emb, st = torch.from_numpy(dataset.embeddings[:5]), torch.from_numpy(dataset.states[:5])
+    expected = torch.stack([m.act(st, embedding=emb) for m in ensemble.members]).mean(0)
+    torch.testing.assert_close(ensemble.act(st, embedding=emb), expected)
+    # stochastic: each row is one member's action (deterministic head: that member's mean)
+    sampled = ensemble.act(st, embedding=emb, deterministic=False, generator=torch.Generator().manual_seed(0))
+    per_member = torch.stack([m.act(st, embedding=emb) for m in ensemble.members])
+    assert all(any(torch.equal(sampled[r], per_member[k, r]) for k in range(3)) for r in range(5))
+    # saved as one directory, loaded back as an ensemble that acts the same
+    save_policy(ensemble, tmp_path / "p")
+    assert json.loads((tmp_path / "p" / "policy.json").read_text())["ensemble"] == 3
+    loaded = load_policy(tmp_path / "p")
+    assert isinstance(loaded, PolicyEnsemble) and len(loaded) == 3
+    torch.testing.assert_close(loaded.act(st, embedding=emb), expected)
+    # ensemble=1 is the single policy, bit for bit
+    one = train_rwr(RWRConfig(**common, ensemble=1), dataset, seed=1, progress=False).policy
+    two = train_rwr(RWRConfig(**common), dataset, seed=1, progress=False).policy
+    assert isinstance(one, Policy) and all(torch.equal(a, b) for a, b in zip(one.state_dict().values(), two.state_dict().values()))
+
+
+def test_ensemble_errors(dataset, tmp_path):
+    with pytest.raises(ValueError, match="ensemble must be a positive int"):
+        BCConfig(ensemble=0)
+    small, other = Policy(PolicyConfig(embed_dim=4, hidden=(8,))), Policy(PolicyConfig(embed_dim=4, hidden=(16,)))
+    with pytest.raises(ValueError, match="at least 2 Policy members"):
+        PolicyEnsemble([small])
+    with pytest.raises(ValueError, match="member 1 has another config"):
+        PolicyEnsemble([small, other])
+    save_policy(PolicyEnsemble([small, Policy(small.config)]), tmp_path / "p")
+    doc = json.loads((tmp_path / "p" / "policy.json").read_text())
+    (tmp_path / "p" / "policy.json").write_text(json.dumps(dict(doc, ensemble=3)))
+    with pytest.raises(ValueError, match="does not match its config: missing"):
+        load_policy(tmp_path / "p")
+    (tmp_path / "p" / "policy.json").write_text(json.dumps(dict(doc, ensemble="two")))
+    with pytest.raises(ValueError, match="ensemble='two'; expected the member count"):
+        load_policy(tmp_path / "p")
+
+
 # ------------------------------------------------------------------------------------ CLI
 
 
@@ -445,6 +495,12 @@ def test_cli_train_and_evaluate(tmp_path, expert_episodes, capsys):
     result = json.loads((out / "eval_Point.json").read_text())
     assert result["episodes"] == 2 and 0.0 <= result["success_rate"] <= 1.0
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 2
+    rc = train_cli(["bc", "--data", str(data), "--encoder", "random", "--out", str(tmp_path / "ens"), "--steps", "4",
+                    "--hidden", "16", "--state", "all", "--ensemble", "2", "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0 and json.loads((tmp_path / "ens" / "policy.json").read_text())["ensemble"] == 2
+    assert evaluate_cli([str(tmp_path / "ens"), "--env", ENV_ID, "--episodes", "1", "--seed", "900"]) == 0
+    rc = train_cli(["bc", "--data", str(data), "--encoder", "random", "--out", str(tmp_path / "ens0"), "--ensemble", "0"])
+    assert rc == 2 and "ensemble must be a positive int" in capsys.readouterr().err and not (tmp_path / "ens0").exists()
     # written atomically (vip_rl.data.write_video): nothing but the finished files is left behind
     assert sorted(p.suffix for p in (tmp_path / "videos").iterdir()) == [".mp4", ".mp4"]
     rc = train_cli(["bc", "--data", str(tmp_path / "missing.h5"), "--encoder", "random", "--out", str(tmp_path / "x")])

@@ -10,10 +10,10 @@ Example:
 """
 from .dataset import PolicyDataset, encoder_fingerprint, read_demo_file
 from .evaluate import evaluate_policy
-from .networks import Policy, PolicyConfig, load_policy, save_policy
+from .networks import Policy, PolicyConfig, PolicyEnsemble, load_policy, save_policy
 from .trainers import PROPRIO_INDICES, BCConfig, RWRConfig, TrainResult, rwr_weights, train_bc, train_rwr
 
 __all__ = [
     "PolicyDataset", "encoder_fingerprint", "read_demo_file", "evaluate_policy", "Policy", "PolicyConfig",
-    "load_policy", "save_policy", "PROPRIO_INDICES", "BCConfig", "RWRConfig", "TrainResult", "rwr_weights", "train_bc", "train_rwr",
+    "PolicyEnsemble", "load_policy", "save_policy", "PROPRIO_INDICES", "BCConfig", "RWRConfig", "TrainResult", "rwr_weights", "train_bc", "train_rwr",
 ]

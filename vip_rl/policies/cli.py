@@ -105,6 +105,9 @@ def _train_parser() -> argparse.ArgumentParser:
                         help="state fed to the policy: proprio (vip_envs end-effector + fingers, default), all "
                              "(includes privileged object state), none (embeddings only)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="train N policies (seeds seed*N .. seed*N+N-1) and save them as one that averages their "
+                             "actions (N times the training time; benchmarks/results/few_shot_wrist_ensemble.md)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: small MLP policies run fastest on one; 0 = torch default)")
@@ -209,7 +212,7 @@ def train_cli(argv: list[str]) -> int:
                   arch=args.arch, use_state=args.state != "none",
                   state_indices=PROPRIO_INDICES if args.state == "proprio" else None,
                   pixel_pool=args.pixel_pool, random_shift=args.random_shift, cnn_channels=cnn_channels,
-                  cnn_strides=cnn_strides)
+                  cnn_strides=cnn_strides, ensemble=args.ensemble)
     if args.algo == "bc":
         config: BCConfig = BCConfig(**common)
     else:

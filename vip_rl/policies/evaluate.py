@@ -16,10 +16,10 @@ from vip_rl._gl import default_mujoco_gl
 from vip_rl.data.video import write_video
 
 from .dataset import encoder_fingerprint
-from .networks import Policy
+from .networks import AnyPolicy, Policy, PolicyEnsemble
 
 
-def _make_env(env_id: str, policy: Policy, env_kwargs: dict[str, Any]) -> Any:
+def _make_env(env_id: str, policy: AnyPolicy, env_kwargs: dict[str, Any]) -> Any:
     import gymnasium as gym
 
     default_mujoco_gl()
@@ -49,7 +49,7 @@ def _make_env(env_id: str, policy: Policy, env_kwargs: dict[str, Any]) -> Any:
 
 
 def evaluate_policy(
-    policy: Policy,
+    policy: AnyPolicy,
     env_id: str,
     *,
     episodes: int,
@@ -67,7 +67,8 @@ def evaluate_policy(
     """Roll ``policy`` out for ``episodes`` episodes with reset seeds ``seed, seed+1, ...``.
 
     Args:
-        policy: a trained :class:`Policy` (``arch="mlp"`` needs ``encoder``; ``"cnn"`` reads pixels).
+        policy: a trained :class:`Policy` or :class:`PolicyEnsemble` (``arch="mlp"`` needs ``encoder``; ``"cnn"``
+            reads pixels).
         env_id: Gymnasium id, e.g. ``"vip_envs/PressButton-v0"`` (made with ``obs_mode="pixels"``, the
             policy's camera and image size, ``render_mode="rgb_array"``).
         episodes: number of episodes (>= 1).
@@ -92,8 +93,8 @@ def evaluate_policy(
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(policy, Policy):
-        raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
+    if not isinstance(policy, (Policy, PolicyEnsemble)):
+        raise TypeError(f"policy must be a Policy or PolicyEnsemble, got {type(policy).__name__}")
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive int, got {episodes!r}")
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:

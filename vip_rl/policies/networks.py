@@ -9,6 +9,10 @@ Both produce actions squashed into ``[-1, 1]`` (``tanh`` on the mean). Two heads
 A policy is saved as a directory holding ``policy.safetensors`` (weights, including the input
 normalisation buffers) and ``policy.json`` (the :class:`PolicyConfig`, a format version and free
 metadata), written atomically. Loading never unpickles anything.
+
+A :class:`PolicyEnsemble` (``vip-rl train --ensemble N``) is N policies of one config, trained from different
+seeds, whose mean actions are averaged (a deep ensemble, Lakshminarayanan et al. 2017). It is saved the same way,
+its members' weights under ``members.<i>.`` in one file and ``"ensemble": N`` in ``policy.json``.
 """
 from __future__ import annotations
 
@@ -348,14 +352,79 @@ class Policy(nn.Module):
         return (mean + noise * log_std.exp()).clamp(-1.0, 1.0)
 
 
+class PolicyEnsemble(nn.Module):
+    """N :class:`Policy` members of one config acting as one: the action is the mean of the members' actions.
+
+    With a handful of demos, policies trained from different seeds differ a lot in where they fail; averaging
+    their actions cancels part of that (``benchmarks/few_shot_wrist.py``'s ensemble columns measure it).
+    ``act(deterministic=False)`` samples the mixture: each row follows one member drawn uniformly.
+
+    Example:
+        >>> members = [Policy(PolicyConfig(embed_dim=8, state_dim=0)) for _ in range(3)]
+        >>> PolicyEnsemble(members).act(embedding=torch.zeros(2, 8)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, members: Sequence[Policy]) -> None:
+        super().__init__()
+        members = list(members)
+        if len(members) < 2 or not all(isinstance(m, Policy) for m in members):
+            raise ValueError(f"an ensemble needs at least 2 Policy members, got {[type(m).__name__ for m in members]}")
+        config = members[0].config.to_dict()
+        for i, member in enumerate(members[1:], 1):
+            if member.config.to_dict() != config:
+                raise ValueError(f"ensemble member {i} has another config than member 0: members must share one PolicyConfig")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    @property
+    def device(self) -> torch.device:
+        return self.members[0].device
+
+    def forward(
+        self,
+        state: torch.Tensor | None = None,
+        *,
+        embedding: torch.Tensor | None = None,
+        pixels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, None]:
+        """``(mean action [B, A] over the members, None)``."""
+        means = [member(state, embedding=embedding, pixels=pixels)[0] for member in self.members]
+        return torch.stack(means).mean(0), None
+
+    @torch.no_grad()
+    def act(
+        self,
+        state: torch.Tensor | None = None,
+        *,
+        embedding: torch.Tensor | None = None,
+        pixels: torch.Tensor | None = None,
+        deterministic: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Actions ``[B, A]``: the members' mean, or (``deterministic=False``) one member's action per row."""
+        if deterministic:
+            return self.forward(state, embedding=embedding, pixels=pixels)[0]
+        actions = torch.stack([member.act(state, embedding=embedding, pixels=pixels, deterministic=False, generator=generator)
+                               for member in self.members])
+        pick = torch.randint(len(self.members), (actions.shape[1],), generator=generator).to(actions.device)
+        return actions[pick, torch.arange(actions.shape[1], device=actions.device)]
+
+
+AnyPolicy = Policy | PolicyEnsemble
+
+
 # ---------------------------------------------------------------------------------------- save / load
 
 
-def save_policy(policy: Policy, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> Path:
+def save_policy(policy: AnyPolicy, path: str | os.PathLike[str], *, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``policy.safetensors`` + ``policy.json`` into directory ``path`` (created; each file atomic).
 
     Args:
-        policy: the policy to save.
+        policy: the policy (or :class:`PolicyEnsemble`) to save.
         path: output directory.
         metadata: extra JSON-serialisable information (training config, dataset, step, ...).
 
@@ -364,13 +433,15 @@ def save_policy(policy: Policy, path: str | os.PathLike[str], *, metadata: dict[
     """
     from safetensors.torch import save as st_save
 
-    if not isinstance(policy, Policy):
-        raise TypeError(f"policy must be a Policy, got {type(policy).__name__}")
+    if not isinstance(policy, (Policy, PolicyEnsemble)):
+        raise TypeError(f"policy must be a Policy or PolicyEnsemble, got {type(policy).__name__}")
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ValueError(f"path must be a directory (or not exist yet), got existing file {str(out)!r}")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in policy.state_dict().items()}
     doc = {"format_version": FORMAT_VERSION, "kind": "vip_rl.policy", "config": policy.config.to_dict(), "metadata": dict(metadata or {})}
+    if isinstance(policy, PolicyEnsemble):
+        doc["ensemble"] = len(policy)
     atomic_write_bytes(out / WEIGHTS_FILE, st_save(tensors))
     atomic_write_json(out / CONFIG_FILE, doc, sort_keys=True)  # strict JSON: a NaN in the metadata is null
     return out
@@ -392,11 +463,15 @@ def read_policy_json(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{str(config_path)!r} is not a vip_rl policy config (expected kind='vip_rl.policy' and a 'config')")
     if doc.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{str(config_path)!r} has format_version {doc.get('format_version')!r}; this vip_rl reads {FORMAT_VERSION}")
+    members = doc.get("ensemble", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ValueError(f"{str(config_path)!r} has ensemble={members!r}; expected the member count, an int >= 1 (absent for one policy)")
     return doc
 
 
-def load_policy(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> Policy:
-    """Load a policy saved by :func:`save_policy` (safetensors only; nothing is unpickled).
+def load_policy(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> AnyPolicy:
+    """Load a policy saved by :func:`save_policy` (safetensors only; nothing is unpickled): a :class:`Policy`,
+    or a :class:`PolicyEnsemble` when ``policy.json`` names ``"ensemble": N``.
 
     Raises:
         FileNotFoundError: ``path`` or one of its two files is missing.
@@ -414,7 +489,8 @@ def load_policy(path: str | os.PathLike[str], *, device: str | torch.device = "c
         tensors = st_load(weights_path.read_bytes())
     except SafetensorError as exc:
         raise ValueError(f"{str(weights_path)!r} is not a readable safetensors file (corrupt or truncated?): {exc}") from exc
-    policy = Policy(config)
+    members = doc.get("ensemble", 1)
+    policy: AnyPolicy = Policy(config) if members == 1 else PolicyEnsemble([Policy(config) for _ in range(members)])
     expected = policy.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

@@ -33,7 +33,7 @@ import torch
 from vip_rl._io import atomic_path
 
 from .dataset import RETURN_KINDS, PolicyDataset
-from .networks import Policy, PolicyConfig, checked_cnn_strides
+from .networks import Policy, PolicyConfig, PolicyEnsemble, checked_cnn_strides
 
 #: ``vip_envs`` state entries that are proprioceptive (end-effector position, velocity, fingers); the
 #: rest (drawer, door, button, switch, block pose, target) is privileged object state.
@@ -62,6 +62,10 @@ class BCConfig:
         random_shift: ``arch="cnn"``: shift each training frame by up to this many pixels in x and y, edges
             repeated (the pad-and-crop augmentation of DrQ, Kostrikov et al. 2021); 0 = off. With few demos it
             is what lets a pixel policy generalise over object positions (``benchmarks/few_shot_wrist.py``).
+        ensemble: train this many policies, one after the other, and return them as one
+            :class:`~vip_rl.policies.PolicyEnsemble` that averages their actions (1: a single :class:`Policy`).
+            Member ``i`` is trained exactly as a single policy of seed ``seed * ensemble + i`` would be, so the
+            members of seeds 0 and 1 never overlap; the cost is ``ensemble`` times one policy's.
     """
 
     steps: int = 2000
@@ -79,9 +83,10 @@ class BCConfig:
     cnn_strides: tuple[int, ...] | None = None
     pixel_pool: int = 1
     random_shift: int = 0
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "pixel_pool"):
+        for name in ("steps", "batch_size", "log_every", "pixel_pool", "ensemble"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -149,9 +154,10 @@ class RWRConfig(BCConfig):
 
 @dataclass
 class TrainResult:
-    """What a trainer returns: the trained policy (eval mode) and the logged rows."""
+    """What a trainer returns: the trained policy or ensemble (eval mode) and the logged rows (with a
+    ``member`` column when ``config.ensemble > 1``)."""
 
-    policy: Policy
+    policy: Policy | PolicyEnsemble
     history: list[dict[str, float]] = field(default_factory=list)
     config: BCConfig | None = None
 
@@ -266,8 +272,6 @@ def _train(
 ) -> TrainResult:
     """The loop BC and RWR share. ``weighting`` holds the RWR options and ``returns`` the standardised
     per-transition returns ``[N]`` they weigh; both None for BC (every weight 1)."""
-    from tqdm.auto import tqdm
-
     if (weighting is None) != (returns is None):
         raise ValueError("weighting and returns go together: both for RWR, neither for BC")
     if not isinstance(dataset, PolicyDataset):
@@ -281,6 +285,37 @@ def _train(
     if config.arch == "mlp" and dataset.embed_dim == 0 and not (config.use_state and dataset.state_dim):
         raise ValueError("arch='mlp' needs embeddings (an encoder) or use_state=True with a state in the dataset")
     device = torch.device(device)
+    history: list[dict[str, float]] = []
+    log_path = Path(log_dir) / "train_log.csv" if log_dir is not None else None
+    start = time.perf_counter()  # time_s in the log counts from here, over every member
+    members = [
+        _train_member(config, dataset, weighting=weighting, returns=returns, device=device,
+                      seed=seed * config.ensemble + i, member=i if config.ensemble > 1 else None, encoder=encoder,
+                      history=history, log_path=log_path, start=start, progress=progress, desc=desc)
+        for i in range(config.ensemble)
+    ]
+    policy = members[0] if len(members) == 1 else PolicyEnsemble(members)
+    return TrainResult(policy=policy.eval(), history=history, config=config)
+
+
+def _train_member(
+    config: BCConfig,
+    dataset: PolicyDataset,
+    *,
+    weighting: RWRConfig | None,
+    returns: np.ndarray | None,
+    device: torch.device,
+    seed: int,
+    member: int | None,
+    encoder: str | None,
+    history: list[dict[str, float]],
+    log_path: Path | None,
+    start: float,
+    progress: bool,
+    desc: str,
+) -> Policy:
+    """Train one policy from ``seed``; its log rows are appended to ``history`` (and the CSV rewritten)."""
+    from tqdm.auto import tqdm
 
     # ---- seed -> build
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -302,11 +337,9 @@ def _train(
     use_embed = policy.config.arch == "mlp" and policy.config.embed_dim > 0
     num = len(dataset)
 
-    history: list[dict[str, float]] = []
-    log_path = Path(log_dir) / "train_log.csv" if log_dir is not None else None
-    start = time.perf_counter()
     running = torch.zeros(3, device=device)  # loss, weighted loss, max weight, summed since the last log
-    bar = tqdm(total=config.steps, desc=desc, unit="step", disable=not progress, leave=False)
+    bar = tqdm(total=config.steps, desc=desc if member is None else f"{desc} {member + 1}/{config.ensemble}", unit="step",
+               disable=not progress, leave=False)
     # ---- loop: batch -> loss -> step -> log
     for step in range(1, config.steps + 1):
         index = torch.randint(num, (config.batch_size,), generator=generator).to(device)
@@ -335,6 +368,7 @@ def _train(
             values = (running / count).tolist()
             running.zero_()
             row = {
+                **({} if member is None else {"member": member}),
                 "step": step,
                 "train/loss": values[0],
                 "train/weighted_loss": values[1],
@@ -350,8 +384,7 @@ def _train(
                     writer.writerows(history)
         bar.update(1)
     bar.close()
-    policy.eval()
-    return TrainResult(policy=policy, history=history, config=config)
+    return policy.eval()
 
 
 def train_bc(
