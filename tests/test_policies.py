@@ -459,6 +459,20 @@ def test_ensemble_members_are_the_single_policies_of_their_seeds(dataset, tmp_pa
     assert isinstance(one, Policy) and all(torch.equal(a, b) for a, b in zip(one.state_dict().values(), two.state_dict().values()))
 
 
+def test_ensemble_samples_a_member_per_row_with_gaussian_heads():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        members = [Policy(PolicyConfig(embed_dim=4, state_dim=0, hidden=(8,), head="gaussian")) for _ in range(2)]
+    ensemble, emb = PolicyEnsemble(members), torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    sampled = ensemble.act(embedding=emb, deterministic=False, generator=torch.Generator().manual_seed(2))
+    # the same generator draws each member's noise in turn, then the member of each row
+    generator = torch.Generator().manual_seed(2)
+    per_member = torch.stack([m.act(embedding=emb, deterministic=False, generator=generator) for m in members])
+    pick = torch.randint(2, (6,), generator=generator)
+    torch.testing.assert_close(sampled, per_member[pick, torch.arange(6)])
+    assert bool((sampled.abs() <= 1).all()) and not torch.allclose(sampled, ensemble.act(embedding=emb))
+
+
 def test_ensemble_errors(dataset, tmp_path):
     with pytest.raises(ValueError, match="ensemble must be a positive int"):
         BCConfig(ensemble=0)

@@ -345,8 +345,14 @@ class Policy(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Actions ``[B, A]`` in ``[-1, 1]``: the mean, or (Gaussian head, ``deterministic=False``) a clipped sample."""
+        if deterministic:
+            return self.forward(state, embedding=embedding, pixels=pixels)[0]
+        return self._sample(state, embedding, pixels, generator)
+
+    def _sample(self, state: torch.Tensor | None, embedding: torch.Tensor | None, pixels: torch.Tensor | None,
+                generator: torch.Generator | None) -> torch.Tensor:
         mean, log_std = self.forward(state, embedding=embedding, pixels=pixels)
-        if deterministic or log_std is None:
+        if log_std is None:
             return mean
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return (mean + noise * log_std.exp()).clamp(-1.0, 1.0)
@@ -395,21 +401,13 @@ class PolicyEnsemble(nn.Module):
         means = [member(state, embedding=embedding, pixels=pixels)[0] for member in self.members]
         return torch.stack(means).mean(0), None
 
-    @torch.no_grad()
-    def act(
-        self,
-        state: torch.Tensor | None = None,
-        *,
-        embedding: torch.Tensor | None = None,
-        pixels: torch.Tensor | None = None,
-        deterministic: bool = True,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Actions ``[B, A]``: the members' mean, or (``deterministic=False``) one member's action per row."""
-        if deterministic:
-            return self.forward(state, embedding=embedding, pixels=pixels)[0]
-        actions = torch.stack([member.act(state, embedding=embedding, pixels=pixels, deterministic=False, generator=generator)
-                               for member in self.members])
+    #: the same ``act`` as :class:`Policy` (mean action, or a sample): here the members' mean action, or
+    #: (``deterministic=False``) one member's sample per row, a sample of the mixture
+    act = Policy.act
+
+    def _sample(self, state: torch.Tensor | None, embedding: torch.Tensor | None, pixels: torch.Tensor | None,
+                generator: torch.Generator | None) -> torch.Tensor:
+        actions = torch.stack([member._sample(state, embedding, pixels, generator) for member in self.members])
         pick = torch.randint(len(self.members), (actions.shape[1],), generator=generator).to(actions.device)
         return actions[pick, torch.arange(actions.shape[1], device=actions.device)]
 
