@@ -33,7 +33,7 @@ import torch
 from vip_rl._io import atomic_path
 
 from .dataset import RETURN_KINDS, PolicyDataset
-from .networks import Policy, PolicyConfig, PolicyEnsemble, checked_cnn_strides
+from .networks import AnyPolicy, Policy, PolicyConfig, PolicyEnsemble, checked_cnn_strides
 
 #: ``vip_envs`` state entries that are proprioceptive (end-effector position, velocity, fingers); the
 #: rest (drawer, door, button, switch, block pose, target) is privileged object state.
@@ -157,7 +157,7 @@ class TrainResult:
     """What a trainer returns: the trained policy or ensemble (eval mode) and the logged rows (with a
     ``member`` column when ``config.ensemble > 1``)."""
 
-    policy: Policy | PolicyEnsemble
+    policy: AnyPolicy
     history: list[dict[str, float]] = field(default_factory=list)
     config: BCConfig | None = None
 
