@@ -16,7 +16,7 @@ from vip_rl._gl import default_mujoco_gl
 from vip_rl.data.video import write_video
 
 from .dataset import encoder_fingerprint
-from .networks import AnyPolicy, Policy, PolicyEnsemble
+from .networks import AnyPolicy
 
 
 def _make_env(env_id: str, policy: AnyPolicy, env_kwargs: dict[str, Any]) -> Any:
@@ -93,7 +93,7 @@ def evaluate_policy(
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(policy, (Policy, PolicyEnsemble)):
+    if not isinstance(policy, AnyPolicy):
         raise TypeError(f"policy must be a Policy or PolicyEnsemble, got {type(policy).__name__}")
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be a positive int, got {episodes!r}")

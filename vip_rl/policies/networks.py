@@ -432,7 +432,7 @@ def save_policy(policy: AnyPolicy, path: str | os.PathLike[str], *, metadata: di
     """
     from safetensors.torch import save as st_save
 
-    if not isinstance(policy, (Policy, PolicyEnsemble)):
+    if not isinstance(policy, AnyPolicy):
         raise TypeError(f"policy must be a Policy or PolicyEnsemble, got {type(policy).__name__}")
     out = Path(path)
     if out.exists() and not out.is_dir():

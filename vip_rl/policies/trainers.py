@@ -287,10 +287,19 @@ def _train(
     device = torch.device(device)
     history: list[dict[str, float]] = []
     log_path = Path(log_dir) / "train_log.csv" if log_dir is not None else None
+    # the training tensors, made once for every member
+    tensors = {
+        "embeddings": torch.from_numpy(dataset.embeddings).to(device),
+        "states": torch.from_numpy(dataset.states).to(device),
+        "actions": torch.from_numpy(np.clip(dataset.actions, -1.0, 1.0)).to(device),
+        "frames": torch.from_numpy(dataset.frames).to(device) if config.arch == "cnn" and dataset.frames is not None else None,
+        "returns": torch.from_numpy(returns).to(device) if returns is not None else None,
+    }
+    policy_config = policy_config_for(config, dataset, encoder=encoder)
     start = time.perf_counter()  # time_s in the log counts from here, over every member
     members = [
-        _train_member(config, dataset, weighting=weighting, returns=returns, device=device,
-                      seed=seed * config.ensemble + i, member=i if config.ensemble > 1 else None, encoder=encoder,
+        _train_member(config, dataset, policy_config, tensors, weighting=weighting, device=device,
+                      seed=seed * config.ensemble + i, member=i if config.ensemble > 1 else None,
                       history=history, log_path=log_path, start=start, progress=progress, desc=desc)
         for i in range(config.ensemble)
     ]
@@ -301,38 +310,35 @@ def _train(
 def _train_member(
     config: BCConfig,
     dataset: PolicyDataset,
+    policy_config: PolicyConfig,
+    tensors: dict[str, torch.Tensor | None],
     *,
     weighting: RWRConfig | None,
-    returns: np.ndarray | None,
     device: torch.device,
     seed: int,
     member: int | None,
-    encoder: str | None,
     history: list[dict[str, float]],
     log_path: Path | None,
     start: float,
     progress: bool,
     desc: str,
 ) -> Policy:
-    """Train one policy from ``seed``; its log rows are appended to ``history`` (and the CSV rewritten)."""
+    """Train one policy of ``policy_config`` from ``seed`` on ``tensors`` (``_train``'s, on ``device``); its log rows
+    are appended to ``history`` (and the CSV rewritten)."""
     from tqdm.auto import tqdm
 
     # ---- seed -> build
     generator = torch.Generator(device="cpu").manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        policy = Policy(policy_config_for(config, dataset, encoder=encoder))
+        policy = Policy(policy_config)
     policy.set_normalization(
         embedding=dataset.embeddings if policy.config.embed_dim else None,
         state=dataset.states if policy.config.state_dim else None,
     )
     policy = policy.to(device).train()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    embeddings = torch.from_numpy(dataset.embeddings).to(device)
-    states = torch.from_numpy(dataset.states).to(device)
-    actions = torch.from_numpy(np.clip(dataset.actions, -1.0, 1.0)).to(device)
-    frames = torch.from_numpy(dataset.frames).to(device) if config.arch == "cnn" and dataset.frames is not None else None
-    returns_t = torch.from_numpy(returns).to(device) if returns is not None else None
+    embeddings, states, actions, frames, returns_t = (tensors[k] for k in ("embeddings", "states", "actions", "frames", "returns"))
     use_state = policy.config.input_state_dim > 0
     use_embed = policy.config.arch == "mlp" and policy.config.embed_dim > 0
     num = len(dataset)
