@@ -27,6 +27,8 @@ SAME_TARGET_SEED_OFFSET = 500_000
 SAME_TARGET_MAX_TRIES = 100
 #: a goal episode's block must start at least this far (m) from the target: the rule of the env's own reset
 MIN_BLOCK_TARGET_DISTANCE = 0.1
+#: zero-action steps :func:`decoy_defined` takes from a decoy state: a decoy they solve is no decoy
+DECOY_SETTLE_STEPS = 1
 
 def collect_eval(tasks: Sequence[str], episodes: int, *, cache: Path, embodiment: str = "gripper", seed: int = EVAL_SEED) -> dict[str, list[Any]]:
     """Held-out expert episodes (new seeds) per task, cached as HDF5 under ``cache``."""
@@ -217,6 +219,40 @@ def decoy_frames(task: str, episodes: Sequence[Any], partners: Sequence[int] | N
     return frames
 
 
+def decoy_defined(task: str, episodes: Sequence[Any], partners: Sequence[int] | None = None, *, embodiment: str,
+                  goal_states: np.ndarray | None = None, steps: int = DECOY_SETTLE_STEPS) -> np.ndarray:
+    """Which :func:`decoy_states` (of ``partners`` or ``goal_states``) are decoys at all: bool ``[N]``, False where
+    ``steps`` zero actions from the decoy state (the arm held still) already solve the task.
+
+    A decoy stands for "the end effector where the goal has it, the object untouched": a state that looks near the goal
+    and is many steps from it. Where the goal pose overlaps the untouched object, the simulator resolves the overlap
+    by moving the object: PressButton's goal pose presses the cap, so its decoy state is solved by one zero action
+    (session 35). That state is not many steps from the goal, and the decoy test (farther than the 50%-progress frame,
+    0-1 steps from success there) says nothing about the end-effector shortcut on it; such decoys are left out of the
+    pass rates (issue 17: "on every task where the decoy is defined")."""
+    import gymnasium
+    import vip_envs
+
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps!r}")
+    env = gymnasium.make(vip_envs.env_id(task), obs_mode="state", embodiment=embodiment)
+    env.reset(seed=0)
+    unwrapped = env.unwrapped
+    out = []
+    try:
+        for state in decoy_states(unwrapped.layout, episodes, partners, goal_states=goal_states):
+            env.reset(seed=0)
+            unwrapped.set_state(state)
+            solved = False
+            for _ in range(steps):
+                _, _, _, _, info = env.step(np.zeros(env.action_space.shape, dtype=env.action_space.dtype))
+                solved = solved or bool(info["success"])
+            out.append(not solved)
+    finally:
+        env.close()
+    return np.array(out, dtype=bool)
+
+
 @dataclasses.dataclass(frozen=True)
 class Decoys:
     """The decoy inputs of :func:`value_metrics` for a set of eval episodes (:func:`decoy_set`).
@@ -226,25 +262,32 @@ class Decoys:
         matched_goals: ``{"PushBlock": frames}`` of :func:`same_target_goals` (empty without PushBlock episodes).
         matched_decoys: ``{"PushBlock": frames}``, the decoys against those goals (empty without PushBlock episodes).
         same_target: PushBlock's :class:`MatchedGoals`, or None.
+        defined: task -> bool ``[n]``, :func:`decoy_defined` of ``decoys``.
+        matched_defined: ``{"PushBlock": bool [n]}``, :func:`decoy_defined` of ``matched_decoys``.
     """
 
     decoys: dict[str, np.ndarray]
     matched_goals: dict[str, np.ndarray]
     matched_decoys: dict[str, np.ndarray]
     same_target: MatchedGoals | None
+    defined: dict[str, np.ndarray]
+    matched_defined: dict[str, np.ndarray]
 
 
 def decoy_set(episodes: dict[str, Sequence[Any]], *, cache: Path, embodiment: str = "gripper") -> Decoys:
     """Every task's decoys (each episode against the next one's final frame) and, when there are PushBlock episodes
     (the one task whose target moves between episodes), its same-target goals and decoys (:func:`same_target_goals`,
     cached under ``cache``): the inputs :func:`value_metrics` takes for its decoy and same-target figures."""
-    decoys = {task: decoy_frames(task, eps, [(i + 1) % len(eps) for i in range(len(eps))], embodiment=embodiment)
-              for task, eps in episodes.items()}
+    partners = {task: [(i + 1) % len(eps) for i in range(len(eps))] for task, eps in episodes.items()}
+    decoys = {task: decoy_frames(task, eps, partners[task], embodiment=embodiment) for task, eps in episodes.items()}
+    defined = {task: decoy_defined(task, eps, partners[task], embodiment=embodiment) for task, eps in episodes.items()}
     if "PushBlock" not in episodes:
-        return Decoys(decoys, {}, {}, None)
+        return Decoys(decoys, {}, {}, None, defined, {})
     goals = same_target_goals(episodes["PushBlock"], cache=cache)
     matched_decoys = decoy_frames("PushBlock", episodes["PushBlock"], goal_states=goals.final_states, embodiment=embodiment)
-    return Decoys(decoys, {"PushBlock": goals.frames}, {"PushBlock": matched_decoys}, goals)
+    matched_defined = decoy_defined("PushBlock", episodes["PushBlock"], goal_states=goals.final_states, embodiment=embodiment)
+    return Decoys(decoys, {"PushBlock": goals.frames}, {"PushBlock": matched_decoys}, goals, defined,
+                  {"PushBlock": matched_defined})
 
 
 def expert_steps_from(task: str, states: np.ndarray, *, max_steps: int = 150, embodiment: str = "gripper") -> np.ndarray:
@@ -295,12 +338,17 @@ def _decoy_test(d_decoy: float, d: np.ndarray, half: int) -> tuple[bool, np.floa
 
 @torch.no_grad()
 def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: str = "gripper", decoys: dict[str, np.ndarray] | None = None,
-                  matched_goals: dict[str, np.ndarray] | None = None, matched_decoys: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+                  matched_goals: dict[str, np.ndarray] | None = None, matched_decoys: dict[str, np.ndarray] | None = None,
+                  defined: dict[str, np.ndarray] | None = None,
+                  matched_defined: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
     """Per task: voc_own, voc_other, reach_voc, decoy pass rate and mean margin.
 
     The decoy test of episode i: goal = episode ``(i + 1) % n``'s final frame, decoy = ``decoys[task][i]`` (default
     :func:`decoy_frames` of those partners); pass when ``d(decoy, goal) > d(o_half, goal)``, ``o_half`` = episode i's
-    frame at :func:`half_progress_index`; margin = that difference over ``d(o_0, goal)``.
+    frame at :func:`half_progress_index`; margin = that difference over ``d(o_0, goal)``. Only the episodes whose
+    decoy is one count (``defined[task]``, bool ``[n]``, e.g. :class:`Decoys` ``.defined``; default: :func:`decoy_defined`
+    when ``decoys`` is None, else every episode): ``decoy_episodes`` says how many, and the decoy figures are NaN
+    when none is (PressButton). ``matched_defined`` does the same for ``matched_decoys`` (default: every episode).
 
     ``matched_goals`` (task -> uint8 ``[n, H, W, 3]``, one goal frame per episode of that task, e.g.
     :func:`same_target_goals` ``.frames``) adds ``voc_same_target`` to those tasks: the mean over episodes of
@@ -309,11 +357,13 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
     adds ``decoy_same_target_pass_rate`` and ``decoy_same_target_margin``: the decoy test with ``goal_i`` as the goal.
 
     Raises:
-        ValueError: ``matched_goals`` or ``matched_decoys`` without one frame per episode of a task, or a task in
-            ``matched_decoys`` but not in ``matched_goals``.
+        ValueError: ``matched_goals`` or ``matched_decoys`` without one frame per episode of a task, a task in
+            ``matched_decoys`` but not in ``matched_goals``, or ``defined`` / ``matched_defined`` not one flag per episode.
     """
     matched_goals = matched_goals or {}
     matched_decoys = matched_decoys or {}
+    defined = dict(defined or {})
+    matched_defined = matched_defined or {}
     if set(matched_decoys) - set(matched_goals):
         raise ValueError(f"matched_decoys needs matched_goals for the same tasks, got decoys for {sorted(matched_decoys)} "
                          f"and goals for {sorted(matched_goals)}")
@@ -322,10 +372,14 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
         n = len(eps)
         if n < 2:
             continue
-        for name, kind, given in (("matched_goals", "goal", matched_goals), ("matched_decoys", "decoy", matched_decoys)):
-            if task in given and len(given[task]) != n:
-                raise ValueError(f"{name}[{task!r}] must hold one {kind} frame per episode ({n}), got {len(given[task])}")
         partners = [(i + 1) % n for i in range(n)]
+        if decoys is None and task not in defined:
+            defined[task] = decoy_defined(task, eps, partners, embodiment=embodiment)
+        for name, kind, given in (("matched_goals", "goal frame", matched_goals), ("matched_decoys", "decoy frame", matched_decoys),
+                                  ("defined", "flag", defined), ("matched_defined", "flag", matched_defined)):
+            if task in given and len(given[task]) != n:
+                raise ValueError(f"{name}[{task!r}] must hold one {kind} per episode ({n}), got {len(given[task])}")
+        is_decoy = np.asarray(defined.get(task, np.ones(n, dtype=bool)), dtype=bool)
         z = [encoder.encode_images(e.frames["front"]) for e in eps]
         goals = torch.stack([zi[-1] for zi in z])
         own, other, reach, passes, margins, apparent = [], [], [], [], [], []
@@ -342,9 +396,10 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
             moved = first_object_motion(e)
             if moved >= 4:
                 reach.append(spearman(np.arange(moved), -d[:moved]))
-            half = halves[i]
+            if not is_decoy[i]:
+                continue
             d_decoy = float(encoder.distance(zd[i], g).cpu())
-            passed, margin = _decoy_test(d_decoy, d, half)
+            passed, margin = _decoy_test(d_decoy, d, halves[i])
             passes.append(passed)
             margins.append(margin)
             apparent.append(apparent_steps(d, d_decoy))
@@ -355,9 +410,10 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
             "voc_other_min": float(np.min(other)),
             "reach_voc": float(np.mean(reach)) if reach else float("nan"),
             "reach_episodes": len(reach),
-            "decoy_pass_rate": float(np.mean(passes)),
-            "decoy_margin": float(np.mean(margins)),
-            "decoy_apparent_steps": float(np.mean(apparent)),
+            "decoy_episodes": len(passes),
+            "decoy_pass_rate": _mean_or_nan(passes),
+            "decoy_margin": _mean_or_nan(margins),
+            "decoy_apparent_steps": _mean_or_nan(apparent),
         }
         if task in matched_goals:
             zg = encoder.encode_images(matched_goals[task])
@@ -367,10 +423,17 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
             results[task]["voc_same_target_min"] = float(np.min(same))
             if task in matched_decoys:
                 zmd = encoder.encode_images(matched_decoys[task])
-                tests = [_decoy_test(float(encoder.distance(zmd[i], zg[i]).cpu()), d_matched[i], halves[i]) for i in range(n)]
-                results[task]["decoy_same_target_pass_rate"] = float(np.mean([passed for passed, _ in tests]))
-                results[task]["decoy_same_target_margin"] = float(np.mean([margin for _, margin in tests]))
+                keep = np.asarray(matched_defined.get(task, np.ones(n, dtype=bool)), dtype=bool)
+                tests = [_decoy_test(float(encoder.distance(zmd[i], zg[i]).cpu()), d_matched[i], halves[i])
+                         for i in range(n) if keep[i]]
+                results[task]["decoy_same_target_episodes"] = len(tests)
+                results[task]["decoy_same_target_pass_rate"] = _mean_or_nan([passed for passed, _ in tests])
+                results[task]["decoy_same_target_margin"] = _mean_or_nan([margin for _, margin in tests])
     return results
+
+
+def _mean_or_nan(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
 
 
 def random_twin(encoder: Any) -> Any:
@@ -402,7 +465,9 @@ def summarise(per_task: dict[str, dict[str, float]], held_out: str) -> dict[str,
         extra["voc_other_trained_min_same_target"] = float(np.min([per_task[t].get("voc_same_target", per_task[t]["voc_other"]) for t in trained]))
     if any("decoy_same_target_pass_rate" in v for v in per_task.values()):
         extra["decoy_pass_rate_same_target"] = pooled_decoy_pass_rate(
-            {t: v.get("decoy_same_target_pass_rate", v["decoy_pass_rate"]) for t, v in per_task.items()}, per_task)
+            {t: v.get("decoy_same_target_pass_rate", v["decoy_pass_rate"]) for t, v in per_task.items()},
+            {t: {"decoy_episodes": v.get("decoy_same_target_episodes", v.get("decoy_episodes", v["episodes"]))}
+             for t, v in per_task.items()})
     return {
         "voc_other_trained_mean": float(np.mean([per_task[t]["voc_other"] for t in trained])),
         "voc_other_trained_min": float(np.min([per_task[t]["voc_other"] for t in trained])),
@@ -417,5 +482,11 @@ def summarise(per_task: dict[str, dict[str, float]], held_out: str) -> dict[str,
 
 
 def pooled_decoy_pass_rate(rates: dict[str, float], per_task: dict[str, dict[str, float]]) -> float:
-    """Share of all episodes that pass: the per-task ``rates`` weighted by ``per_task[task]["episodes"]``."""
-    return float(np.sum([rates[t] * v["episodes"] for t, v in per_task.items()]) / np.sum([v["episodes"] for v in per_task.values()]))
+    """Share of all decoys that pass: the per-task ``rates`` weighted by ``per_task[task]["decoy_episodes"]`` (the
+    episodes whose decoy is one, :func:`decoy_defined`; ``"episodes"`` where a row has no such count). Tasks without
+    a decoy (rate NaN, count 0) drop out; NaN when no task has one."""
+    counts = {t: float(v.get("decoy_episodes", v.get("episodes", 0))) for t, v in per_task.items()}
+    counts = {t: c for t, c in counts.items() if c > 0}
+    if not counts:
+        return float("nan")
+    return float(np.sum([rates[t] * c for t, c in counts.items()]) / np.sum(list(counts.values())))

@@ -35,6 +35,11 @@ good) next to the scripted expert's real steps from the same decoys (:func:`deco
 tracks the dev planning of the session-31 draws: the colour-shuffled draws that lost the drawer read its decoy as
 about 12 steps away, the bundled draw as 18 (the expert needs about 17).
 
+Since session 35 the decoy figures leave out the decoy states that one zero action already solves
+(``_value_metrics.decoy_defined``: all of PressButton's, whose goal pose presses the untouched cap). Rows scored before
+then (``results/dev_select.json``) count them; compare a new candidate's decoy figures with the incumbent's rescored,
+not with those rows.
+
 The incumbent (the bundled file) is ranked with the candidates; a candidate replaces it only by ranking first. When no
 draw passes the gates, the rule picks none: the incumbent stays and the failed gates are reported.
 """
@@ -169,10 +174,10 @@ def dev_values(encoder: Any, *, episodes: int, cache: Path) -> dict[str, Any]:
     eps = collect_eval(vip_envs.TASKS, episodes, cache=cache, seed=DEV_SEED)
     decoys = decoy_set(eps, cache=cache)
     per_task = value_metrics(encoder, eps, decoys=decoys.decoys, matched_goals=decoys.matched_goals,
-                             matched_decoys=decoys.matched_decoys)
+                             matched_decoys=decoys.matched_decoys, defined=decoys.defined, matched_defined=decoys.matched_defined)
     summary = summarise(per_task, HELD_OUT_TASK)
     if encoder.has_text:
-        text = text_value_metrics(encoder, eps, decoys=decoys.decoys)
+        text = text_value_metrics(encoder, eps, decoys=decoys.decoys, defined=decoys.defined)
         summary["decoy_pass_rate_text"] = pooled_decoy_pass_rate({t: v["decoy_pass_rate_text"] for t, v in text.items()}, text)
     return {"per_task": per_task, "summary": summary, "dev_seed": DEV_SEED, "episodes_per_task": episodes}
 

@@ -17,7 +17,10 @@ one), side by side with a randomly initialised encoder of the same architecture:
 * ``reach_voc``: the same VOC over the frames before any object moves (target >= 0.8).
 * ``decoy``: the end effector placed where the goal image has it, objects at their start state;
   pass when that frame is farther from the goal than the episode's frame at 50% task progress
-  (target: >= 90% of episodes).
+  (target: >= 90% of episodes). A decoy state that one zero action already solves is no decoy and is left out
+  (``_value_metrics.decoy_defined``: PressButton, whose goal pose presses the untouched cap); the tables say "no
+  decoy" where a task has none, and the pooled rates are over the decoys left (issue 17: "on every task where the
+  decoy is defined").
 * ``decoy_same_target_pass_rate`` (PushBlock only): the same test with episode i's same-target goal above, the decoy
   being episode i's start (block and target) with the end effector where that goal episode ends
   (``decoy_frames(..., goal_states=goals.final_states)``); ``decoy_pass_rate_same_target`` is the pooled decoy pass
@@ -44,7 +47,7 @@ import numpy as np
 import torch
 
 import _report
-from _value_metrics import (SAME_TARGET_SEED_OFFSET, collect_eval, decoy_set, first_object_motion, half_progress_index,
+from _value_metrics import (DECOY_SETTLE_STEPS, SAME_TARGET_SEED_OFFSET, collect_eval, decoy_set, first_object_motion, half_progress_index,
                             pooled_decoy_pass_rate, random_twin, summarise, value_metrics)
 from vip_rl.diagnostics import spearman
 
@@ -54,15 +57,18 @@ TARGETS = {"voc_other_trained": 0.95, "voc_other_heldout": 0.85, "voc_hand_to_gr
 
 # ------------------------------------------------------------------------------------- metrics
 @torch.no_grad()
-def text_value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, decoys: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+def text_value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, decoys: dict[str, np.ndarray],
+                       defined: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Per task, with the task's first train instruction as the goal: VOC, reaching VOC and the decoy pass rate
-    (decoy farther from the instruction than the episode's 50%-progress frame)."""
+    (decoy farther from the instruction than the episode's 50%-progress frame), over the episodes whose decoy is one
+    (``defined``, :class:`_value_metrics.Decoys` ``.defined``; NaN where none is)."""
     import vip_envs
 
     results: dict[str, dict[str, float]] = {}
     for task, eps in episodes.items():
         goal = encoder.encode_text([vip_envs.instructions(task, "train")[0]])[0]
         zd = encoder.encode_images(decoys[task])
+        is_decoy = np.asarray(defined[task], dtype=bool)
         voc, reach, passes = [], [], []
         for i, e in enumerate(eps):
             d = encoder.distance(encoder.encode_images(e.frames["front"]), goal[None]).cpu().numpy()
@@ -70,9 +76,10 @@ def text_value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, decoys: 
             moved = first_object_motion(e)
             if moved >= 4:
                 reach.append(spearman(np.arange(moved), -d[:moved]))
-            passes.append(float(encoder.distance(zd[i], goal)) > d[half_progress_index(e)])
+            if is_decoy[i]:
+                passes.append(float(encoder.distance(zd[i], goal)) > d[half_progress_index(e)])
         results[task] = {"episodes": len(eps), "voc_text": float(np.mean(voc)), "reach_voc_text": float(np.mean(reach)) if reach else float("nan"),
-                         "decoy_pass_rate_text": float(np.mean(passes))}
+                         "decoy_episodes": len(passes), "decoy_pass_rate_text": float(np.mean(passes)) if passes else float("nan")}
     return results
 
 
@@ -258,6 +265,22 @@ def _ok(value: float, target: float, *, at_most: bool = False) -> str:
     return _report.status(value <= target if at_most else value >= target)
 
 
+def _decoy_cell(row: dict[str, Any], key: str) -> str:
+    """A decoy figure, or "no decoy" where no episode's decoy state is one (:func:`_value_metrics.decoy_defined`)."""
+    return "no decoy" if row.get("decoy_episodes", row["episodes"]) == 0 else _fmt(row[key])
+
+
+def _undefined_decoys(per_task: dict[str, dict[str, Any]]) -> list[str]:
+    """The sentence that names the tasks whose decoy states are not decoys (empty when every one is)."""
+    left = {t: (row["episodes"] - row["decoy_episodes"], row["episodes"]) for t, row in per_task.items()
+            if row.get("decoy_episodes", row["episodes"]) < row["episodes"]}
+    if not left:
+        return []
+    return ["", "Decoys left out of every decoy figure: " + ", ".join(f"{t} {k} of {n}" for t, (k, n) in left.items())
+            + f" (a decoy state that {DECOY_SETTLE_STEPS} zero action(s) already solve is no decoy: the goal pose overlaps the "
+            "untouched object, and the simulator resolves the overlap by moving it; `_value_metrics.decoy_defined`)."]
+
+
 def render(result: dict[str, Any]) -> str:
     lines = ["# Representation benchmark", "", _report.generated_by(result["provenance"]), "", f"Held-out task: **{result['held_out_task']}**; held-out episodes are expert "
              f"demos with new seeds ({result['episodes_per_task']} per task, successful ones kept). Goal = final frame of a *different* episode "
@@ -272,7 +295,9 @@ def render(result: dict[str, Any]) -> str:
             rnd = block["random_per_task"][task]
             tag = " (held out)" if task == result["held_out_task"] else ""
             lines.append(f"| {task}{tag} | {_fmt(row['voc_other'])} | {_fmt(rnd['voc_other'])} | {_fmt(row['voc_own'])} | {_fmt(rnd['voc_own'])} | "
-                         f"{_fmt(row['reach_voc'])} | {_fmt(rnd['reach_voc'])} | {_fmt(row['decoy_pass_rate'])} | {_fmt(rnd['decoy_pass_rate'])} | {_fmt(row['decoy_margin'])} |")
+                         f"{_fmt(row['reach_voc'])} | {_fmt(rnd['reach_voc'])} | {_decoy_cell(row, 'decoy_pass_rate')} | "
+                         f"{_decoy_cell(rnd, 'decoy_pass_rate')} | {_decoy_cell(row, 'decoy_margin')} |")
+        lines += _undefined_decoys(block["per_task"])
         for task, row in block["per_task"].items():
             if "voc_same_target" in row:
                 rnd = block["random_per_task"][task]
@@ -293,7 +318,7 @@ def render(result: dict[str, Any]) -> str:
         if "text_per_task" in block:
             lines += ["", "Instruction goal (the task's first train instruction):", "", "| task | VOC | reaching VOC | decoy pass |", "|---|---|---|---|"]
             for task, row in block["text_per_task"].items():
-                lines.append(f"| {task} | {_fmt(row['voc_text'])} | {_fmt(row['reach_voc_text'])} | {_fmt(row['decoy_pass_rate_text'])} |")
+                lines.append(f"| {task} | {_fmt(row['voc_text'])} | {_fmt(row['reach_voc_text'])} | {_decoy_cell(row, 'decoy_pass_rate_text')} |")
         if "retrieval" in block:
             r, rr = block["retrieval"], block["random_retrieval"]
             lines += ["", f"LIV retrieval (final frame -> one of {r['num_texts']} held-out paraphrases of all tasks): top-1 {_fmt(r['top1'])} (random {_fmt(rr['top1'])}); "
@@ -361,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     episodes = collect_eval(vip_envs.TASKS, episodes_per_task, cache=cache)
     decoy_inputs = decoy_set(episodes, cache=cache)
     decoys, matched, matched_decoys = decoy_inputs.decoys, decoy_inputs.matched_goals, decoy_inputs.matched_decoys
+    decoy_kw = {"defined": decoy_inputs.defined, "matched_defined": decoy_inputs.matched_defined}
     result: dict[str, Any] = {"provenance": _report.provenance(__file__, argv, quick=args.quick), "quick": args.quick,
                               "held_out_task": HELD_OUT_TASK, "episodes_per_task": episodes_per_task,
                               "encoders": {}, "targets": [], "notes": list(args.note)}
@@ -377,8 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["notes"].append(f"{role} encoder {name!r} not available: {exc}")
             continue
         twin = random_twin(encoder)
-        per_task = value_metrics(encoder, episodes, decoys=decoys, matched_goals=matched, matched_decoys=matched_decoys)
-        random_per_task = value_metrics(twin, episodes, decoys=decoys, matched_goals=matched, matched_decoys=matched_decoys)
+        per_task = value_metrics(encoder, episodes, decoys=decoys, matched_goals=matched, matched_decoys=matched_decoys, **decoy_kw)
+        random_per_task = value_metrics(twin, episodes, decoys=decoys, matched_goals=matched, matched_decoys=matched_decoys, **decoy_kw)
         block: dict[str, Any] = {"per_task": per_task, "random_per_task": random_per_task,
                                  "sensitivity": sensitivity(encoder, episodes), "random_sensitivity": sensitivity(twin, episodes),
                                  "summary": summarise(per_task, HELD_OUT_TASK), "random_summary": summarise(random_per_task, HELD_OUT_TASK),
@@ -408,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 {"metric": "VOC other-episode goal, trained tasks except PushBlock (min)", "encoder": name, "value": s["voc_other_trained_min_excl_pushblock"], "random": rs["voc_other_trained_min_excl_pushblock"], "target": ">= 0.95", "status": _ok(s["voc_other_trained_min_excl_pushblock"], 0.95)},
             ]
         if encoder.has_text:
-            block["text_per_task"] = text_metrics = text_value_metrics(encoder, episodes, decoys=decoys)
+            block["text_per_task"] = text_metrics = text_value_metrics(encoder, episodes, decoys=decoys, defined=decoy_inputs.defined)
             rate = pooled_decoy_pass_rate({t: v["decoy_pass_rate_text"] for t, v in text_metrics.items()}, text_metrics)
             block["summary"]["decoy_pass_rate_text"] = rate
             targets.append({"metric": "decoy farther than 50%-progress frame, instruction goal (share)", "encoder": name, "value": rate,
@@ -426,8 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def hand_row(path: str, key: str, metric: str) -> None:
         """VOC with another episode's goal on the gripper episodes, for an encoder trained on hand videos."""
         enc = load_encoder(path)
-        per_task = value_metrics(enc, episodes, decoys=decoys)
-        rnd = value_metrics(random_twin(enc), episodes, decoys=decoys)
+        per_task = value_metrics(enc, episodes, decoys=decoys, defined=decoy_inputs.defined)
+        rnd = value_metrics(random_twin(enc), episodes, decoys=decoys, defined=decoy_inputs.defined)
         value = hand[f"{key}_trained_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in per_task.values()]))
         random_value = hand[f"random_{key}_on_gripper_voc_other_mean"] = float(np.mean([v["voc_other"] for v in rnd.values()]))
         hand[f"{key}_per_task_voc_other"] = {t: v["voc_other"] for t, v in per_task.items()}

@@ -241,6 +241,7 @@ def decoy_steps(eval_eps: dict[str, list[Any]], *, max_steps: int = 150, extra: 
                 frames = _render(task, np.stack([np.asarray(e.sim_states[-1], np.float64), state]), camera, size=64).astype(np.int32)
                 pixels[camera].append(int((np.abs(frames[0] - frames[1]).sum(-1) > 30).sum()))
         steps = V.expert_steps_from(task, decoys, max_steps=max_steps)
+        defined = V.decoy_defined(task, eps, range(len(eps)), embodiment="gripper")
         decoy_frames = V.decoy_frames(task, eps, range(len(eps)), embodiment="gripper")  # 96 px front, as the decoy test
         apparent = {}
         for name, enc in encoders.items():
@@ -252,7 +253,8 @@ def decoy_steps(eval_eps: dict[str, list[Any]], *, max_steps: int = 150, extra: 
             apparent[name] = float(np.mean(reads))
         left = [float(len(e.task_progress) - 1 - V.half_progress_index(e)) for e in eps]
         out[task] = {"expert_steps_from_decoy": float(np.nanmean(steps)) if not np.all(np.isnan(steps)) else float("nan"),
-                     "solved_from_decoy": float(np.mean(~np.isnan(steps))), "steps_left_at_half": float(np.mean(left)),
+                     "solved_from_decoy": float(np.mean(~np.isnan(steps))), "solved_by_zero_action": float(np.mean(~defined)),
+                     "steps_left_at_half": float(np.mean(left)),
                      "episode_steps": float(np.mean([len(e.task_progress) - 1 for e in eps])), "apparent_steps": apparent,
                      **{f"changed_pixels_64px {camera}": float(np.mean(v)) for camera, v in pixels.items()}}
         print(f"[decoy] {task}: expert needs {out[task]['expert_steps_from_decoy']:.1f} steps from the decoy, "
@@ -406,10 +408,11 @@ def evaluate(encoder_path: str, eval_eps: dict[str, list[Any]], camera: str) -> 
     eps = eval_eps
     if camera != "front":
         eps = {task: [dataclasses.replace(e, frames={"front": _render(task, e.sim_states, camera)}) for e in es] for task, es in eval_eps.items()}
-    decoys = {task: V.decoy_frames(task, es, [(i + 1) % len(es) for i in range(len(es))], embodiment="gripper", camera=camera)
-              for task, es in eps.items()}
+    partners = {task: [(i + 1) % len(es) for i in range(len(es))] for task, es in eps.items()}
+    decoys = {task: V.decoy_frames(task, es, partners[task], embodiment="gripper", camera=camera) for task, es in eps.items()}
+    defined = {task: V.decoy_defined(task, es, partners[task], embodiment="gripper") for task, es in eps.items()}
     enc = load_encoder(encoder_path)
-    per_task = V.value_metrics(enc, eps, decoys=decoys)
+    per_task = V.value_metrics(enc, eps, decoys=decoys, defined=defined)
     return {"summary": V.summarise(per_task, "FlipSwitch"), "per_task": per_task}
 
 
@@ -462,11 +465,13 @@ def to_markdown(res: dict[str, Any]) -> str:
     if "decoy" in res:
         names = list(next(iter(res["decoy"].values())).get("apparent_steps", {}))
         lines += ["## How far is the decoy really? (scripted expert, held-out episodes)", "",
-                  "| task | expert steps from the decoy | solved from it | steps left at the 50%-progress frame | episode steps | "
-                  "pixels that differ from the goal, front 64 px | close 64 px |" + "".join(f" apparent steps, {n} |" for n in names),
-                  "|---|---|---|---|---|---|---|" + "---|" * len(names)]
+                  "| task | expert steps from the decoy | solved from it | solved by one zero action | steps left at the 50%-progress "
+                  "frame | episode steps | pixels that differ from the goal, front 64 px | close 64 px |"
+                  + "".join(f" apparent steps, {n} |" for n in names),
+                  "|---|---|---|---|---|---|---|---|" + "---|" * len(names)]
         for task, row in res["decoy"].items():
-            lines.append(f"| {task} | {row['expert_steps_from_decoy']:.1f} | {row['solved_from_decoy']:.2f} | {row['steps_left_at_half']:.1f} | "
+            lines.append(f"| {task} | {row['expert_steps_from_decoy']:.1f} | {row['solved_from_decoy']:.2f} | "
+                         f"{_report.fmt(row.get('solved_by_zero_action'), '{:.2f}')} | {row['steps_left_at_half']:.1f} | "
                          f"{row['episode_steps']:.1f} | {row.get('changed_pixels_64px front', float('nan')):.0f} | "
                          f"{row.get('changed_pixels_64px close', float('nan')):.0f} |"
                          + "".join(f" {_report.fmt(row['apparent_steps'].get(n), '{:.1f}')} |" for n in names))
@@ -475,7 +480,11 @@ def to_markdown(res: dict[str, Any]) -> str:
                       "nearer its goal (the episode's final frame) than the decoy, in the encoder's distance "
                       "(`_value_metrics.apparent_steps`). A value that counts steps reads about the expert's steps from the "
                       "decoy (at most the episode's length); fewer is the end-effector shortcut: the decoy looks nearer "
-                      "than it is."]
+                      "than it is.",
+                      "", "Solved by one zero action: the share of decoy states that a single step with the arm held still "
+                      "(the zero action) already solves (`_value_metrics.decoy_defined`). Such a state is no decoy: the goal "
+                      "pose overlaps the untouched object and the simulator resolves the overlap by moving it, so the "
+                      "scripted expert's steps overstate its distance; the decoy pass rates leave it out."]
         lines.append("")
     if "runs" in res:
         lines += ["## Training changes: the representation benchmark's figures", "",

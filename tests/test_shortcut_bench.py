@@ -47,7 +47,12 @@ def test_the_decoy_table_reads_each_encoders_apparent_steps_beside_the_experts(b
            "decoy": {"OpenDrawer": {**row, "apparent_steps": {"td-sim": 18.0, "vip-sim": 3.25}}}}
     text = shortcut.to_markdown(res)
     assert "| close 64 px | apparent steps, td-sim | apparent steps, vip-sim |" in text
-    assert "| OpenDrawer | 17.2 | 1.00 | 2.0 | 27.0 | 49 | 94 | 18.0 | 3.2 |" in text
+    assert "| OpenDrawer | 17.2 | 1.00 | - | 2.0 | 27.0 | 49 | 94 | 18.0 | 3.2 |" in text  # measured before the zero-action column
+    res["decoy"]["PressButton"] = {**row, "solved_by_zero_action": 1.0, "apparent_steps": {"td-sim": 1.0, "vip-sim": 1.0}}
+    text = shortcut.to_markdown(res)
+    assert "| solved from it | solved by one zero action | steps left" in text
+    assert "| PressButton | 17.2 | 1.00 | 1.00 | 2.0 | 27.0 | 49 | 94 | 1.0 | 1.0 |" in text
+    del res["decoy"]["PressButton"]
     del res["decoy"]["OpenDrawer"]["apparent_steps"]  # a table measured before the column
     table = shortcut.to_markdown(res).split("## How far is the decoy really?")[1].split("## Findings")[0]
     assert "| close 64 px |\n" in table and "apparent steps" not in table

@@ -236,6 +236,59 @@ def test_value_metrics_reports_the_decoys_apparent_steps(metrics):
     assert row["decoy_apparent_steps"] == pytest.approx((2 + 4 + 0) / 3)
 
 
+def _expert_episodes(task: str, seeds: list[int]) -> list[SimpleNamespace]:
+    """Stand-ins with the first and final simulator state of a noise-free expert episode per seed (what decoy_states reads)."""
+    import gymnasium
+    import vip_envs
+
+    env = gymnasium.make(vip_envs.env_id(task), obs_mode="state")
+    episodes = []
+    for seed in seeds:
+        obs, _ = env.reset(seed=seed)
+        first, policy, info = env.unwrapped.get_state(), vip_envs.expert(env), {"success": False}
+        while not info["success"]:
+            obs, _, _, _, info = env.step(policy(obs))
+        episodes.append(SimpleNamespace(sim_states=np.stack([first, env.unwrapped.get_state()])))
+    env.close()
+    return episodes
+
+
+def test_decoy_defined_leaves_out_the_decoys_one_zero_action_solves(metrics):
+    # PressButton's goal pose presses the cap: put there with the button up, the simulator pushes it down at once
+    button = _expert_episodes("PressButton", [1, 2])
+    assert metrics.decoy_defined("PressButton", button, [1, 0], embodiment="gripper").tolist() == [False, False]
+    drawer = _expert_episodes("OpenDrawer", [1, 2])  # the handle's pose with the drawer shut: 17 steps away
+    assert metrics.decoy_defined("OpenDrawer", drawer, [1, 0], embodiment="gripper").tolist() == [True, True]
+    with pytest.raises(ValueError, match=r"steps must be >= 1, got 0"):
+        metrics.decoy_defined("OpenDrawer", drawer, [1, 0], embodiment="gripper", steps=0)
+
+
+def test_value_metrics_counts_only_the_episodes_whose_decoy_is_one(metrics):
+    episodes = {"PushBlock": _ramp_episodes(3)}  # frames 10..60, the goal 60; the 50% frame (40) is 20 away
+    decoys = np.zeros((3, 4, 4, 3), np.uint8)
+    decoys[..., 0] = np.array([0, 50, 30])[:, None, None]  # d = 60 (pass), 10 (fail), 30 (pass)
+    row = metrics.value_metrics(_PixelEncoder(), episodes, decoys={"PushBlock": decoys})["PushBlock"]
+    assert row["decoy_episodes"] == 3 and row["decoy_pass_rate"] == pytest.approx(2 / 3)
+    kept = metrics.value_metrics(_PixelEncoder(), episodes, decoys={"PushBlock": decoys},
+                                 defined={"PushBlock": np.array([True, False, True])})["PushBlock"]
+    assert kept["decoy_episodes"] == 2 and kept["decoy_pass_rate"] == 1.0
+    assert kept["decoy_margin"] == pytest.approx(((60 - 20) / 50 + (30 - 20) / 50) / 2)
+    assert kept["voc_other"] == row["voc_other"]  # the VOC figures keep every episode
+    none = metrics.value_metrics(_PixelEncoder(), episodes, decoys={"PushBlock": decoys},
+                                 defined={"PushBlock": np.zeros(3, bool)})["PushBlock"]
+    assert none["decoy_episodes"] == 0 and np.isnan(none["decoy_pass_rate"]) and np.isnan(none["decoy_apparent_steps"])
+    with pytest.raises(ValueError, match=r"defined\['PushBlock'\] must hold one flag per episode \(3\), got 2"):
+        metrics.value_metrics(_PixelEncoder(), episodes, decoys={"PushBlock": decoys}, defined={"PushBlock": np.ones(2, bool)})
+
+
+def test_pooled_decoy_pass_rate_weighs_the_decoys_and_drops_tasks_without_one(metrics):
+    per_task = {"OpenDrawer": {"episodes": 4, "decoy_episodes": 4}, "PressButton": {"episodes": 4, "decoy_episodes": 0},
+                "PushBlock": {"episodes": 4, "decoy_episodes": 2}}
+    rates = {"OpenDrawer": 1.0, "PressButton": float("nan"), "PushBlock": 0.5}
+    assert metrics.pooled_decoy_pass_rate(rates, per_task) == pytest.approx((4 * 1.0 + 2 * 0.5) / 6)
+    assert np.isnan(metrics.pooled_decoy_pass_rate({"PressButton": float("nan")}, {"PressButton": per_task["PressButton"]}))
+
+
 def test_expert_steps_from_counts_the_scripted_experts_steps_to_success(metrics):
     import gymnasium
     import vip_envs
@@ -254,3 +307,15 @@ def test_expert_steps_from_counts_the_scripted_experts_steps_to_success(metrics)
     out = metrics.expert_steps_from("PressButton", np.stack([start, solved]))
     assert out[0] == steps and 0 < out[1] < steps  # from the pressed button the expert is done in fewer steps
     assert np.isnan(metrics.expert_steps_from("PressButton", start[None], max_steps=2)[0])
+
+
+def test_representation_report_says_which_tasks_have_no_decoy(benchmark_module):
+    representation = benchmark_module("representation")
+    rows = {"OpenDrawer": {"episodes": 12, "decoy_episodes": 12, "decoy_pass_rate": 1.0},
+            "PressButton": {"episodes": 12, "decoy_episodes": 0, "decoy_pass_rate": float("nan")}}
+    assert representation._decoy_cell(rows["OpenDrawer"], "decoy_pass_rate") == "1.000"
+    assert representation._decoy_cell(rows["PressButton"], "decoy_pass_rate") == "no decoy"
+    assert representation._decoy_cell({"episodes": 3, "decoy_pass_rate": 0.5}, "decoy_pass_rate") == "0.500"  # older results
+    sentence = representation._undefined_decoys(rows)[1]
+    assert sentence.startswith("Decoys left out of every decoy figure: PressButton 12 of 12 (")
+    assert representation._undefined_decoys({"OpenDrawer": rows["OpenDrawer"]}) == []
