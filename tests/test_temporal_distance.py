@@ -221,7 +221,9 @@ def test_tdist_with_text_tower_trains_the_projection_only_from_goal_frames(tmp_p
     "kwargs,match",
     [({"expectile": 0.2}, "expectile"), ({"value_heads": 3}, "value_heads"), ({"target_tau": 0.0}, "target_tau"),
      ({"random_goal_prob": 1.5}, "random_goal_prob"), ({"head_hidden": (16,), "arch": "resnet18"}, "head_hidden"),
-     ({"recon_weight": -1.0}, "recon_weight must be >= 0"), ({"recon_weight": 1.0, "objective": "vip"}, "needs objective='tdist'")],
+     ({"recon_weight": -1.0}, "recon_weight must be >= 0"), ({"recon_weight": 1.0, "objective": "vip"}, "needs objective='tdist'"),
+     ({"recon_focus": 0.5}, r"recon_focus must be in \[0, 1\] and needs recon_weight > 0"),
+     ({"recon_weight": 1.0, "recon_focus": 1.5}, r"recon_focus must be in \[0, 1\]")],
 )
 def test_tdist_config_is_checked(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -280,6 +282,57 @@ def test_recon_loss_matches_plain_transcription() -> None:
                     block = pixels[b, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean()
                     total += float(decoded[b, c, i, j] - block) ** 2
     assert recon_loss(decoded, pixels).item() == pytest.approx(total / (2 * 3 * 4 * 4), rel=1e-5)
+
+
+def test_focused_recon_loss_matches_plain_transcription() -> None:
+    from vip_rl.pretrain import recon_loss
+
+    g = torch.Generator().manual_seed(1)
+    decoded, pixels, first = torch.randn(2, 3, 4, 4, generator=g), torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
+    weighted = changes = plain = 0.0
+    for b in range(2):
+        for i in range(4):
+            for j in range(4):
+                now = [float(pixels[b, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean()) for c in range(3)]
+                then = [float(first[b, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2].mean()) for c in range(3)]
+                error = [(float(decoded[b, c, i, j]) - now[c]) ** 2 for c in range(3)]
+                change = sum(abs(now[c] - then[c]) for c in range(3)) / 3
+                weighted += change * sum(error) / 3
+                changes += change
+                plain += sum(error)
+    plain /= 2 * 3 * 4 * 4
+    expected = 0.25 * plain + 0.75 * weighted / changes
+    assert recon_loss(decoded, pixels, first, 0.75).item() == pytest.approx(expected, rel=1e-5)
+    assert recon_loss(decoded, pixels, first, 0.0).item() == pytest.approx(plain, rel=1e-5)  # focus 0: the plain error
+    # unchanged pixels carry no focused weight: only the changed corner counts
+    same = pixels.clone()
+    same[:, :, :2, :2] += 1.0
+    corner = ((decoded - torch.nn.functional.avg_pool2d(pixels, 2)) ** 2)[:, :, 0, 0].mean()
+    assert recon_loss(decoded, pixels, same, 1.0).item() == pytest.approx(corner.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="recon_loss with focus > 0 needs the first frames"):
+        recon_loss(decoded, pixels, None, 0.5)
+
+
+def test_geometric_sampler_gives_each_tuple_its_videos_first_frame_as_o0() -> None:
+    videos = _videos(n=4)
+    sampler = TupleSampler(videos, batch_size=64, image_size=8, crop_scale=(1, 1), crop_ratio=(1, 1), goal_mode="geometric",
+                           geometric_p=0.2, seed=0)
+    idx = sampler.sample_indices(0)
+    assert np.all(idx["frames"][:, 0] == 0) and np.any(idx["frames"][:, 2] > 0)
+    batch = sampler.batch(0)
+    first = torch.stack([torch.from_numpy(videos[int(v)][0]) for v in batch.video_index])
+    assert torch.equal(batch.initial, first)
+
+
+@pytest.mark.slow
+def test_tdist_focused_recon_trains(tmp_path: Path) -> None:
+    import csv
+
+    config = _tiny_tdist(recon_weight=1.0, recon_focus=0.9, image_size=32, steps=40, log_every=10, eval_every=0, ckpt_every=0)
+    pretrain(config, _synthetic(), out_dir=tmp_path, progress=False)
+    with open(tmp_path / "log.csv") as handle:
+        recon = [float(r["value"]) for r in csv.DictReader(handle) if r["tag"] == "train/recon_loss"]
+    assert len(recon) == 4 and all(np.isfinite(recon)) and recon[-1] < recon[0]
 
 
 def test_tdist_recon_trains_its_decoder_and_exports_the_encoder_alone(tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ gain triple per tuple, shared by its frames, from another stream of its own; app
 Temporal-distance tuples (``goal_mode="geometric"``, HILP's goal distribution): ``o_t`` uniform in
 ``[0, T-2]``, ``o_t+1 = o_t + 1``, and the goal is either a geometric future frame of the same video,
 ``min(t + Geometric(geometric_p), T-1)``, or, with ``random_goal_prob``, any frame of any video
-(cross-video goals); ``goal_swap_prob`` swaps final-frame goals as in the VIP modes. ``o_0`` is then ``o_t`` (the objective does not use it).
+(cross-video goals); ``goal_swap_prob`` swaps final-frame goals as in the VIP modes. ``o_0`` is then the video's
+first frame: the objective does not use it; the focused reconstruction (``PretrainConfig.recon_focus``) weighs the
+pixels that changed since it.
 
 Determinism: batch ``k`` is a pure function of ``(seed, k)`` (its own
 ``np.random.Generator``), so a resumed run sees the same batches as an uninterrupted one
@@ -409,7 +411,7 @@ class TupleSampler:
         return {
             "video": video.astype(np.int64),
             "goal_video": goal_video.astype(np.int64),
-            "frames": np.stack([current, goal, current, nxt, text_frame], 1).astype(np.int64),
+            "frames": np.stack([np.zeros_like(current), goal, current, nxt, text_frame], 1).astype(np.int64),
             "is_goal": is_goal,
             "next_is_goal": next_is_goal,
             "crop": self._crop_boxes(rng, size),
