@@ -231,7 +231,7 @@ def render(result: dict[str, Any]) -> str:
                      " / ".join(f"{pt[t]['voc_other']:.3f}" for t in tasks if t != result["held_out"]),
                      f"{r['reach_voc_mean']:.3f}", f"{r['decoy_pass_rate']:.3f} / {_report.fmt(r.get('decoy_pass_rate_same_target'), '{:.3f}')} / "
                      f"{_report.fmt(r.get('decoy_pass_rate_text'), '{:.3f}')}",
-                     " / ".join(f"{pt[t]['decoy_pass_rate']:.2f}" for t in tasks),
+                     " / ".join(_report.fmt(pt[t]['decoy_pass_rate'], '{:.2f}', missing='none') for t in tasks),
                      _report.fmt(pt.get("PushBlock", {}).get("voc_same_target"), "{:.3f}"),
                      f"{pt[result['held_out']]['voc_other']:.3f}" if result["held_out"] in pt else "-",
                      " / ".join(f"{v:.3f}" for v in r["readouts"].values()),
