@@ -276,9 +276,10 @@ def _undefined_decoys(per_task: dict[str, dict[str, Any]]) -> list[str]:
             if row.get("decoy_episodes", row["episodes"]) < row["episodes"]}
     if not left:
         return []
+    actions = "one zero action" if DECOY_SETTLE_STEPS == 1 else f"{DECOY_SETTLE_STEPS} zero actions"
     return ["", "Decoys left out of every decoy figure: " + ", ".join(f"{t} {k} of {n}" for t, (k, n) in left.items())
-            + f" (a decoy state that {DECOY_SETTLE_STEPS} zero action(s) already solve is no decoy: the goal pose overlaps the "
-            "untouched object, and the simulator resolves the overlap by moving it; `_value_metrics.decoy_defined`)."]
+            + f" (a decoy state that {actions} already solves is no decoy: the goal pose overlaps the untouched object, "
+            "and the simulator resolves the overlap by moving it; `_value_metrics.decoy_defined`)."]
 
 
 def render(result: dict[str, Any]) -> str:
