@@ -247,6 +247,24 @@ def test_cli_trains_a_tdist_encoder(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "target" in state and '"expectile": 0.8' in state["pretrain_config"]
 
 
+@pytest.mark.slow
+def test_cli_passes_the_focused_reconstruction_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vip_rl.pretrain import cli
+
+    videos = _synthetic()[:6]
+    np.savez(tmp_path / "clips.npz", **{f"v{i}": v.frames for i, v in enumerate(videos)})
+    common = ["--data", str(tmp_path / "clips.npz"), "--objective", "tdist", "--steps", "2", "--batch-size", "4",
+              "--image-size", "32", "--embed-dim", "8", "--cnn-channels", "4,8", "--eval-videos", "2", "--no-progress",
+              "--prefetch", "0"]
+    assert cli([*common, "--out", str(tmp_path / "run"), "--recon-weight", "1", "--recon-focus", "0.5"]) == 0
+    state = torch.load(tmp_path / "run" / CHECKPOINT_FILE, weights_only=True)
+    assert '"recon_focus": 0.5' in state["pretrain_config"] and "decoder" in state
+    with pytest.raises(SystemExit, match="^2$"):  # a usage error, the message on stderr
+        cli([*common, "--out", str(tmp_path / "bad"), "--recon-focus", "0.5"])  # without --recon-weight
+    assert "recon_focus must be in [0, 1] and needs recon_weight > 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_geometric_sampler_swaps_final_goals_within_a_group_and_marks_next_is_goal() -> None:
     videos = _videos(n=6)
     groups = ["a", "a", "a", "b", "b", "b"]
