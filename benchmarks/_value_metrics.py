@@ -408,12 +408,12 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
             "voc_own": float(np.mean(own)),
             "voc_other": float(np.mean(other)),
             "voc_other_min": float(np.min(other)),
-            "reach_voc": float(np.mean(reach)) if reach else float("nan"),
+            "reach_voc": mean_or_nan(reach),
             "reach_episodes": len(reach),
             "decoy_episodes": len(passes),
-            "decoy_pass_rate": _mean_or_nan(passes),
-            "decoy_margin": _mean_or_nan(margins),
-            "decoy_apparent_steps": _mean_or_nan(apparent),
+            "decoy_pass_rate": mean_or_nan(passes),
+            "decoy_margin": mean_or_nan(margins),
+            "decoy_apparent_steps": mean_or_nan(apparent),
         }
         if task in matched_goals:
             zg = encoder.encode_images(matched_goals[task])
@@ -427,12 +427,13 @@ def value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, embodiment: s
                 tests = [_decoy_test(float(encoder.distance(zmd[i], zg[i]).cpu()), d_matched[i], halves[i])
                          for i in range(n) if keep[i]]
                 results[task]["decoy_same_target_episodes"] = len(tests)
-                results[task]["decoy_same_target_pass_rate"] = _mean_or_nan([passed for passed, _ in tests])
-                results[task]["decoy_same_target_margin"] = _mean_or_nan([margin for _, margin in tests])
+                results[task]["decoy_same_target_pass_rate"] = mean_or_nan([passed for passed, _ in tests])
+                results[task]["decoy_same_target_margin"] = mean_or_nan([margin for _, margin in tests])
     return results
 
 
-def _mean_or_nan(values: Sequence[float]) -> float:
+def mean_or_nan(values: Sequence[float]) -> float:
+    """The mean of ``values``, NaN when there are none (a figure no episode measured)."""
     return float(np.mean(values)) if len(values) else float("nan")
 
 

@@ -47,8 +47,8 @@ import numpy as np
 import torch
 
 import _report
-from _value_metrics import (DECOY_SETTLE_STEPS, SAME_TARGET_SEED_OFFSET, collect_eval, decoy_set, first_object_motion, half_progress_index,
-                            pooled_decoy_pass_rate, random_twin, summarise, value_metrics)
+from _value_metrics import (DECOY_SETTLE_STEPS, SAME_TARGET_SEED_OFFSET, collect_eval, decoy_set, first_object_motion,
+                            half_progress_index, mean_or_nan, pooled_decoy_pass_rate, random_twin, summarise, value_metrics)
 from vip_rl.diagnostics import spearman
 
 TARGETS = {"voc_other_trained": 0.95, "voc_other_heldout": 0.85, "voc_hand_to_gripper": 0.8, "decoy_pass_rate": 0.9,
@@ -78,8 +78,8 @@ def text_value_metrics(encoder: Any, episodes: dict[str, list[Any]], *, decoys: 
                 reach.append(spearman(np.arange(moved), -d[:moved]))
             if is_decoy[i]:
                 passes.append(float(encoder.distance(zd[i], goal)) > d[half_progress_index(e)])
-        results[task] = {"episodes": len(eps), "voc_text": float(np.mean(voc)), "reach_voc_text": float(np.mean(reach)) if reach else float("nan"),
-                         "decoy_episodes": len(passes), "decoy_pass_rate_text": float(np.mean(passes)) if passes else float("nan")}
+        results[task] = {"episodes": len(eps), "voc_text": float(np.mean(voc)), "reach_voc_text": mean_or_nan(reach),
+                         "decoy_episodes": len(passes), "decoy_pass_rate_text": mean_or_nan(passes)}
     return results
 
 
