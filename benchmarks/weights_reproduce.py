@@ -45,10 +45,18 @@ def _training(json_path: Path) -> dict[str, Any]:
 
 
 def _recorded(training: dict[str, Any]) -> dict[str, Any]:
-    """What a weight file says trained it: command, code (digest / git commit), torch threads, seconds."""
+    """What a weight file says trained it: command, code (digest / git commit), torch threads, torch's CPU kernels
+    (recorded since session 36), seconds."""
     code = training.get("code") or {}
     return {"command": training.get("command"), "code": code if isinstance(code, (dict, str)) else None,
-            "torch_threads": training.get("torch_threads"), "train_seconds": training.get("train_seconds")}
+            "torch_threads": training.get("torch_threads"), "cpu_capability": training.get("cpu_capability"),
+            "train_seconds": training.get("train_seconds")}
+
+
+def _threads(recorded: dict[str, Any]) -> str:
+    """``1`` or ``1, AVX2 kernels``: the thread count and, where recorded, torch's CPU kernels."""
+    threads = recorded.get("torch_threads") or "not recorded"
+    return f"{threads}, {recorded['cpu_capability']} kernels" if recorded.get("cpu_capability") else str(threads)
 
 
 def _load(label: str, path: Path) -> dict[str, np.ndarray]:
@@ -154,7 +162,7 @@ def _again_cell(again: dict[str, Any] | None) -> str:
     if not again:
         return "-"
     rec = again.get("recorded") or {}
-    return (f"{_code(rec)} / {rec.get('torch_threads') or 'not recorded'} / {_report.fmt(rec.get('train_seconds'), '{:.0f}')} / "
+    return (f"{_code(rec)} / {_threads(rec)} / {_report.fmt(rec.get('train_seconds'), '{:.0f}')} / "
             + ("yes" if again["bit_for_bit"] else f"no ({again['differing']} of {again['tensors']})"))
 
 
@@ -172,8 +180,8 @@ def render(res: dict[str, Any]) -> str:
         [[r["name"], f"{r['differing']} of {r['tensors']}" + ("" if r["same_keys"] else " (keys differ)"),
           f"{r['max_abs_diff']:.3g}", f"{r['max_rel_diff']:.3g}",
           f"`{r['bundled_recorded'].get('command') or '-'}` / {_code(r['bundled_recorded'])} / "
-          f"{r['bundled_recorded'].get('torch_threads') or 'not recorded'}",
-          f"{_code(r['fresh_recorded'])} / {r['fresh_recorded'].get('torch_threads') or 'not recorded'} / "
+          f"{_threads(r['bundled_recorded'])}",
+          f"{_code(r['fresh_recorded'])} / {_threads(r['fresh_recorded'])} / "
           f"{_report.fmt(r['fresh_recorded'].get('train_seconds'), '{:.0f}')}",
           "yes" if r["bit_for_bit"] else "no", _again_cell(r.get("again")),
           f"`{r['fresh_sha256'][:16]}`" if r.get("fresh_sha256") else "-"] for r in rows])
