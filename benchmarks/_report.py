@@ -71,16 +71,18 @@ def utc_now() -> str:
 
 
 def machine() -> dict[str, Any]:
-    """Where a measurement ran: host, CPU (and its model where ``/proc/cpuinfo`` names it), core count, load average,
-    and the torch / MuJoCo versions if imported, with torch's CPU kernels (``cpu_capability``: AVX2 and AVX-512 kernels
-    round sums differently, so figures of one seed can differ between machines, ``notes/weights_reproduce.md``)."""
+    """Where a measurement ran: host, CPU (and its model where ``/proc/cpuinfo`` names it: one seed's training run can
+    come out otherwise on another CPU, ``notes/weights_reproduce.md``), core count, load average, and the torch / MuJoCo
+    versions if imported, with torch's vectorised CPU kernels (``cpu_capability``)."""
     info: dict[str, Any] = {
         "host": platform.node() or platform.machine(),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
-    model = _cpu_model()
+    from vip_rl._provenance import cpu_model
+
+    model = cpu_model()
     if model:
         info["cpu_model"] = model
     torch = sys.modules.get("torch")
@@ -95,26 +97,13 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def _cpu_model() -> str | None:
-    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else None."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and value.strip():
-            return value.strip()
-    return None
-
-
 def describe_machine(info: dict[str, Any]) -> str:
-    """One phrase from :func:`machine`: ``2 CPU cores, torch 2.13.0+cpu, 1 torch thread(s), AVX2 kernels, cpu, 1-min
-    load average 0.9 at start`` (the kernels where recorded)."""
-    parts = [f"{info['cpu_count']} CPU cores" if info.get("cpu_count") else None,
+    """One phrase from :func:`machine`: ``Intel(R) Xeon(R) Processor, 2 CPU cores, torch 2.13.0+cpu, 1 torch thread(s),
+    cpu, 1-min load average 0.9 at start`` (the CPU model where recorded)."""
+    parts = [info.get("cpu_model"),
+             f"{info['cpu_count']} CPU cores" if info.get("cpu_count") else None,
              f"torch {info['torch']}" if info.get("torch") else None,
              f"{info['torch_threads']} torch thread(s)" if info.get("torch_threads") else None,
-             f"{info['cpu_capability']} kernels" if info.get("cpu_capability") else None,
              info.get("device"),
              f"1-min load average {info['load_average_1min']} at start" if info.get("load_average_1min") is not None else None]
     return ", ".join(p for p in parts if p)

@@ -45,18 +45,18 @@ def _training(json_path: Path) -> dict[str, Any]:
 
 
 def _recorded(training: dict[str, Any]) -> dict[str, Any]:
-    """What a weight file says trained it: command, code (digest / git commit), torch threads, torch's CPU kernels
-    (recorded since session 36), seconds."""
+    """What a weight file says trained it: command, code (digest / git commit), torch threads, the CPU model (recorded
+    since session 36), seconds."""
     code = training.get("code") or {}
     return {"command": training.get("command"), "code": code if isinstance(code, (dict, str)) else None,
-            "torch_threads": training.get("torch_threads"), "cpu_capability": training.get("cpu_capability"),
+            "torch_threads": training.get("torch_threads"), "cpu_model": training.get("cpu_model"),
             "train_seconds": training.get("train_seconds")}
 
 
 def _threads(recorded: dict[str, Any]) -> str:
-    """``1`` or ``1, AVX2 kernels``: the thread count and, where recorded, torch's CPU kernels."""
+    """``1``, or ``1 on <CPU model>`` where the file records its CPU."""
     threads = recorded.get("torch_threads") or "not recorded"
-    return f"{threads}, {recorded['cpu_capability']} kernels" if recorded.get("cpu_capability") else str(threads)
+    return f"{threads} on {recorded['cpu_model']}" if recorded.get("cpu_model") else str(threads)
 
 
 def _load(label: str, path: Path) -> dict[str, np.ndarray]:

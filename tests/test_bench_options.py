@@ -14,15 +14,19 @@ def test_pairs_parse_in_order(benchmark_module) -> None:
     assert report.name_value_pairs(["s=--k 1"], "--opt", names=("s", "t")) == {"s": "--k 1"}
 
 
-def test_results_name_torchs_cpu_kernels(benchmark_module, monkeypatch) -> None:
-    """Every results file's machine names the CPU kernels torch ran (AVX2 and AVX-512 round sums otherwise, so a seed's
-    figures can differ between machines); a file measured before they were recorded reads as before."""
+def test_results_name_the_cpu(benchmark_module, monkeypatch) -> None:
+    """Every results file's machine names the CPU model (one seed's training run came out otherwise on another CPU) and
+    torch's vectorised kernels; a file measured before they were recorded reads as before."""
     import torch
 
     report = benchmark_module("_report")
+    from vip_rl import _provenance
+
+    monkeypatch.setattr(_provenance, "cpu_model", lambda: "Some CPU 9000")
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     info = report.machine()
-    assert info["cpu_capability"] == "AVX512" and "AVX512 kernels" in report.describe_machine(info)
+    assert info["cpu_model"] == "Some CPU 9000" and info["cpu_capability"] == "AVX512"
+    assert report.describe_machine(info).startswith("Some CPU 9000, ")
     old = {"cpu_count": 2, "torch": "2.13.0+cpu", "torch_threads": 1, "device": "cpu"}
     assert report.describe_machine(old) == "2 CPU cores, torch 2.13.0+cpu, 1 torch thread(s), cpu"
 

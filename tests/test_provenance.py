@@ -57,6 +57,19 @@ def test_git_state_names_the_commit_and_a_dirty_tree(tmp_path: Path) -> None:
     assert prov.git_state(pkg, [pkg]) == (head, True)
 
 
+def test_cpu_model_reads_the_model_name(tmp_path: Path, monkeypatch) -> None:
+    """The first "model name" line of /proc/cpuinfo; None where there is none (another OS, an ARM board)."""
+    info = tmp_path / "cpuinfo"
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: real(info if str(self) == "/proc/cpuinfo" else self, *a, **k))
+    info.write_text("processor\t: 0\nvendor_id\t: ExampleVendor\nmodel name\t: Example CPU 7000\n\nprocessor\t: 1\nmodel name\t: Example CPU 7000\n")
+    assert prov.cpu_model() == "Example CPU 7000"
+    info.write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")
+    assert prov.cpu_model() is None
+    info.unlink()
+    assert prov.cpu_model() is None
+
+
 def test_code_version_describes_this_checkout() -> None:
     version = prov.code_version()
     assert set(version) == {"sources_sha256", "git_commit", "git_dirty"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,13 +172,6 @@ def test_the_bundled_draw_is_part_of_the_recipe():
     assert all(wr.RECIPES[base].seed == 0 for base, _, _ in wr.VARIANTS.values())
 
 
-@pytest.fixture(autouse=True)
-def _recipe_kernels(monkeypatch):
-    """main's checks as on a machine that runs the recipe's CPU kernels: this process fixed its own at its first op,
-    AVX-512 on some machines, which main would warn about (the warning has its own test)."""
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: wr.RECIPE_CPU_CAPABILITY)
-
-
 def test_the_recipe_trains_on_its_own_thread_count(monkeypatch):
     """Another torch thread count rounds sums differently and parts the runs, so main pins RECIPE_THREADS while it
     runs and gives the caller's count back."""
@@ -190,46 +182,6 @@ def test_the_recipe_trains_on_its_own_thread_count(monkeypatch):
     before = torch.get_num_threads()
     assert wr.main(["--only", "td-sim"]) == 0
     assert seen == [wr.RECIPE_THREADS] == [1] and torch.get_num_threads() == before
-
-
-def test_the_recipe_asks_for_its_cpu_kernels_and_gives_the_variable_back(monkeypatch, capsys):
-    """main sets ATEN_CPU_CAPABILITY to the recipe's kernels while it runs (spawned workers inherit it), removes it
-    after, and warns when torch runs other kernels (they round otherwise: another draw)."""
-    import os
-
-    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
-    seen = []
-    monkeypatch.setattr(wr, "_run", lambda args: seen.append(os.environ.get("ATEN_CPU_CAPABILITY")) or 0)
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
-    assert wr.main(["--only", "td-sim"]) == 0
-    assert seen == [wr.RECIPE_CPU_CAPABILITY.lower()] == ["avx2"] and "ATEN_CPU_CAPABILITY" not in os.environ
-    err = capsys.readouterr().err
-    assert "warning: PyTorch runs its AVX512 CPU kernels here, not the recipe's AVX2 (ATEN_CPU_CAPABILITY='avx2')" in err
-    assert "another draw than the bundled files" in err
-    # a caller's own choice is kept, and no warning when the kernels are the recipe's
-    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
-    assert wr.main(["--only", "td-sim"]) == 0
-    assert seen[-1] == "avx2" == os.environ["ATEN_CPU_CAPABILITY"] and capsys.readouterr().err == ""
-
-
-@pytest.mark.slow
-def test_a_fresh_process_runs_the_recipes_cpu_kernels():
-    """In a new interpreter (how `make weights` runs) the variable takes effect: torch reports the recipe's kernels on
-    any x86 CPU with AVX2, whatever wider ones it has."""
-    import os
-    import platform
-    import subprocess
-    import sys
-
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    if platform.machine() not in ("x86_64", "AMD64") or " avx2" not in flags:
-        pytest.skip("the recipe's kernels need an x86 CPU with AVX2")
-    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
-    # importing the recipe imports torch, but no vectorised op has run yet, so the variable still counts
-    code = "from vip_rl import weights_recipe as wr; import torch; c = wr.pin_cpu_capability(); torch.ones(8).sum(); print(c)"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == wr.RECIPE_CPU_CAPABILITY
 
 
 def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys):
@@ -409,6 +361,9 @@ def test_export_to_another_directory_leaves_the_bundled_weights_alone(tmp_path, 
     from vip_rl._provenance import code_version
 
     assert loaded.config["training"]["code"] == code_version()  # the code of the export (the stages record their own)
+    from vip_rl._provenance import cpu_model
+
+    assert loaded.config["training"]["cpu_model"] == cpu_model()  # which CPU exported it (runs part between CPUs)
     x = torch.zeros(2, 32, 32, 3, dtype=torch.uint8)
     assert torch.equal(loaded.encode_images(x), encoder.encode_images(x))
 

@@ -5,7 +5,8 @@ apart. The bundled td-sim showed why that matters: its first four stages were tr
 since, and nothing in its JSON said by which. :func:`code_version` is what ``pretrain`` and
 ``weights_recipe`` now record beside each stage. :func:`arrays_digest` names the data side the same way: a digest of
 named arrays (a weight file's tensors, a benchmark's training arrays), so that two runs can tell whether their inputs
-were equal.
+were equal. :func:`cpu_model` names the machine's CPU: one seed's training run has come out otherwise on another CPU
+(``benchmarks/notes/weights_reproduce.md``, sessions 35-36).
 """
 from __future__ import annotations
 
@@ -63,6 +64,19 @@ def git_state(directory: Path, paths: Sequence[Path] = ()) -> tuple[str | None, 
         return None, None
     status = run("status", "--porcelain", "--untracked-files=normal", "--", *(str(p) for p in paths))
     return commit, None if status is None else bool(status)
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name as ``/proc/cpuinfo`` gives it (Linux; e.g. ``"Intel(R) Xeon(R) Processor"``), else None."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -52,9 +52,8 @@ another width and draw; its later stages inherit them, its trunk source does not
    and each stage the code that ran it (``vip_rl._provenance.code_version``: a digest of the sources, the git commit).
 
 Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`DRAWS`), and the recipe trains on one
-torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs) and on PyTorch's AVX2
-CPU kernels (:data:`RECIPE_CPU_CAPABILITY`: the AVX-512 ones that torch picks by itself on newer CPUs round otherwise;
-without the pin, sessions 35-36's AVX-512 machines trained other draws), so a run is deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (session 26; so did three runs on the
+torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
+deterministic: two runs of td-sim's recipe from nothing wrote the same tensors (session 26; so did three runs on the
 draw-0 trunk that sessions 21-22 ran; the SHA-256 is in ``benchmarks/results/weights_reproduce.md``), and the bundled
 td-sim is this module's run of its draw (sessions 27 and 30; session 33's stages 5-6 with the colour gains were
 trained on from session 30's stage 4 and exported, and a run from nothing gave the same tensors). The bundled vip-sim
@@ -87,7 +86,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vip_rl._gl import default_mujoco_gl
-from vip_rl._provenance import code_version
+from vip_rl._provenance import code_version, cpu_model
 from vip_rl.pretrain import PretrainConfig, ResumeMismatchError, TextFitConfig, trained_seconds as _trained_seconds
 
 #: The suite task kept out of the bundled encoders' training data (zero-shot transfer test).
@@ -210,13 +209,6 @@ TRUNKS: dict[str, tuple[str, int]] = {"td-sim": ("vip-sim", 3)}
 #: the same seed with 1 in a weight (its loss differed from step 20). One thread is what the shipped draw was trained
 #: with, and it gives the same weights on any machine with the same CPU kernels.
 RECIPE_THREADS = 1
-#: PyTorch's vectorised CPU kernels the recipe trains on (``main`` asks for them through ``ATEN_CPU_CAPABILITY``, unless
-#: that is set). PyTorch picks these kernels by the CPU it runs on (AVX2 or AVX-512 on x86) and their sums round
-#: differently, so on the AVX-512 machines of sessions 35-36 the same command trained another vip-sim trunk (all 14
-#: tensors differ) and another td-sim; with ATen held to AVX2 the trunk is the bundled vip-sim bit for bit (session 36,
-#: ``benchmarks/results/weights_reproduce.md``). The bundled files were trained on AVX2 kernels, which every x86-64 CPU
-#: since 2013 has. oneDNN's convolution kernels and the collected videos do not part the runs (sessions 35-36).
-RECIPE_CPU_CAPABILITY = "AVX2"
 
 #: td-sim's embedding width since session 30 (64 before, as :data:`_TDIST`). On the dev seeds 100-139 (sessions 28-29,
 #: td-sim's recipe on the draw-3 trunk, but for the width and the draw): 64-d draws planned OpenDrawer + PressButton in
@@ -381,16 +373,6 @@ def _collect_file(task: str, t: int, kind: str, k: int, episodes: int, recipe: D
         collect(task, episodes=episodes, policy=kind, noise=recipe.noise if kind == "noisy" else None,
                 cameras=(recipe.camera,), image_size=recipe.image_size, embodiment=recipe.embodiment,
                 seed=recipe.seed + 100 * t + k, out=path, progress=progress)
-
-
-def pin_cpu_capability() -> str:
-    """Ask PyTorch for :data:`RECIPE_CPU_CAPABILITY`'s kernels (``ATEN_CPU_CAPABILITY``, unless it is set already) and
-    return the capability torch runs, e.g. ``"AVX2"``. Torch fixes it at the first vectorised op of a process, so a
-    process that ran one before keeps its own (``main`` warns then); spawned collection workers inherit the variable."""
-    os.environ.setdefault("ATEN_CPU_CAPABILITY", RECIPE_CPU_CAPABILITY.lower())
-    import torch
-
-    return str(torch.backends.cpu.get_cpu_capability())
 
 
 def _worker_init() -> None:
@@ -898,8 +880,6 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
     is the last stage's); ``to``: another directory than the bundled weights' (``--no-export`` writes ``OUT/final``: a
     fresh run to compare with the bundled one).
     """
-    import torch
-
     from vip_rl.encoders import save_encoder
     from vip_rl.encoders.checkpoint import weights_dir
 
@@ -914,9 +894,7 @@ def export(name: str, encoder: Any, *, config: PretrainConfig, counts: dict[str,
         "pretrain_config": config.to_dict(),
         "train_seconds": round(seconds, 1),
         "torch_threads": RECIPE_THREADS,
-        # the exporting process's kernels (main asks for RECIPE_CPU_CAPABILITY's); a stage resumed from an earlier run
-        # trained under that run's
-        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "cpu_model": cpu_model(),  # the exporting machine's (a stage resumed from an earlier run may have had another)
         "code": code_version(),  # the code of this export; each stage records its own (stages of --from-stage differ)
     }
     if stages is not None:
@@ -1097,12 +1075,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as err:
             parser.error(str(err))
     default_mujoco_gl()
-    asked = os.environ.get("ATEN_CPU_CAPABILITY")
-    capability = pin_cpu_capability()
-    if capability != RECIPE_CPU_CAPABILITY:
-        print(f"{parser.prog}: warning: PyTorch runs its {capability} CPU kernels here, not the recipe's "
-              f"{RECIPE_CPU_CAPABILITY} (ATEN_CPU_CAPABILITY={os.environ['ATEN_CPU_CAPABILITY']!r}): their sums round "
-              "otherwise, so this run trains another draw than the bundled files", file=sys.stderr)
     import torch
 
     threads = torch.get_num_threads()
@@ -1116,8 +1088,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         torch.set_num_threads(threads)
-        if asked is None:  # the variable is the recipe's, not the caller's: later subprocesses pick their own kernels
-            os.environ.pop("ATEN_CPU_CAPABILITY", None)
 
 
 def _run(args: argparse.Namespace) -> int:
