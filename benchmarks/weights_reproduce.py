@@ -14,6 +14,14 @@ recipe can check their file against it.
 It measures nothing else: what the difference costs is the other benchmarks' job (e.g. ``representation.py --vip
 DIR/final/vip-sim.safetensors``).
 
+``--probe`` also trains the machine probe (:data:`PROBE_STEPS` steps of vip-sim's recipe, from newly collected videos,
+in a fresh process: about two minutes) and records its tensors' SHA-256 beside the rows. ``--check-probe`` trains it
+on this machine and compares it with the digest a results file recorded (nothing is written; exit 0 when equal, 1
+when not): whether this machine's numerics are those of the machine whose rows the file holds, before an hour of
+``make weights``. Sessions 35-36: the recipe gave the bundled files back on one machine and not on another, and on
+session 36's machine MKL held to its AVX2 kernels changed both the full vip-sim run and the probe, while settings that
+left the full run alone (ATen's or oneDNN's AVX2 kernels) left the probe alone too.
+
 Usage:
   .venv/bin/python benchmarks/weights_reproduce.py --fresh vip-sim=runs/s17vip/final/vip-sim.safetensors \\
       --fresh liv-sim=runs/s17liv/final/liv-sim.safetensors
@@ -21,18 +29,50 @@ Usage:
       --merge benchmarks/results/weights_reproduce.json     # one more row; the other encoders' rows are kept
   .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors \\
       --again td-sim=runs/fresh2/final/td-sim.safetensors --merge benchmarks/results/weights_reproduce.json
+  .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors --probe \
+      --merge benchmarks/results/weights_reproduce.json     # and record this machine's probe digest
+  .venv/bin/python benchmarks/weights_reproduce.py --check-probe   # does this machine train what that one trained?
   .venv/bin/python benchmarks/weights_reproduce.py --render-only
 """
 from __future__ import annotations
 
 import argparse
+import shlex
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 import _report
+
+
+#: Training steps of the machine probe: vip-sim's recipe (its config, its videos) cut short, about a minute of training.
+PROBE_STEPS = 300
+
+
+def probe_command(out_dir: Path) -> list[str]:
+    """The probe: ``python -m vip_rl.weights_recipe --only vip-sim --steps PROBE_STEPS --no-export`` into ``out_dir``."""
+    return [sys.executable, "-m", "vip_rl.weights_recipe", "--only", "vip-sim", "--steps", str(PROBE_STEPS),
+            "--no-export", "--no-progress", "--out", str(out_dir)]
+
+
+def run_probe(out_dir: Path, runner: Any = subprocess.run) -> dict[str, Any]:
+    """Train the probe in a new process (the machine's own settings, none inherited from this one's torch) under
+    ``out_dir`` (a fresh folder: the recipe resumes what it finds); returns ``{"steps", "command", "sha256",
+    "cpu_model"}``. RuntimeError naming the exit status and the end of its stderr when the command fails."""
+    from vip_rl._provenance import cpu_model
+
+    command = probe_command(out_dir)
+    proc = runner(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stderr or "").strip().splitlines()[-3:])
+        raise RuntimeError(f"the probe `{shlex.join(command)}` failed with exit status {proc.returncode}: {tail}")
+    shown = ["python", *command[1:-1], "DIR"]
+    return {"steps": PROBE_STEPS, "command": shlex.join(shown),
+            "sha256": tensor_digest(out_dir / "final" / "vip-sim.safetensors", "probe"), "cpu_model": cpu_model()}
 
 
 def _training(json_path: Path) -> dict[str, Any]:
@@ -196,6 +236,14 @@ def render(res: dict[str, Any]) -> str:
                          + ("**bit for bit**" if again["bit_for_bit"] else
                             f"**no**, {again['differing']} of {again['tensors']} tensors differ (max |diff| {again['max_abs_diff']:.3g})")
                          + (f"; tensors SHA-256 `{r['fresh_sha256']}`" if r.get("fresh_sha256") else ""))
+    probe = res.get("probe")
+    if probe:
+        lines += ["", "## Machine probe", "",
+                  f"On the machine that measured the rows above ({probe.get('cpu_model') or 'CPU not recorded'}), "
+                  f"`{probe['command']}` ({probe['steps']} steps of vip-sim's recipe, in a fresh folder) writes tensors "
+                  f"of SHA-256 `{probe['sha256']}`. `python benchmarks/weights_reproduce.py --check-probe` trains it on "
+                  "another machine and compares: the same digest says that machine's numerics are these (its `make "
+                  "weights` should give these rows' fresh tensors back), another digest that it trains other draws."]
     lines += [""] + _report.notes_section(res.get("notes"))
     return "\n".join(lines) + "\n"
 
@@ -210,10 +258,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--notes", default=None, help="a markdown file of notes to append to the report")
     parser.add_argument("--merge", type=Path, default=None,
                         help="an earlier results file of this script whose rows of the other encoders are kept")
+    parser.add_argument("--probe", action="store_true",
+                        help="also train the machine probe (about 2 min) and record its digest beside the rows")
+    parser.add_argument("--check-probe", action="store_true",
+                        help="only train the probe here and compare its digest with the one --reference recorded "
+                             "(writes nothing; exit 0 when equal, 1 when not)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="--check-probe: the results file whose probe to compare with (default: --out's .json)")
     _report.add_output_args(parser, "weights_reproduce")
     args = parser.parse_args(argv)
     if args.render_only:
         return _report.render_only(args.out, render)
+    if args.check_probe:
+        return _check_probe(parser, args)
     if not args.fresh:
         parser.error("give at least one --fresh NAME=PATH")
     try:
@@ -240,12 +297,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"weights_reproduce: {err}", file=sys.stderr)
         return 2
     res = {"provenance": _report.provenance(__file__, argv), "rows": rows, "notes": _report.read_notes(args.notes)}
+    if args.probe:
+        try:
+            with tempfile.TemporaryDirectory(prefix="vip-rl-probe-") as scratch:
+                res["probe"] = run_probe(Path(scratch) / "probe")
+        except (RuntimeError, FileNotFoundError, ValueError) as err:
+            print(f"weights_reproduce: {err}", file=sys.stderr)
+            return 2
+        print(f"[weights_reproduce] probe: tensors SHA-256 {res['probe']['sha256']}", flush=True)
     if earlier is not None:
         merge(res, earlier)
         if res["notes"] is None:
             res["notes"] = earlier.get("notes")
+        if "probe" not in res and earlier.get("probe"):
+            res["probe"] = earlier["probe"]
+            _report.add_part(res["provenance"], "probe", earlier["provenance"])
     _report.write(args.out, res, render(res))
     return 0
+
+
+def _check_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--check-probe``: the probe here against the digest the reference results file recorded."""
+    if args.fresh or args.again or args.probe or args.merge:
+        parser.error("--check-probe runs alone: no --fresh, --again, --probe or --merge")
+    reference = args.reference if args.reference is not None else Path(args.out).with_suffix(".json")
+    try:
+        recorded = _report.read(reference)
+    except (OSError, ValueError) as err:
+        parser.error(f"--reference {reference}: not a readable results file of this script ({err})")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("probe"), dict) or "sha256" not in recorded["probe"]:
+        parser.error(f"--reference {reference}: records no probe (run --fresh ... --probe on a machine that reproduces the bundled files)")
+    try:
+        with tempfile.TemporaryDirectory(prefix="vip-rl-probe-") as scratch:
+            here = run_probe(Path(scratch) / "probe")
+    except (RuntimeError, FileNotFoundError, ValueError) as err:
+        print(f"weights_reproduce: {err}", file=sys.stderr)
+        return 2
+    theirs = recorded["probe"]
+    same = here["sha256"] == theirs["sha256"] and here["steps"] == theirs["steps"]
+    print(f"probe here ({here['cpu_model'] or 'CPU not named'}): {here['sha256']}\n"
+          f"recorded by {reference} ({theirs.get('cpu_model') or 'CPU not recorded'}): {theirs['sha256']}\n"
+          + ("the same: this machine trains the recipe's numerics of that file's rows" if same else
+             "different: this machine trains other draws of the recipe than that file's rows (notes/weights_reproduce.md)"))
+    return 0 if same else 1
 
 
 if __name__ == "__main__":

@@ -108,3 +108,65 @@ def test_a_second_fresh_run_is_compared_with_the_first_and_the_digest_ignores_th
     assert "--again ['other']: give the first run of each with --fresh NAME=PATH" in capsys.readouterr().err
     assert bench.main([*base, "--again", f"enc={tmp_path / 'missing.safetensors'}"]) == 2
     assert re.search("again weights .*missing.safetensors not found", capsys.readouterr().err)
+
+
+def test_the_probe_trains_vip_sims_recipe_briefly_and_names_a_failure(benchmark_module, tmp_path):
+    """run_probe runs the recipe cut to PROBE_STEPS in a new process and digests what it wrote; a failed command is
+    named with its exit status and the end of its stderr."""
+    import subprocess
+
+    bench = benchmark_module("weights_reproduce")
+    seen = []
+
+    def runner(command, **kwargs):
+        seen.append(command)
+        out = tmp_path / "probe" / "final"
+        _write(out, "vip-sim", {"a": np.arange(3, dtype=np.float32)})
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    probe = bench.run_probe(tmp_path / "probe", runner=runner)
+    (command,) = seen
+    assert command[1:8] == ["-m", "vip_rl.weights_recipe", "--only", "vip-sim", "--steps", str(bench.PROBE_STEPS), "--no-export"]
+    assert command[-2:] == ["--out", str(tmp_path / "probe")]
+    assert probe["sha256"] == bench.tensor_digest(tmp_path / "probe" / "final" / "vip-sim.safetensors")
+    assert probe["steps"] == 300 and probe["command"].startswith("python -m vip_rl.weights_recipe --only vip-sim --steps 300")
+    failing = lambda command, **kwargs: subprocess.CompletedProcess(command, 2, "", "Traceback\nValueError: bad videos\n")
+    with pytest.raises(RuntimeError, match="failed with exit status 2: .*ValueError: bad videos"):
+        bench.run_probe(tmp_path / "other", runner=failing)
+
+
+def test_the_probe_is_recorded_kept_on_merge_and_checked(benchmark_module, tmp_path, monkeypatch, capsys):
+    """--probe records the probe's digest beside the rows (a merge without --probe keeps it, naming its run);
+    --check-probe compares this machine's probe with it: exit 0 when equal, 1 when not, and writes nothing."""
+    bench = benchmark_module("weights_reproduce")
+    weights = {"a": np.ones(2, np.float32)}
+    bundled = tmp_path / "bundled"
+    _write(bundled, "one", weights)
+    fresh = _write(tmp_path / "f1", "one", weights)
+    digests = iter(["d" * 64, "d" * 64, "e" * 64])
+    monkeypatch.setattr(bench, "run_probe", lambda out_dir: {"steps": 300, "command": "python -m ... DIR",
+                                                              "sha256": next(digests), "cpu_model": "Example CPU 7000"})
+    out = tmp_path / "report"
+    assert bench.main(["--fresh", f"one={fresh}", "--bundled-dir", str(bundled), "--probe", "--out", str(out)]) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["probe"]["sha256"] == "d" * 64
+    assert "## Machine probe" in out.with_suffix(".md").read_text() and "Example CPU 7000" in out.with_suffix(".md").read_text()
+    later = tmp_path / "later"
+    assert bench.main(["--fresh", f"one={fresh}", "--bundled-dir", str(bundled), "--merge", str(out.with_suffix(".json")),
+                       "--out", str(later)]) == 0
+    kept = json.loads(later.with_suffix(".json").read_text())
+    assert kept["probe"]["sha256"] == "d" * 64 and any(p["part"] == "probe" for p in kept["provenance"]["parts"])
+    before = sorted(tmp_path.iterdir())
+    assert bench.main(["--check-probe", "--reference", str(out.with_suffix(".json"))]) == 0
+    assert "the same: this machine trains" in capsys.readouterr().out
+    assert bench.main(["--check-probe", "--reference", str(out.with_suffix(".json"))]) == 1
+    assert "different: this machine trains other draws" in capsys.readouterr().out
+    assert sorted(tmp_path.iterdir()) == before
+    bare = tmp_path / "bare"
+    assert bench.main(["--fresh", f"one={fresh}", "--bundled-dir", str(bundled), "--out", str(bare)]) == 0
+    with pytest.raises(SystemExit, match="^2$"):
+        bench.main(["--check-probe", "--reference", str(bare.with_suffix(".json"))])
+    assert "records no probe" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="^2$"):
+        bench.main(["--check-probe", "--fresh", f"one={fresh}"])
+    assert "--check-probe runs alone" in capsys.readouterr().err
