@@ -61,6 +61,10 @@ ROOT = _report.ROOT
 PROBE_JOINTS = {"OpenDrawer": ("drawer",), "SlideDoor": ("door",), "PressButton": ("button",),
                 "PushBlock": ("block_x", "block_y"), "PickPlace": ("block_x", "block_y", "block_z")}
 PROBE_KINDS = ("expert", "noisy", "play", "goal_pose_detour")
+#: probe: the reference column that reads the joints from the true gripper state (the first GRIPPER_STATE entries of
+#: ``vip_envs.STATE_LABELS``: end-effector position and velocity, the two fingers) instead of an embedding (session 36)
+GRIPPER_STATE = 8
+GRIPPER_COLUMN = "the true gripper state"
 #: findings appended to the report (edit there, then ``--render-only``)
 NOTES = ROOT / "benchmarks" / "notes" / "shortcut.md"
 FIT_TASKS = ("OpenDrawer", "CloseDrawer", "SlideDoor", "PressButton")
@@ -136,7 +140,9 @@ def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: i
           mlp_steps: int = 3000) -> dict[str, Any]:
     """Per :data:`PROBE_JOINTS` task: held-out R^2 of the object joints read by the vip-sim CNN trained supervised
     from scratch (``steps`` steps) and by ridge regression and a small MLP (``mlp_steps`` steps) on each bundled (and a
-    random) encoder's embedding, and on each ``extra`` encoder's (column name -> bundled name or checkpoint path)."""
+    random) encoder's embedding, and on each ``extra`` encoder's (column name -> bundled name or checkpoint path).
+    The last column, :data:`GRIPPER_COLUMN`, reads the joints from the simulator's own gripper state instead of an
+    embedding (:data:`GRIPPER_STATE`): how much of each joint is a function of where the arm is."""
     import torch.nn.functional as F
     import vip_envs
     from vip_rl.encoders.backbones import SmallCNN
@@ -145,14 +151,17 @@ def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: i
     out: dict[str, Any] = {}
     for task, joints in PROBE_JOINTS.items():
         cols = [list(vip_envs.STATE_LABELS).index(j) for j in joints]
-        frames, targets = [], []
+        frames, targets, grippers = [], [], []
         for kind in PROBE_KINDS:
             for e in _read(data_dir / f"{task}_{kind}_gripper.h5"):
                 frames.append(e.frames["front"])
                 targets.append(e.states[:, cols])
+                grippers.append(e.states[:, :GRIPPER_STATE])
         x, y = np.concatenate(frames), np.concatenate(targets).astype(np.float32)
         ex = np.concatenate([e.frames["front"] for e in eval_eps[task]])
         ey = np.concatenate([e.states[:, cols] for e in eval_eps[task]]).astype(np.float32)
+        g = np.concatenate(grippers).astype(np.float32)
+        eg = np.concatenate([e.states[:, :GRIPPER_STATE] for e in eval_eps[task]]).astype(np.float32)
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         net = SmallCNN(len(cols), image_size=ref.image_size, channels=ref.config["cnn_channels"])
@@ -176,6 +185,8 @@ def probe(data_dir: Path, eval_eps: dict[str, list[Any]], *, steps: int, seed: i
                 ez = enc.encode_images(ex).cpu().numpy()
             row[f"linear_r2 {name}"] = _r2(_ridge(z, y[sub], ez), ey)
             row[f"mlp_r2 {name}"] = _r2(_mlp_readout(z, y[sub], ez, seed=seed, steps=mlp_steps), ey)
+        row[f"linear_r2 {GRIPPER_COLUMN}"] = _r2(_ridge(g[sub], y[sub], eg), ey)
+        row[f"mlp_r2 {GRIPPER_COLUMN}"] = _r2(_mlp_readout(g[sub], y[sub], eg, seed=seed, steps=mlp_steps), ey)
         out[task] = row
         print(f"[probe] {task}: supervised CNN R2 {row['supervised_cnn_r2']:.3f}, linear on vip-sim {row['linear_r2 vip-sim']:.3f}", flush=True)
     return out

@@ -56,3 +56,43 @@ def test_the_decoy_table_reads_each_encoders_apparent_steps_beside_the_experts(b
     del res["decoy"]["OpenDrawer"]["apparent_steps"]  # a table measured before the column
     table = shortcut.to_markdown(res).split("## How far is the decoy really?")[1].split("## Findings")[0]
     assert "| close 64 px |\n" in table and "apparent steps" not in table
+
+
+@pytest.mark.slow
+def test_probe_reads_the_joints_from_the_true_gripper_state_too(benchmark_module, monkeypatch, tmp_path):
+    """The probe's reference column regresses each joint on the simulator's gripper state (not on an embedding): a
+    joint that moves only under the gripper, like a spring button pressed by it, is read there; one that keeps its
+    state after the gripper leaves, like a drawer, is not."""
+    import types
+
+    import numpy as np
+    import torch
+
+    shortcut = benchmark_module("shortcut")
+    rng = np.random.default_rng(0)
+
+    def episode(n):
+        states = np.zeros((n, 21), np.float32)
+        states[:, :3] = rng.uniform(-1, 1, (n, 3))
+        states[:, 10] = np.maximum(0.0, 0.5 - np.abs(states[:, 0]))  # button: pressed only under the gripper
+        states[:, 8] = rng.uniform(0, 1)  # drawer: one state per episode, whatever the gripper does
+        return types.SimpleNamespace(frames={"front": rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)}, states=states)
+
+    monkeypatch.setattr(shortcut, "_read", lambda path: [episode(40) for _ in range(6)])  # each training file
+    monkeypatch.setattr(shortcut, "PROBE_JOINTS", {"PressButton": ("button",), "OpenDrawer": ("drawer",)})
+
+    class Twin(torch.nn.Module):
+        image_size, config = 32, {"cnn_channels": [4, 4, 4, 4]}
+
+        def preprocess(self, x):
+            return x.permute(0, 3, 1, 2).float() / 255.0
+
+        def encode_images(self, x):
+            return torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(len(x), -1)[:, :8]
+
+    monkeypatch.setattr(shortcut, "_encoders", lambda extra=None: {"vip-sim": Twin()})
+    out = shortcut.probe(tmp_path, {"PressButton": [episode(60)], "OpenDrawer": [episode(60)]}, steps=2, seed=0, mlp_steps=400)
+    column = shortcut.GRIPPER_COLUMN
+    assert out["PressButton"][f"mlp_r2 {column}"] > 0.8 > out["PressButton"][f"linear_r2 {column}"]
+    assert out["OpenDrawer"][f"mlp_r2 {column}"] < 0.3 and out["OpenDrawer"][f"linear_r2 {column}"] < 0.3
+    assert f"linear on {column}" in shortcut.to_markdown({"provenance": {"command": "x"}, "probe": out})
