@@ -337,7 +337,7 @@ def _check_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
     same = here["sha256"] == theirs["sha256"] and here["steps"] == theirs["steps"]
     print(f"probe here ({here['cpu_model'] or 'CPU not named'}): {here['sha256']}\n"
           f"recorded by {reference} ({theirs.get('cpu_model') or 'CPU not recorded'}): {theirs['sha256']}\n"
-          + ("the same: this machine trains the recipe's numerics of that file's rows" if same else
+          + ("the same: this machine trains with the numerics of the machine that measured that file's rows" if same else
              "different: this machine trains other draws of the recipe than that file's rows (notes/weights_reproduce.md)"))
     return 0 if same else 1
 

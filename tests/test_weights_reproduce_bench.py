@@ -158,7 +158,7 @@ def test_the_probe_is_recorded_kept_on_merge_and_checked(benchmark_module, tmp_p
     assert kept["probe"]["sha256"] == "d" * 64 and any(p["part"] == "probe" for p in kept["provenance"]["parts"])
     before = sorted(tmp_path.iterdir())
     assert bench.main(["--check-probe", "--reference", str(out.with_suffix(".json"))]) == 0
-    assert "the same: this machine trains" in capsys.readouterr().out
+    assert "the same: this machine trains with the numerics" in capsys.readouterr().out
     assert bench.main(["--check-probe", "--reference", str(out.with_suffix(".json"))]) == 1
     assert "different: this machine trains other draws" in capsys.readouterr().out
     assert sorted(tmp_path.iterdir()) == before
