@@ -238,8 +238,11 @@ def render(res: dict[str, Any]) -> str:
                          + (f"; tensors SHA-256 `{r['fresh_sha256']}`" if r.get("fresh_sha256") else ""))
     probe = res.get("probe")
     if probe:
+        kept = any(part.get("part") == "probe" for part in res["provenance"].get("parts", []))
+        where = ("the run the list of kept parts names for it" if kept else
+                 "the command at the top of this file, beside the rows it measured")
         lines += ["", "## Machine probe", "",
-                  f"On the machine that measured the rows above ({probe.get('cpu_model') or 'CPU not recorded'}), "
+                  f"Measured by {where}, on {probe.get('cpu_model') or 'a CPU not recorded'}: "
                   f"`{probe['command']}` ({probe['steps']} steps of vip-sim's recipe, in a fresh folder) writes tensors "
                   f"of SHA-256 `{probe['sha256']}`. `python benchmarks/weights_reproduce.py --check-probe` trains it on "
                   "another machine and compares: the same digest says that machine's numerics are these (its `make "
