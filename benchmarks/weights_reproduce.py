@@ -19,8 +19,9 @@ in a fresh process: about two minutes) and records its tensors' SHA-256 beside t
 on this machine and compares it with the digest a results file recorded (nothing is written; exit 0 when equal, 1
 when not): whether this machine's numerics are those of the machine whose rows the file holds, before an hour of
 ``make weights``. Sessions 35-36: the recipe gave the bundled files back on one machine and not on another, and on
-session 36's machine MKL held to its AVX2 kernels changed both the full vip-sim run and the probe, while settings that
-left the full run alone (ATen's or oneDNN's AVX2 kernels) left the probe alone too.
+session 36's machine MKL held to its AVX2 kernels changed both the full vip-sim run and the probe, while ATen's AVX2
+kernels, which left the full run alone, left the probe alone too. The probe only trains: ATen's kernels, which part
+td-sim's planner rounds (MPPI), are not in it.
 
 Usage:
   .venv/bin/python benchmarks/weights_reproduce.py --fresh vip-sim=runs/s17vip/final/vip-sim.safetensors \\
@@ -29,7 +30,7 @@ Usage:
       --merge benchmarks/results/weights_reproduce.json     # one more row; the other encoders' rows are kept
   .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors \\
       --again td-sim=runs/fresh2/final/td-sim.safetensors --merge benchmarks/results/weights_reproduce.json
-  .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors --probe \
+  .venv/bin/python benchmarks/weights_reproduce.py --fresh td-sim=runs/fresh/final/td-sim.safetensors --probe \\
       --merge benchmarks/results/weights_reproduce.json     # and record this machine's probe digest
   .venv/bin/python benchmarks/weights_reproduce.py --check-probe   # does this machine train what that one trained?
   .venv/bin/python benchmarks/weights_reproduce.py --render-only
