@@ -53,9 +53,10 @@ another width and draw; its later stages inherit them, its trunk source does not
 
 Everything is seeded, each bundled encoder's draw is part of its recipe (:data:`DRAWS`), and the recipe trains on one
 torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently and parts the runs), so a run is
-deterministic on one machine, and across machines whose MKL runs the same code branch (session 36; an AMD CPU trained
-other draws in session 35; ``benchmarks/weights_reproduce.py --check-probe`` tells in two minutes): two runs of td-sim's recipe from nothing wrote the same tensors (session 26; so did three runs on the
-draw-0 trunk that sessions 21-22 ran; the SHA-256 is in ``benchmarks/results/weights_reproduce.md``), and the bundled
+deterministic on one machine, and across machines that run the same CPU math paths (session 36: MKL's code branch parts
+the training, PyTorch's vectorised kernels the planner rounds; an AMD CPU trained other draws in session 35;
+``benchmarks/weights_reproduce.py --check-probe`` tells in two minutes): two runs of td-sim's recipe from nothing wrote
+the same tensors (session 26; so did three runs on the draw-0 trunk that sessions 21-22 ran; the SHA-256 is in ``benchmarks/results/weights_reproduce.md``), and the bundled
 td-sim is this module's run of its draw (sessions 27 and 30; session 33's stages 5-6 with the colour gains were
 trained on from session 30's stage 4 and exported, and a run from nothing gave the same tensors). The bundled vip-sim
 is this module's run of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and
@@ -208,9 +209,10 @@ TRUNKS: dict[str, tuple[str, int]] = {"td-sim": ("vip-sim", 3)}
 #: Torch threads the recipe trains with (``main`` sets them). Floating-point sums split over another number of threads
 #: round differently, and over 12000 steps the runs part: td-sim's first stage with 2 threads ended up to 0.24 from
 #: the same seed with 1 in a weight (its loss differed from step 20). One thread is what the shipped draw was trained
-#: with, and it gives the same weights on any machine whose MKL runs the same code branch (session 36: MKL's branch
-#: parts the runs, PyTorch's own and oneDNN's kernels do not; the bundled files came from MKL's AVX-512 branch on an
-#: Intel Xeon; ``benchmarks/weights_reproduce.py --check-probe`` tells a machine in two minutes).
+#: with, and it gives the same weights on any machine with the same CPU math paths (session 36: MKL's code branch parts
+#: the training and PyTorch's own vectorised kernels part the planner rounds' MPPI, oneDNN's do not; the bundled files
+#: came from MKL's AVX-512 branch and ATen's AVX-512 kernels on an Intel Xeon; ``benchmarks/weights_reproduce.py
+#: --check-probe`` tells a machine in two minutes).
 RECIPE_THREADS = 1
 
 #: td-sim's embedding width since session 30 (64 before, as :data:`_TDIST`). On the dev seeds 100-139 (sessions 28-29,
