@@ -56,7 +56,8 @@ torch thread (:data:`RECIPE_THREADS`: another thread count rounds differently an
 deterministic on one machine, and across machines that run the same CPU math paths (session 36: MKL's code branch parts
 the training, PyTorch's vectorised kernels the planner rounds; an AMD CPU trained other draws in session 35;
 ``benchmarks/weights_reproduce.py --check-probe`` tells in two minutes): two runs of td-sim's recipe from nothing wrote
-the same tensors (session 26; so did three runs on the draw-0 trunk that sessions 21-22 ran; the SHA-256 is in ``benchmarks/results/weights_reproduce.md``), and the bundled
+the same tensors (session 26; so did three runs on the draw-0 trunk that sessions 21-22 ran; the SHA-256 is in
+``benchmarks/results/weights_reproduce.md``), and the bundled
 td-sim is this module's run of its draw (sessions 27 and 30; session 33's stages 5-6 with the colour gains were
 trained on from session 30's stage 4 and exported, and a run from nothing gave the same tensors). The bundled vip-sim
 is this module's run of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and
