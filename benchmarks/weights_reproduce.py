@@ -302,11 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     res = {"provenance": _report.provenance(__file__, argv), "rows": rows, "notes": _report.read_notes(args.notes)}
     if args.probe:
-        try:
-            with tempfile.TemporaryDirectory(prefix="vip-rl-probe-") as scratch:
-                res["probe"] = run_probe(Path(scratch) / "probe")
-        except (RuntimeError, FileNotFoundError, ValueError) as err:
-            print(f"weights_reproduce: {err}", file=sys.stderr)
+        res["probe"] = _probe_in_scratch()
+        if res["probe"] is None:
             return 2
         print(f"[weights_reproduce] probe: tensors SHA-256 {res['probe']['sha256']}", flush=True)
     if earlier is not None:
@@ -320,6 +317,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _probe_in_scratch() -> dict[str, Any] | None:
+    """:func:`run_probe` in a temporary folder (a fresh one: the recipe resumes what it finds); None after naming the
+    failure on stderr."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="vip-rl-probe-") as scratch:
+            return run_probe(Path(scratch) / "probe")
+    except (RuntimeError, FileNotFoundError, ValueError) as err:
+        print(f"weights_reproduce: {err}", file=sys.stderr)
+        return None
+
+
 def _check_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``--check-probe``: the probe here against the digest the reference results file recorded."""
     if args.fresh or args.again or args.probe or args.merge:
@@ -331,11 +339,8 @@ def _check_probe(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         parser.error(f"--reference {reference}: not a readable results file of this script ({err})")
     if not isinstance(recorded, dict) or not isinstance(recorded.get("probe"), dict) or "sha256" not in recorded["probe"]:
         parser.error(f"--reference {reference}: records no probe (run --fresh ... --probe on a machine that reproduces the bundled files)")
-    try:
-        with tempfile.TemporaryDirectory(prefix="vip-rl-probe-") as scratch:
-            here = run_probe(Path(scratch) / "probe")
-    except (RuntimeError, FileNotFoundError, ValueError) as err:
-        print(f"weights_reproduce: {err}", file=sys.stderr)
+    here = _probe_in_scratch()
+    if here is None:
         return 2
     theirs = recorded["probe"]
     same = here["sha256"] == theirs["sha256"] and here["steps"] == theirs["steps"]

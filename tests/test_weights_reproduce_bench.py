@@ -170,3 +170,20 @@ def test_the_probe_is_recorded_kept_on_merge_and_checked(benchmark_module, tmp_p
     with pytest.raises(SystemExit, match="^2$"):
         bench.main(["--check-probe", "--fresh", f"one={fresh}"])
     assert "--check-probe runs alone" in capsys.readouterr().err
+
+
+def test_a_failed_probe_is_one_line_and_nothing_is_written(benchmark_module, tmp_path, monkeypatch, capsys):
+    bench = benchmark_module("weights_reproduce")
+    weights = {"a": np.ones(2, np.float32)}
+    _write(tmp_path / "bundled", "one", weights)
+    fresh = _write(tmp_path / "f1", "one", weights)
+
+    def fail(out_dir):
+        raise RuntimeError("the probe `python -m ...` failed with exit status 2: ValueError: bad videos")
+
+    monkeypatch.setattr(bench, "run_probe", fail)
+    out = tmp_path / "report"
+    assert bench.main(["--fresh", f"one={fresh}", "--bundled-dir", str(tmp_path / "bundled"), "--probe", "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("weights_reproduce: the probe") and line.endswith("ValueError: bad videos")
+    assert not out.with_suffix(".json").exists() and not out.with_suffix(".md").exists()
