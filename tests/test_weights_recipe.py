@@ -563,3 +563,24 @@ def test_parse_overrides_reads_each_field_as_its_type():
     assert wr.parse_overrides(["cnn_channels=none"]) == {"cnn_channels": None}  # a field that may be None
     with pytest.raises(ValueError, match=r"head_hidden takes a tuple\[int, \.\.\.\]"):
         wr.parse_overrides(["head_hidden=none"])
+
+
+def test_overrides_are_checked_against_the_config_they_change():
+    # td-sim's config is a tdist one, so its reconstruction term is a valid override there and not on a VIP config
+    assert wr.parse_overrides(["recon_weight=5", "recon_focus=0.9"], wr.CONFIGS["td-sim"]) == {
+        "recon_weight": 5.0, "recon_focus": 0.9}
+    with pytest.raises(ValueError, match="needs objective='tdist'"):
+        wr.parse_overrides(["recon_weight=5"], wr.CONFIGS["vip-sim"])
+
+
+def test_set_on_td_sim_takes_a_tdist_only_field(tmp_path, monkeypatch):
+    seen = {}
+
+    def stop(*args, **kwargs):  # the usage checks passed: record the overrides main parsed and stop before collecting
+        raise SystemExit(0)
+
+    monkeypatch.setattr(wr, "collect_data", stop)
+    monkeypatch.setattr(wr, "_run", lambda args: seen.update(args.overrides) or stop())
+    with pytest.raises(SystemExit, match="^0$"):
+        wr.main(["--only", "td-sim", "--set", "recon_weight=5", "--no-export", "--out", str(tmp_path)])
+    assert seen == {"recon_weight": 5.0}

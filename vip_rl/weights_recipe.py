@@ -797,10 +797,11 @@ def _first_config(name: str, args: argparse.Namespace) -> PretrainConfig:
     return dataclasses.replace(config, **args.overrides) if args.overrides and name in args.only else config
 
 
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``--set KEY=VALUE`` items as :class:`~vip_rl.pretrain.PretrainConfig` overrides. ``VALUE`` is read as the
-    field's type: a comma-separated tuple of numbers for a tuple field (``none`` where the field may be None), else its
-    default's type (int, float, bool as true/false, str).
+def parse_overrides(items: Sequence[str], base: PretrainConfig | None = None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as :class:`~vip_rl.pretrain.PretrainConfig` overrides of ``base`` (the config they
+    will change, whose own checks they must pass: td-sim's ``recon_weight`` needs its ``objective='tdist'``; default
+    ``PretrainConfig()``). ``VALUE`` is read as the field's type: a comma-separated tuple of numbers for a tuple field
+    (``none`` where the field may be None), else its default's type (int, float, bool as true/false, str).
 
     Raises:
         ValueError: an item without ``=``, a key that is no config field, or a value of the wrong type.
@@ -832,7 +833,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         except ValueError as err:
             raise ValueError(f"--set {item!r}: {key} takes a {kind} ({err})") from None
         out[key] = value
-    dataclasses.replace(defaults, **out)  # the config's own checks (ranges) name a bad value now, not an hour in
+    dataclasses.replace(defaults if base is None else base, **out)  # the config's checks name a bad value now, not an hour in
     return out
 
 
@@ -1077,7 +1078,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.from_stage is not None or args.text_fit_only:
             parser.error("--set trains the full recipe: it cannot be combined with --from-stage or --text-fit-only")
         try:
-            args.overrides = parse_overrides(args.set)
+            args.overrides = parse_overrides(args.set, CONFIGS[args.only[0]])
         except ValueError as err:
             parser.error(str(err))
     default_mujoco_gl()
