@@ -223,7 +223,8 @@ def test_tdist_with_text_tower_trains_the_projection_only_from_goal_frames(tmp_p
      ({"random_goal_prob": 1.5}, "random_goal_prob"), ({"head_hidden": (16,), "arch": "resnet18"}, "head_hidden"),
      ({"recon_weight": -1.0}, "recon_weight must be >= 0"), ({"recon_weight": 1.0, "objective": "vip"}, "needs objective='tdist'"),
      ({"recon_focus": 0.5}, r"recon_focus must be in \[0, 1\] and needs recon_weight > 0"),
-     ({"recon_weight": 1.0, "recon_focus": 1.5}, r"recon_focus must be in \[0, 1\]")],
+     ({"recon_weight": 1.0, "recon_focus": 1.5}, r"recon_focus must be in \[0, 1\]"),
+     ({"recon_full_size": True}, "recon_full_size needs recon_weight > 0")],
 )
 def test_tdist_config_is_checked(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -263,6 +264,9 @@ def test_cli_passes_the_focused_reconstruction_on(tmp_path: Path, capsys: pytest
         cli([*common, "--out", str(tmp_path / "bad"), "--recon-focus", "0.5"])  # without --recon-weight
     assert "recon_focus must be in [0, 1] and needs recon_weight > 0" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    assert cli([*common, "--out", str(tmp_path / "full"), "--recon-weight", "1", "--recon-full-size"]) == 0
+    state = torch.load(tmp_path / "full" / CHECKPOINT_FILE, weights_only=True)
+    assert '"recon_full_size": true' in state["pretrain_config"] and state["decoder"]["net.7.weight"].shape == (16, 3, 4, 4)
 
 
 def test_geometric_sampler_swaps_final_goals_within_a_group_and_marks_next_is_goal() -> None:
@@ -329,6 +333,44 @@ def test_focused_recon_loss_matches_plain_transcription() -> None:
     assert recon_loss(decoded, pixels, same, 1.0).item() == pytest.approx(corner.item(), rel=1e-5)
     with pytest.raises(ValueError, match="recon_loss with focus > 0 needs the first frames"):
         recon_loss(decoded, pixels, None, 0.5)
+
+
+def test_full_size_recon_loss_matches_plain_transcription() -> None:
+    from vip_rl.pretrain import ReconDecoder, recon_loss
+
+    g = torch.Generator().manual_seed(2)
+    decoded, pixels, first = (torch.randn(2, 3, 4, 4, generator=g) for _ in range(3))
+    weighted = changes = plain = 0.0
+    for b in range(2):
+        for i in range(4):
+            for j in range(4):
+                error = [(float(decoded[b, c, i, j]) - float(pixels[b, c, i, j])) ** 2 for c in range(3)]
+                change = sum(abs(float(pixels[b, c, i, j]) - float(first[b, c, i, j])) for c in range(3)) / 3
+                weighted += change * sum(error) / 3
+                changes += change
+                plain += sum(error)
+    plain /= 2 * 3 * 4 * 4
+    assert recon_loss(decoded, pixels).item() == pytest.approx(plain, rel=1e-5)  # same side: no pooling
+    assert recon_loss(decoded, pixels, first, 0.5).item() == pytest.approx(0.5 * plain + 0.5 * weighted / changes, rel=1e-5)
+    with pytest.raises(ValueError, match=r"decodes at the frames' side or half of it, got \(2, 3, 4, 4\) for frames \(2, 3, 16, 16\)"):
+        recon_loss(decoded, torch.zeros(2, 3, 16, 16))
+    z = torch.zeros(5, 8)
+    assert ReconDecoder(8, 32)(z).shape == (5, 3, 16, 16)
+    assert ReconDecoder(8, 32, full_size=True)(z).shape == (5, 3, 32, 32)
+
+
+@pytest.mark.slow
+def test_tdist_full_size_recon_trains_its_larger_decoder(tmp_path: Path) -> None:
+    import csv
+
+    config = _tiny_tdist(recon_weight=1.0, recon_focus=0.5, recon_full_size=True, image_size=32, steps=20, log_every=10,
+                         eval_every=0, ckpt_every=0)
+    pretrain(config, _synthetic(), out_dir=tmp_path, progress=False)
+    with open(tmp_path / "log.csv") as handle:
+        recon = [float(r["value"]) for r in csv.DictReader(handle) if r["tag"] == "train/recon_loss"]
+    assert len(recon) == 2 and all(np.isfinite(recon)) and recon[-1] < recon[0]
+    decoder = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)["decoder"]
+    assert decoder["net.5.weight"].shape == (32, 16, 4, 4) and decoder["net.7.weight"].shape == (16, 3, 4, 4)
 
 
 def test_geometric_sampler_gives_each_tuple_its_videos_first_frame_as_o0() -> None:

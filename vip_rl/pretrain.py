@@ -205,6 +205,10 @@ class PretrainConfig:
     video's first frame, in [0, 1]; 0 = the plain mean squared error. The rest of the weight stays uniform; the focused
     part weighs each pixel's error by how much it changed (:func:`recon_loss`). A plain error is dominated by what covers
     many pixels (table, arm, distractors), and the button and the switch are about 10 of 4096 pixels at 64 px."""
+    recon_full_size: bool = False
+    """tdist with ``recon_weight > 0``: decode each frame at the input side instead of half of it (one more transposed
+    convolution; the error is taken on the unpooled pixels). At half the side of 64 px, PushBlock's block covers about
+    two pooled pixels."""
     seed: int = 0
     """Seed of the initialisation, the data stream and the negatives."""
 
@@ -266,6 +270,8 @@ class PretrainConfig:
         if not 0.0 <= float(self.recon_focus) <= 1.0 or (float(self.recon_focus) > 0 and float(self.recon_weight) == 0):
             raise ValueError(f"recon_focus must be in [0, 1] and needs recon_weight > 0 when > 0, got {self.recon_focus!r} "
                              f"with recon_weight={self.recon_weight!r}")
+        if self.recon_full_size and float(self.recon_weight) == 0:
+            raise ValueError("recon_full_size needs recon_weight > 0 (it sets the side the reconstruction decodes)")
         if self.cnn_channels is not None and (not self.cnn_channels or any(int(c) <= 0 for c in self.cnn_channels)):
             raise ValueError(f"cnn_channels must be None or positive ints, got {self.cnn_channels!r}")
 
@@ -441,18 +447,22 @@ def evaluate(encoder: Encoder, videos: Sequence[Any], *, groups: Sequence[Any] |
 # --------------------------------------------------------------------------------------------
 class ReconDecoder(nn.Module):
     """The auxiliary pixel decoder of ``recon_weight``: embedding ``[B, D]`` -> frame ``[B, 3, S/2, S/2]`` (preprocessed
-    pixel space), a linear map to 64 x S/16 x S/16 and three stride-2 transposed convolutions."""
+    pixel space), a linear map to 64 x S/16 x S/16 and three stride-2 transposed convolutions; ``full_size``
+    (``recon_full_size``): ``[B, 3, S, S]``, with a fourth (32 -> 16 channels before the last)."""
 
-    def __init__(self, embed_dim: int, image_size: int) -> None:
+    def __init__(self, embed_dim: int, image_size: int, full_size: bool = False) -> None:
         super().__init__()
         if image_size % 16:
             raise ValueError(f"recon_weight needs an image_size divisible by 16, got {image_size}")
         self.side = image_size // 16
         self.fc = nn.Linear(embed_dim, 64 * self.side * self.side)
+        last = [nn.ReLU(), nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.ReLU(),
+                nn.ConvTranspose2d(16, 3, 4, stride=2, padding=1)] if full_size else [
+            nn.ReLU(), nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1)]
         self.net = nn.Sequential(
             nn.ReLU(), nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1),
             nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
-            nn.ReLU(), nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1),
+            *last,
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -460,19 +470,24 @@ class ReconDecoder(nn.Module):
 
 
 def recon_loss(decoded: torch.Tensor, pixels: torch.Tensor, first: torch.Tensor | None = None, focus: float = 0.0) -> torch.Tensor:
-    """Squared error between ``decoded`` ``[B, 3, S/2, S/2]`` and ``pixels`` ``[B, 3, S, S]`` average-pooled 2x2.
+    """Squared error between ``decoded`` ``[B, 3, S/2, S/2]`` and ``pixels`` ``[B, 3, S, S]`` average-pooled 2x2 (a
+    ``decoded`` of side S, ``recon_full_size``: the pixels themselves; in both, ``first`` is pooled as ``pixels``).
 
     ``focus = 0``: the mean. Else ``(1 - focus) * mean + focus * sum(c * e) / sum(c)``, with ``e`` the squared error per
     pooled pixel (mean over channels) and ``c`` how much that pixel changed from ``first`` (the videos' first frames,
     same shape as ``pixels``): ``|pool(pixels) - pool(first)|``, mean over channels, over the whole batch.
     """
-    target = F.avg_pool2d(pixels, 2)
+    if pixels.shape[-1] not in (decoded.shape[-1], 2 * decoded.shape[-1]):
+        raise ValueError(f"recon_loss decodes at the frames' side or half of it, got {tuple(decoded.shape)} for frames "
+                         f"{tuple(pixels.shape)}")
+    pool = 1 if pixels.shape[-1] == decoded.shape[-1] else 2
+    target = F.avg_pool2d(pixels, pool) if pool > 1 else pixels
     error = (decoded - target) ** 2
     if focus == 0.0:
         return error.mean()
     if first is None:
         raise ValueError("recon_loss with focus > 0 needs the first frames")
-    change = (target - F.avg_pool2d(first, 2)).abs().mean(1)  # [B, S/2, S/2]
+    change = (target - (F.avg_pool2d(first, pool) if pool > 1 else first)).abs().mean(1)  # [B, side, side]
     focused = (change * error.mean(1)).sum() / change.sum().clamp(min=1e-6)
     return (1.0 - focus) * error.mean() + focus * focused
 
@@ -821,7 +836,7 @@ def pretrain(
         if config.recon_weight > 0:
             with torch.random.fork_rng(devices=[]):  # seeded, and the global stream stays as it was
                 torch.manual_seed(config.seed)
-                decoder = ReconDecoder(encoder.embed_dim, encoder.image_size).to(device)
+                decoder = ReconDecoder(encoder.embed_dim, encoder.image_size, config.recon_full_size).to(device)
         params = [p for p in encoder.parameters() if p.requires_grad] + (list(decoder.parameters()) if decoder is not None else [])
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay) if config.weight_decay else torch.optim.Adam(params, lr=config.lr)
         start_step = 0
@@ -1198,6 +1213,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--recon-focus", type=float, default=defaults.recon_focus,
                         help="tdist with --recon-weight: share of that loss on the pixels that changed since the video's "
                              "first frame, in [0, 1] (0: a plain mean squared error)")
+    parser.add_argument("--recon-full-size", action="store_true",
+                        help="tdist with --recon-weight: decode each frame at the input side (default: half of it)")
     parser.add_argument("--text", choices=("auto", "minilm", "hashing", "none"), default=defaults.text)
     parser.add_argument("--freeze-text", action="store_true", help="freeze the text tower (LIV's grad_text=False)")
     parser.add_argument("--train-blocks", type=int, default=defaults.train_blocks,
@@ -1242,7 +1259,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
             cnn_channels=None if args.cnn_channels is None else tuple(int(c) for c in args.cnn_channels.split(",")),
             head_hidden=() if args.head_hidden is None else tuple(int(c) for c in args.head_hidden.split(",")),
             expectile=args.expectile, value_heads=args.value_heads, target_tau=args.target_tau, random_goal_prob=args.random_goal_prob, recon_weight=args.recon_weight,
-            recon_focus=args.recon_focus,
+            recon_focus=args.recon_focus, recon_full_size=args.recon_full_size,
             text=args.text, freeze_text=args.freeze_text, train_blocks=args.train_blocks, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, steps=args.steps,
             lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
             gamma=args.gamma, num_negatives=args.num_negatives, l1_weight=args.l1_weight, l2_weight=args.l2_weight,
