@@ -309,14 +309,21 @@ class FineTune:
 #: candidates of sessions 31-32 (benchmarks/results/dev_select.md, as the scratch run ``gainc``): the only one to pass
 #: every gate; plain redraws of the stages all stopped at VOC with another episode's goal (0.937-0.957 for 0.96), and
 #: channel permutations lost the drawer (benchmarks/notes/temporal_distance.md).
+#: td-sim stage 6 (session 37) adds the focused reconstruction (``recon_weight`` 10, ``recon_focus`` 0.9: a decoder,
+#: dropped at export, rebuilds each frame from its embedding, with most of the error on the pixels that moved since the
+#: video's first frame). Chosen by the same dev rule among three candidates of sessions 36-37 on this lineage's stage 4
+#: (benchmarks/results/dev_stage5_draws/s37_dev.md): the only one to pass every gate, it ties the bundled file's
+#: planning (75 of 80) and decoys and reads the door 0.755 on dev (0.602). The same lever on stages 5-6 failed the
+#: VOC-other gate at weights 3, 5 (decoded at full size) and 10.
 _DAGGER = {"steps": 1500, "lr": 1e-4, "warmup_steps": 100}
 _CONSOLIDATE = {"steps": 4000, "lr": 3e-4, "warmup_steps": 100, "colour_gain_prob": 0.5, "colour_gain_range": (0.7, 1.3)}
+_FOCUS = {"recon_weight": 10.0, "recon_focus": 0.9}
 FINETUNES: dict[str, tuple[FineTune, ...]] = {
     "td-sim": (FineTune({"steps": 3000, "lr": 1e-4, "warmup_steps": 100}, KINDS + (HIGH_DETOUR,)),
                FineTune(_DAGGER, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), planner_round=1),
                FineTune(_DAGGER, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), planner_round=2),
                FineTune(_CONSOLIDATE, KINDS + (HIGH_DETOUR, PLANNER_DETOUR)),
-               FineTune(_CONSOLIDATE, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), seed_offset=4)),
+               FineTune({**_CONSOLIDATE, **_FOCUS}, KINDS + (HIGH_DETOUR, PLANNER_DETOUR), seed_offset=4)),
 }
 #: Bundled encoders whose text tower is fitted last, onto the final image tower (stage 3,
 #: :func:`vip_rl.pretrain.fit_text_tower`, on the last stage's videos). td-sim: during training the text head chased the
