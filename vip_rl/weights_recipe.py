@@ -43,7 +43,8 @@ another width and draw; its later stages inherit them, its trunk source does not
    MPPI exploited the value in those unvisited states), then twice: planner detours are collected with
    the encoder so far (MPPI for a few dozen steps, then the expert: :func:`collect_planner_detours`) and a
    short fine-tune adds them (a DAgger round), then twice a longer fine-tune at the first stage's rate on all of
-   it, with half the tuples recoloured by per-channel RGB gains (``colour_gain_prob``, session 33). Its last step
+   it, with half the tuples recoloured by per-channel RGB gains (``colour_gain_prob``, session 33), the second with the
+   focused reconstruction too (``recon_weight``, ``recon_focus``, session 37). Its last step
    refits the text tower onto the final image tower (:data:`TEXT_FITS`), on vectors.
    ``--from-stage K`` runs stages K.. on the bundled weights, which must record stages 1..K-1 and no more (weights
    that hold stage K already would be trained through it twice).
@@ -59,7 +60,8 @@ the training, PyTorch's vectorised kernels the planner rounds; an AMD CPU traine
 the same tensors (session 26; so did three runs on the draw-0 trunk that sessions 21-22 ran; the SHA-256 is in
 ``benchmarks/results/weights_reproduce.md``), and the bundled
 td-sim is this module's run of its draw (sessions 27 and 30; session 33's stages 5-6 with the colour gains were
-trained on from session 30's stage 4 and exported, and a run from nothing gave the same tensors). The bundled vip-sim
+trained on from session 30's stage 4 and exported, and a run from nothing gave the same tensors; session 37's stage 6
+with the focused reconstruction was exported by a run from nothing, resumed after stage 5). The bundled vip-sim
 is this module's run of its draw 3 too (session 26; two runs agree bit for bit). liv-sim was trained by the module of 2026-11-25, and
 today's command trains another draw of it (deterministic too: two runs of draw 0 agree, session 25). td-sim from
 nothing took 50 min on an idle machine in session 22, 42 of them its own stages. The text fit runs on PyTorch's
