@@ -51,10 +51,14 @@ def test_finetune_stages_are_valid_configs():
     second, *dagger, consolidation, again = wr.FINETUNES["td-sim"]
     assert wr.HIGH_DETOUR in second.kinds and wr.PLANNER_DETOUR not in second.kinds and second.planner_round == 0
     assert [stage.planner_round for stage in dagger] == [1, 2]
-    # stages 5 and 6: no new round, every round so far; the same consolidation, stage 6 with its chosen draw
+    # stages 5 and 6: no new round, every round so far; the same consolidation, stage 6 with its chosen draw and the
+    # focused reconstruction (session 37's dev choice), which no other stage has
     for stage in (consolidation, again):
         assert stage.planner_round == 0 and wr.PLANNER_DETOUR in stage.kinds
-    assert again.overrides == consolidation.overrides and (consolidation.seed_offset, again.seed_offset) == (0, 4)
+    assert again.overrides == {**consolidation.overrides, "recon_weight": 10.0, "recon_focus": 0.9}
+    assert (consolidation.seed_offset, again.seed_offset) == (0, 4)
+    assert all("recon_weight" not in stage.overrides for stage in (second, *dagger, consolidation))
+    assert wr.CONFIGS["td-sim"].recon_weight == 0.0
     # the consolidations (and only they) recolour half the tuples by RGB gains (session 33's dev choice)
     assert consolidation.overrides["colour_gain_prob"] == 0.5 and consolidation.overrides["colour_gain_range"] == (0.7, 1.3)
     assert all("colour_gain_prob" not in stage.overrides for stage in (second, *dagger))
