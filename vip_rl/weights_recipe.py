@@ -313,8 +313,8 @@ class FineTune:
 #: channel permutations lost the drawer (benchmarks/notes/temporal_distance.md).
 #: td-sim stage 6 (session 37) adds the focused reconstruction (``recon_weight`` 10, ``recon_focus`` 0.9: a decoder,
 #: dropped at export, rebuilds each frame from its embedding, with most of the error on the pixels that moved since the
-#: video's first frame). Chosen by the same dev rule among three candidates of sessions 36-37 on this lineage's stage 4
-#: (benchmarks/results/dev_stage5_draws/s37_dev.md): the only one to pass every gate, it ties the bundled file's
+#: video's first frame). Chosen by the same dev rule among four candidates of sessions 36-37 on this lineage's stages
+#: 4-5 (benchmarks/results/dev_stage5_draws/s37_dev.md): the only one to pass every gate, it ties the bundled file's
 #: planning (75 of 80) and decoys and reads the door 0.755 on dev (0.602). The same lever on stages 5-6 failed the
 #: VOC-other gate at weights 3, 5 (decoded at full size) and 10.
 _DAGGER = {"steps": 1500, "lr": 1e-4, "warmup_steps": 100}
