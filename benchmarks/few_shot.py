@@ -458,10 +458,11 @@ NOTES = [
     "(reproduce with `--mixes A --failed play --returns reward_to_go --out-name few_shot_play_failures`).",
     "PushBlock and PickPlace stay low here because the policy sees a frozen embedding of the front camera: ten good "
     "demos do not teach an MLP where the block is relative to the gripper. On the same mix-B demos, an end-to-end CNN "
-    "on the suite's wrist camera gets PickPlace 53-73% with every weighting (PushBlock at most 13%): `few_shot_wrist.md`. "
-    "The same MLP given the `wrist` camera's embedding as well (`--extra-input-cameras wrist`, session 28, "
-    "`few_shot_wrist_embedding.md`) gets PickPlace at most 23% and PushBlock at most 3%; there the second view lifts BC "
-    "more than RWR (mix B: BC 54, RWR(vip) 59, RWR(td) 62), so RWR(td)'s margin over BC shrinks to +7.6.",
+    "on the suite's wrist camera gets PickPlace 53-63% with every weighting (PushBlock at most 13%): `few_shot_wrist.md` "
+    "(session 37). The same MLP given the `wrist` camera's embedding as well (`--extra-input-cameras wrist`, session 28, "
+    "`few_shot_wrist_embedding.md`, rerun in session 38) gets PickPlace at most 23% and PushBlock at most 7%; there the "
+    "second view lifts BC more than RWR (mix B: BC 54, RWR(vip) 59, RWR(td) 64), so RWR(td)'s margin over BC shrinks "
+    "to +9.8.",
 ]
 
 
