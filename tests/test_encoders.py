@@ -465,3 +465,26 @@ def test_downsampling_preprocess_matches_float_resize() -> None:
     got = enc.preprocess(images)
     assert got.shape == (3, 3, 64, 64)
     assert float(((got - reference) * enc.std).abs().max()) <= 1.0 / 255.0 + 1e-6
+
+
+def test_cnn_value_head_follows_the_head_in_the_embedding(tmp_path: Path) -> None:
+    """``value_dim``: a second MLP on the head's last hidden layer, its outputs after the head's; saved and rebuilt
+    from the config like any encoder."""
+    from vip_rl.encoders import encoder_from_config
+
+    config = {"format_version": 1, "name": None, "arch": "cnn", "metric": "l2", "embed_dim": 8, "image_size": 32,
+              "normalisation": "half", "text": None, "seed": 0, "cnn_channels": [4, 8], "head_hidden": [16],
+              "value_dim": 4, "value_hidden": [6]}
+    encoder = encoder_from_config(config)
+    frames = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    z = encoder.encode_images(frames)
+    vision = encoder.vision
+    with torch.no_grad():
+        hidden = vision.features(vision.convs(encoder.preprocess(frames)).flatten(1))
+        assert torch.allclose(z, torch.cat([vision.head[-1](hidden), vision.value(hidden)], 1))
+    assert encoder.embed_dim == 12 and z.shape == (3, 12) and vision.value[0].in_features == 16
+    assert torch.equal(load_encoder(save_encoder(encoder, tmp_path / "v")).encode_images(frames), z)
+    with pytest.raises(ValueError, match="a value head needs value_dim > 0 and an MLP head"):
+        encoder_from_config({**config, "head_hidden": None})
+    with pytest.raises(ValueError, match="value_dim must be an int >= 0"):
+        encoder_from_config({**config, "value_dim": -1})

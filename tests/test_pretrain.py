@@ -408,3 +408,98 @@ def test_frame_stride_keeps_every_nth_frame_ending_at_the_last(tmp_path: Path) -
     pretrain(tiny_config(objective="tdist", frame_stride=2, steps=2, eval_every=0), synthetic_videos(n=4),
                        out_dir=tmp_path / "strided", progress=False)
     assert load_encoder(tmp_path / "strided" / "encoder").config["training"]["pretrain_config"]["frame_stride"] == 2
+
+
+# ---------------------------------------------------------------------------------------------- the value head
+def _small_cnn(seed: int = 3):
+    from vip_rl.encoders import build_encoder
+
+    return build_encoder("cnn", embed_dim=8, image_size=32, cnn_channels=(4, 8), head_hidden=(16,), seed=seed)
+
+
+def _chain_videos(n: int = 6, length: int = 10) -> list[Video]:
+    """``n`` copies of one chain of ``length`` distinct frames (a bright square moving across the image)."""
+    frames = np.zeros((length, 32, 32, 3), np.uint8)
+    for t in range(length):
+        frames[t, 10:20, 2 + 2 * t : 10 + 2 * t] = 255
+    return [Video(frames.copy(), text="go right", source=f"chain:{i}") for i in range(n)]
+
+
+@pytest.mark.slow
+def test_fit_value_head_keeps_the_embedding_beside_the_value_and_is_deterministic(tmp_path: Path) -> None:
+    from vip_rl.encoders import save_encoder
+    from vip_rl.pretrain import ValueHeadConfig, cnn_features, fit_value_head
+
+    encoder = _small_cnn()
+    videos = _chain_videos(3, 6)
+    config = ValueHeadConfig(steps=20, batch_size=8, hidden=(8,), dim=4)
+    new, stats = fit_value_head(encoder, videos, groups=["a"] * 3, final_goal_ok=[True] * 3, config=config)
+    again, _ = fit_value_head(encoder, videos, groups=["a"] * 3, final_goal_ok=[True] * 3, config=config)
+    other, _ = fit_value_head(encoder, videos, groups=["a"] * 3, final_goal_ok=[True] * 3,
+                              config=ValueHeadConfig(steps=20, batch_size=8, hidden=(8,), dim=4, seed=1))
+    frames = videos[0].frames
+    z, z_old = new.encode_images(frames), encoder.encode_images(frames)
+    assert new.embed_dim == 12 and not new.has_text and new.config["value_dim"] == 4 and new.config["value_hidden"] == [8]
+    # the old embedding first, then the value's, each scaled by 1/sqrt(2): the distance is the RMS of the two parts'
+    assert torch.allclose(z[:, :8], z_old / 2**0.5, atol=1e-6)
+    value = new.vision.value(cnn_features(encoder, frames))
+    assert torch.allclose(z[:, 8:], value, atol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(new.state_dict().values(), again.state_dict().values()))
+    assert not torch.equal(new.vision.value[0].weight, other.vision.value[0].weight)
+    assert stats["frames"] == 18 and stats["videos"] == 3 and stats["feature_dim"] == 16
+    loaded = load_encoder(save_encoder(new, tmp_path / "vh"))
+    assert torch.equal(loaded.encode_images(frames), z)
+
+
+@pytest.mark.slow
+def test_fit_value_head_counts_the_steps_of_a_chain() -> None:
+    """On a chain of frames the fitted value's distance to the last frame falls step by step (the toy check of the
+    temporal-distance objective, now on frozen CNN features)."""
+    from vip_rl.diagnostics import spearman
+    from vip_rl.pretrain import ValueHeadConfig, fit_value_head
+
+    encoder = _small_cnn()
+    videos = _chain_videos(6, 10)
+    new, stats = fit_value_head(encoder, videos, groups=["a"] * 6, final_goal_ok=[True] * 6,
+                                config=ValueHeadConfig(steps=600, batch_size=64, hidden=(32, 32), dim=8, random_goal_prob=0.0,
+                                                       goal_swap_prob=0.0))
+    z = new.encode_images(videos[0].frames)[:, 8:]  # the value's part
+    d = torch.linalg.vector_norm(z - z[-1], dim=-1).numpy()
+    assert spearman(np.arange(10), -d) > 0.95 and d[0] > 3 * d[-2] > 0
+
+
+@pytest.mark.parametrize("case, match", [
+    ("twice", "has a value head already"),
+    ("groups", r"groups must have one entry per video \(3\), got 2"),
+    ("linear head", "needs an L2 SmallCNN encoder with an MLP head"),
+    ("short", "every video needs at least 2 frames"),
+])
+def test_fit_value_head_refuses_what_it_cannot_fit(case: str, match: str) -> None:
+    from vip_rl.encoders import build_encoder
+    from vip_rl.pretrain import ValueHeadConfig, fit_value_head
+
+    encoder, videos, groups = _small_cnn(), _chain_videos(3, 6), ["a"] * 3
+    config = ValueHeadConfig(steps=2, batch_size=4, hidden=(8,), dim=4)
+    if case == "twice":
+        encoder, _ = fit_value_head(encoder, videos, groups=groups, final_goal_ok=[True] * 3, config=config)
+    elif case == "groups":
+        groups = ["a"] * 2
+    elif case == "linear head":
+        encoder = build_encoder("cnn", embed_dim=8, image_size=32, cnn_channels=(4, 8), seed=0)
+    else:
+        videos = [*videos[:2], Video(videos[0].frames[:1], text="x", source="short")]
+    with pytest.raises(ValueError, match=match):
+        fit_value_head(encoder, videos, groups=groups, final_goal_ok=[True] * 3, config=config)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"dim": 6, "value_heads": 4}, "value_heads=4 must divide dim=6"),
+    ({"expectile": 0.3}, r"expectile must be in \[0.5, 1\)"),
+    ({"hidden": (8, 0)}, "hidden must be positive ints"),
+    ({"goal_swap_prob": 1.5}, r"goal_swap_prob must be in \[0, 1\]"),
+])
+def test_value_head_config_names_a_bad_value(kwargs: dict, match: str) -> None:
+    from vip_rl.pretrain import ValueHeadConfig
+
+    with pytest.raises(ValueError, match=match):
+        ValueHeadConfig(**kwargs)

@@ -41,10 +41,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import csv
 import dataclasses
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -1152,6 +1154,194 @@ def fit_text_tower(
     return {"pairs": len(texts), "goal_pairs": int(goal_mask.sum()), "instructions": len(instructions),
             "loss_before": loss_before, "loss_after": loss_after, "goal_distance_before": goal_before,
             "goal_distance_after": goal_after, "seconds": time.perf_counter() - start}
+
+
+@dataclass(frozen=True)
+class ValueHeadConfig:
+    """:func:`fit_value_head`: a temporal-distance value MLP on a trained CNN's frozen features (issue 17, session 39).
+
+    The objective, goals and target network are the ``tdist`` pretraining's (:func:`~vip_rl.objectives.temporal_distance_loss`,
+    :class:`~vip_rl.data.TupleSampler`'s geometric goals with ``random_goal_prob`` random ones and the goal swap); the
+    input is each frame's feature vector, embedded once, without crops or colour changes."""
+
+    steps: int = 20000
+    batch_size: int = 256
+    lr: float = 3e-4
+    hidden: tuple[int, ...] = (512, 512)
+    """Hidden widths of the value MLP (Linear + LayerNorm + GELU per layer, as HILP's state-based value)."""
+    dim: int = 64
+    """Its output dimension, the value embedding's."""
+    gamma: float = 0.99
+    expectile: float = 0.7
+    value_heads: int = 2
+    target_tau: float = 0.005
+    random_goal_prob: float = 0.375
+    goal_swap_prob: float = 0.5
+    seed: int = 0
+    """Seeds the MLP's initialisation and the batches."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "dim", "value_heads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise ValueError(f"hidden must be positive ints, got {self.hidden!r}")
+        if self.dim % self.value_heads:
+            raise ValueError(f"value_heads={self.value_heads} must divide dim={self.dim}")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if not 0 < self.gamma < 1:
+            raise ValueError(f"gamma must be in (0, 1), got {self.gamma!r}")
+        if not 0.5 <= self.expectile < 1:
+            raise ValueError(f"expectile must be in [0.5, 1), got {self.expectile!r}")
+        for name in ("target_tau", "random_goal_prob", "goal_swap_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _value_mlp(width: int, hidden: Sequence[int], dim: int) -> nn.Sequential:
+    """Linear + LayerNorm + GELU per hidden width, then Linear to ``dim``: :class:`SmallCNN`'s ``value`` layout."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.GELU()]
+        width = h
+    layers.append(nn.Linear(width, dim))
+    return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def cnn_features(encoder: Encoder, frames: Any, *, batch_size: int = 256) -> torch.Tensor:
+    """The last hidden layer of a SmallCNN encoder's MLP head for uint8 frames ``[T, H, W, 3]``: float ``[T, F]``
+    (the input of :func:`fit_value_head`'s MLP)."""
+    vision = encoder.vision
+    frames = np.asarray(frames)
+    chunks = [vision.features(vision.convs(encoder.preprocess(frames[i : i + batch_size])).flatten(1))
+              for i in range(0, len(frames), batch_size)]
+    return torch.cat(chunks) if chunks else torch.zeros(0, vision.head[-1].in_features)
+
+
+def fit_value_head(
+    encoder: Encoder,
+    videos: Sequence[Any],
+    *,
+    groups: Sequence[Any],
+    final_goal_ok: Sequence[bool],
+    config: ValueHeadConfig = ValueHeadConfig(),
+    progress: bool = False,
+) -> tuple[Encoder, dict[str, Any]]:
+    """A temporal-distance value head on ``encoder``'s frozen features: a new encoder whose embedding is the old one
+    followed by the value MLP's output, both scaled by ``1 / sqrt(2)`` (its distance is the root mean square of the two
+    parts' distances, in steps).
+
+    Why (issue 17, session 39): td-sim's pixel value reads PushBlock's decoy (the gripper at the goal pose, the block
+    untouched) about 10 steps from the goal where the expert needs 35, yet the same objective, goals and videos on the
+    true simulator state read 30, and an MLP trained by that objective on td-sim's own frozen features reads 24: the
+    features hold what the value needs and the end-to-end head did not make a metric of it. The old embedding is kept
+    beside the new one because the MLP alone forgot what td-sim's value knew of the held-out task (another episode's
+    goal VOC on FlipSwitch 0.82 -> 0.21 on dev) and its embedding lost the linear read-outs of the object joints.
+
+    Args:
+        encoder: an L2 :class:`SmallCNN` encoder with an MLP head (``head_hidden``) and no value head yet; frozen.
+        videos: :class:`~vip_rl.data.Video` s (``frames`` uint8 ``[T, H, W, 3]``, ``T >= 2``).
+        groups, final_goal_ok: per video, as :func:`pretrain`'s (the goal swap's groups, successful final frames).
+        config: :class:`ValueHeadConfig`.
+        progress: print the loss every 2000 steps.
+
+    Returns:
+        ``(new encoder without a text tower, stats)``; stats: ``frames``, ``videos``, ``feature_dim``, ``loss_first``,
+        ``loss_last`` (means over the first and last 500 steps), ``distance_last`` and ``seconds``.
+
+    Raises:
+        ValueError: an encoder that is not an L2 SmallCNN with an MLP head, one that has a value head already, per-video
+            lists of another length, or a video shorter than 2 frames.
+    """
+    from vip_rl.encoders.backbones import SmallCNN
+    from vip_rl.encoders.factory import encoder_from_config
+    from vip_rl.objectives import temporal_distance_loss
+
+    start = time.perf_counter()
+    vision = encoder.vision
+    if not isinstance(vision, SmallCNN) or not isinstance(vision.head, nn.Sequential) or encoder.metric != "l2":
+        raise ValueError(f"fit_value_head needs an L2 SmallCNN encoder with an MLP head (head_hidden), got "
+                         f"arch={encoder.config.get('arch')!r}, metric={encoder.metric!r}, head={type(getattr(vision, 'head', None)).__name__}")
+    if vision.value is not None:
+        raise ValueError("fit_value_head: this encoder has a value head already (value_dim > 0); fit one on the encoder before it")
+    for name, per_video in (("groups", groups), ("final_goal_ok", final_goal_ok)):
+        if len(per_video) != len(videos):
+            raise ValueError(f"{name} must have one entry per video ({len(videos)}), got {len(per_video)}")
+    was_training = encoder.training
+    encoder.eval()
+    feats = [cnn_features(encoder, getattr(video, "frames", video)) for video in videos]
+    encoder.train(was_training)
+    lengths = [len(f) for f in feats]
+    if min(lengths, default=0) < 2:
+        raise ValueError(f"every video needs at least 2 frames, got lengths down to {min(lengths, default=0)}")
+    flat = torch.cat(feats).float()
+    offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(lengths)[:-1]]), dtype=torch.long)
+    mean, std = flat.mean(0), flat.std(0) + 1e-3
+    # the index stream of the pixel trainer's sampler (geometric goals, random goals, the goal swap): its frames are
+    # not read, so each video stands in as a [T, 1, 1, 3] array
+    sampler = TupleSampler([np.zeros((n, 1, 1, 3), np.uint8) for n in lengths], batch_size=config.batch_size, image_size=1,
+                           crop_scale=(1.0, 1.0), goal_mode="geometric", geometric_p=1.0 - config.gamma,
+                           random_goal_prob=config.random_goal_prob, final_goal_ok=list(final_goal_ok),
+                           goal_swap_prob=config.goal_swap_prob, groups=list(groups), seed=config.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        mlp = _value_mlp(flat.shape[1], config.hidden, config.dim)
+    target = copy.deepcopy(mlp).requires_grad_(False)
+    optimizer = torch.optim.Adam(mlp.parameters(), lr=config.lr)
+    x = (flat - mean) / std
+    losses, distances = [], []
+    with _deterministic_kernels():
+        for step in range(config.steps):
+            idx = sampler.sample_indices(step)
+            frames = torch.as_tensor(idx["frames"])
+            base = offsets[torch.as_tensor(idx["video"])]
+            s, s1 = x[base + frames[:, 2]], x[base + frames[:, 3]]
+            g = x[offsets[torch.as_tensor(idx["goal_video"])] + frames[:, 1]]
+            with torch.no_grad():
+                ts, ts1, tg = target(s), target(s1), target(g)
+            loss, metrics = temporal_distance_loss(mlp(s), mlp(g), ts, ts1, tg, gamma=config.gamma, expectile=config.expectile,
+                                                   heads=config.value_heads, is_goal=torch.as_tensor(idx["is_goal"]),
+                                                   next_is_goal=torch.as_tensor(idx["next_is_goal"]))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for p_target, p in zip(target.parameters(), mlp.parameters()):
+                    p_target.lerp_(p, config.target_tau)
+            losses.append(float(metrics["td_loss"]))
+            distances.append(float(metrics["distance"]))
+            if progress and (step % 2000 == 0 or step == config.steps - 1):
+                print(f"value head: step {step} td loss {losses[-1]:.3f} distance {distances[-1]:.1f}", flush=True)
+    config_out = {key: value for key, value in encoder.config.items() if key not in ("training", "embed_dim_out", "text", "text_hidden", "text_buckets")}
+    config_out.update(value_dim=config.dim, value_hidden=list(config.hidden), text=None)
+    out = encoder_from_config(config_out, device="cpu")
+    scale = 1.0 / math.sqrt(2.0)
+    with torch.no_grad():
+        state = {k: v for k, v in vision.state_dict().items()}
+        head_out = f"head.{len(vision.head) - 1}"
+        state[f"{head_out}.weight"] = state[f"{head_out}.weight"] * scale
+        state[f"{head_out}.bias"] = state[f"{head_out}.bias"] * scale
+        first, last = mlp[0], mlp[len(mlp) - 1]
+        weight = first.weight / std.to(first.weight)  # the input standardisation, folded into the first layer
+        mlp_state = {k: v.clone() for k, v in mlp.state_dict().items()}
+        mlp_state["0.weight"], mlp_state["0.bias"] = weight, first.bias - weight @ mean.to(weight)
+        last_key = f"{len(mlp) - 1}"
+        mlp_state[f"{last_key}.weight"] = last.weight * scale
+        mlp_state[f"{last_key}.bias"] = last.bias * scale
+        state.update({f"value.{k}": v for k, v in mlp_state.items()})
+        out.vision.load_state_dict(state, strict=True)
+    out = out.to(encoder.device).eval()
+    n = min(500, len(losses))
+    stats = {"frames": int(flat.shape[0]), "videos": len(videos), "feature_dim": int(flat.shape[1]),
+             "loss_first": float(np.mean(losses[:n])), "loss_last": float(np.mean(losses[-n:])),
+             "distance_last": float(np.mean(distances[-n:])), "seconds": time.perf_counter() - start}
+    return out, stats
 
 
 def trained_seconds(encoder: Any, wall: float) -> float:

@@ -40,10 +40,14 @@ class SmallCNN(nn.Module):
         channels: output channels of each stride-2 stage.
         head_hidden: hidden widths of an MLP head (Linear + LayerNorm + GELU per layer, as HILP's
             value MLPs); empty (default): one ``Linear`` (parameter names ``head.weight``/``head.bias``).
+        value_dim: > 0 adds a second MLP, ``value``, on the head's last hidden layer (needs ``head_hidden``), whose
+            ``value_dim`` outputs follow the head's ``embed_dim`` in the embedding (``embed_dim + value_dim`` in all):
+            the value head that :func:`vip_rl.pretrain.fit_value_head` fits on the frozen features of a trained CNN.
+        value_hidden: hidden widths of that MLP (Linear + LayerNorm + GELU per layer).
     """
 
     def __init__(self, embed_dim: int = 128, *, image_size: int = 96, channels: Sequence[int] = DEFAULT_CNN_CHANNELS,
-                 head_hidden: Sequence[int] = ()) -> None:
+                 head_hidden: Sequence[int] = (), value_dim: int = 0, value_hidden: Sequence[int] = ()) -> None:
         super().__init__()
         channels = tuple(int(c) for c in channels)
         if not channels or any(c <= 0 for c in channels):
@@ -76,14 +80,40 @@ class SmallCNN(nn.Module):
                 width = hidden
             mlp.append(nn.Linear(width, embed_dim))
             self.head = nn.Sequential(*mlp)
-        self.embed_dim = int(embed_dim)
+        value_hidden = tuple(int(h) for h in value_hidden)
+        if isinstance(value_dim, bool) or not isinstance(value_dim, int) or value_dim < 0 or any(h <= 0 for h in value_hidden):
+            raise ValueError(f"value_dim must be an int >= 0 and value_hidden positive ints, got {value_dim!r} and {value_hidden!r}")
+        if (value_dim or value_hidden) and not (head_hidden and value_dim):
+            raise ValueError(f"a value head needs value_dim > 0 and an MLP head (head_hidden), got value_dim={value_dim!r}, "
+                             f"value_hidden={value_hidden!r}, head_hidden={head_hidden!r}")
+        self.value: nn.Module | None = None
+        if value_dim:
+            layers = []
+            width = head_hidden[-1]
+            for hidden in value_hidden:
+                layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU()]
+                width = hidden
+            layers.append(nn.Linear(width, value_dim))
+            self.value = nn.Sequential(*layers)
+        self.embed_dim = int(embed_dim) + int(value_dim)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """``[B, 3, S, S]`` -> ``[B, embed_dim]``."""
-        return self.head(self.convs(pixels).flatten(1))
+        """``[B, 3, S, S]`` -> ``[B, embed_dim]`` (with a value head: the head's outputs, then the value head's)."""
+        flat = self.convs(pixels).flatten(1)
+        if self.value is None:
+            return self.head(flat)
+        hidden = self.features(flat)
+        return torch.cat([self.head[-1](hidden), self.value(hidden)], 1)
+
+    def features(self, flat: torch.Tensor) -> torch.Tensor:
+        """The MLP head's last hidden layer (after its activation) for the flattened conv map ``flat``: the input of
+        the head's output layer and of the value head."""
+        if not isinstance(self.head, nn.Sequential):
+            raise ValueError("features need an MLP head (head_hidden); this SmallCNN has a single linear head")
+        return self.head[:-1](flat)
 
 
 def _conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:

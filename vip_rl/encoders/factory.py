@@ -211,7 +211,8 @@ def encoder_from_config(config: dict[str, Any], *, device: str | torch.device = 
         torch.manual_seed(seed)
         if arch == "cnn":
             vision: torch.nn.Module = SmallCNN(_positive_int(embed_dim, "config['embed_dim']"), image_size=image_size, channels=config.get("cnn_channels", DEFAULT_CNN_CHANNELS),
-                                                  head_hidden=config.get("head_hidden") or ())
+                                                  head_hidden=config.get("head_hidden") or (), value_dim=config.get("value_dim", 0),
+                                                  value_hidden=config.get("value_hidden") or ())
         else:
             vision = ResNet(int(arch[len("resnet"):]), embed_dim=None if embed_dim is None else _positive_int(embed_dim, "config['embed_dim']"))
         dim = int(vision.embed_dim)  # type: ignore[arg-type]
