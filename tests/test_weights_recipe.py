@@ -11,9 +11,35 @@ import torch
 
 import vip_envs
 from vip_rl import weights_recipe as wr
-from vip_rl.data import read_episodes
+from vip_rl.data import Video, read_episodes
 
 SMALL = dataclasses.replace(wr.DATA, image_size=32)
+
+
+class ValueHeaded:
+    """What the stubbed value-head stage returns: a marker for the encoder it was fitted on (no text tower, as the real
+    stage's)."""
+
+    has_text = False
+
+    def __init__(self, base):
+        self.base = base
+        self.name = getattr(base, "name", None)
+
+
+@pytest.fixture(autouse=True)
+def value_heads(monkeypatch):
+    """Stub the value-head stage (its real training is tested in test_pretrain) and give td-sim one: record each call,
+    return a marker."""
+    calls = []
+
+    def fake(name, encoder, data, seed=0):
+        calls.append((name, encoder, data, seed))
+        return ValueHeaded(encoder), {"value_head_config": {}, "videos_used": {"expert": 1}, "train_seconds": 1.0}
+
+    monkeypatch.setattr(wr, "value_head", fake)
+    monkeypatch.setitem(wr.VALUE_HEADS, "td-sim", wr.ValueHeadConfig())  # the recipe's stages with a value head
+    return calls
 
 
 def test_high_detours_rise_over_the_table_then_solve_the_task(tmp_path):
@@ -188,8 +214,9 @@ def test_the_recipe_trains_on_its_own_thread_count(monkeypatch):
     assert seen == [wr.RECIPE_THREADS] == [1] and torch.get_num_threads() == before
 
 
-def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys):
-    """`--seed N` adds N to the seed of every training stage and of the text fit, and the export records it."""
+def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys, value_heads):
+    """`--seed N` adds N to the seed of every training stage, of the value head and of the text fit, and the export
+    records it."""
     videos = wr.TrainingVideos(videos=[None] * 2, groups=["a"] * 2, final_goal_ok=[True] * 2, kinds=["expert", wr.HIGH_DETOUR])
     monkeypatch.setattr(wr, "collect_data", lambda *args, **kwargs: [tmp_path / "base.h5"])
     monkeypatch.setattr(wr, "load_training_videos", lambda paths, **kwargs: videos)
@@ -207,16 +234,18 @@ def test_seed_is_another_draw_of_every_stage(tmp_path, monkeypatch, capsys):
     # the trunk source's pinned draw too (TRUNKS: + N like every stage), then td-sim's stages (stage 6: its own seed
     # offset, + N)
     assert seeds == [wr.RECIPES["vip-sim"].seed + wr.TRUNKS["td-sim"][1] + 3] + [base] * len(wr.FINETUNES["td-sim"]) + [base + 4] and text_seeds == [3]
+    assert [seed for *_, seed in value_heads] == [3]
     assert exported[0]["command"] == "python -m vip_rl.weights_recipe --only td-sim --seed 3"
     with pytest.raises(SystemExit, match="^2$"):
         wr.main(["--only", "td-sim", "--seed", "-1", "--out", str(tmp_path)])
     assert "--seed must be >= 0, got -1" in capsys.readouterr().err
 
 
-def test_main_trains_td_sim_in_six_stages(tmp_path, monkeypatch):
+def test_main_trains_td_sim_in_six_stages(tmp_path, monkeypatch, value_heads):
     """`--only td-sim --steps N`: stage 2 starts from stage 1's encoder with the FINETUNES overrides; stages 3 and 4
     each start from the previous one's after collecting a round of planner detours with it; stages 5 and 6 each from
-    the one before on every round; N steps each."""
+    the one before on every round; N steps each. Then the value head on stage 6's encoder (stage 7) and the text fit
+    on the value head's."""
     calls = []
     videos = wr.TrainingVideos(videos=[None] * 3, groups=["a"] * 3, final_goal_ok=[True] * 3,
                                kinds=["expert", "noisy", wr.HIGH_DETOUR])
@@ -239,9 +268,12 @@ def test_main_trains_td_sim_in_six_stages(tmp_path, monkeypatch):
     assert wr.main(["--only", "td-sim", "--steps", "3", "--no-export", "--out", str(tmp_path)]) == 0
     # --no-export: the final encoder and its record go to OUT/final, not to the bundled weights
     ((name, encoder, kwargs),) = exported
-    assert name == "td-sim" and encoder is encoders[6] and kwargs["to"] == tmp_path / "final"
-    assert len(kwargs["stages"]) == 7 and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim"
-    assert fits == [("td-sim", encoders[6], with_detours)]  # the text tower of the last stage's encoder, on its videos
+    ((_, head_on, head_data, _),) = value_heads
+    assert head_on is encoders[6] and head_data is with_detours  # on the last image stage, with its videos
+    assert name == "td-sim" and isinstance(encoder, ValueHeaded) and encoder.base is encoders[6] and kwargs["to"] == tmp_path / "final"
+    assert len(kwargs["stages"]) == 8 and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim"
+    assert "value_head_config" in kwargs["stages"][6]
+    assert fits == [("td-sim", encoder, with_detours)]  # the text tower of the value head's encoder, on its videos
     # round 1 with stage 2's encoder, round 2 with stage 3's; each stage trains on every round so far
     assert collected == [(tmp_path / "data", encoders[2], 1), (tmp_path / "data", encoders[3], 2)]
     assert loads[1:] == [[tmp_path / "base.h5", tmp_path / "pd1.h5"], [tmp_path / "base.h5", tmp_path / "pd1.h5", tmp_path / "pd2.h5"]]
@@ -261,14 +293,16 @@ def test_main_trains_td_sim_in_six_stages(tmp_path, monkeypatch):
     assert sixth_data is with_detours and sixth["config"].seed == fifth["config"].seed + 4
 
 
-def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(tmp_path, monkeypatch):
+def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(tmp_path, monkeypatch, value_heads):
     import vip_rl.encoders
 
     record = {"pretrain_config": wr.CONFIGS["td-sim"].to_dict(), "videos_used": {"expert": 3}}
 
     class Bundled:
+        has_text = True
         config = {"training": {"stages": [
             *({**record, "train_seconds": float(10 - k)} for k in range(6)),
+            {"value_head_config": {}, "videos_used": {"expert": 3}, "train_seconds": 4.0},
             {"text_fit_config": {}, "train_seconds": 7.0}]}}  # an earlier text fit is replaced, not kept
 
     videos = wr.TrainingVideos(videos=[None], groups=["a"], final_goal_ok=[True], kinds=["expert"])
@@ -287,21 +321,23 @@ def test_text_fit_only_refits_the_bundled_weights_and_keeps_the_earlier_stages(t
         path.touch()
     assert wr.main(["--only", "td-sim", "--text-fit-only", "--out", str(tmp_path)]) == 0
     (kwargs,) = exported
-    assert [s["train_seconds"] for s in kwargs["stages"]] == [10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 2.0] and kwargs["seconds"] == 47.0
+    assert [s["train_seconds"] for s in kwargs["stages"]] == [10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 2.0] and kwargs["seconds"] == 51.0
+    assert value_heads == []  # the bundled weights' value head is kept
     assert "--text-fit-only" in kwargs["stages"][-1]["command"] and kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim --text-fit-only"
     with pytest.raises(SystemExit, match="2"):  # no text-fit stage: a usage error (argparse exits with 2)
         wr.main(["--only", "vip-sim", "--text-fit-only", "--out", str(tmp_path)])
 
 
-def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, monkeypatch, capsys):
+def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, monkeypatch, capsys, value_heads):
     """`--from-stage 5`: stage 5 starts from the bundled weights (stages 1-4 keep their records), then stage 6 from
-    stage 5's, on the base videos and both planner rounds, then the text fit; the export records every stage and the
-    summed time."""
+    stage 5's, on the base videos and both planner rounds, then the value head and the text fit; the export records
+    every stage and the summed time. `--from-stage 7` fits only the value head (and the text) on weights of stages 1-6."""
     import vip_rl.encoders
 
     record = {"pretrain_config": wr.CONFIGS["td-sim"].to_dict(), "videos_used": {"expert": 3}}
 
     class Bundled:
+        has_text = True
         config = {"training": {"stages": [*({**record, "train_seconds": 10.0} for _ in range(4)),
                                           {"text_fit_config": {}, "train_seconds": 7.0}]}}
 
@@ -313,6 +349,7 @@ def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, mon
     monkeypatch.setattr(wr, "collect_all_planner_detours", lambda *args, **kwargs: pytest.fail("stage 5 collects no planner round"))
     monkeypatch.setattr(wr, "train", lambda name, data, **kwargs: calls.append(kwargs) or f"stage-{len(calls) + 4} encoder")
     monkeypatch.setattr(wr, "fit_text", lambda name, encoder, data, **kw: {"text_fit_config": {}, "train_seconds": 2.0, "on": encoder})
+    monkeypatch.setattr(wr, "with_text_tower", lambda encoder, text: encoder)
     monkeypatch.setattr(wr, "export", lambda name, encoder, **kwargs: exported.append((encoder, kwargs)) or tmp_path / "x")
     detours = [p for r in (1, 2) for p in wr.planner_detour_paths(tmp_path / "data", r)]
     detours[0].parent.mkdir(parents=True, exist_ok=True)
@@ -325,18 +362,25 @@ def test_from_stage_trains_the_later_stages_on_the_bundled_weights(tmp_path, mon
     assert again["init_from"] == tmp_path / "td-sim-ft4" / "encoder" and again["config"].seed == call["config"].seed + 4
     assert loads[-1] == [tmp_path / "base.h5", *detours]
     ((encoder, kwargs),) = exported
-    assert encoder == "stage-6 encoder" and kwargs["stages"][-1]["on"] == "stage-6 encoder"
-    assert [s.get("command", "") for s in kwargs["stages"][4:]] == ["python -m vip_rl.weights_recipe --only td-sim --from-stage 5"] * 3
+    assert isinstance(encoder, ValueHeaded) and encoder.base == "stage-6 encoder" and kwargs["stages"][-1]["on"] is encoder
+    assert [s.get("command", "") for s in kwargs["stages"][4:]] == ["python -m vip_rl.weights_recipe --only td-sim --from-stage 5"] * 4
     assert kwargs["command"] == "python -m vip_rl.weights_recipe --only td-sim --from-stage 5"  # not the full recipe's
-    assert [s["init_from"] for s in kwargs["stages"][4:6]] == ["stage 4", "stage 5"] and len(kwargs["stages"]) == 7
+    assert [s["init_from"] for s in kwargs["stages"][4:6]] == ["stage 4", "stage 5"] and len(kwargs["stages"]) == 8
     # weights that hold stage 5 already stand for stages 1-5: --from-stage 5 on them would train stage 5 twice
     Bundled.config["training"]["stages"].insert(4, {**record, "train_seconds": 10.0})
     with pytest.raises(SystemExit, match=r"td-sim: the bundled weights record 5 training stage\(s\), --from-stage 5 needs "
                                          r"weights of stages 1-4 exactly; stage 5 would be trained a second time on top of itself"):
         wr.main(["--only", "td-sim", "--from-stage", "5", "--out", str(tmp_path)])
     assert len(calls) == 2  # refused before training
+    # --from-stage 7 on weights of stages 1-6: no image stage, the value head on the bundled encoder, the text fit
+    Bundled.config["training"]["stages"].insert(5, {**record, "train_seconds": 10.0})
+    exported.clear()
+    assert wr.main(["--only", "td-sim", "--from-stage", "7", "--out", str(tmp_path)]) == 0
+    assert len(calls) == 2 and isinstance(value_heads[-1][1], Bundled) and len(value_heads) == 2
+    ((encoder, kwargs),) = exported
+    assert encoder.base is value_heads[-1][1] and len(kwargs["stages"]) == 8 and "value_head_config" in kwargs["stages"][6]
     # bad stage numbers and combinations are usage errors (argparse exits with 2)
-    for argv in (["--from-stage", "1"], ["--from-stage", "7"], ["--from-stage", "5", "--text-fit-only"]):
+    for argv in (["--from-stage", "1"], ["--from-stage", "8"], ["--from-stage", "5", "--text-fit-only"]):
         with pytest.raises(SystemExit, match="2"):
             wr.main(["--only", "td-sim", *argv, "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="2"):
@@ -588,3 +632,22 @@ def test_set_on_td_sim_takes_a_tdist_only_field(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="^0$"):
         wr.main(["--only", "td-sim", "--set", "recon_weight=5", "--no-export", "--out", str(tmp_path)])
     assert seen == {"recon_weight": 5.0}
+
+
+@pytest.mark.slow
+def test_value_head_stage_fits_on_the_last_stages_videos_with_the_seed_added(monkeypatch):
+    """`value_head` (the real stage, undoing the autouse stub): VALUE_HEADS' config with `--seed` added, on the kinds
+    of the last image stage; the record names the config, the videos per kind and the stats."""
+    from vip_rl.encoders import build_encoder
+
+    monkeypatch.undo()  # the real value_head; VALUE_HEADS set again below
+    monkeypatch.setitem(wr.VALUE_HEADS, "td-sim", wr.ValueHeadConfig(steps=3, batch_size=4, hidden=(8,), dim=4))
+    frames = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    videos = wr.TrainingVideos(videos=[Video(frames, text="t", source=str(i)) for i in range(3)], groups=["a"] * 3,
+                               final_goal_ok=[True] * 3, kinds=["expert", "play", wr.PLANNER_DETOUR])
+    encoder = build_encoder("cnn", embed_dim=8, image_size=32, cnn_channels=(4, 8), head_hidden=(16,), seed=3)
+    new, record = wr.value_head("td-sim", encoder, videos, seed=2)
+    assert new.embed_dim == 12 and record["value_head_config"]["seed"] == 2 and record["value_head_config"]["dim"] == 4
+    assert record["videos_used"] == {kind: (1 if kind in ("expert", "play", wr.PLANNER_DETOUR) else 0)
+                                     for kind in wr.FINETUNES["td-sim"][-1].kinds}
+    assert record["value_head"]["frames"] == 15 and "code" in record
