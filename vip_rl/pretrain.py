@@ -27,6 +27,10 @@ batch and embeds its contiguous slice; embeddings are all-gathered (differentiab
 loss is the full-batch loss, and DDP's gradient averaging then equals the single-process
 gradient. Only rank 0 writes files.
 
+After the image stages, :func:`fit_text_tower` refits a text tower onto the frozen image tower and
+:func:`fit_value_head` fits a temporal-distance value MLP on a SmallCNN's frozen features (both on vectors: the frames
+are embedded once).
+
 Fine-tuning a vision-language model: ``init_from`` the official LIV ``model.pt`` or an OpenAI CLIP RN50 state
 dict (:func:`vip_rl.encoders.load_encoder` reads both) with ``objective="liv"`` trains CLIP's image and text towers
 on the videos and their instructions (LIV fine-tunes at ``lr=1e-5``). ``train_blocks`` (the last N residual
@@ -1203,16 +1207,6 @@ class ValueHeadConfig:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
 
-def _value_mlp(width: int, hidden: Sequence[int], dim: int) -> nn.Sequential:
-    """Linear + LayerNorm + GELU per hidden width, then Linear to ``dim``: :class:`SmallCNN`'s ``value`` layout."""
-    layers: list[nn.Module] = []
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.GELU()]
-        width = h
-    layers.append(nn.Linear(width, dim))
-    return nn.Sequential(*layers)
-
-
 @torch.no_grad()
 def cnn_features(encoder: Encoder, frames: Any, *, batch_size: int = 256) -> torch.Tensor:
     """The last hidden layer of a SmallCNN encoder's MLP head for uint8 frames ``[T, H, W, 3]``: float ``[T, F]``
@@ -1259,7 +1253,7 @@ def fit_value_head(
         ValueError: an encoder that is not an L2 SmallCNN with an MLP head, one that has a value head already, per-video
             lists of another length, or a video shorter than 2 frames.
     """
-    from vip_rl.encoders.backbones import SmallCNN
+    from vip_rl.encoders.backbones import SmallCNN, mlp as value_mlp
     from vip_rl.encoders.factory import encoder_from_config
     from vip_rl.objectives import temporal_distance_loss
 
@@ -1291,7 +1285,7 @@ def fit_value_head(
                            goal_swap_prob=config.goal_swap_prob, groups=list(groups), seed=config.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        mlp = _value_mlp(flat.shape[1], config.hidden, config.dim)
+        mlp = value_mlp(flat.shape[1], config.hidden, config.dim)
     target = copy.deepcopy(mlp).requires_grad_(False)
     optimizer = torch.optim.Adam(mlp.parameters(), lr=config.lr)
     x = (flat - mean) / std

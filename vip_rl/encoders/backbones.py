@@ -24,6 +24,17 @@ RESNET_LAYERS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
 DEFAULT_CNN_CHANNELS: tuple[int, ...] = (32, 64, 128, 128)
 
 
+def mlp(width: int, hidden: Sequence[int], out: int) -> nn.Sequential:
+    """``Linear + LayerNorm + GELU`` per ``hidden`` width (HILP's value MLPs), then ``Linear`` to ``out``: the layout of
+    :class:`SmallCNN`'s MLP head and value head (parameter names ``0.weight, 1.weight, ...``)."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.GELU()]
+        width = h
+    layers.append(nn.Linear(width, out))
+    return nn.Sequential(*layers)
+
+
 def _group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(8, channels), channels)
 
@@ -73,13 +84,7 @@ class SmallCNN(nn.Module):
         if not head_hidden:
             self.head = nn.Linear(in_ch * side * side, embed_dim)
         else:
-            mlp: list[nn.Module] = []
-            width = in_ch * side * side
-            for hidden in head_hidden:
-                mlp += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU()]
-                width = hidden
-            mlp.append(nn.Linear(width, embed_dim))
-            self.head = nn.Sequential(*mlp)
+            self.head = mlp(in_ch * side * side, head_hidden, embed_dim)
         value_hidden = tuple(int(h) for h in value_hidden)
         if isinstance(value_dim, bool) or not isinstance(value_dim, int) or value_dim < 0 or any(h <= 0 for h in value_hidden):
             raise ValueError(f"value_dim must be an int >= 0 and value_hidden positive ints, got {value_dim!r} and {value_hidden!r}")
@@ -88,13 +93,7 @@ class SmallCNN(nn.Module):
                              f"value_hidden={value_hidden!r}, head_hidden={head_hidden!r}")
         self.value: nn.Module | None = None
         if value_dim:
-            layers = []
-            width = head_hidden[-1]
-            for hidden in value_hidden:
-                layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU()]
-                width = hidden
-            layers.append(nn.Linear(width, value_dim))
-            self.value = nn.Sequential(*layers)
+            self.value = mlp(head_hidden[-1], value_hidden, value_dim)
         self.embed_dim = int(embed_dim) + int(value_dim)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
