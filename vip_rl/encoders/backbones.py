@@ -24,12 +24,13 @@ RESNET_LAYERS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
 DEFAULT_CNN_CHANNELS: tuple[int, ...] = (32, 64, 128, 128)
 
 
-def mlp(width: int, hidden: Sequence[int], out: int) -> nn.Sequential:
-    """``Linear + LayerNorm + GELU`` per ``hidden`` width (HILP's value MLPs), then ``Linear`` to ``out``: the layout of
-    :class:`SmallCNN`'s MLP head and value head (parameter names ``0.weight, 1.weight, ...``)."""
+def mlp(width: int, hidden: Sequence[int], out: int, *, activation: type[nn.Module] = nn.GELU) -> nn.Sequential:
+    """``Linear + LayerNorm + activation`` per ``hidden`` width (GELU: HILP's value MLPs), then ``Linear`` to ``out``:
+    the layout of :class:`SmallCNN`'s MLP head and value head and of the policies' MLPs (ReLU), parameter names
+    ``0.weight, 1.weight, ...``."""
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.GELU()]
+        layers += [nn.Linear(width, h), nn.LayerNorm(h), activation()]
         width = h
     layers.append(nn.Linear(width, out))
     return nn.Sequential(*layers)

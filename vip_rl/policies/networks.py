@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from vip_rl._io import atomic_write_bytes, atomic_write_json
+from vip_rl.encoders.backbones import mlp
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "policy.safetensors"
@@ -191,12 +192,7 @@ class PolicyConfig:
 
 
 def _mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_dim, width), nn.LayerNorm(width), nn.ReLU()]
-        in_dim = width
-    layers.append(nn.Linear(in_dim, out_dim))
-    return nn.Sequential(*layers)
+    return mlp(in_dim, hidden, out_dim, activation=nn.ReLU)
 
 
 class _PixelTrunk(nn.Module):
