@@ -1023,7 +1023,7 @@ def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVi
     from vip_rl.encoders import load_encoder
 
     for name in names:
-        value_stage = len(FINETUNES.get(name, ())) + 2  # the value head's stage number, when the recipe has one
+        value_stage = _image_stages(name) + 1  # the value head's stage number, when the recipe has one
         first = value_stage + (name in VALUE_HEADS) if from_stage is None else from_stage
         flag = "--text-fit-only" if from_stage is None else f"--from-stage {first}"
         encoder = load_encoder(name)
