@@ -497,6 +497,7 @@ def test_fit_value_head_refuses_what_it_cannot_fit(case: str, match: str) -> Non
     ({"expectile": 0.3}, r"expectile must be in \[0.5, 1\)"),
     ({"hidden": (8, 0)}, "hidden must be positive ints"),
     ({"goal_swap_prob": 1.5}, r"goal_swap_prob must be in \[0, 1\]"),
+    ({"target_tau": 0.0}, r"target_tau must be in \(0, 1\]"),
 ])
 def test_value_head_config_names_a_bad_value(kwargs: dict, match: str) -> None:
     from vip_rl.pretrain import ValueHeadConfig

@@ -915,9 +915,7 @@ def pretrain(
                 group["lr"] = config.lr_at(step)
             optimizer.step()
             if target is not None:
-                with torch.no_grad():
-                    for p_target, p_online in zip(target.parameters(), encoder.vision.parameters()):
-                        p_target.lerp_(p_online, config.target_tau)
+                polyak_update(target, encoder.vision, config.target_tau)
             step += 1
             window_steps += 1
             for key, value in metrics.items():
@@ -1199,12 +1197,22 @@ class ValueHeadConfig:
             raise ValueError(f"gamma must be in (0, 1), got {self.gamma!r}")
         if not 0.5 <= self.expectile < 1:
             raise ValueError(f"expectile must be in [0.5, 1), got {self.expectile!r}")
-        for name in ("target_tau", "random_goal_prob", "goal_swap_prob"):
+        if not 0 < self.target_tau <= 1:
+            raise ValueError(f"target_tau must be in (0, 1], got {self.target_tau!r}")
+        for name in ("random_goal_prob", "goal_swap_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """Move each of ``target``'s parameters a share ``tau`` of the way to ``online``'s (the temporal-distance target
+    network, updated after every step)."""
+    for p_target, p_online in zip(target.parameters(), online.parameters()):
+        p_target.lerp_(p_online, tau)
 
 
 @torch.no_grad()
@@ -1275,7 +1283,6 @@ def fit_value_head(
     if min(lengths, default=0) < 2:
         raise ValueError(f"every video needs at least 2 frames, got lengths down to {min(lengths, default=0)}")
     flat = torch.cat(feats).float()
-    offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(lengths)[:-1]]), dtype=torch.long)
     mean, std = flat.mean(0), flat.std(0) + 1e-3
     # the index stream of the pixel trainer's sampler (geometric goals, random goals, the goal swap): its frames are
     # not read, so each video stands in as a [T, 1, 1, 3] array
@@ -1283,6 +1290,7 @@ def fit_value_head(
                            crop_scale=(1.0, 1.0), goal_mode="geometric", geometric_p=1.0 - config.gamma,
                            random_goal_prob=config.random_goal_prob, final_goal_ok=list(final_goal_ok),
                            goal_swap_prob=config.goal_swap_prob, groups=list(groups), seed=config.seed)
+    offsets = torch.as_tensor(sampler.offsets)  # each video's first row in ``flat``, as in the sampler's frame store
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         mlp = value_mlp(flat.shape[1], config.hidden, config.dim)
@@ -1305,9 +1313,7 @@ def fit_value_head(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            with torch.no_grad():
-                for p_target, p in zip(target.parameters(), mlp.parameters()):
-                    p_target.lerp_(p, config.target_tau)
+            polyak_update(target, mlp, config.target_tau)
             losses.append(float(metrics["td_loss"]))
             distances.append(float(metrics["distance"]))
             if progress and (step % 2000 == 0 or step == config.steps - 1):
@@ -1317,7 +1323,7 @@ def fit_value_head(
     out = encoder_from_config(config_out, device="cpu")
     scale = 1.0 / math.sqrt(2.0)
     with torch.no_grad():
-        state = {k: v for k, v in vision.state_dict().items()}
+        state = dict(vision.state_dict())
         head_out = f"head.{len(vision.head) - 1}"
         state[f"{head_out}.weight"] = state[f"{head_out}.weight"] * scale
         state[f"{head_out}.bias"] = state[f"{head_out}.bias"] * scale
