@@ -1024,7 +1024,7 @@ def _later_stages(names: Sequence[str], from_stage: int | None, data: TrainingVi
 
     for name in names:
         value_stage = _image_stages(name) + 1  # the value head's stage number, when the recipe has one
-        first = value_stage + (name in VALUE_HEADS) if from_stage is None else from_stage
+        first = _training_stages(name) + 1 if from_stage is None else from_stage
         flag = "--text-fit-only" if from_stage is None else f"--from-stage {first}"
         encoder = load_encoder(name)
         training = dict(encoder.config.get("training") or {})
@@ -1069,6 +1069,11 @@ def _image_stages(name: str) -> int:
     return len(FINETUNES.get(name, ())) + 1
 
 
+def _training_stages(name: str) -> int:
+    """How many training stages ``name``'s recipe has before its text fit: the image stages and its value head."""
+    return _image_stages(name) + (name in VALUE_HEADS)
+
+
 def _stage_dir(out: Path, name: str, stage: int) -> Path:
     """Run directory of ``name``'s training stage ``stage`` (1-based): OUT/NAME, OUT/NAME-ft, OUT/NAME-ft<stage - 1>."""
     return out / (name if stage == 1 else f"{name}-ft" if stage == 2 else f"{name}-ft{stage - 1}")
@@ -1110,10 +1115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.from_stage is not None:
         if args.text_fit_only:
             parser.error("--from-stage and --text-fit-only are exclusive (--text-fit-only runs the text fit alone)")
-        bad = [name for name in args.only or [] if not 2 <= args.from_stage <= _image_stages(name) + (name in VALUE_HEADS)]
+        bad = [name for name in args.only or [] if not 2 <= args.from_stage <= _training_stages(name)]
         if not args.only or bad:
             parser.error(f"--from-stage {args.from_stage} needs --only with encoders that have stages 2..K "
-                         f"({ {n: _image_stages(n) + (n in VALUE_HEADS) for n in FINETUNES} } stages), got {args.only!r}")
+                         f"({ {n: _training_stages(n) for n in FINETUNES} } stages), got {args.only!r}")
     if args.seed < 0:
         parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.variant and args.only:
