@@ -305,6 +305,7 @@ class PretrainConfig:
         return None if self.text == "none" else self.text
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON values (tuples as lists): the stage's record in an exported encoder's JSON."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
