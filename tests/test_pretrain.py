@@ -468,6 +468,22 @@ def test_fit_value_head_counts_the_steps_of_a_chain() -> None:
     assert spearman(np.arange(10), -d) > 0.95 and d[0] > 3 * d[-2] > 0
 
 
+@pytest.mark.slow
+def test_fit_value_head_views_train_on_crops_deterministically() -> None:
+    """``views > 1``: the value also reads crops of the frames (drawn from the seed): the same fit twice gives the same
+    tensors, another than the frames alone, and the embedding part kept from the encoder is untouched."""
+    from vip_rl.pretrain import ValueHeadConfig, fit_value_head
+
+    encoder, videos = _small_cnn(), _chain_videos(3, 6)
+    fits = [fit_value_head(encoder, videos, groups=["a"] * 3, final_goal_ok=[True] * 3,
+                           config=ValueHeadConfig(steps=20, batch_size=8, hidden=(8,), dim=4, views=views))[0]
+            for views in (3, 3, 1)]
+    frames = videos[0].frames
+    z = [fit.encode_images(frames) for fit in fits]
+    assert torch.equal(z[0], z[1]) and not torch.allclose(z[0][:, 8:], z[2][:, 8:])
+    assert torch.equal(z[0][:, :8], z[2][:, :8])
+
+
 @pytest.mark.parametrize("case, match", [
     ("twice", "has a value head already"),
     ("groups", r"groups must have one entry per video \(3\), got 2"),
@@ -498,6 +514,8 @@ def test_fit_value_head_refuses_what_it_cannot_fit(case: str, match: str) -> Non
     ({"hidden": (8, 0)}, "hidden must be positive ints"),
     ({"goal_swap_prob": 1.5}, r"goal_swap_prob must be in \[0, 1\]"),
     ({"target_tau": 0.0}, r"target_tau must be in \(0, 1\]"),
+    ({"views": 0}, "views must be a positive int"),
+    ({"crop_scale": (0.9, 0.5)}, r"crop_scale must satisfy 0 < min <= max <= 1"),
 ])
 def test_value_head_config_names_a_bad_value(kwargs: dict, match: str) -> None:
     from vip_rl.pretrain import ValueHeadConfig

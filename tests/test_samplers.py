@@ -208,3 +208,18 @@ def test_goal_swap_takes_final_frames_of_the_same_group() -> None:
         assert groups[v] == groups[gv] and ok[v] and ok[gv]
         assert np.array_equal(batch.goal[row].numpy(), videos[gv].frames[-1])
     assert np.all(idx["goal_video"][~np.array(ok)[idx["video"]]] == idx["video"][~np.array(ok)[idx["video"]]])
+
+
+def test_crop_frames_whole_box_is_the_frame_and_a_corner_box_reads_that_corner() -> None:
+    from vip_rl.data.samplers import crop_boxes, crop_frames
+
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    frames[:, :4, :4] = 200  # the top-left quarter bright
+    whole = np.array([[0.5, 0.5, 1.0, 1.0]] * 2)
+    assert torch.equal(crop_frames(frames, whole, 8), torch.from_numpy(frames))
+    corner = crop_frames(frames, np.array([[0.25, 0.25, 0.5, 0.5]] * 2), 4)
+    assert corner.shape == (2, 4, 4, 3) and bool((corner == 200).all())
+    boxes = crop_boxes(np.random.default_rng(0), 64, (0.5, 0.9), (0.9, 1 / 0.9))
+    area = boxes[:, 2] * boxes[:, 3]
+    assert boxes.shape == (64, 4) and area.min() >= 0.5 - 1e-9 and area.max() <= 0.9 + 1e-9
+    assert bool(np.all(np.abs(boxes[:, :2] - 0.5) <= (1 - boxes[:, 2:]) / 2 + 1e-9))  # every box inside the frame

@@ -68,7 +68,7 @@ from vip_rl import __version__
 from vip_rl._io import atomic_path, atomic_write_text
 from vip_rl._provenance import code_version
 from vip_rl.cli import ArgumentParser, check_output_dir, command, one_line, resolve_device
-from vip_rl.data.samplers import TupleBatch, TupleSampler
+from vip_rl.data.samplers import TupleBatch, TupleSampler, crop_boxes, crop_frames
 from vip_rl.encoders.base import Encoder
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -1181,10 +1181,19 @@ class ValueHeadConfig:
     random_goal_prob: float = 0.375
     goal_swap_prob: float = 0.5
     seed: int = 0
-    """Seeds the MLP's initialisation and the batches."""
+    """Seeds the MLP's initialisation, the batches and the crops."""
+    views: int = 1
+    """Feature vectors per frame: the frame itself and ``views - 1`` random-resized crops of it (``crop_scale``, the
+    pixel sampler's parametrisation), each embedded once; every step reads one view per frame of a tuple, drawn
+    independently, so the value learns to read small shifts of the same frame as near. 1: the frames only."""
+    crop_scale: tuple[float, float] = (0.85, 1.0)
+    """Area fraction of those crops (the td-sim pixel stages'); unused when ``views == 1``."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "dim", "value_heads"):
+        object.__setattr__(self, "crop_scale", tuple(float(v) for v in self.crop_scale))  # a list from to_dict's JSON
+        if len(self.crop_scale) != 2 or not 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale!r}")
+        for name in ("steps", "batch_size", "dim", "value_heads", "views"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -1278,13 +1287,22 @@ def fit_value_head(
             raise ValueError(f"{name} must have one entry per video ({len(videos)}), got {len(per_video)}")
     was_training = encoder.training
     encoder.eval()
-    feats = [cnn_features(encoder, getattr(video, "frames", video)) for video in videos]
-    encoder.train(was_training)
+    frames_of = [np.asarray(getattr(video, "frames", video)) for video in videos]
+    feats = [cnn_features(encoder, frames) for frames in frames_of]
     lengths = [len(f) for f in feats]
     if min(lengths, default=0) < 2:
         raise ValueError(f"every video needs at least 2 frames, got lengths down to {min(lengths, default=0)}")
     flat = torch.cat(feats).float()
-    mean, std = flat.mean(0), flat.std(0) + 1e-3
+    mean, std = flat.mean(0), flat.std(0) + 1e-3  # of the frames themselves, not their crops
+    views = [flat]
+    if config.views > 1:
+        crop_rng = np.random.default_rng([config.seed, 1])
+        ratio = (0.9, 1.0 / 0.9)
+        for _ in range(config.views - 1):
+            views.append(torch.cat([cnn_features(encoder, crop_frames(frames, crop_boxes(crop_rng, len(frames), config.crop_scale, ratio),
+                                                                      frames.shape[1])) for frames in frames_of]).float())
+    encoder.train(was_training)
+    del frames_of
     # the index stream of the pixel trainer's sampler (geometric goals, random goals, the goal swap): its frames are
     # not read, so each video stands in as a [T, 1, 1, 3] array
     sampler = TupleSampler([np.zeros((n, 1, 1, 3), np.uint8) for n in lengths], batch_size=config.batch_size, image_size=1,
@@ -1297,15 +1315,19 @@ def fit_value_head(
         mlp = value_mlp(flat.shape[1], config.hidden, config.dim)
     target = copy.deepcopy(mlp).requires_grad_(False)
     optimizer = torch.optim.Adam(mlp.parameters(), lr=config.lr)
-    x = (flat - mean) / std
+    x = ((torch.stack(views) - mean) / std).flatten(0, 1)  # [views * frames, F]: view v of frame i at row v * frames + i
+    del views
+    rows = flat.shape[0]
     losses, distances = [], []
     with _deterministic_kernels():
         for step in range(config.steps):
             idx = sampler.sample_indices(step)
             frames = torch.as_tensor(idx["frames"])
             base = offsets[torch.as_tensor(idx["video"])]
-            s, s1 = x[base + frames[:, 2]], x[base + frames[:, 3]]
-            g = x[offsets[torch.as_tensor(idx["goal_video"])] + frames[:, 1]]
+            at = torch.stack([base + frames[:, 2], base + frames[:, 3], offsets[torch.as_tensor(idx["goal_video"])] + frames[:, 1]])
+            if config.views > 1:  # one view per frame of each tuple, a pure function of (seed, step)
+                at = at + torch.as_tensor(np.random.default_rng([config.seed, 2, step]).integers(0, config.views, tuple(at.shape))) * rows
+            s, s1, g = x[at[0]], x[at[1]], x[at[2]]
             with torch.no_grad():
                 ts, ts1, tg = target(s), target(s1), target(g)
             loss, metrics = temporal_distance_loss(mlp(s), mlp(g), ts, ts1, tg, gamma=config.gamma, expectile=config.expectile,

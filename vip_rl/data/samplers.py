@@ -91,6 +91,33 @@ class TupleBatch:
         return int(self.initial.shape[0])
 
 
+def crop_boxes(rng: np.random.Generator, size: int, scale: tuple[float, float], ratio: tuple[float, float]) -> np.ndarray:
+    """Random-resized crop boxes ``[size, 4]`` as ``(cx, cy, width, height)`` fractions of the frame: area uniform in
+    ``scale``, aspect ratio log-uniform in ``ratio`` (torchvision's parametrisation, clipped instead of retried)."""
+    area = rng.uniform(scale[0], scale[1], size)
+    aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]), size))
+    width = np.clip(np.sqrt(area * aspect), 0.0, 1.0)
+    height = np.clip(np.sqrt(area / aspect), 0.0, 1.0)
+    cx = width / 2 + rng.random(size) * (1.0 - width)
+    cy = height / 2 + rng.random(size) * (1.0 - height)
+    return np.stack([cx, cy, width, height], 1)
+
+
+def crop_frames(pixels: np.ndarray, boxes: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 ``[N, F, F, 3]`` + boxes ``[N, 4]`` (:func:`crop_boxes`) -> uint8 ``[N, size, size, 3]`` (bilinear, border
+    padding)."""
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float()
+    box = torch.from_numpy(boxes).float()
+    theta = torch.zeros(x.shape[0], 2, 3)
+    theta[:, 0, 0] = box[:, 2]
+    theta[:, 1, 1] = box[:, 3]
+    theta[:, 0, 2] = box[:, 0] * 2 - 1
+    theta[:, 1, 2] = box[:, 1] * 2 - 1
+    grid = F.affine_grid(theta, [x.shape[0], 3, size, size], align_corners=False)
+    y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
 def _video_frames(video: Any, index: int) -> np.ndarray:
     frames = getattr(video, "frames", video)
     if isinstance(frames, torch.Tensor):
@@ -378,14 +405,7 @@ class TupleSampler:
         return swap, self.swap_candidates[offset]
 
     def _crop_boxes(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """Random-resized crop boxes ``[size, 4]`` (torchvision's parametrisation, clipped instead of retried)."""
-        area = rng.uniform(self.crop_scale[0], self.crop_scale[1], size)
-        ratio = np.exp(rng.uniform(np.log(self.crop_ratio[0]), np.log(self.crop_ratio[1]), size))
-        width = np.clip(np.sqrt(area * ratio), 0.0, 1.0)
-        height = np.clip(np.sqrt(area / ratio), 0.0, 1.0)
-        cx = width / 2 + rng.random(size) * (1.0 - width)
-        cy = height / 2 + rng.random(size) * (1.0 - height)
-        return np.stack([cx, cy, width, height], 1)
+        return crop_boxes(rng, size, self.crop_scale, self.crop_ratio)
 
     def _sample_geometric(self, rng: np.random.Generator, video: np.ndarray, length: np.ndarray) -> dict[str, np.ndarray]:
         """Temporal-distance tuples: geometric future goals of the same video, or random frames of any video."""
@@ -472,21 +492,9 @@ class TupleSampler:
         return np.where(on[:, None], rng.uniform(low, high, size=(self.batch_size, 3)), 1.0)
 
     def _crop(self, pixels: np.ndarray, crop: np.ndarray) -> torch.Tensor:
-        """uint8 ``[N, F, F, 3]`` + boxes ``[N, 4]`` -> uint8 ``[N, S, S, 3]`` (bilinear)."""
-        x = torch.from_numpy(pixels)
-        identity = bool(np.all(crop[:, 2:] >= 1.0))
-        if identity and self.frame_size == self.image_size:
-            return x.contiguous()
-        x = x.permute(0, 3, 1, 2).float()
-        box = torch.from_numpy(crop).float()
-        theta = torch.zeros(x.shape[0], 2, 3)
-        theta[:, 0, 0] = box[:, 2]
-        theta[:, 1, 1] = box[:, 3]
-        theta[:, 0, 2] = box[:, 0] * 2 - 1
-        theta[:, 1, 2] = box[:, 1] * 2 - 1
-        grid = F.affine_grid(theta, [x.shape[0], 3, self.image_size, self.image_size], align_corners=False)
-        y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        if self.frame_size == self.image_size and bool(np.all(crop[:, 2:] >= 1.0)):
+            return torch.from_numpy(pixels).contiguous()
+        return crop_frames(pixels, crop, self.image_size)
 
     def iterate(self, start_step: int = 0, *, prefetch: int = 2) -> Iterator[TupleBatch]:
         """Yield batches ``start_step, start_step + 1, ...`` forever.
