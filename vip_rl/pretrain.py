@@ -1165,7 +1165,8 @@ class ValueHeadConfig:
 
     The objective, goals and target network are the ``tdist`` pretraining's (:func:`~vip_rl.objectives.temporal_distance_loss`,
     :class:`~vip_rl.data.TupleSampler`'s geometric goals with ``random_goal_prob`` random ones and the goal swap); the
-    input is each frame's feature vector, embedded once, without crops or colour changes."""
+    input is each frame's feature vector (and those of ``views - 1`` crops of it), embedded once, without colour
+    changes."""
 
     steps: int = 20000
     batch_size: int = 256
@@ -1255,6 +1256,8 @@ def fit_value_head(
     features hold what the value needs and the end-to-end head did not make a metric of it. The old embedding is kept
     beside the new one because the MLP alone forgot what td-sim's value knew of the held-out task (another episode's
     goal VOC on FlipSwitch 0.82 -> 0.21 on dev) and its embedding lost the linear read-outs of the object joints.
+    ``config.views > 1`` (session 40) also trains on crops of each frame: without them the value read small shifts of
+    a goal image as far, which inflated the wrappers' calibrated success threshold.
 
     Args:
         encoder: an L2 :class:`SmallCNN` encoder with an MLP head (``head_hidden``) and no value head yet; frozen.
