@@ -68,7 +68,7 @@ from vip_rl import __version__
 from vip_rl._io import atomic_path, atomic_write_text
 from vip_rl._provenance import code_version
 from vip_rl.cli import ArgumentParser, check_output_dir, command, one_line, resolve_device
-from vip_rl.data.samplers import TupleBatch, TupleSampler, crop_boxes, crop_frames
+from vip_rl.data.samplers import CROP_RATIO, TupleBatch, TupleSampler, crop_boxes, crop_frames
 from vip_rl.encoders.base import Encoder
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -1300,9 +1300,8 @@ def fit_value_head(
     views = [flat]
     if config.views > 1:
         crop_rng = np.random.default_rng([config.seed, 1])
-        ratio = (0.9, 1.0 / 0.9)
         for _ in range(config.views - 1):
-            views.append(torch.cat([cnn_features(encoder, crop_frames(frames, crop_boxes(crop_rng, len(frames), config.crop_scale, ratio),
+            views.append(torch.cat([cnn_features(encoder, crop_frames(frames, crop_boxes(crop_rng, len(frames), config.crop_scale, CROP_RATIO),
                                                                       frames.shape[1])) for frames in frames_of]).float())
     encoder.train(was_training)
     del frames_of

@@ -91,6 +91,10 @@ class TupleBatch:
         return int(self.initial.shape[0])
 
 
+#: Aspect-ratio range (w/h, log-uniform) of the random-resized crops: :class:`TupleSampler`'s default and the value head's.
+CROP_RATIO: tuple[float, float] = (0.9, 1.0 / 0.9)
+
+
 def crop_boxes(rng: np.random.Generator, size: int, scale: tuple[float, float], ratio: tuple[float, float]) -> np.ndarray:
     """Random-resized crop boxes ``[size, 4]`` as ``(cx, cy, width, height)`` fractions of the frame: area uniform in
     ``scale``, aspect ratio log-uniform in ``ratio`` (torchvision's parametrisation, clipped instead of retried)."""
@@ -203,7 +207,7 @@ class TupleSampler:
         image_size: int,
         frame_size: int | None = None,
         crop_scale: tuple[float, float] = (0.8, 1.0),
-        crop_ratio: tuple[float, float] = (0.9, 1.0 / 0.9),
+        crop_ratio: tuple[float, float] = CROP_RATIO,
         goal_mode: GoalMode = "random",
         geometric_p: float = 0.01,
         random_goal_prob: float = 0.0,
