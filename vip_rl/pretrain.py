@@ -1317,8 +1317,9 @@ def fit_value_head(
         mlp = value_mlp(flat.shape[1], config.hidden, config.dim)
     target = copy.deepcopy(mlp).requires_grad_(False)
     optimizer = torch.optim.Adam(mlp.parameters(), lr=config.lr)
-    x = ((torch.stack(views) - mean) / std).flatten(0, 1)  # [views * frames, F]: view v of frame i at row v * frames + i
+    x = torch.stack(views)
     del views
+    x = x.sub_(mean).div_(std).flatten(0, 1)  # [views * frames, F]: view v of frame i at row v * frames + i (in place: no copies)
     rows = flat.shape[0]
     losses, distances = [], []
     with _deterministic_kernels():
