@@ -25,9 +25,17 @@ The rule (:func:`select`), in order:
    dev episodes with a margin (12 dev episodes per task; the session-30 draw read SlideDoor's VOC-other at 0.955 on dev
    and 0.934 held out): VOC-other >= 0.96 on every trained task except PushBlock (:data:`GATES`); reaching VOC (mean)
    >= 0.86; instruction decoy (pooled) >= 0.81; image-goal MPPI >= 36 of 40 on OpenDrawer and on PressButton.
-2. Among the draws that pass every gate, the most image-goal successes on OpenDrawer + PressButton (of 80); draws
-   within :data:`PLANNING_TIE` episodes of the best are tied.
-3. Among the tied, the highest dev image decoy pass rate (pooled), then the highest mean linear read-out.
+2. Pairwise, between two draws that pass every gate (:func:`beats`): the one with more image-goal successes on
+   OpenDrawer + PressButton (of 80) wins when they differ by more than :data:`PLANNING_TIE` episodes; within that band,
+   the higher dev image decoy pass rate (pooled) wins, then the higher mean linear read-out.
+3. The incumbent (``--incumbent``, the bundled file) stays unless a draw beats it. Among the draws that beat it, the
+   one that beats the most of the others ships (ties: more planning, then decoy, then read-out).
+
+Until session 41, step 2 tied every draw within :data:`PLANNING_TIE` of the *best* planning score and step 3 ranked all
+of them at once. Session 40 found that this is not independent of irrelevant draws: a table that also held a draw
+that had already lost to the incumbent moved the band and changed the winner. Under the pairwise rule a draw that does
+not beat the incumbent cannot change the choice; every decision of sessions 31-40 is the same under both rules
+(``results/dev_stage5_draws/README.md``, session 41).
 
 Reported beside the rule, not part of it (session 32): each draw's **apparent decoy steps** per task
 (``_value_metrics.apparent_steps``: the expert's steps left where its frames turn nearer the goal than the decoy for
@@ -40,8 +48,9 @@ Since session 35 the decoy figures leave out the decoy states that one zero acti
 then (``results/dev_select.json``) count them; compare a new candidate's decoy figures with the incumbent's rescored,
 not with those rows.
 
-The incumbent (the bundled file) is ranked with the candidates; a candidate replaces it only by ranking first. When no
-draw passes the gates, the rule picks none: the incumbent stays and the failed gates are reported.
+Without ``--incumbent`` (a table of new draws only) every passing draw is a contender and the one beating the most of
+the others ranks first. When no draw passes the gates, the rule picks none: the incumbent stays and the failed gates are
+reported.
 """
 from __future__ import annotations
 
@@ -88,30 +97,58 @@ def failed_gates(row: dict[str, Any]) -> list[str]:
     return failed
 
 
-def select(rows: dict[str, dict[str, Any]], *, tie: int = PLANNING_TIE) -> dict[str, Any]:
+def beats(a: dict[str, Any], b: dict[str, Any], *, tie: int = PLANNING_TIE) -> bool:
+    """Whether draw ``a`` beats draw ``b`` (both passing every gate): more than ``tie`` more planning successes, or
+    within ``tie`` of each other a higher dev image decoy, then (equal decoys) a higher mean read-out."""
+    pa, pb = float(a["planning"]), float(b["planning"])
+    if abs(pa - pb) > tie:
+        return pa > pb
+    return (float(a.get("decoy_pass_rate", -1.0)), float(a.get("readout_mean", -1.0))) > \
+        (float(b.get("decoy_pass_rate", -1.0)), float(b.get("readout_mean", -1.0)))
+
+
+def select(rows: dict[str, dict[str, Any]], *, incumbent: str | None = None, tie: int = PLANNING_TIE) -> dict[str, Any]:
     """The rule of the module docstring on ``rows`` (candidate name -> figures: :data:`GATES`' keys, ``planning``,
     ``decoy_pass_rate`` and ``readout_mean``).
 
+    Args:
+        incumbent: the name of the bundled file's row, or None when every row is a new draw.
+
     Returns:
-        ``{"chosen": name or None, "order": names ranked (gate-passers first), "failed": name -> failed gates,
-        "tied": the gate-passers within ``tie`` of the best planning score}``.
+        ``{"chosen": name or None, "order": names ranked (contenders first, then the other gate-passers, then the
+        rest), "failed": name -> failed gates, "contenders": the incumbent and the draws that beat it (every
+        gate-passer without an incumbent), "wins": contender -> how many other contenders it beats}``.
+
+    Raises:
+        ValueError: ``incumbent`` is not a row.
     """
+    if incumbent is not None and incumbent not in rows:
+        raise ValueError(f"incumbent {incumbent!r} is not a row ({sorted(rows)})")
     failed = {name: failed_gates(row) for name, row in rows.items()}
     passing = [name for name in rows if not failed[name]]
+    if incumbent in passing:
+        contenders = [incumbent] + [name for name in passing if name != incumbent and beats(rows[name], rows[incumbent], tie=tie)]
+    else:
+        contenders = list(passing)
+
+    def wins(name: str, among: list[str]) -> int:
+        return sum(beats(rows[name], rows[other], tie=tie) for other in among if other != name)
+
+    def key(name: str, among: list[str]) -> tuple[float, ...]:
+        row = rows[name]
+        return (float(wins(name, among)), float(row["planning"]), float(row.get("decoy_pass_rate", -1.0)),
+                float(row.get("readout_mean", -1.0)))
+
+    rest = [name for name in passing if name not in contenders]
 
     def planning(name: str) -> float:
-        return float(rows[name].get("planning", float("nan")))
+        value = float(rows[name].get("planning", float("nan")))
+        return value if math.isfinite(value) else -1.0
 
-    best = max((planning(name) for name in passing), default=float("nan"))
-    tied = [name for name in passing if planning(name) >= best - tie]
-
-    def key(name: str) -> tuple[float, ...]:
-        row = rows[name]
-        return (float(name in tied), float(name in passing), float(row.get("decoy_pass_rate", -1.0)) if name in tied else 0.0,
-                float(row.get("readout_mean", -1.0)) if name in tied else 0.0, planning(name) if math.isfinite(planning(name)) else -1.0)
-
-    order = sorted(rows, key=key, reverse=True)
-    return {"chosen": order[0] if passing else None, "order": order, "failed": failed, "tied": tied}
+    order = (sorted(contenders, key=lambda n: key(n, contenders), reverse=True) + sorted(rest, key=lambda n: key(n, passing), reverse=True)
+             + sorted((n for n in rows if failed[n]), key=planning, reverse=True))
+    return {"chosen": order[0] if passing else None, "order": order, "failed": failed, "contenders": contenders,
+            "wins": {name: wins(name, contenders) for name in contenders}}
 
 
 # ------------------------------------------------------------------------------------------ figures
@@ -215,13 +252,15 @@ def render(result: dict[str, Any]) -> str:
     lines = ["# Dev-seed selection of a td-sim draw", "", _report.generated_by(result["provenance"]), "",
              f"Dev episodes: {result['episodes_per_task']} scripted-expert episodes per task from seed {DEV_SEED} (+ task index); "
              f"planning: `mppi_success.py --seed 100 --episodes {PLANNING_EPISODES}`, image goal, K=32, H=10. The rule "
-             "(`benchmarks/dev_select.py`, written in session 31 before any draw it ranks was scored): gates, then "
-             f"planning (ties within {PLANNING_TIE} episodes), then the dev image decoy, then the mean linear read-out.", ""]
+             "(`benchmarks/dev_select.py`, written in session 31 before any draw it ranks was scored, made pairwise in "
+             f"session 41): gates; then draw against draw, planning (more than {PLANNING_TIE} episodes apart), else the dev "
+             "image decoy, else the mean linear read-out; the incumbent stays unless a draw beats it, and among the draws "
+             "that beat it the one beating the most others ships.", ""]
     tasks = list(next(iter(rows.values()))["per_task"]) if rows else []
     header = ["draw", "planning OD + PB (of 80)", "VOC-other " + " / ".join(t for t in tasks if t != result["held_out"]),
               "reach VOC", "decoy image / same-target / instruction", "decoy " + " / ".join(tasks), "PushBlock same-target VOC",
               f"{result['held_out']} VOC-other", "linear read-outs " + " / ".join(next(iter(rows.values()))["readouts"]) if rows else "",
-              "decoy's apparent steps " + " / ".join(tasks), "failed gates", "rank"]
+              "decoy's apparent steps " + " / ".join(tasks), "failed gates", "contender: draws it beats", "rank"]
     body = []
     for rank, name in enumerate(choice["order"], 1):
         r = rows[name]
@@ -236,7 +275,8 @@ def render(result: dict[str, Any]) -> str:
                      f"{pt[result['held_out']]['voc_other']:.3f}" if result["held_out"] in pt else "-",
                      " / ".join(f"{v:.3f}" for v in r["readouts"].values()),
                      " / ".join(_report.fmt(pt[t].get("decoy_apparent_steps"), "{:.1f}") for t in tasks),
-                     ", ".join(choice["failed"][name]) or "none", str(rank)])
+                     ", ".join(choice["failed"][name]) or "none",
+                     str(choice["wins"][name]) if name in choice.get("wins", {}) else "-", str(rank)])
     lines += _report.table(header, body)
     chosen = choice["chosen"]
     lines += ["", f"**Chosen: {chosen}**." if chosen else "**No draw passes every gate: none is chosen** (the incumbent stays).", ""]
@@ -309,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {"provenance": _report.provenance(__file__, argv, quick=args.quick), "episodes_per_task": args.episodes, "held_out": HELD_OUT_TASK,
               "decoy_expert_steps": expert_steps,
               "incumbent": args.incumbent, "weights": candidates, "planning_runs": plannings, "rows": rows,
-              "selection": select(rows), "gates": {label: list(gate) for label, gate in GATES.items()}, "notes": list(args.note)}
+              "selection": select(rows, incumbent=args.incumbent), "gates": {label: list(gate) for label, gate in GATES.items()}, "notes": list(args.note)}
     _report.write(args.out, result, render(result))
     return 0
 

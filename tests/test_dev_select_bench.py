@@ -24,12 +24,48 @@ def test_planning_ties_within_three_episodes_go_to_the_higher_decoy_then_the_rea
     ds = benchmark_module("dev_select")
     rows = {"best": _row(planning=(40, 40), decoy=0.78), "close": _row(planning=(39, 38), decoy=0.82),
             "far": _row(planning=(38, 38), decoy=0.95)}
-    choice = ds.select(rows)
-    assert choice["tied"] == ["best", "close"] and choice["chosen"] == "close"
-    assert choice["order"] == ["close", "best", "far"]
+    assert ds.beats(rows["close"], rows["best"]) and not ds.beats(rows["best"], rows["close"])
+    assert ds.beats(rows["best"], rows["far"]) and ds.beats(rows["far"], rows["close"])  # pairwise: a cycle
     rows["best"]["decoy_pass_rate"] = 0.82
     rows["best"]["readout_mean"] = 0.7
-    assert ds.select(rows)["chosen"] == "best"
+    assert ds.beats(rows["best"], rows["close"]) and not ds.beats(rows["close"], rows["best"])
+    rows["close"]["readout_mean"] = 0.7
+    assert not ds.beats(rows["best"], rows["close"]) and not ds.beats(rows["close"], rows["best"])  # equal: neither
+
+
+def test_the_incumbent_stays_unless_a_draw_beats_it(benchmark_module):
+    ds = benchmark_module("dev_select")
+    rows = {"shipped": _row(planning=(38, 38), decoy=0.86), "new": _row(planning=(39, 38), decoy=0.80)}
+    choice = ds.select(rows, incumbent="shipped")
+    assert choice["chosen"] == "shipped" and choice["contenders"] == ["shipped"] and choice["order"] == ["shipped", "new"]
+    rows["new"]["planning"] = 80  # 4 more episodes: outside the tie band
+    choice = ds.select(rows, incumbent="shipped")
+    assert choice["chosen"] == "new" and choice["wins"] == {"shipped": 0, "new": 1}
+
+
+def test_a_draw_that_loses_to_the_incumbent_cannot_change_the_choice(benchmark_module):
+    # session 40's case: the old rule anchored the tie band on the best score, so adding "loser" (77, already beaten
+    # by the incumbent) pulled it inside the band of "planner" (80) and made it win on the decoy
+    ds = benchmark_module("dev_select")
+    rows = {"shipped": _row(planning=(38, 38), decoy=0.861), "planner": _row(planning=(40, 40), decoy=0.806)}
+    assert ds.select(rows, incumbent="shipped")["chosen"] == "planner"
+    rows["loser"] = _row(planning=(39, 38), decoy=0.847)
+    choice = ds.select(rows, incumbent="shipped")
+    assert choice["chosen"] == "planner" and choice["contenders"] == ["shipped", "planner"]
+    assert choice["order"] == ["planner", "shipped", "loser"]
+
+
+def test_among_the_draws_that_beat_the_incumbent_the_one_beating_most_others_ships(benchmark_module):
+    ds = benchmark_module("dev_select")
+    rows = {"shipped": _row(planning=(36, 36), decoy=0.5), "a": _row(planning=(40, 40), decoy=0.78),
+            "b": _row(planning=(39, 38), decoy=0.82), "c": _row(planning=(40, 39), decoy=0.80)}
+    choice = ds.select(rows, incumbent="shipped")
+    # each beats the incumbent (planning); b beats a and c on the decoy (all within 3 episodes); c beats a
+    assert choice["wins"] == {"shipped": 0, "a": 1, "b": 3, "c": 2}
+    assert choice["order"] == ["b", "c", "a", "shipped"]
+    assert ds.select(rows)["chosen"] == "b"  # no incumbent: every passing draw contends
+    with pytest.raises(ValueError, match="incumbent 'gone' is not a row"):
+        ds.select(rows, incumbent="gone")
 
 
 def test_no_draw_passing_every_gate_chooses_none(benchmark_module):
