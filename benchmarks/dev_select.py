@@ -74,7 +74,7 @@ PLANNING_TASKS = ("OpenDrawer", "PressButton")
 PLANNING_METHOD = "{name} image"
 #: episodes per planning task in the rule's MPPI run
 PLANNING_EPISODES = 40
-#: planning scores within this many episodes of the best count as tied (binomial noise of 80 episodes near 0.95)
+#: two draws whose planning scores differ by at most this many episodes are tied on planning (binomial noise of 80 episodes near 0.95)
 PLANNING_TIE = 3
 #: gate -> (figure key in a candidate's row, minimum)
 GATES: dict[str, tuple[str, float]] = {
