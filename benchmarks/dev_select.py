@@ -103,8 +103,12 @@ def beats(a: dict[str, Any], b: dict[str, Any], *, tie: int = PLANNING_TIE) -> b
     pa, pb = float(a["planning"]), float(b["planning"])
     if abs(pa - pb) > tie:
         return pa > pb
-    return (float(a.get("decoy_pass_rate", -1.0)), float(a.get("readout_mean", -1.0))) > \
-        (float(b.get("decoy_pass_rate", -1.0)), float(b.get("readout_mean", -1.0)))
+    return _tie_break(a) > _tie_break(b)
+
+
+def _tie_break(row: dict[str, Any]) -> tuple[float, float]:
+    """What decides between two draws tied on planning, in order: the dev image decoy, then the mean read-out."""
+    return float(row.get("decoy_pass_rate", -1.0)), float(row.get("readout_mean", -1.0))
 
 
 def select(rows: dict[str, dict[str, Any]], *, incumbent: str | None = None, tie: int = PLANNING_TIE) -> dict[str, Any]:
@@ -131,24 +135,20 @@ def select(rows: dict[str, dict[str, Any]], *, incumbent: str | None = None, tie
     else:
         contenders = list(passing)
 
-    def wins(name: str, among: list[str]) -> int:
-        return sum(beats(rows[name], rows[other], tie=tie) for other in among if other != name)
-
-    def key(name: str, among: list[str]) -> tuple[float, ...]:
-        row = rows[name]
-        return (float(wins(name, among)), float(row["planning"]), float(row.get("decoy_pass_rate", -1.0)),
-                float(row.get("readout_mean", -1.0)))
-
-    rest = [name for name in passing if name not in contenders]
+    def ranked(names: list[str]) -> tuple[list[str], dict[str, int]]:
+        wins = {name: sum(beats(rows[name], rows[other], tie=tie) for other in names if other != name) for name in names}
+        order = sorted(names, key=lambda n: (wins[n], float(rows[n]["planning"]), *_tie_break(rows[n])), reverse=True)
+        return order, wins
 
     def planning(name: str) -> float:
         value = float(rows[name].get("planning", float("nan")))
         return value if math.isfinite(value) else -1.0
 
-    order = (sorted(contenders, key=lambda n: key(n, contenders), reverse=True) + sorted(rest, key=lambda n: key(n, passing), reverse=True)
-             + sorted((n for n in rows if failed[n]), key=planning, reverse=True))
-    return {"chosen": order[0] if passing else None, "order": order, "failed": failed, "contenders": contenders,
-            "wins": {name: wins(name, contenders) for name in contenders}}
+    contender_order, wins = ranked(contenders)
+    # the other gate-passers rank by their wins among all gate-passers
+    rest_order = [name for name in ranked(passing)[0] if name not in contenders]
+    order = contender_order + rest_order + sorted((n for n in rows if failed[n]), key=planning, reverse=True)
+    return {"chosen": order[0] if passing else None, "order": order, "failed": failed, "contenders": contenders, "wins": wins}
 
 
 # ------------------------------------------------------------------------------------------ figures
