@@ -27,9 +27,17 @@ The rule (:func:`select`), in order:
    >= 0.86; instruction decoy (pooled) >= 0.81; image-goal MPPI >= 36 of 40 on OpenDrawer and on PressButton.
 2. Pairwise, between two draws that pass every gate (:func:`beats`): the one with more image-goal successes on
    OpenDrawer + PressButton (of 80) wins when they differ by more than :data:`PLANNING_TIE` episodes; within that band,
-   the higher dev image decoy pass rate (pooled) wins, then the higher mean linear read-out.
+   the one passing more of the pooled dev image decoys wins when they differ by more than :data:`DECOY_TIE` episodes;
+   within that band too, the higher mean linear read-out wins when they differ by more than :data:`READOUT_TIE`.
+   Draws within all three bands are tied: neither beats the other.
 3. The incumbent (``--incumbent``, the bundled file) stays unless a draw beats it. Among the draws that beat it, the
    one that beats the most of the others ships (ties: more planning, then decoy, then read-out).
+
+Since session 42 the decoy and read-out steps have noise bands, as planning had from the start. Each band is the
+largest spread seen between seeds of one recipe on the dev figures (``results/dev_stage5_draws/README.md``, session
+42): the pooled decoy of 72 episodes 64 / 62 / 61 (session 39's value heads), 58 / 57 and 58 / 59 (sessions 40-41);
+the mean read-out 0.607 / 0.635 (session 40). Session 41's draw had been chosen by one decoy episode of 72 and gave
+the gain back on the held-out seeds.
 
 Until session 41, step 2 tied every draw within :data:`PLANNING_TIE` of the *best* planning score and step 3 ranked all
 of them at once. Session 40 found that this is not independent of irrelevant draws: a table that also held a draw
@@ -76,6 +84,11 @@ PLANNING_METHOD = "{name} image"
 PLANNING_EPISODES = 40
 #: two draws whose planning scores differ by at most this many episodes are tied on planning (binomial noise of 80 episodes near 0.95)
 PLANNING_TIE = 3
+#: two draws whose pooled dev image decoys differ by at most this many passing episodes are tied on the decoy (seeds of
+#: one recipe differ by up to 3 of 72: module docstring)
+DECOY_TIE = 3
+#: two draws whose mean dev read-outs (R^2) differ by at most this are tied on them (seeds of one recipe: up to 0.028)
+READOUT_TIE = 0.03
 #: gate -> (figure key in a candidate's row, minimum)
 GATES: dict[str, tuple[str, float]] = {
     "VOC-other, trained tasks except PushBlock (min)": ("voc_other_trained_min_excl_pushblock", 0.96),
@@ -97,17 +110,56 @@ def failed_gates(row: dict[str, Any]) -> list[str]:
     return failed
 
 
-def beats(a: dict[str, Any], b: dict[str, Any], *, tie: int = PLANNING_TIE) -> bool:
-    """Whether draw ``a`` beats draw ``b`` (both passing every gate): more than ``tie`` more planning successes, or
-    within ``tie`` of each other a higher dev image decoy, then (equal decoys) a higher mean read-out."""
+def beats(a: dict[str, Any], b: dict[str, Any], *, tie: int = PLANNING_TIE, decoy_tie: int = DECOY_TIE,
+          readout_tie: float = READOUT_TIE) -> bool:
+    """Whether draw ``a`` beats draw ``b`` (both passing every gate): more than ``tie`` more planning successes; or,
+    within ``tie`` of each other, more than ``decoy_tie`` more passing dev image decoys; or, within that band too, a
+    mean read-out higher by more than ``readout_tie``. Within all three bands neither draw beats the other.
+
+    Raises:
+        ValueError: the two rows' decoys were scored on different numbers of episodes (rows of different dev sets).
+    """
     pa, pb = float(a["planning"]), float(b["planning"])
     if abs(pa - pb) > tie:
         return pa > pb
-    return _tie_break(a) > _tie_break(b)
+    (da, na), (db, nb) = decoy_passes(a), decoy_passes(b)
+    if na != nb:
+        raise ValueError(f"the rows' dev decoys count {na} and {nb} episodes: score both draws on the same dev set")
+    if abs(da - db) > decoy_tie:
+        return da > db
+    ra, rb = float(a.get("readout_mean", float("nan"))), float(b.get("readout_mean", float("nan")))
+    if math.isfinite(ra) and math.isfinite(rb) and abs(ra - rb) > readout_tie:
+        return ra > rb
+    return False
+
+
+def decoy_passes(row: dict[str, Any]) -> tuple[int, int]:
+    """(passing decoys, decoy episodes) of a row's pooled dev image decoy: ``decoy_pass_rate`` times its count,
+    ``decoy_episodes`` (rows written before session 42 count the episodes of ``per_task``'s tasks with a decoy).
+
+    Raises:
+        ValueError: the row has no decoy count and no per-task figures to count them from.
+    """
+    count = row.get("decoy_episodes")
+    if count is None:
+        if "per_task" not in row:
+            raise ValueError("a row without decoy_episodes or per_task figures: cannot count its decoy episodes")
+        count = decoy_episodes(row["per_task"])
+    return int(round(float(row["decoy_pass_rate"]) * count)), int(count)
+
+
+def decoy_episodes(per_task: dict[str, dict[str, Any]]) -> int:
+    """How many episodes the pooled image decoy counts: per task ``decoy_episodes`` (the defined decoys; ``episodes``
+    in rows scored before session 35) where the task has a decoy rate."""
+    def has_decoy(v: dict[str, Any]) -> bool:
+        rate = v.get("decoy_pass_rate")  # NaN, or null in a JSON file, where the task has none
+        return rate is not None and math.isfinite(float(rate))
+
+    return int(sum(v.get("decoy_episodes", v.get("episodes", 0)) for v in per_task.values() if has_decoy(v)))
 
 
 def _tie_break(row: dict[str, Any]) -> tuple[float, float]:
-    """What decides between two draws tied on planning, in order: the dev image decoy, then the mean read-out."""
+    """How :func:`select` orders draws with equal wins after planning: the dev image decoy, then the mean read-out."""
     return float(row.get("decoy_pass_rate", -1.0)), float(row.get("readout_mean", -1.0))
 
 
@@ -240,7 +292,7 @@ def decoy_expert_steps(*, episodes: int, cache: Path) -> dict[str, float]:
 def candidate_row(values: dict[str, Any], readouts: dict[str, float], planning: dict[str, int] | None) -> dict[str, Any]:
     """One candidate's figures as :func:`select` reads them."""
     row = {**values["summary"], "readouts": readouts, "readout_mean": float(np.mean(list(readouts.values()))) if readouts else float("nan"),
-           "per_task": values["per_task"]}
+           "per_task": values["per_task"], "decoy_episodes": decoy_episodes(values["per_task"])}
     if planning is not None:
         row.update({f"planning_{task}": count for task, count in planning.items()}, planning=sum(planning.values()))
     return row
@@ -253,9 +305,10 @@ def render(result: dict[str, Any]) -> str:
              f"Dev episodes: {result['episodes_per_task']} scripted-expert episodes per task from seed {DEV_SEED} (+ task index); "
              f"planning: `mppi_success.py --seed 100 --episodes {PLANNING_EPISODES}`, image goal, K=32, H=10. The rule "
              "(`benchmarks/dev_select.py`, written in session 31 before any draw it ranks was scored, made pairwise in "
-             f"session 41): gates; then draw against draw, planning (more than {PLANNING_TIE} episodes apart), else the dev "
-             "image decoy, else the mean linear read-out; the incumbent stays unless a draw beats it, and among the draws "
-             "that beat it the one beating the most others ships.", ""]
+             f"session 41, noise bands on every step since session 42): gates; then draw against draw, planning (more than "
+             f"{PLANNING_TIE} episodes apart), else the dev image decoy (more than {DECOY_TIE} passing episodes apart), else "
+             f"the mean linear read-out (more than {READOUT_TIE:g} apart), else neither beats the other; the incumbent "
+             "stays unless a draw beats it, and among the draws that beat it the one beating the most others ships.", ""]
     tasks = list(next(iter(rows.values()))["per_task"]) if rows else []
     header = ["draw", "planning OD + PB (of 80)", "VOC-other " + " / ".join(t for t in tasks if t != result["held_out"]),
               "reach VOC", "decoy image / same-target / instruction", "decoy " + " / ".join(tasks), "PushBlock same-target VOC",
@@ -265,10 +318,11 @@ def render(result: dict[str, Any]) -> str:
     for rank, name in enumerate(choice["order"], 1):
         r = rows[name]
         pt = r["per_task"]
+        passed, count = decoy_passes(r)
         body.append([name + (" (incumbent)" if name == result.get("incumbent") else ""),
                      f"{r['planning_OpenDrawer']} + {r['planning_PressButton']} = {r['planning']}" if "planning" in r else "-",
                      " / ".join(f"{pt[t]['voc_other']:.3f}" for t in tasks if t != result["held_out"]),
-                     f"{r['reach_voc_mean']:.3f}", f"{r['decoy_pass_rate']:.3f} / {_report.fmt(r.get('decoy_pass_rate_same_target'), '{:.3f}')} / "
+                     f"{r['reach_voc_mean']:.3f}", f"{r['decoy_pass_rate']:.3f} ({passed} of {count}) / {_report.fmt(r.get('decoy_pass_rate_same_target'), '{:.3f}')} / "
                      f"{_report.fmt(r.get('decoy_pass_rate_text'), '{:.3f}')}",
                      " / ".join(_report.fmt(pt[t]['decoy_pass_rate'], '{:.2f}', missing='none') for t in tasks),
                      _report.fmt(pt.get("PushBlock", {}).get("voc_same_target"), "{:.3f}"),

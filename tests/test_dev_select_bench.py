@@ -7,10 +7,10 @@ import re
 import pytest
 
 
-def _row(planning=(38, 38), voc_other=0.97, reach=0.9, text_decoy=0.85, decoy=0.8, readout=0.6):
+def _row(planning=(38, 38), voc_other=0.97, reach=0.9, text_decoy=0.85, decoy=0.8, readout=0.6, decoy_episodes=72):
     return {"voc_other_trained_min_excl_pushblock": voc_other, "reach_voc_mean": reach, "decoy_pass_rate_text": text_decoy,
             "planning_OpenDrawer": planning[0], "planning_PressButton": planning[1], "planning": sum(planning),
-            "decoy_pass_rate": decoy, "readout_mean": readout}
+            "decoy_pass_rate": decoy, "decoy_episodes": decoy_episodes, "readout_mean": readout}
 
 
 def test_a_draw_that_fails_a_gate_is_not_chosen_however_well_it_plans(benchmark_module):
@@ -22,15 +22,48 @@ def test_a_draw_that_fails_a_gate_is_not_chosen_however_well_it_plans(benchmark_
 
 def test_planning_ties_within_three_episodes_go_to_the_higher_decoy_then_the_read_out(benchmark_module):
     ds = benchmark_module("dev_select")
-    rows = {"best": _row(planning=(40, 40), decoy=0.78), "close": _row(planning=(39, 38), decoy=0.82),
+    # decoys of 72 episodes: 0.78 -> 56 passing, 0.85 -> 61, 0.95 -> 68
+    rows = {"best": _row(planning=(40, 40), decoy=0.78), "close": _row(planning=(39, 38), decoy=0.85),
             "far": _row(planning=(38, 38), decoy=0.95)}
     assert ds.beats(rows["close"], rows["best"]) and not ds.beats(rows["best"], rows["close"])
     assert ds.beats(rows["best"], rows["far"]) and ds.beats(rows["far"], rows["close"])  # pairwise: a cycle
-    rows["best"]["decoy_pass_rate"] = 0.82
+    rows["best"]["decoy_pass_rate"] = 0.85
     rows["best"]["readout_mean"] = 0.7
     assert ds.beats(rows["best"], rows["close"]) and not ds.beats(rows["close"], rows["best"])
-    rows["close"]["readout_mean"] = 0.7
-    assert not ds.beats(rows["best"], rows["close"]) and not ds.beats(rows["close"], rows["best"])  # equal: neither
+    rows["close"]["readout_mean"] = 0.68  # within READOUT_TIE: neither
+    assert not ds.beats(rows["best"], rows["close"]) and not ds.beats(rows["close"], rows["best"])
+
+
+def test_decoys_within_three_episodes_are_tied_and_the_incumbent_stays(benchmark_module):
+    # session 41's table: the draw that shipped passed one dev decoy episode of 72 more than the incumbent (59 vs 58)
+    # and read out 0.004 less; under the banded rule neither beats the other
+    ds = benchmark_module("dev_select")
+    rows = {"v4s0": _row(planning=(40, 40), decoy=58 / 72, readout=0.607), "v4c95s1": _row(planning=(39, 39), decoy=59 / 72, readout=0.603)}
+    assert ds.decoy_passes(rows["v4c95s1"]) == (59, 72)
+    assert not ds.beats(rows["v4c95s1"], rows["v4s0"]) and not ds.beats(rows["v4s0"], rows["v4c95s1"])
+    assert ds.select(rows, incumbent="v4s0")["chosen"] == "v4s0"
+    rows["v4c95s1"]["decoy_pass_rate"] = 62 / 72  # four more than the incumbent: outside the band
+    assert ds.select(rows, incumbent="v4s0")["chosen"] == "v4c95s1"
+    rows["v4c95s1"]["decoy_pass_rate"] = 61 / 72  # three more: inside; a read-out higher by more than 0.03 decides
+    rows["v4c95s1"]["readout_mean"] = 0.640
+    assert ds.beats(rows["v4c95s1"], rows["v4s0"])
+    rows["v4c95s1"]["readout_mean"] = 0.635
+    assert not ds.beats(rows["v4c95s1"], rows["v4s0"])
+
+
+def test_rows_scored_before_the_decoy_count_count_it_from_their_per_task_figures(benchmark_module):
+    ds = benchmark_module("dev_select")
+    old = _row(decoy=0.75)
+    del old["decoy_episodes"]
+    # a task without a decoy (NaN; null once read back from JSON) does not count
+    old["per_task"] = {"OpenDrawer": {"decoy_pass_rate": 1.0, "episodes": 12}, "PressButton": {"decoy_pass_rate": None, "episodes": 12},
+                       "SlideDoor": {"decoy_pass_rate": 0.5, "episodes": 12, "decoy_episodes": 12}}
+    assert ds.decoy_passes(old) == (18, 24)
+    with pytest.raises(ValueError, match="count 24 and 72 episodes: score both draws on the same dev set"):
+        ds.beats(old, _row())
+    del old["per_task"]
+    with pytest.raises(ValueError, match="cannot count its decoy episodes"):
+        ds.decoy_passes(old)
 
 
 def test_the_incumbent_stays_unless_a_draw_beats_it(benchmark_module):
@@ -57,10 +90,11 @@ def test_a_draw_that_loses_to_the_incumbent_cannot_change_the_choice(benchmark_m
 
 def test_among_the_draws_that_beat_the_incumbent_the_one_beating_most_others_ships(benchmark_module):
     ds = benchmark_module("dev_select")
-    rows = {"shipped": _row(planning=(36, 36), decoy=0.5), "a": _row(planning=(40, 40), decoy=0.78),
-            "b": _row(planning=(39, 38), decoy=0.82), "c": _row(planning=(40, 39), decoy=0.80)}
+    rows = {"shipped": _row(planning=(36, 36), decoy=0.5), "a": _row(planning=(40, 40), decoy=0.74),
+            "b": _row(planning=(39, 38), decoy=0.86), "c": _row(planning=(40, 39), decoy=0.80)}
     choice = ds.select(rows, incumbent="shipped")
-    # each beats the incumbent (planning); b beats a and c on the decoy (all within 3 episodes); c beats a
+    # each beats the incumbent (planning); b beats a and c on the decoy (planning within 3 episodes; decoys 62 / 58 / 53
+    # of 72); c beats a
     assert choice["wins"] == {"shipped": 0, "a": 1, "b": 3, "c": 2}
     assert choice["order"] == ["b", "c", "a", "shipped"]
     assert ds.select(rows)["chosen"] == "b"  # no incumbent: every passing draw contends
