@@ -2,7 +2,8 @@
 # Both bootstrap .venv themselves. On a machine without CUDA the small CPU torch
 # wheel is installed first so that `torch>=2.3` does not pull a multi-GB CUDA build.
 # `make test` runs every test (the slow end-to-end ones included) and the library's docstring
-# examples, as CI does (.ci/run); `make test-fast` (under a minute) skips the tests marked slow.
+# examples, as CI does (.ci/run); `make test-fast` (under a minute) skips the tests marked slow and runs the
+# rest on two pytest-xdist workers.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -31,7 +32,7 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 bench: venv
 	$(BIN)/python benchmarks/run_all.py
