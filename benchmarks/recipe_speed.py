@@ -160,7 +160,7 @@ def render(res: dict[str, Any]) -> str:
             lines.append(f"- stage {stage}: two DDP runs write {'the same' if agree else '**different**'} tensors; "
                          f"DDP against one process: {'the same' if ddp[0]['same_as_recipe'] else 'other'} tensors "
                          f"(another draw of the recipe).")
-    lines += _report.notes_section(res.get("notes"))
+    lines += [""] + _report.notes_section(res.get("notes"))
     return "\n".join(lines) + "\n"
 
 
