@@ -75,7 +75,7 @@ def worker(stage: int, steps: int, threads: int, data_dir: Path, run_dir: Path) 
 
     torch.set_num_threads(threads)
     config = dataclasses.replace(stage_config(stage), steps=steps, ckpt_every=steps, eval_every=10 * steps)
-    paths = wr.collect_data(data_dir, progress=False)
+    paths = wr.collect_data(data_dir, progress=False)  # complete files (main collected them): only their paths
     data = wr.load_training_videos(paths, camera=wr.DATA.camera)
     marks: dict[int, float] = {}
 
@@ -190,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stage_config(stage)
     except ValueError as err:
         parser.error(f"--stages: {err}")
+    from vip_rl import weights_recipe as wr
+
+    # collected here, once, so that the runs (two DDP ranks among them) only read the files
+    wr.collect_data(args.data, progress=False, workers=os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="recipe_speed-", dir=args.scratch) as scratch:
         try:
             rows = measure(stages=args.stages, steps=args.steps, data_dir=args.data, scratch=Path(scratch))
