@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,7 +123,8 @@ def measure(*, stages: Sequence[int], steps: int, data_dir: Path, scratch: Path)
     rows = []
     for stage in stages:
         base = None
-        for k, setup in enumerate([*SETUPS, "2 DDP ranks, 1 thread each"]):
+        ddp_setup = next(name for name, (ranks, _) in SETUPS.items() if ranks > 1)  # run twice: do its runs agree?
+        for k, setup in enumerate([*SETUPS, ddp_setup]):
             row = run(stage, setup, steps=steps, data_dir=data_dir, run_dir=scratch / f"stage{stage}_{k}", port=29500 + k)
             row["repeat"] = k == len(SETUPS)
             base = row if base is None else base
