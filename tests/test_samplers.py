@@ -1,6 +1,8 @@
 """Tests of the VIP/LIV tuple samplers (vip_rl.data.samplers)."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -60,6 +62,8 @@ def test_batches_are_a_function_of_seed_and_step() -> None:
     it = a.iterate(3, prefetch=2)
     prefetched = [next(it) for _ in range(3)]
     it.close()
+    # closing waits for the prefetch thread: no batch is still being made (a torch op caught at exit aborts a process)
+    assert not [t for t in threading.enumerate() if t.name == "vip-rl-sampler"]
     for k, batch in enumerate(prefetched):
         assert batch.step == 3 + k and torch.equal(batch.goal, b.batch(3 + k).goal)
 

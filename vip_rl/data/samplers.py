@@ -505,7 +505,10 @@ class TupleSampler:
 
         With ``prefetch > 0`` a daemon thread prepares up to ``prefetch`` batches ahead; the
         batches are the same as without it (each is a function of its step). Close the
-        iterator (``it.close()``, or let it be garbage collected) to stop the thread.
+        iterator (``it.close()``, or let it be garbage collected) to stop the thread: closing
+        waits for the batch it is making, so no torch op is left running when the process exits
+        (one caught at exit aborted a training process: ``terminate called without an active
+        exception``).
         """
         if prefetch <= 0:
             step = start_step
@@ -542,3 +545,5 @@ class TupleSampler:
                 yield item
         finally:
             stop.set()
+            if thread is not threading.current_thread():  # closed from the worker itself (garbage collected there): no join
+                thread.join()
