@@ -16,9 +16,17 @@ Each run is a fresh process (``--worker``) in a scratch folder; its rate counts 
 :data:`WARMUP` (data loading and start-up left out). The DDP set-up runs twice per stage: do two of its runs write the
 same tensors (a recipe on it could still be bit for bit), and do they equal the single-process runs'?
 
+``--part value-head`` (session 43; ``results/recipe_speed_value_head.md``) measures the value-head stage on one torch
+thread, serial against its spare-core path (:func:`vip_rl.pretrain._side_threads`: the feature pass on two threads,
+the target MLP beside the online one), in one process, in alternating blocks: this machine's speed drifts by up to 2x
+within a minute, so runs one after the other do not compare. It embeds the recipe's videos with the bundled td-sim's
+CNN (its value head left out: what the stage fits on) and times blocks of :data:`VH_BLOCK_VIDEOS` videos each way,
+then ``--vh-steps``-step fits of the MLP each way, ``--vh-blocks`` times; both ways must give the same tensors.
+
 Usage:
   .venv/bin/python benchmarks/recipe_speed.py [--steps 300] [--stages 1 6] [--data DIR] [--out STEM]
-  .venv/bin/python benchmarks/recipe_speed.py --render-only
+  .venv/bin/python benchmarks/recipe_speed.py --part value-head [--vh-steps 200] [--vh-blocks 4]
+  .venv/bin/python benchmarks/recipe_speed.py [--part value-head] --render-only
 """
 from __future__ import annotations
 
@@ -139,8 +147,115 @@ def measure(*, stages: Sequence[int], steps: int, data_dir: Path, scratch: Path)
     return rows
 
 
+# ------------------------------------------------------------------------------------------ the value head
+#: videos per timed block of the value head's feature pass
+VH_BLOCK_VIDEOS = 60
+
+
+def value_head_encoder(weights: str = "td-sim") -> Any:
+    """A bundled encoder's CNN without its value head (the encoder :func:`~vip_rl.pretrain.fit_value_head` fits on,
+    up to the bundled head's 1/sqrt(2) scale, which the features before it do not see).
+
+    Raises:
+        ValueError: the bundled encoder has no value head.
+    """
+    from vip_rl.encoders import load_encoder
+    from vip_rl.encoders.factory import encoder_from_config
+
+    bundled = load_encoder(weights)
+    if not bundled.config.get("value_dim"):
+        raise ValueError(f"{weights} has no value head to leave out")
+    drop = ("training", "embed_dim_out", "text", "text_hidden", "text_buckets", "value_dim", "value_hidden")
+    encoder = encoder_from_config({k: v for k, v in bundled.config.items() if k not in drop} | {"text": None}, device="cpu")
+    encoder.vision.load_state_dict({k: v for k, v in bundled.vision.state_dict().items() if not k.startswith("value.")})
+    return encoder.eval()
+
+
+def measure_value_head(*, data_dir: Path, steps: int, blocks: int) -> dict[str, Any]:
+    """The value-head stage serial and with side threads, in alternating blocks in this process (one torch thread)."""
+    import dataclasses as dc
+
+    import numpy as np
+    import torch
+
+    from vip_rl import pretrain as trainer
+    from vip_rl import weights_recipe as wr
+
+    torch.set_num_threads(wr.RECIPE_THREADS)
+    data = wr.load_training_videos(wr.collect_data(data_dir, progress=False), camera=wr.DATA.camera).select(wr.TRAIN_KINDS["td-sim"])
+    encoder = value_head_encoder()
+    frames_of = [np.asarray(v.frames) for v in data.videos]
+    trainer_setting = trainer.SIDE_THREADS
+    trainer.SIDE_THREADS = True  # the pool even where no core is spare: the measurement says what it is worth
+    try:
+        with trainer._side_threads(torch.device("cpu"), workers=2) as pool:
+            assert pool is not None  # internal: forced on above
+            ways = {"serial": map, "side threads": pool.map}
+            embed = lambda frames: trainer.cnn_features(encoder, frames)  # noqa: E731
+            first = frames_of[:VH_BLOCK_VIDEOS]
+            same_features = all(torch.equal(a, b) for a, b in zip(map(embed, first), pool.map(embed, first)))
+            seconds, frames = {w: 0.0 for w in ways}, {w: 0 for w in ways}
+            feats: list[Any] = []
+            for k in range(0, len(frames_of), VH_BLOCK_VIDEOS):  # alternate the ways block by block
+                way = list(ways)[(k // VH_BLOCK_VIDEOS) % 2]
+                block = frames_of[k : k + VH_BLOCK_VIDEOS]
+                start = time.perf_counter()
+                feats += list(ways[way](embed, block))
+                seconds[way] += time.perf_counter() - start
+                frames[way] += sum(len(f) for f in block)
+            flat = torch.cat(feats).float()
+            mean, std = flat.mean(0), flat.std(0) + 1e-3
+            x = (flat - mean) / std
+            lengths = [len(f) for f in frames_of]
+            config = dc.replace(wr.VALUE_HEADS["td-sim"], steps=steps, views=1)
+            step_seconds = {w: [] for w in ways}
+            fitted: dict[str, Any] = {}
+            for _ in range(blocks):
+                for way, side in (("serial", None), ("side threads", pool)):
+                    start = time.perf_counter()
+                    out, _stats = trainer._fit_value_mlp(encoder, x, mean, std, lengths, groups=data.groups,
+                                                         final_goal_ok=data.final_goal_ok, config=config, progress=False, side=side)
+                    step_seconds[way].append((time.perf_counter() - start) / steps)
+                    fitted.setdefault(way, out.state_dict())
+    finally:
+        trainer.SIDE_THREADS = trainer_setting
+    same_mlp = all(torch.equal(a, b) for a, b in zip(fitted["serial"].values(), fitted["side threads"].values()))
+    feature_rate = {w: frames[w] / seconds[w] for w in ways}
+    ms_per_step = {w: 1000 * float(np.mean(step_seconds[w])) for w in ways}
+    recipe = wr.VALUE_HEADS["td-sim"]
+    recipe_frames = sum(lengths)  # the recipe's value head also embeds the planner rounds' videos: per frame the same work
+    minutes = {w: (recipe.views * recipe_frames / feature_rate[w] + recipe.steps * ms_per_step[w] / 1000) / 60 for w in ways}
+    return {"videos": len(frames_of), "frames": recipe_frames, "vh_steps": steps, "vh_blocks": blocks,
+            "feature_frames_per_s": feature_rate, "ms_per_step": ms_per_step, "same_features": same_features,
+            "same_mlp": same_mlp, "recipe_views": recipe.views, "recipe_steps": recipe.steps, "recipe_minutes": minutes}
+
+
 # ------------------------------------------------------------------------------------------ report
+def render_value_head(res: dict[str, Any]) -> str:
+    v = res["value_head"]
+    serial, side = v["feature_frames_per_s"]["serial"], v["feature_frames_per_s"]["side threads"]
+    step_serial, step_side = v["ms_per_step"]["serial"], v["ms_per_step"]["side threads"]
+    lines = ["# `make weights`: td-sim's value head on one thread, serial or with side threads", "",
+             _report.generated_by(res["provenance"]), "",
+             f"One process, one torch thread, the two ways in alternating blocks (this machine's speed drifts within a "
+             f"minute). Feature pass: the bundled td-sim's CNN (its value head left out) over {v['videos']} of the "
+             f"recipe's videos ({v['frames']} frames) in blocks of {VH_BLOCK_VIDEOS} videos. MLP: {v['vh_blocks']} fits "
+             f"of {v['vh_steps']} steps each way (the recipe's batch, one view). Side threads: the feature pass on two "
+             "threads, the target MLP's forward beside the online one's (`vip_rl.pretrain._side_threads`).", ""]
+    lines += _report.table(["part", "serial", "side threads", "speed-up", "same tensors"], [
+        ["feature pass (frames/s)", f"{serial:.0f}", f"{side:.0f}", f"{side / serial:.2f}x", "yes" if v["same_features"] else "**no**"],
+        ["MLP step (ms)", f"{step_serial:.1f}", f"{step_side:.1f}", f"{step_serial / step_side:.2f}x", "yes" if v["same_mlp"] else "**no**"],
+    ])
+    m = v["recipe_minutes"]
+    lines += ["", f"At the recipe's scale ({v['recipe_views']} views of {v['frames']} frames, {v['recipe_steps']} MLP steps, "
+              f"these videos): **{m['serial']:.1f} min serial, {m['side threads']:.1f} min with side threads** "
+              f"({m['serial'] - m['side threads']:.1f} min less).", ""]
+    return "\n".join(lines + _report.notes_section(res.get("notes"))) + "\n"
+
+
 def render(res: dict[str, Any]) -> str:
+    if "value_head" in res:
+        return render_value_head(res)
     lines = ["# `make weights`: td-sim's training stages on one thread, two threads and two DDP ranks", "",
              _report.generated_by(res["provenance"]), "",
              f"Each row: {res['steps']} optimizer steps of the stage's recorded config (the bundled td-sim's training record) "
@@ -172,17 +287,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the recipe's training videos (collected there when missing, as `make weights` does)")
     parser.add_argument("--scratch", type=Path, default=None, help="where the runs go (default: a temporary folder, removed after)")
     parser.add_argument("--notes", type=Path, default=NOTES, help="markdown notes appended to the report")
+    parser.add_argument("--part", choices=["stages", "value-head"], default="stages",
+                        help="the image stages (default) or the value head (default --out: results/recipe_speed_value_head)")
+    parser.add_argument("--vh-steps", type=int, default=200, help="--part value-head: MLP steps per timed fit (default 200)")
+    parser.add_argument("--vh-blocks", type=int, default=4, help="--part value-head: timed fits each way (default 4)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--stage", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
     _report.add_output_args(parser, "recipe_speed")
     args = parser.parse_args(argv)
+    if args.part == "value-head" and args.out == _report.RESULTS / "recipe_speed":
+        args.out = _report.RESULTS / "recipe_speed_value_head"
     if args.worker:
         worker(args.stage, args.steps, args.threads, args.data, args.run_dir)
         return 0
     if args.render_only:
         return _report.render_only_with_notes(args.out, render, args.notes)
+    if args.part == "value-head":
+        for flag, value in (("--vh-steps", args.vh_steps), ("--vh-blocks", args.vh_blocks)):
+            if value < 1:
+                parser.error(f"{flag} must be >= 1, got {value}")
+        from vip_rl import weights_recipe as wr
+
+        wr.collect_data(args.data, progress=False, workers=os.cpu_count() or 1)
+        res = {"provenance": _report.provenance(__file__, argv), "part": "value-head",
+               "value_head": measure_value_head(data_dir=args.data, steps=args.vh_steps, blocks=args.vh_blocks),
+               "notes": _report.read_notes(args.notes)}
+        _report.write(args.out, res, render(res))
+        return 0
     if args.steps <= WARMUP:
         parser.error(f"--steps must be > {WARMUP} (the warm-up steps are left out of the rate), got {args.steps}")
     try:

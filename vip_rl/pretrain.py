@@ -27,6 +27,13 @@ batch and embeds its contiguous slice; embeddings are all-gathered (differentiab
 loss is the full-batch loss, and DDP's gradient averaging then equals the single-process
 gradient. Only rank 0 writes files.
 
+Spare core (:func:`_side_threads`): on a CPU with a core to spare for each torch thread (``make weights`` trains on one
+thread of two cores), :func:`fit_value_head` embeds the videos on two threads and runs its target MLP on a second
+thread beside the online one. Each op runs as it would in turn, on as many torch threads, so the tensors stay bit for
+bit; only the wall time changes (``benchmarks/results/recipe_speed.md``). The pixel stages stay serial: there the
+target network on a second thread ran at 0.92x, interleaved with serial steps in one run, against the sampler's
+prefetch thread. :data:`SIDE_THREADS` forces it on or off.
+
 After the image stages, :func:`fit_text_tower` refits a text tower onto the frozen image tower and
 :func:`fit_value_head` fits a temporal-distance value MLP on a SmallCNN's frozen features (both on vectors: the frames
 are embedded once).
@@ -55,6 +62,7 @@ import os
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Sequence
@@ -75,6 +83,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_FORMAT = "vip-rl-pretrain/1"
 LOG_FILE = "log.csv"
 _LOSS_SALT = 0x1055_0BAD
+#: Work beside the main thread (module docstring, "Spare core"): ``None`` when a core is spare, else always / never.
+SIDE_THREADS: bool | None = None
 
 
 class ResumeMismatchError(ValueError):
@@ -514,6 +524,32 @@ class _TrainModule(nn.Module):
         text = self.encoder.text(texts) if texts is not None else None
         decoded = self.decoder(images[:recon]) if recon and self.decoder is not None else None
         return images, text, decoded
+
+
+def _spare_cores(device: torch.device) -> bool:
+    """Is there a core beside each torch thread of each local rank (``LOCAL_WORLD_SIZE``)? CPU only: on CUDA the two
+    threads would queue on one stream."""
+    if SIDE_THREADS is not None:
+        return SIDE_THREADS
+    if device.type != "cpu":
+        return False
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores >= 2 * torch.get_num_threads() * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
+@contextlib.contextmanager
+def _side_threads(device: torch.device, workers: int = 1) -> Iterator[ThreadPoolExecutor | None]:
+    """``workers`` threads for work beside the main thread when :func:`_spare_cores`, else None (the caller runs it in
+    turn). Each runs torch ops on the caller's torch thread count: the same kernels, so the same bits."""
+    if not _spare_cores(device):
+        yield None
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="vip-rl-side", initializer=torch.set_num_threads,
+                              initargs=(torch.get_num_threads(),))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _loss_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
@@ -1291,36 +1327,58 @@ def fit_value_head(
     was_training = encoder.training
     encoder.eval()
     frames_of = [np.asarray(getattr(video, "frames", video)) for video in videos]
-    feats = [cnn_features(encoder, frames) for frames in frames_of]
-    lengths = [len(f) for f in feats]
+    lengths = [len(f) for f in frames_of]
     if min(lengths, default=0) < 2:
         raise ValueError(f"every video needs at least 2 frames, got lengths down to {min(lengths, default=0)}")
-    flat = torch.cat(feats).float()
-    mean, std = flat.mean(0), flat.std(0) + 1e-3  # of the frames themselves, not their crops
-    views = [flat]
-    if config.views > 1:
-        crop_rng = np.random.default_rng([config.seed, 1])
-        for _ in range(config.views - 1):
-            views.append(torch.cat([cnn_features(encoder, crop_frames(frames, crop_boxes(crop_rng, len(frames), config.crop_scale, CROP_RATIO),
-                                                                      frames.shape[1])) for frames in frames_of]).float())
-    encoder.train(was_training)
-    del frames_of
+    with _side_threads(encoder.device, workers=2) as side:  # the feature pass on two threads, then the target MLP beside the online one
+        run = side.map if side is not None else map
+
+        def features(frames: np.ndarray, boxes: np.ndarray | None = None) -> torch.Tensor:
+            return cnn_features(encoder, frames if boxes is None else crop_frames(frames, boxes, frames.shape[1]))
+
+        flat = torch.cat(list(run(features, frames_of))).float()
+        mean, std = flat.mean(0), flat.std(0) + 1e-3  # of the frames themselves, not their crops
+        views = [flat]
+        if config.views > 1:
+            crop_rng = np.random.default_rng([config.seed, 1])
+            for _ in range(config.views - 1):  # the boxes drawn in the videos' order, then cropped and embedded anywhere
+                boxes = [crop_boxes(crop_rng, len(frames), config.crop_scale, CROP_RATIO) for frames in frames_of]
+                views.append(torch.cat(list(run(features, frames_of, boxes))).float())
+        encoder.train(was_training)
+        del frames_of
+        x = torch.stack(views)
+        del views
+        x = x.sub_(mean).div_(std).flatten(0, 1)  # [views * frames, F]: view v of frame i at row v * frames + i (in place: no copies)
+        out, stats = _fit_value_mlp(encoder, x, mean, std, lengths, groups=groups, final_goal_ok=final_goal_ok,
+                                    config=config, progress=progress, side=side)
+    stats["seconds"] = time.perf_counter() - start
+    return out, stats
+
+
+def _fit_value_mlp(encoder: Encoder, x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, lengths: list[int], *,
+                   groups: Sequence[Any], final_goal_ok: Sequence[bool], config: ValueHeadConfig, progress: bool,
+                   side: ThreadPoolExecutor | None) -> tuple[Encoder, dict[str, Any]]:
+    """:func:`fit_value_head`'s MLP steps on the standardised features ``x`` (``[views * frames, F]``, view ``v`` of
+    frame ``i`` at row ``v * frames + i``), then the new encoder; ``side``: a thread for the target MLP's forward
+    (:func:`_side_threads`)."""
+    from vip_rl.encoders.backbones import mlp as value_mlp
+    from vip_rl.encoders.factory import encoder_from_config
+    from vip_rl.objectives import temporal_distance_loss
+
+    vision = encoder.vision
+    rows = sum(lengths)
     # the index stream of the pixel trainer's sampler (geometric goals, random goals, the goal swap): its frames are
     # not read, so each video stands in as a [T, 1, 1, 3] array
     sampler = TupleSampler([np.zeros((n, 1, 1, 3), np.uint8) for n in lengths], batch_size=config.batch_size, image_size=1,
                            crop_scale=(1.0, 1.0), goal_mode="geometric", geometric_p=1.0 - config.gamma,
                            random_goal_prob=config.random_goal_prob, final_goal_ok=list(final_goal_ok),
                            goal_swap_prob=config.goal_swap_prob, groups=list(groups), seed=config.seed)
-    offsets = torch.as_tensor(sampler.offsets)  # each video's first row in ``flat``, as in the sampler's frame store
+    offsets = torch.as_tensor(sampler.offsets)  # each video's first row in ``x``, as in the sampler's frame store
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        mlp = value_mlp(flat.shape[1], config.hidden, config.dim)
+        mlp = value_mlp(x.shape[1], config.hidden, config.dim)
     target = copy.deepcopy(mlp).requires_grad_(False)
     optimizer = torch.optim.Adam(mlp.parameters(), lr=config.lr)
-    x = torch.stack(views)
-    del views
-    x = x.sub_(mean).div_(std).flatten(0, 1)  # [views * frames, F]: view v of frame i at row v * frames + i (in place: no copies)
-    rows = flat.shape[0]
     losses, distances = [], []
     with _deterministic_kernels():
         for step in range(config.steps):
@@ -1331,9 +1389,15 @@ def fit_value_head(
             if config.views > 1:  # one view per frame of each tuple, a pure function of (seed, step)
                 at = at + torch.as_tensor(np.random.default_rng([config.seed, 2, step]).integers(0, config.views, tuple(at.shape))) * rows
             s, s1, g = x[at[0]], x[at[1]], x[at[2]]
-            with torch.no_grad():
-                ts, ts1, tg = target(s), target(s1), target(g)
-            loss, metrics = temporal_distance_loss(mlp(s), mlp(g), ts, ts1, tg, gamma=config.gamma, expectile=config.expectile,
+
+            @torch.no_grad()  # grad mode is per thread: set where it runs
+            def target_forward(s: torch.Tensor = s, s1: torch.Tensor = s1, g: torch.Tensor = g) -> tuple[torch.Tensor, ...]:
+                return target(s), target(s1), target(g)
+
+            pending = side.submit(target_forward) if side is not None else None
+            online_s, online_g = mlp(s), mlp(g)
+            ts, ts1, tg = pending.result() if pending is not None else target_forward()
+            loss, metrics = temporal_distance_loss(online_s, online_g, ts, ts1, tg, gamma=config.gamma, expectile=config.expectile,
                                                    heads=config.value_heads, is_goal=torch.as_tensor(idx["is_goal"]),
                                                    next_is_goal=torch.as_tensor(idx["next_is_goal"]))
             optimizer.zero_grad(set_to_none=True)
@@ -1364,9 +1428,9 @@ def fit_value_head(
         out.vision.load_state_dict(state, strict=True)
     out = out.to(encoder.device).eval()
     n = min(500, len(losses))
-    stats = {"frames": int(flat.shape[0]), "videos": len(videos), "feature_dim": int(flat.shape[1]),
+    stats = {"frames": rows, "videos": len(lengths), "feature_dim": int(x.shape[1]),
              "loss_first": float(np.mean(losses[:n])), "loss_last": float(np.mean(losses[-n:])),
-             "distance_last": float(np.mean(distances[-n:])), "seconds": time.perf_counter() - start}
+             "distance_last": float(np.mean(distances[-n:]))}
     return out, stats
 
 
