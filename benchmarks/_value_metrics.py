@@ -482,12 +482,22 @@ def summarise(per_task: dict[str, dict[str, float]], held_out: str) -> dict[str,
     }
 
 
-def pooled_decoy_pass_rate(rates: dict[str, float], per_task: dict[str, dict[str, float]]) -> float:
-    """Share of all decoys that pass: the per-task ``rates`` weighted by ``per_task[task]["decoy_episodes"]`` (the
-    episodes whose decoy is one, :func:`decoy_defined`; ``"episodes"`` where a row has no such count). Tasks without
-    a decoy (rate NaN, count 0) drop out; NaN when no task has one."""
+def decoy_counts(rates: dict[str, Any], per_task: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The episodes each task's decoy counts in a pooled rate: ``per_task[task]["decoy_episodes"]`` (the episodes whose
+    decoy is one, :func:`decoy_defined`; ``"episodes"`` in rows scored before session 35, which counted them all), for
+    the tasks whose count is positive and whose rate in ``rates`` is a number (NaN, or null read back from JSON, where
+    the task has no decoy). The one count behind :func:`pooled_decoy_pass_rate` and ``dev_select``'s decoy noise band."""
+    def has_rate(rate: Any) -> bool:
+        return rate is not None and bool(np.isfinite(float(rate)))
+
     counts = {t: float(v.get("decoy_episodes", v.get("episodes", 0))) for t, v in per_task.items()}
-    counts = {t: c for t, c in counts.items() if c > 0}
+    return {t: c for t, c in counts.items() if c > 0 and has_rate(rates.get(t))}
+
+
+def pooled_decoy_pass_rate(rates: dict[str, float], per_task: dict[str, dict[str, float]]) -> float:
+    """Share of all decoys that pass: the per-task ``rates`` weighted by :func:`decoy_counts`. Tasks without a decoy
+    (rate NaN, count 0) drop out; NaN when no task has one."""
+    counts = decoy_counts(rates, per_task)
     if not counts:
         return float("nan")
     return float(np.sum([rates[t] * c for t, c in counts.items()]) / np.sum(list(counts.values())))

@@ -149,13 +149,11 @@ def decoy_passes(row: dict[str, Any]) -> tuple[int, int]:
 
 
 def decoy_episodes(per_task: dict[str, dict[str, Any]]) -> int:
-    """How many episodes the pooled image decoy counts: per task ``decoy_episodes`` (the defined decoys; ``episodes``
-    in rows scored before session 35) where the task has a decoy rate."""
-    def has_decoy(v: dict[str, Any]) -> bool:
-        rate = v.get("decoy_pass_rate")  # NaN, or null in a JSON file, where the task has none
-        return rate is not None and math.isfinite(float(rate))
+    """How many episodes the pooled image decoy counts (``_value_metrics.decoy_counts`` of the per-task decoy rates:
+    the episodes whose pooled rate it is)."""
+    from _value_metrics import decoy_counts
 
-    return int(sum(v.get("decoy_episodes", v.get("episodes", 0)) for v in per_task.values() if has_decoy(v)))
+    return int(sum(decoy_counts({t: v.get("decoy_pass_rate") for t, v in per_task.items()}, per_task).values()))
 
 
 def _tie_break(row: dict[str, Any]) -> tuple[float, float]:

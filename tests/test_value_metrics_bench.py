@@ -287,6 +287,19 @@ def test_pooled_decoy_pass_rate_weighs_the_decoys_and_drops_tasks_without_one(me
     rates = {"OpenDrawer": 1.0, "PressButton": float("nan"), "PushBlock": 0.5}
     assert metrics.pooled_decoy_pass_rate(rates, per_task) == pytest.approx((4 * 1.0 + 2 * 0.5) / 6)
     assert np.isnan(metrics.pooled_decoy_pass_rate({"PressButton": float("nan")}, {"PressButton": per_task["PressButton"]}))
+    # a row scored before session 35 counts "episodes" for every task: a task without a rate drops out all the same
+    old = {"OpenDrawer": {"episodes": 4}, "PressButton": {"episodes": 4}, "PushBlock": {"episodes": 4}}
+    assert metrics.decoy_counts({**rates, "PressButton": None}, old) == {"OpenDrawer": 4.0, "PushBlock": 4.0}
+    assert metrics.pooled_decoy_pass_rate(rates, old) == pytest.approx(0.75)
+
+
+def test_the_dev_rule_counts_the_decoys_the_pooled_rate_counts(metrics, benchmark_module):
+    dev_select = benchmark_module("dev_select")
+    per_task = {"OpenDrawer": {"decoy_pass_rate": 1.0, "episodes": 12, "decoy_episodes": 12},
+                "PressButton": {"decoy_pass_rate": float("nan"), "episodes": 12},  # no decoy, an old row's count
+                "PushBlock": {"decoy_pass_rate": 0.5, "episodes": 12, "decoy_episodes": 10}}
+    rates = {t: v["decoy_pass_rate"] for t, v in per_task.items()}
+    assert dev_select.decoy_episodes(per_task) == sum(metrics.decoy_counts(rates, per_task).values()) == 22
 
 
 def test_expert_steps_from_counts_the_scripted_experts_steps_to_success(metrics):
