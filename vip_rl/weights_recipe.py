@@ -216,7 +216,9 @@ TRUNKS: dict[str, tuple[str, int]] = {"td-sim": ("vip-sim", 3)}
 #: with, and it gives the same weights on any machine with the same CPU math paths (session 36: MKL's code branch parts
 #: the training and PyTorch's own vectorised kernels part the planner rounds' MPPI, oneDNN's do not; the bundled files
 #: came from MKL's AVX-512 branch and ATen's AVX-512 kernels on an Intel Xeon; ``benchmarks/weights_reproduce.py
-#: --check-probe`` tells a machine in two minutes).
+#: --check-probe`` tells a machine in two minutes). The value head uses the second core where there is one, each op on
+#: this many threads (:func:`vip_rl.pretrain._side_threads`: the same tensors, session 43); the image stages do not
+#: (it made them slower here, ``benchmarks/notes/recipe_speed.md``).
 RECIPE_THREADS = 1
 
 #: td-sim's embedding width since session 30 (64 before, as :data:`_TDIST`). On the dev seeds 100-139 (sessions 28-29,
