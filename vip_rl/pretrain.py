@@ -30,7 +30,7 @@ gradient. Only rank 0 writes files.
 Spare core (:func:`_side_threads`): on a CPU with a core to spare for each torch thread (``make weights`` trains on one
 thread of two cores), :func:`fit_value_head` embeds the videos on two threads and runs its target MLP on a second
 thread beside the online one. Each op runs as it would in turn, on as many torch threads, so the tensors stay bit for
-bit; only the wall time changes (``benchmarks/results/recipe_speed.md``). The pixel stages stay serial: there the
+bit; only the wall time changes (``benchmarks/results/recipe_speed_value_head.md``). The pixel stages stay serial: the
 target network on a second thread ran at 0.92x, interleaved with serial steps in one run, against the sampler's
 prefetch thread. :data:`SIDE_THREADS` forces it on or off.
 
