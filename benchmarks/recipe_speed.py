@@ -159,14 +159,14 @@ def value_head_encoder(weights: str = "td-sim") -> Any:
     Raises:
         ValueError: the bundled encoder has no value head.
     """
+    from vip_rl import pretrain as trainer
     from vip_rl.encoders import load_encoder
     from vip_rl.encoders.factory import encoder_from_config
 
     bundled = load_encoder(weights)
     if not bundled.config.get("value_dim"):
         raise ValueError(f"{weights} has no value head to leave out")
-    drop = ("training", "embed_dim_out", "text", "text_hidden", "text_buckets", "value_dim", "value_hidden")
-    encoder = encoder_from_config({k: v for k, v in bundled.config.items() if k not in drop} | {"text": None}, device="cpu")
+    encoder = encoder_from_config(trainer._cnn_config(bundled.config) | {"text": None}, device="cpu")
     encoder.vision.load_state_dict({k: v for k, v in bundled.vision.state_dict().items() if not k.startswith("value.")})
     return encoder.eval()
 
@@ -204,7 +204,7 @@ def measure_value_head(*, data_dir: Path, steps: int, blocks: int) -> dict[str, 
                 seconds[way] += time.perf_counter() - start
                 frames[way] += sum(len(f) for f in block)
             flat = torch.cat(feats).float()
-            mean, std = flat.mean(0), flat.std(0) + 1e-3
+            mean, std = trainer._feature_scale(flat)
             x = (flat - mean) / std
             lengths = [len(f) for f in frames_of]
             config = dc.replace(wr.VALUE_HEADS["td-sim"], steps=steps, views=1)

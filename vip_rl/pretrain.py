@@ -1262,6 +1262,20 @@ def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         p_target.lerp_(p_online, tau)
 
 
+def _cnn_config(config: dict[str, Any]) -> dict[str, Any]:
+    """An encoder's ``config`` without what a new encoder on the same CNN does not inherit: the training record, the
+    exported width, the text tower (fitted on its own, :func:`fit_text_tower`) and the value head (fitted again). The
+    base of :func:`fit_value_head`'s output and of ``benchmarks/recipe_speed.py``'s encoder without its value head."""
+    return {key: value for key, value in config.items()
+            if key not in ("training", "embed_dim_out", "text", "text_hidden", "text_buckets", "value_dim", "value_hidden")}
+
+
+def _feature_scale(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The value head's input standardisation: each column's mean and standard deviation (plus 1e-3, so a constant
+    feature stays finite) over the rows of ``flat`` [N, F]."""
+    return flat.mean(0), flat.std(0) + 1e-3
+
+
 @torch.no_grad()
 def cnn_features(encoder: Encoder, frames: Any, *, batch_size: int = 256) -> torch.Tensor:
     """The last hidden layer of a SmallCNN encoder's MLP head for uint8 frames ``[T, H, W, 3]``: float ``[T, F]``
@@ -1337,7 +1351,7 @@ def fit_value_head(
             return cnn_features(encoder, frames if boxes is None else crop_frames(frames, boxes, frames.shape[1]))
 
         flat = torch.cat(list(run(features, frames_of))).float()
-        mean, std = flat.mean(0), flat.std(0) + 1e-3  # of the frames themselves, not their crops
+        mean, std = _feature_scale(flat)  # of the frames themselves, not their crops
         views = [flat]
         if config.views > 1:
             crop_rng = np.random.default_rng([config.seed, 1])
@@ -1408,7 +1422,7 @@ def _fit_value_mlp(encoder: Encoder, x: torch.Tensor, mean: torch.Tensor, std: t
             distances.append(float(metrics["distance"]))
             if progress and (step % 2000 == 0 or step == config.steps - 1):
                 print(f"value head: step {step} td loss {losses[-1]:.3f} distance {distances[-1]:.1f}", flush=True)
-    config_out = {key: value for key, value in encoder.config.items() if key not in ("training", "embed_dim_out", "text", "text_hidden", "text_buckets")}
+    config_out = _cnn_config(encoder.config)
     config_out.update(value_dim=config.dim, value_hidden=list(config.hidden), text=None)
     out = encoder_from_config(config_out, device="cpu")
     scale = 1.0 / math.sqrt(2.0)
